@@ -1,0 +1,1 @@
+"""Technology contract registry: registry, subsidy and audit services."""

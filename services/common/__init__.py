@@ -1,0 +1,1 @@
+"""Code every service may import: money, identity codes, the log envelope."""

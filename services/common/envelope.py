@@ -1,0 +1,39 @@
+"""The log envelope, its canonical bytes and the hash chain (see schemas/README.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+GENESIS_HASH = "0" * 64
+SCHEMA_VERSION = 1
+
+ENVELOPE_FIELDS = (
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "recorded_at",
+    "principal",
+    "subject",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """Compact JSON, keys sorted, UTF-8 unescaped: RFC 8785 for our value types (no floats)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def entry_hash(prev_hash: str, envelope: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the previous hash's 32 raw bytes followed by the envelope's canonical bytes.
+
+    The envelope is hashed without its own ``hash`` field.
+    """
+    body = {k: v for k, v in envelope.items() if k != "hash"}
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_bytes(body)).hexdigest()

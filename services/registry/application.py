@@ -1,0 +1,188 @@
+"""The registry application: its use cases take and return primitives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import Notification
+from sqlalchemy import Engine, func, select
+
+from services.common.envelope import GENESIS_HASH, entry_hash
+from services.common.money import format_fen
+from services.registry.commands import Command, Principal
+from services.registry.domain import Contract, contract_aggregate_id
+from services.registry.errors import NotFound
+from services.registry.log import unhashed_envelope
+from services.registry.store import chain, create_write_engine
+from services.registry.writer import Answer, GroupCommitWriter, Submission
+
+MAX_PAGE = 5000
+
+
+class Registry(Application[UUID]):
+    """Contract registrations and their evidence, kept as an append-only hashed log."""
+
+    name = "registry"
+
+    def __init__(self, database_url: str, *, max_group_events: int = 2000) -> None:
+        if database_url.startswith("sqlite:///"):
+            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            env={
+                "REGISTRY_PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+                "REGISTRY_SQLALCHEMY_URL": database_url,
+            }
+        )
+        self.engine: Engine = create_write_engine(database_url)
+        self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        self.writer = GroupCommitWriter(self, self.engine, max_group_events=max_group_events)
+
+    def start(self) -> None:
+        """Start the writer thread; writes are refused before."""
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.stop()
+        self.engine.dispose()
+        super().close()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        principal: Principal,
+        commands: list[Command],
+        *,
+        batch: bool = False,
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
+    ) -> Future[Answer]:
+        """Queue commands to be stored together; the future holds the client's answer."""
+        return self.writer.submit(
+            Submission(principal, commands, batch, idempotency_key, request_sha256)
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def contract(self, registration_no: str) -> dict[str, Any]:
+        """The current state of a contract, with its evidence and totals."""
+        try:
+            c: Contract = self.repository.get(contract_aggregate_id(registration_no))
+        except AggregateNotFoundError:
+            raise NotFound("registration_no", f"no contract registered as {registration_no}") from None
+        return {
+            "registration_no": c.registration_no,
+            "status": "cancelled" if c.cancelled else "registered",
+            "cancellation": c.cancelled,
+            "station_id": c.station_id,
+            "registered_on": c.registered_on,
+            "signed_on": c.signed_on,
+            "title": c.title,
+            "contract_type": c.contract_type,
+            "domain": c.domain,
+            "seller": c.seller,
+            "buyer": c.buyer,
+            "brokers": c.brokers,
+            "related_party": c.related_party,
+            "contract_amount": format_fen(c.contract_amount_fen),
+            "technology_amount": format_fen(c.technology_amount_fen),
+            "invoices": [_money(i) for i in c.invoices.values()],
+            "transfer_proofs": [_money(p) for p in c.transfer_proofs.values()],
+            "invoiced_total": format_fen(c.invoiced_fen),
+            "paid_total": format_fen(c.paid_fen),
+            "version": c.version,
+        }
+
+    def head(self) -> int:
+        """The position of the last entry in the log (0 when empty)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one())
+
+    def read_log(self, after: int, limit: int) -> dict[str, Any]:
+        """A page of the log after ``after``: envelopes in order, ``next_after`` and the head."""
+        limit = max(1, min(limit, MAX_PAGE))
+        e, c = self.events_table, chain
+        query = (
+            select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state, c.c.prev_hash, c.c.hash)
+            .join(c, c.c.position == e.c.id)
+            .where(e.c.id > after)
+            .order_by(e.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            head = int(conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one())
+        envelopes = []
+        for row in rows:
+            envelope = unhashed_envelope(_notification(row), self.mapper.transcoder)
+            envelope["prev_hash"] = row.prev_hash
+            envelope["hash"] = row.hash
+            envelopes.append(envelope)
+        next_after = envelopes[-1]["position"] if envelopes else after
+        return {"events": envelopes, "next_after": next_after, "head": max(head, next_after)}
+
+    def verify(self, batch_size: int = 5000) -> Iterator[dict[str, Any]]:
+        """Recompute the hash chain from the stored events; yields progress, then the verdict.
+
+        Each progress item is ``{"checked": n}``; the last item has ``"ok"`` and, when the chain
+        is broken, ``"position"`` and ``"problem"`` naming the first entry that does not match.
+        """
+        e, c = self.events_table, chain
+        query = (
+            select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state,
+                   c.c.position, c.c.prev_hash, c.c.hash)
+            .join(c, c.c.position == e.c.id, full=True)
+            .order_by(func.coalesce(e.c.id, c.c.position))
+        )
+        prev, checked = GENESIS_HASH, 0
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=batch_size).execute(query):
+                position = row.id if row.id is not None else row.position
+                problem = _chain_problem(row, prev, self.mapper.transcoder)
+                if problem is not None:
+                    yield {"ok": False, "checked": checked, "position": position, "problem": problem}
+                    return
+                prev = row.hash
+                checked += 1
+                if checked % batch_size == 0:
+                    yield {"checked": checked}
+        yield {"ok": True, "checked": checked, "head_hash": prev}
+
+
+def _chain_problem(row: Any, prev: str, transcoder: Any) -> str | None:
+    if row.id is None:
+        return "the chain records an entry whose event is missing"
+    if row.position is None:
+        return "the event has no chain entry"
+    if row.prev_hash != prev:
+        return "prev_hash does not match the hash of the entry before it"
+    try:
+        envelope = unhashed_envelope(_notification(row), transcoder)
+    except Exception as exc:  # a row altered so far that it no longer decodes
+        return f"the stored event does not decode ({type(exc).__name__})"
+    envelope["prev_hash"] = prev
+    if entry_hash(prev, envelope) != row.hash:
+        return "the stored event does not match its hash"
+    return None
+
+
+def _notification(row: Any) -> Notification:
+    state = row.state
+    return Notification(
+        id=row.id,
+        originator_id=row.originator_id,
+        originator_version=row.originator_version,
+        topic=row.topic,
+        state=bytes(state) if isinstance(state, memoryview) else state,
+    )
+
+
+def _money(item: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in item.items() if k != "amount_fen"}
+    shown["amount"] = format_fen(item["amount_fen"])
+    return shown

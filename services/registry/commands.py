@@ -1,0 +1,161 @@
+"""The registry's use cases: one handler per command, run inside a unit of work.
+
+A handler authorises the principal, loads or creates the aggregate, and calls one aggregate
+method, which checks the invariants and triggers one event. Arguments are already parsed:
+ISO date strings, integer fen, plain dicts for parties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from services.registry.domain import (
+    Broker,
+    Contract,
+    ProvincialFunding,
+    broker_aggregate_id,
+    contract_aggregate_id,
+    funding_aggregate_id,
+)
+from services.registry.errors import Conflict, Forbidden, NotFound
+from services.registry.unit_of_work import UnitOfWork
+
+WRITER_ROLES = frozenset({"station", "bureau"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who posts: a named holder of a token, with a role and, for stations, a station id."""
+
+    name: str
+    role: str
+    station_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One operation with its parsed arguments, as posted alone or inside a batch."""
+
+    op: str
+    args: dict[str, Any]
+
+
+Handler = Callable[[UnitOfWork, Principal, dict[str, Any]], Aggregate]
+
+
+def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Register a contract certified by a station (认定登记)."""
+    _require_writer(who)
+    if who.role == "station" and args["station_id"] != who.station_id:
+        raise Forbidden("station_id", f"station {who.station_id} may register only under its own id")
+    registration_no = args["registration_no"]
+    if uow.get(contract_aggregate_id(registration_no)) is not None:
+        raise Conflict("registration_no", f"registration number {registration_no} is already used")
+    return uow.add(Contract(principal=who.name, **args))
+
+
+def amend_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record a change of a registered contract (变更登记)."""
+    contract = _contract_for(uow, who, args)
+    contract.amend(principal=who.name, **args)
+    return contract
+
+
+def cancel_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Withdraw a registration (注销登记): the contract then counts for nothing."""
+    contract = _contract_for(uow, who, args)
+    contract.cancel(principal=who.name, **args)
+    return contract
+
+
+def record_invoice(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record an invoice issued by the seller to the buyer."""
+    contract = _contract_for(uow, who, args)
+    contract.check_open()
+    uow.claim("invoice", args["invoice_no"], args["registration_no"], field="invoice_no")
+    contract.record_invoice(principal=who.name, **args)
+    return contract
+
+
+def void_invoice(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Void (红冲) an invoice recorded on the contract."""
+    contract = _contract_for(uow, who, args)
+    contract.void_invoice(principal=who.name, **args)
+    return contract
+
+
+def record_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record a bank transfer proof of a payment from the buyer to the seller."""
+    contract = _contract_for(uow, who, args)
+    contract.check_open()
+    uow.claim("serial", args["serial_no"], args["registration_no"], field="serial_no")
+    contract.record_transfer_proof(principal=who.name, **args)
+    return contract
+
+
+def withdraw_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Withdraw a transfer proof recorded on the contract."""
+    contract = _contract_for(uow, who, args)
+    contract.withdraw_transfer_proof(principal=who.name, **args)
+    return contract
+
+
+def file_broker(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """File a technology broker (技术经纪人备案): the bureau's act."""
+    _require_bureau(who)
+    if uow.get(broker_aggregate_id(args["broker_id"])) is not None:
+        raise Conflict("broker_id", f"broker {args['broker_id']} is already filed")
+    return uow.add(Broker(principal=who.name, **args))
+
+
+def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record provincial funding already granted, so the city does not pay twice."""
+    _require_bureau(who)
+    if uow.get(funding_aggregate_id(args["credit_code"], args["year"], args["programme"])):
+        raise Conflict(
+            "programme",
+            f"funding of {args['credit_code']} by {args['programme']} for {args['year']} "
+            "is already recorded",
+        )
+    return uow.add(ProvincialFunding(principal=who.name, **args))
+
+
+HANDLERS: dict[str, Handler] = {
+    "register_contract": register_contract,
+    "amend_contract": amend_contract,
+    "cancel_contract": cancel_contract,
+    "record_invoice": record_invoice,
+    "void_invoice": void_invoice,
+    "record_transfer_proof": record_transfer_proof,
+    "withdraw_transfer_proof": withdraw_transfer_proof,
+    "file_broker": file_broker,
+    "record_provincial_funding": record_provincial_funding,
+}
+
+
+def _require_writer(who: Principal) -> None:
+    if who.role not in WRITER_ROLES:
+        raise Forbidden(None, f"role {who.role} may only read")
+
+
+def _require_bureau(who: Principal) -> None:
+    if who.role != "bureau":
+        raise Forbidden(None, "only the science bureau may do this")
+
+
+def _contract_for(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Contract:
+    _require_writer(who)
+    registration_no = args["registration_no"]
+    contract = uow.get(contract_aggregate_id(registration_no))
+    if not isinstance(contract, Contract):
+        raise NotFound("registration_no", f"no contract registered as {registration_no}")
+    if who.role == "station" and contract.station_id != who.station_id:
+        raise Forbidden(
+            "registration_no",
+            f"contract {registration_no} is registered by station {contract.station_id}",
+        )
+    return contract

@@ -1,0 +1,292 @@
+"""Aggregates of the registry: each public method checks its invariants, then triggers one event.
+
+Dates are ISO ``YYYY-MM-DD`` strings (they order correctly as text); amounts are integer fen.
+Checks against the clock ("not in the future") belong to the API edge, never here, so that
+replaying history always reproduces the same state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from services.registry.errors import Conflict, InvalidCommand, NotFound
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://tcr.example/registry")
+
+Party = dict[str, str]
+
+
+def contract_aggregate_id(registration_no: str) -> UUID:
+    """The aggregate id of the contract with this registration number."""
+    return uuid5(_NAMESPACE, f"contract/{registration_no}")
+
+
+def broker_aggregate_id(broker_id: str) -> UUID:
+    """The aggregate id of the filed broker with this broker id."""
+    return uuid5(_NAMESPACE, f"broker/{broker_id}")
+
+
+def funding_aggregate_id(credit_code: str, year: int, programme: str) -> UUID:
+    """The aggregate id of one provincial funding record."""
+    return uuid5(_NAMESPACE, f"funding/{credit_code}/{year}/{programme}")
+
+
+class Contract(Aggregate):
+    """A registered technology contract with its invoices and bank transfer proofs."""
+
+    @staticmethod
+    def create_id(registration_no: str, **_: Any) -> UUID:
+        return contract_aggregate_id(registration_no)
+
+    @event("ContractRegistered")
+    def __init__(
+        self,
+        *,
+        principal: str,
+        registration_no: str,
+        station_id: str,
+        registered_on: str,
+        signed_on: str,
+        title: str,
+        contract_type: str,
+        domain: str,
+        seller: Party,
+        buyer: Party,
+        brokers: list[str],
+        contract_amount_fen: int,
+        technology_amount_fen: int,
+        related_party: bool,
+    ) -> None:
+        _check_amounts(contract_amount_fen, technology_amount_fen)
+        if signed_on > registered_on:
+            raise InvalidCommand("signed_on", "must not be after registered_on")
+        if seller["credit_code"] == buyer["credit_code"]:
+            raise InvalidCommand("buyer.credit_code", "must differ from the seller's")
+        if len(set(brokers)) != len(brokers):
+            raise InvalidCommand("brokers", "must not name a broker twice")
+        self.registration_no = registration_no
+        self.station_id = station_id
+        self.registered_on = registered_on
+        self.signed_on = signed_on
+        self.title = title
+        self.contract_type = contract_type
+        self.domain = domain
+        self.seller = seller
+        self.buyer = buyer
+        self.brokers = brokers
+        self.contract_amount_fen = contract_amount_fen
+        self.technology_amount_fen = technology_amount_fen
+        self.related_party = related_party
+        self.cancelled: dict[str, str] | None = None
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.transfer_proofs: dict[str, dict[str, Any]] = {}
+
+    # -- derived figures -------------------------------------------------------------------
+
+    @property
+    def invoiced_fen(self) -> int:
+        """Sum of the invoices not voided."""
+        return sum(i["amount_fen"] for i in self.invoices.values() if i["voided"] is None)
+
+    @property
+    def paid_fen(self) -> int:
+        """Sum of the transfer proofs not withdrawn."""
+        return sum(p["amount_fen"] for p in self.transfer_proofs.values() if p["withdrawn"] is None)
+
+    def check_open(self) -> None:
+        """Nothing is recorded against a cancelled contract."""
+        if self.cancelled is not None:
+            raise Conflict(
+                "registration_no",
+                f"contract {self.registration_no} was cancelled on {self.cancelled['cancelled_on']}",
+            )
+
+    def _check_not_before_signing(self, field: str, day: str) -> None:
+        if day < self.signed_on:
+            raise InvalidCommand(field, f"must not be before the contract was signed ({self.signed_on})")
+
+    # -- corrections ------------------------------------------------------------------------
+
+    @event("ContractAmended")
+    def amend(
+        self,
+        *,
+        principal: str,
+        registration_no: str,
+        amended_on: str,
+        reason: str,
+        changes: dict[str, Any],
+    ) -> None:
+        self.check_open()
+        if not changes:
+            raise InvalidCommand(
+                None,
+                "an amendment must change at least one of contract_amount, technology_amount, "
+                "brokers, related_party, title",
+            )
+        self._check_not_before_signing("amended_on", amended_on)
+        contract_fen = changes.get("contract_amount_fen", self.contract_amount_fen)
+        technology_fen = changes.get("technology_amount_fen", self.technology_amount_fen)
+        _check_amounts(contract_fen, technology_fen)
+        evidenced = max(self.invoiced_fen, self.paid_fen)
+        if contract_fen < evidenced:
+            raise InvalidCommand(
+                "contract_amount",
+                f"must not be below the evidence already recorded ({evidenced} fen)",
+            )
+        if "brokers" in changes and len(set(changes["brokers"])) != len(changes["brokers"]):
+            raise InvalidCommand("brokers", "must not name a broker twice")
+        self.contract_amount_fen = contract_fen
+        self.technology_amount_fen = technology_fen
+        self.brokers = changes.get("brokers", self.brokers)
+        self.related_party = changes.get("related_party", self.related_party)
+        self.title = changes.get("title", self.title)
+
+    @event("ContractCancelled")
+    def cancel(self, *, principal: str, registration_no: str, cancelled_on: str, reason: str) -> None:
+        self.check_open()
+        if cancelled_on < self.registered_on:
+            raise InvalidCommand(
+                "cancelled_on", f"must not be before the registration ({self.registered_on})"
+            )
+        self.cancelled = {"cancelled_on": cancelled_on, "reason": reason}
+
+    # -- invoices ---------------------------------------------------------------------------
+
+    @event("InvoiceRecorded")
+    def record_invoice(
+        self,
+        *,
+        principal: str,
+        registration_no: str,
+        invoice_no: str,
+        issued_on: str,
+        amount_fen: int,
+        issuer_credit_code: str,
+        recipient_credit_code: str,
+    ) -> None:
+        self.check_open()
+        if invoice_no in self.invoices:
+            raise Conflict("invoice_no", f"invoice {invoice_no} is already recorded on this contract")
+        self._check_not_before_signing("issued_on", issued_on)
+        if issuer_credit_code != self.seller["credit_code"]:
+            raise InvalidCommand("issuer_credit_code", "must be the contract's seller")
+        if recipient_credit_code != self.buyer["credit_code"]:
+            raise InvalidCommand("recipient_credit_code", "must be the contract's buyer")
+        if self.invoiced_fen + amount_fen > self.contract_amount_fen:
+            raise InvalidCommand(
+                "amount",
+                "invoices not voided would total more than the contract amount "
+                "(amend the contract first)",
+            )
+        self.invoices[invoice_no] = {
+            "invoice_no": invoice_no,
+            "issued_on": issued_on,
+            "amount_fen": amount_fen,
+            "voided": None,
+        }
+
+    @event("InvoiceVoided")
+    def void_invoice(
+        self, *, principal: str, registration_no: str, invoice_no: str, voided_on: str, reason: str
+    ) -> None:
+        self.check_open()
+        invoice = self.invoices.get(invoice_no)
+        if invoice is None:
+            raise NotFound("invoice_no", f"no invoice {invoice_no} on contract {registration_no}")
+        if invoice["voided"] is not None:
+            raise Conflict("invoice_no", f"invoice {invoice_no} is already voided")
+        if voided_on < invoice["issued_on"]:
+            raise InvalidCommand("voided_on", "must not be before the invoice was issued")
+        invoice["voided"] = {"voided_on": voided_on, "reason": reason}
+
+    # -- transfer proofs ----------------------------------------------------------------------
+
+    @event("TransferProofRecorded")
+    def record_transfer_proof(
+        self,
+        *,
+        principal: str,
+        registration_no: str,
+        serial_no: str,
+        paid_on: str,
+        amount_fen: int,
+        payer_credit_code: str,
+        payee_credit_code: str,
+        bank: str | None,
+    ) -> None:
+        self.check_open()
+        if serial_no in self.transfer_proofs:
+            raise Conflict("serial_no", f"transfer proof {serial_no} is already recorded")
+        self._check_not_before_signing("paid_on", paid_on)
+        if payer_credit_code != self.buyer["credit_code"]:
+            raise InvalidCommand("payer_credit_code", "must be the contract's buyer")
+        if payee_credit_code != self.seller["credit_code"]:
+            raise InvalidCommand("payee_credit_code", "must be the contract's seller")
+        if self.paid_fen + amount_fen > self.contract_amount_fen:
+            raise InvalidCommand(
+                "amount",
+                "transfer proofs not withdrawn would total more than the contract amount "
+                "(amend the contract first)",
+            )
+        self.transfer_proofs[serial_no] = {
+            "serial_no": serial_no,
+            "paid_on": paid_on,
+            "amount_fen": amount_fen,
+            "bank": bank,
+            "withdrawn": None,
+        }
+
+    @event("TransferProofWithdrawn")
+    def withdraw_transfer_proof(
+        self, *, principal: str, registration_no: str, serial_no: str, withdrawn_on: str, reason: str
+    ) -> None:
+        self.check_open()
+        proof = self.transfer_proofs.get(serial_no)
+        if proof is None:
+            raise NotFound("serial_no", f"no transfer proof {serial_no} on contract {registration_no}")
+        if proof["withdrawn"] is not None:
+            raise Conflict("serial_no", f"transfer proof {serial_no} is already withdrawn")
+        proof["withdrawn"] = {"withdrawn_on": withdrawn_on, "reason": reason}
+
+
+class Broker(Aggregate):
+    """A technology broker filed with the science bureau (技术经纪人备案)."""
+
+    @staticmethod
+    def create_id(broker_id: str, **_: Any) -> UUID:
+        return broker_aggregate_id(broker_id)
+
+    @event("BrokerFiled")
+    def __init__(
+        self, *, principal: str, broker_id: str, name: str, organisation_credit_code: str, filed_on: str
+    ) -> None:
+        self.broker_id = broker_id
+        self.name = name
+        self.organisation_credit_code = organisation_credit_code
+        self.filed_on = filed_on
+
+
+class ProvincialFunding(Aggregate):
+    """Provincial funding already granted to a party for a year (不重复支持)."""
+
+    @staticmethod
+    def create_id(credit_code: str, year: int, programme: str, **_: Any) -> UUID:
+        return funding_aggregate_id(credit_code, year, programme)
+
+    @event("ProvincialFundingRecorded")
+    def __init__(
+        self, *, principal: str, credit_code: str, year: int, programme: str, amount_fen: int
+    ) -> None:
+        self.credit_code = credit_code
+        self.year = year
+        self.programme = programme
+        self.amount_fen = amount_fen
+
+
+def _check_amounts(contract_fen: int, technology_fen: int) -> None:
+    if technology_fen > contract_fen:
+        raise InvalidCommand("technology_amount", "must not exceed contract_amount")

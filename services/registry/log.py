@@ -1,0 +1,70 @@
+"""The registry log as clients see it: stored events turned into hashed envelopes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from eventsourcing.persistence import Notification, Transcoder
+
+from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash
+
+_EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
+
+# Attributes of a stored event that belong to the envelope or the library, not the payload.
+_NOT_PAYLOAD = frozenset({"timestamp", "principal", "originator_topic", "class_version"})
+
+SUBJECT_FIELD = {
+    "ContractRegistered": "registration_no",
+    "ContractAmended": "registration_no",
+    "ContractCancelled": "registration_no",
+    "InvoiceRecorded": "registration_no",
+    "InvoiceVoided": "registration_no",
+    "TransferProofRecorded": "registration_no",
+    "TransferProofWithdrawn": "registration_no",
+    "BrokerFiled": "broker_id",
+    "ProvincialFundingRecorded": "credit_code",
+}
+EVENT_TYPES = tuple(SUBJECT_FIELD)
+
+
+def event_type(topic: str) -> str:
+    """The event type named by a stored event's topic (``module:Class.Event`` → ``Event``)."""
+    return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+
+
+def format_instant(instant: datetime) -> str:
+    """An instant as UTC ISO 8601 with microseconds and a ``Z``."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dict[str, Any]:
+    """The envelope of a stored event, without ``prev_hash`` and ``hash``."""
+    state: dict[str, Any] = transcoder.decode(notification.state)
+    kind = event_type(notification.topic)
+    payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
+    return {
+        "position": notification.id,
+        "event_id": str(
+            uuid5(_EVENT_NAMESPACE, f"{notification.originator_id}/{notification.originator_version}")
+        ),
+        "type": kind,
+        "schema_version": SCHEMA_VERSION,
+        "recorded_at": format_instant(state["timestamp"]),
+        "principal": state["principal"],
+        "subject": payload[SUBJECT_FIELD[kind]],
+        "payload": payload,
+    }
+
+
+def chain_envelopes(
+    notifications: Iterable[Notification], transcoder: Transcoder, prev_hash: str = GENESIS_HASH
+) -> Iterator[dict[str, Any]]:
+    """Envelopes in log order, each linked to its predecessor by ``prev_hash`` and ``hash``."""
+    for notification in notifications:
+        envelope = unhashed_envelope(notification, transcoder)
+        envelope["prev_hash"] = prev_hash
+        envelope["hash"] = prev_hash = entry_hash(prev_hash, envelope)
+        yield envelope

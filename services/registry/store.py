@@ -1,0 +1,84 @@
+"""The registry's own tables beside the event store, and the engine that writes them.
+
+- ``registry_chain``: one row per log entry, its hash and its predecessor's (tamper evidence).
+- ``registry_claims``: invoice numbers and bank serials, unique across the whole registry.
+- ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
+
+All three are written in the same transaction as the events they belong to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+
+metadata = MetaData()
+
+_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+
+chain = Table(
+    "registry_chain",
+    metadata,
+    Column("position", _BIGINT, primary_key=True, autoincrement=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+claims = Table(
+    "registry_claims",
+    metadata,
+    Column("kind", String(16), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("registration_no", String(128), nullable=False),
+    PrimaryKeyConstraint("kind", "key"),
+)
+
+idempotency = Table(
+    "registry_idempotency",
+    metadata,
+    Column("principal", String(128), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("principal", "key"),
+)
+
+
+def create_write_engine(url: str) -> Engine:
+    """An engine for the registry's write transactions.
+
+    On SQLite every transaction starts with BEGIN IMMEDIATE, so a transaction that reads and
+    then writes holds the write lock from its start and several processes queue instead of
+    failing with SQLITE_BUSY; the file is put in WAL mode so readers never wait for writers.
+    """
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    metadata.create_all(engine)
+    return engine

@@ -1,0 +1,285 @@
+"""Group commit: one writer thread turns concurrent submissions into few transactions.
+
+One event per transaction is bounded by the database's commit rate (and, on PostgreSQL, by
+the event store's table lock). The writer takes every submission waiting in its queue, runs
+them one after another against one unit of work, and commits them together: the events, the
+claims, the hash chain and the idempotency records of the whole group in one transaction.
+
+A submission that breaks a rule is answered with its error and the rest of the group is run
+again without it, from the stored state, so a failure never leaks into its neighbours. A
+transaction that loses a race with another process (a version or claim conflict) is retried
+submission by submission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy.exc
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError as StoreIntegrityError
+from eventsourcing.persistence import Notification
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+
+from services.common.envelope import GENESIS_HASH
+from services.registry.commands import HANDLERS, Command, Principal
+from services.registry.errors import Conflict, RegistryError
+from services.registry.log import chain_envelopes
+from services.registry.store import chain, idempotency
+from services.registry.unit_of_work import UnitOfWork
+
+log = logging.getLogger("tcr.registry.writer")
+
+RACE_RETRIES = 8
+_RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a client is told: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class Submission:
+    """One request's commands, stored all together or not at all."""
+
+    principal: Principal
+    commands: list[Command]
+    batch: bool = False
+    idempotency_key: str | None = None
+    request_sha256: str | None = None
+    future: Future[Answer] = field(default_factory=Future)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.commands)
+
+
+def request_digest(path: str, body: Any) -> str:
+    """The fingerprint of a request for idempotency: its path and its canonical JSON body."""
+    return hashlib.sha256(path.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class _Rejected(Exception):
+    def __init__(self, submission: Submission, error: RegistryError) -> None:
+        self.submission = submission
+        self.error = error
+
+
+class GroupCommitWriter:
+    """The registry's single writer thread (one per process)."""
+
+    def __init__(
+        self,
+        app: Application[Any],
+        engine: Engine,
+        *,
+        max_group_events: int = 2000,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self._app = app
+        self._engine = engine
+        self._max_group_events = max_group_events
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._started:
+            self._queue.put(None)
+            self._thread.join()
+            self._started = False
+
+    def submit(self, submission: Submission) -> Future[Answer]:
+        """Queue a submission; its future holds the answer once the group has committed."""
+        if not self._started:
+            raise RuntimeError("writer not started")
+        self._queue.put(submission)
+        return submission.future
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            events = first.event_count
+            stop = False
+            while events < self._max_group_events:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+                events += nxt.event_count
+            try:
+                self._process(group)
+            except Exception as exc:  # the writer must survive anything one group does
+                log.exception("group of %d submissions failed", len(group))
+                for sub in group:
+                    if not sub.future.done():
+                        sub.future.set_exception(exc)
+            if stop:
+                return
+
+    def _process(self, group: list[Submission]) -> None:
+        try:
+            self._run_group(group)
+        except _RACES as exc:
+            if len(group) > 1:
+                log.info("group of %d lost a race (%s); retrying one by one", len(group), type(exc).__name__)
+                for sub in group:
+                    self._process_alone(sub)
+            else:
+                self._process_alone(group[0], first_error=exc)
+
+    def _process_alone(self, sub: Submission, first_error: Exception | None = None) -> None:
+        last: Exception | None = first_error
+        for attempt in range(RACE_RETRIES):
+            if attempt:
+                time.sleep(0.002 * attempt)
+            try:
+                self._run_group([sub])
+                return
+            except _RACES as exc:
+                last = exc
+        log.warning("submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last)
+        sub.future.set_result(
+            Answer(409, Conflict(None, "a concurrent write kept conflicting; retry the request").as_json())
+        )
+
+    def _run_group(self, group: list[Submission]) -> None:
+        """Run and commit a group; rule-breaking submissions are answered and dropped."""
+        remaining = list(group)
+        while remaining:
+            try:
+                answers = self._transaction(remaining)
+            except _Rejected as rejected:
+                rejected.submission.future.set_result(
+                    Answer(rejected.error.status, rejected.error.as_json())
+                )
+                remaining.remove(rejected.submission)
+                continue
+            for sub, answer in answers:
+                sub.future.set_result(answer)
+            return
+
+    def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
+        with Session(self._engine) as session, session.begin():
+            uow = UnitOfWork(self._app.repository, session)
+            outcomes: list[tuple[Submission, Answer | list[tuple[Any, int]]]] = []
+            for sub in group:
+                replay = self._replayed(session, sub)
+                if replay is not None:
+                    outcomes.append((sub, replay))
+                    continue
+                produced: list[tuple[Any, int]] = []
+                for index, command in enumerate(sub.commands):
+                    try:
+                        aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
+                    except RegistryError as error:
+                        if sub.batch:
+                            error.index = index
+                        raise _Rejected(sub, error) from None
+                    produced.append(uow.took_event(aggregate))
+                outcomes.append((sub, produced))
+
+            envelopes = self._store(session, uow)
+            answers: list[tuple[Submission, Answer]] = []
+            for sub, outcome in outcomes:
+                if isinstance(outcome, Answer):
+                    answers.append((sub, outcome))
+                    continue
+                answer = _answer(sub, [envelopes[key] for key in outcome])
+                if sub.idempotency_key is not None:
+                    session.execute(
+                        insert(idempotency).values(
+                            principal=sub.principal.name,
+                            key=sub.idempotency_key,
+                            request_sha256=sub.request_sha256,
+                            status=answer.status,
+                            body=orjson.dumps(answer.body),
+                        )
+                    )
+                answers.append((sub, answer))
+        if envelopes and self._on_commit is not None:
+            self._on_commit(max(e["position"] for e in envelopes.values()))
+        return answers
+
+    def _replayed(self, session: Session, sub: Submission) -> Answer | None:
+        if sub.idempotency_key is None:
+            return None
+        row = session.execute(
+            select(idempotency.c.request_sha256, idempotency.c.status, idempotency.c.body).where(
+                idempotency.c.principal == sub.principal.name,
+                idempotency.c.key == sub.idempotency_key,
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.request_sha256 != sub.request_sha256:
+            raise _Rejected(
+                sub,
+                Conflict("Idempotency-Key", "this key was already used with a different request"),
+            )
+        return Answer(row.status, orjson.loads(row.body))
+
+    def _store(self, session: Session, uow: UnitOfWork) -> dict[tuple[Any, int], dict[str, Any]]:
+        """Save the unit of work's events and chain them; envelopes by (aggregate id, version)."""
+        if not uow.events:
+            return {}
+        uow.flush_claims()
+        # Saved as events, not aggregates, so the log keeps the order the commands ran in.
+        recordings = self._app.save(*uow.events, session=session)
+        notifications: list[Notification] = sorted(
+            (r.notification for r in recordings), key=lambda n: n.id
+        )
+        # The event store's insert has serialised writers (table lock / BEGIN IMMEDIATE), so
+        # the last chain entry read here is the predecessor of our first position.
+        prev = session.execute(
+            select(chain.c.hash).order_by(chain.c.position.desc()).limit(1)
+        ).scalar() or GENESIS_HASH
+        envelopes = list(chain_envelopes(notifications, self._app.mapper.transcoder, prev))
+        session.execute(
+            insert(chain),
+            [{"position": e["position"], "prev_hash": e["prev_hash"], "hash": e["hash"]} for e in envelopes],
+        )
+        return {
+            (n.originator_id, n.originator_version): e
+            for n, e in zip(notifications, envelopes, strict=True)
+        }
+
+
+def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
+    if sub.batch:
+        positions = [e["position"] for e in envelopes]
+        return Answer(201, {"positions": [positions[0], positions[-1]], "count": len(positions)})
+    (envelope,) = envelopes
+    return Answer(
+        201,
+        {k: envelope[k] for k in ("position", "event_id", "type", "subject", "recorded_at", "hash")},
+    )
