@@ -16,7 +16,7 @@ def parse_yuan(text: str) -> int:
     match = _YUAN.match(text)
     if match is None:
         raise AmountError(
-            "must be a decimal string in yuan with at most 2 decimals, e.g. \"1200000.00\""
+            'must be a decimal string in yuan with at most 2 decimals, e.g. "1200000.00"'
         )
     whole, fraction = match.group(1), (match.group(2) or ".")[1:]
     fen = int(whole) * 100 + int(fraction.ljust(2, "0"))

@@ -50,6 +50,8 @@ class Registry(Application[UUID]):
         self.writer.stop()
         self.engine.dispose()
         super().close()
+        # The event store's own engine keeps pooled connections; release them too.
+        self.factory.datastore.engine.dispose()  # type: ignore[attr-defined]
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -74,7 +76,9 @@ class Registry(Application[UUID]):
         try:
             c: Contract = self.repository.get(contract_aggregate_id(registration_no))
         except AggregateNotFoundError:
-            raise NotFound("registration_no", f"no contract registered as {registration_no}") from None
+            raise NotFound(
+                "registration_no", f"no contract registered as {registration_no}"
+            ) from None
         return {
             "registration_no": c.registration_no,
             "status": "cancelled" if c.cancelled else "registered",
@@ -101,14 +105,24 @@ class Registry(Application[UUID]):
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one())
+            return int(
+                conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one()
+            )
 
     def read_log(self, after: int, limit: int) -> dict[str, Any]:
         """A page of the log after ``after``: envelopes in order, ``next_after`` and the head."""
         limit = max(1, min(limit, MAX_PAGE))
         e, c = self.events_table, chain
         query = (
-            select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state, c.c.prev_hash, c.c.hash)
+            select(
+                e.c.id,
+                e.c.originator_id,
+                e.c.originator_version,
+                e.c.topic,
+                e.c.state,
+                c.c.prev_hash,
+                c.c.hash,
+            )
             .join(c, c.c.position == e.c.id)
             .where(e.c.id > after)
             .order_by(e.c.id)
@@ -116,7 +130,9 @@ class Registry(Application[UUID]):
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            head = int(conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one())
+            head = int(
+                conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one()
+            )
         envelopes = []
         for row in rows:
             envelope = unhashed_envelope(_notification(row), self.mapper.transcoder)
@@ -134,8 +150,16 @@ class Registry(Application[UUID]):
         """
         e, c = self.events_table, chain
         query = (
-            select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state,
-                   c.c.position, c.c.prev_hash, c.c.hash)
+            select(
+                e.c.id,
+                e.c.originator_id,
+                e.c.originator_version,
+                e.c.topic,
+                e.c.state,
+                c.c.position,
+                c.c.prev_hash,
+                c.c.hash,
+            )
             .join(c, c.c.position == e.c.id, full=True)
             .order_by(func.coalesce(e.c.id, c.c.position))
         )
@@ -145,7 +169,12 @@ class Registry(Application[UUID]):
                 position = row.id if row.id is not None else row.position
                 problem = _chain_problem(row, prev, self.mapper.transcoder)
                 if problem is not None:
-                    yield {"ok": False, "checked": checked, "position": position, "problem": problem}
+                    yield {
+                        "ok": False,
+                        "checked": checked,
+                        "position": position,
+                        "problem": problem,
+                    }
                     return
                 prev = row.hash
                 checked += 1

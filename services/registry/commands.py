@@ -13,6 +13,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
+from services.common.tokens import Principal
 from services.registry.domain import (
     Broker,
     Contract,
@@ -24,16 +25,9 @@ from services.registry.domain import (
 from services.registry.errors import Conflict, Forbidden, NotFound
 from services.registry.unit_of_work import UnitOfWork
 
+__all__ = ["HANDLERS", "Command", "Principal"]
+
 WRITER_ROLES = frozenset({"station", "bureau"})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who posts: a named holder of a token, with a role and, for stations, a station id."""
-
-    name: str
-    role: str
-    station_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,9 @@ def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> 
     """Register a contract certified by a station (认定登记)."""
     _require_writer(who)
     if who.role == "station" and args["station_id"] != who.station_id:
-        raise Forbidden("station_id", f"station {who.station_id} may register only under its own id")
+        raise Forbidden(
+            "station_id", f"station {who.station_id} may register only under its own id"
+        )
     registration_no = args["registration_no"]
     if uow.get(contract_aggregate_id(registration_no)) is not None:
         raise Conflict("registration_no", f"registration number {registration_no} is already used")

@@ -99,14 +99,16 @@ class Contract(Aggregate):
     def check_open(self) -> None:
         """Nothing is recorded against a cancelled contract."""
         if self.cancelled is not None:
+            on = self.cancelled["cancelled_on"]
             raise Conflict(
-                "registration_no",
-                f"contract {self.registration_no} was cancelled on {self.cancelled['cancelled_on']}",
+                "registration_no", f"contract {self.registration_no} was cancelled on {on}"
             )
 
     def _check_not_before_signing(self, field: str, day: str) -> None:
         if day < self.signed_on:
-            raise InvalidCommand(field, f"must not be before the contract was signed ({self.signed_on})")
+            raise InvalidCommand(
+                field, f"must not be before the contract was signed ({self.signed_on})"
+            )
 
     # -- corrections ------------------------------------------------------------------------
 
@@ -146,7 +148,9 @@ class Contract(Aggregate):
         self.title = changes.get("title", self.title)
 
     @event("ContractCancelled")
-    def cancel(self, *, principal: str, registration_no: str, cancelled_on: str, reason: str) -> None:
+    def cancel(
+        self, *, principal: str, registration_no: str, cancelled_on: str, reason: str
+    ) -> None:
         self.check_open()
         if cancelled_on < self.registered_on:
             raise InvalidCommand(
@@ -170,7 +174,9 @@ class Contract(Aggregate):
     ) -> None:
         self.check_open()
         if invoice_no in self.invoices:
-            raise Conflict("invoice_no", f"invoice {invoice_no} is already recorded on this contract")
+            raise Conflict(
+                "invoice_no", f"invoice {invoice_no} is already recorded on this contract"
+            )
         self._check_not_before_signing("issued_on", issued_on)
         if issuer_credit_code != self.seller["credit_code"]:
             raise InvalidCommand("issuer_credit_code", "must be the contract's seller")
@@ -242,12 +248,20 @@ class Contract(Aggregate):
 
     @event("TransferProofWithdrawn")
     def withdraw_transfer_proof(
-        self, *, principal: str, registration_no: str, serial_no: str, withdrawn_on: str, reason: str
+        self,
+        *,
+        principal: str,
+        registration_no: str,
+        serial_no: str,
+        withdrawn_on: str,
+        reason: str,
     ) -> None:
         self.check_open()
         proof = self.transfer_proofs.get(serial_no)
         if proof is None:
-            raise NotFound("serial_no", f"no transfer proof {serial_no} on contract {registration_no}")
+            raise NotFound(
+                "serial_no", f"no transfer proof {serial_no} on contract {registration_no}"
+            )
         if proof["withdrawn"] is not None:
             raise Conflict("serial_no", f"transfer proof {serial_no} is already withdrawn")
         proof["withdrawn"] = {"withdrawn_on": withdrawn_on, "reason": reason}
@@ -262,7 +276,13 @@ class Broker(Aggregate):
 
     @event("BrokerFiled")
     def __init__(
-        self, *, principal: str, broker_id: str, name: str, organisation_credit_code: str, filed_on: str
+        self,
+        *,
+        principal: str,
+        broker_id: str,
+        name: str,
+        organisation_credit_code: str,
+        filed_on: str,
     ) -> None:
         self.broker_id = broker_id
         self.name = name

@@ -48,7 +48,9 @@ def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dic
     return {
         "position": notification.id,
         "event_id": str(
-            uuid5(_EVENT_NAMESPACE, f"{notification.originator_id}/{notification.originator_version}")
+            uuid5(
+                _EVENT_NAMESPACE, f"{notification.originator_id}/{notification.originator_version}"
+            )
         ),
         "type": kind,
         "schema_version": SCHEMA_VERSION,

@@ -65,5 +65,8 @@ class UnitOfWork:
         if self._claims:
             self._session.execute(
                 insert(claims),
-                [{"kind": k, "key": key, "registration_no": o} for (k, key), o in self._claims.items()],
+                [
+                    {"kind": k, "key": key, "registration_no": o}
+                    for (k, key), o in self._claims.items()
+                ],
             )

@@ -70,7 +70,9 @@ class Submission:
 
 def request_digest(path: str, body: Any) -> str:
     """The fingerprint of a request for idempotency: its path and its canonical JSON body."""
-    return hashlib.sha256(path.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(
+        path.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    ).hexdigest()
 
 
 class _Rejected(Exception):
@@ -151,7 +153,11 @@ class GroupCommitWriter:
             self._run_group(group)
         except _RACES as exc:
             if len(group) > 1:
-                log.info("group of %d lost a race (%s); retrying one by one", len(group), type(exc).__name__)
+                log.info(
+                    "group of %d lost a race (%s); retrying one by one",
+                    len(group),
+                    type(exc).__name__,
+                )
                 for sub in group:
                     self._process_alone(sub)
             else:
@@ -167,9 +173,14 @@ class GroupCommitWriter:
                 return
             except _RACES as exc:
                 last = exc
-        log.warning("submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last)
+        log.warning(
+            "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
+        )
         sub.future.set_result(
-            Answer(409, Conflict(None, "a concurrent write kept conflicting; retry the request").as_json())
+            Answer(
+                409,
+                Conflict(None, "a concurrent write kept conflicting; retry the request").as_json(),
+            )
         )
 
     def _run_group(self, group: list[Submission]) -> None:
@@ -260,13 +271,19 @@ class GroupCommitWriter:
         )
         # The event store's insert has serialised writers (table lock / BEGIN IMMEDIATE), so
         # the last chain entry read here is the predecessor of our first position.
-        prev = session.execute(
-            select(chain.c.hash).order_by(chain.c.position.desc()).limit(1)
-        ).scalar() or GENESIS_HASH
+        prev = (
+            session.execute(
+                select(chain.c.hash).order_by(chain.c.position.desc()).limit(1)
+            ).scalar()
+            or GENESIS_HASH
+        )
         envelopes = list(chain_envelopes(notifications, self._app.mapper.transcoder, prev))
         session.execute(
             insert(chain),
-            [{"position": e["position"], "prev_hash": e["prev_hash"], "hash": e["hash"]} for e in envelopes],
+            [
+                {"position": e["position"], "prev_hash": e["prev_hash"], "hash": e["hash"]}
+                for e in envelopes
+            ],
         )
         return {
             (n.originator_id, n.originator_version): e
@@ -281,5 +298,8 @@ def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
     (envelope,) = envelopes
     return Answer(
         201,
-        {k: envelope[k] for k in ("position", "event_id", "type", "subject", "recorded_at", "hash")},
+        {
+            k: envelope[k]
+            for k in ("position", "event_id", "type", "subject", "recorded_at", "hash")
+        },
     )

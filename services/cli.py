@@ -1,0 +1,128 @@
+"""``tcr``: one command line for every service of the technology contract registry."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from services.common.tokens import ROLES, add_principal
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _registry_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.database_url:
+        os.environ["TCR_REGISTRY_DATABASE_URL"] = args.database_url
+    uvicorn.run(
+        "services.registry.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _registry_verify(args: argparse.Namespace) -> int:
+    from services.registry.application import Registry
+    from services.registry.settings import RegistrySettings
+
+    url = args.database_url or RegistrySettings().registry_database_url
+    registry = Registry(url)
+    try:
+        for step in registry.verify():
+            if "ok" not in step:
+                print(f"  checked {step['checked']:,} entries…", file=sys.stderr)
+                continue
+            if step["ok"]:
+                print(f"chain intact: {step['checked']:,} entries, head hash {step['head_hash']}")
+                return 0
+            print(
+                f"chain BROKEN at position {step['position']}: {step['problem']} "
+                f"({step['checked']:,} entries before it are intact)"
+            )
+            return 1
+    finally:
+        registry.close()
+    return 1
+
+
+def _tokens_add(args: argparse.Namespace) -> int:
+    from services.registry.settings import RegistrySettings
+
+    path = Path(args.file) if args.file else RegistrySettings().tokens_file
+    try:
+        token = add_principal(path, args.name, args.role, args.station_id)
+    except ValueError as exc:
+        print(f"tcr tokens add: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {args.role} {args.name!r} to {path}; its token (shown only this once):")
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tcr",
+        description="Technology contract registry: registry, subsidy and audit services.",
+    )
+    services = parser.add_subparsers(dest="service", required=True, metavar="SERVICE")
+
+    registry = services.add_parser("registry", help="the contract registry and its event log")
+    reg = registry.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    serve = reg.add_parser("serve", help="serve the registry HTTP API (OpenAPI docs at /docs)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own writer (default 1)",
+    )
+    serve.add_argument(
+        "--database-url",
+        help="event store URL (default: $TCR_REGISTRY_DATABASE_URL or sqlite:///var/registry.db)",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="do not log every request"
+    )
+    serve.set_defaults(func=_registry_serve)
+
+    verify = reg.add_parser(
+        "verify", help="recompute the hash chain from the database; names the first bad position"
+    )
+    verify.add_argument("--database-url", help="event store URL (default as for serve)")
+    verify.set_defaults(func=_registry_verify)
+
+    tokens = services.add_parser(
+        "tokens", help="bearer tokens of stations, bureau, finance, auditors"
+    )
+    tok = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = tok.add_parser("add", help="add a principal and print its new token once")
+    add.add_argument("--name", required=True, help="the principal's name, recorded on its events")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--station-id", help="the station's id (stations only)")
+    add.add_argument("--file", help="tokens file (default: $TCR_TOKENS_FILE or var/tokens.toml)")
+    add.set_defaults(func=_tokens_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tcr`` console script."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

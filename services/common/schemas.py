@@ -1,0 +1,43 @@
+"""The JSON Schemas of the log (schemas/): the envelope and one payload schema per event type."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+ENVELOPE_SCHEMA = "envelope.v1.json"
+
+
+def schema_dir() -> Path:
+    """The repository's ``schemas/`` directory."""
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    contents: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return contents
+
+
+@cache
+def envelope_validator() -> Draft202012Validator:
+    """A validator of log envelopes; each payload is checked against its event type's schema.
+
+    Formats (``date``, ``uuid``) are asserted, not only annotated.
+    """
+    resources: list[tuple[str, Resource[Any]]] = []
+    for path in sorted((schema_dir() / "events").glob("*.json")):
+        contents = _load(path)
+        Draft202012Validator.check_schema(contents)
+        resources.append((contents["$id"], DRAFT202012.create_resource(contents)))
+    registry: Registry[Any] = Registry().with_resources(resources)
+    envelope = _load(schema_dir() / ENVELOPE_SCHEMA)
+    Draft202012Validator.check_schema(envelope)
+    return Draft202012Validator(
+        envelope, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )

@@ -1,0 +1,119 @@
+"""How refusals look on the wire: one JSON shape naming the field and the rule."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from services.registry.errors import RegistryError
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the registry's errors and request validation errors to JSON bodies."""
+
+    @app.exception_handler(RegistryError)
+    async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [_describe(e) for e in exc.errors()]
+        first = errors[0]
+        body: dict[str, Any] = {
+            "error": "invalid",
+            "field": first["field"],
+            "message": first["message"],
+            "errors": errors,
+        }
+        if first.get("index") is not None:
+            body["index"] = first["index"]
+        return JSONResponse(body, status_code=422)
+
+
+def _describe(error: Any) -> dict[str, Any]:
+    loc = list(error.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    index = None
+    if len(loc) >= 3 and loc[0] == "commands" and isinstance(loc[1], int) and loc[2] == "body":
+        index, loc = loc[1], loc[3:]
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        message = f"malformed JSON: {error.get('ctx', {}).get('error', message)}"
+    described = {
+        "field": ".".join(str(p) for p in loc) or None,
+        "message": message,
+        "type": error.get("type"),
+    }
+    if index is not None:
+        described["index"] = index
+    return described
+
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuses request bodies over 1 MiB with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(send)
+                return
+        seen = 0
+
+        async def limited() -> MutableMapping[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "error": "too_large",
+                "field": None,
+                "message": f"request body over {self.limit} bytes",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,318 @@
+"""HTTP bodies of the registry, named by direction; each incoming model turns itself into
+the domain's arguments (ISO date strings, integer fen)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    create_model,
+)
+
+from services.common.codes import credit_code_problem, region_code_problem
+from services.common.money import parse_yuan
+
+_CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _credit_code(value: str) -> str:
+    problem = credit_code_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _region_code(value: str) -> str:
+    problem = region_code_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _fen(value: object) -> int:
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string in yuan, e.g. "1200000.00", not a number')
+    return parse_yuan(value)  # AmountError is a ValueError: pydantic reports it on the field
+
+
+def _date_string(value: object) -> object:
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _not_future(value: date) -> date:
+    if value > datetime.now(_CHINA).date():
+        raise ValueError("must not be in the future")
+    return value
+
+
+CreditCode = Annotated[StrictStr, AfterValidator(_credit_code)]
+RegionCode = Annotated[StrictStr, AfterValidator(_region_code)]
+# A yuan string on the wire, integer fen once parsed.
+Yuan = Annotated[
+    int,
+    BeforeValidator(_fen),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", "examples": ["1200000.00"]}
+    ),
+]
+Day = Annotated[date, BeforeValidator(_date_string), AfterValidator(_not_future)]
+Key = Annotated[
+    StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+]
+_AMOUNTS = frozenset({"contract_amount", "technology_amount", "amount"})
+Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
+ContractType = Literal["development", "transfer", "licensing", "consulting", "service"]
+PartyKind = Literal["enterprise", "university", "research_institute", "new_rd_institution", "other"]
+
+
+class Incoming(BaseModel):
+    """Unknown fields are refused, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def body_args(self, *path: tuple[str, str], exclude_none: bool = False) -> dict[str, Any]:
+        """The path parameters, then the body's fields as JSON values; amounts (integer fen)
+        are named with a ``_fen`` suffix."""
+        args = dict(path)
+        for name, value in self.model_dump(mode="json", exclude_none=exclude_none).items():
+            args[f"{name}_fen" if name in _AMOUNTS else name] = value
+        return args
+
+
+class Party(Incoming):
+    credit_code: CreditCode
+    name: Text
+    kind: PartyKind
+    region_code: RegionCode
+
+
+class ContractCreate(Incoming):
+    registration_no: Key
+    station_id: Key
+    registered_on: Day
+    signed_on: Day
+    title: Text
+    contract_type: ContractType
+    domain: Text
+    seller: Party
+    buyer: Party
+    brokers: list[Key] = Field(default_factory=list, max_length=50)
+    contract_amount: Yuan
+    technology_amount: Yuan
+    related_party: StrictBool
+
+    def to_args(self) -> dict[str, Any]:
+        return self.body_args()
+
+
+class ContractAmendment(Incoming):
+    contract_amount: Yuan | None = None
+    technology_amount: Yuan | None = None
+    brokers: list[Key] | None = Field(default=None, max_length=50)
+    related_party: StrictBool | None = None
+    title: Text | None = None
+    amended_on: Day
+    reason: Text
+
+    def to_args(self, registration_no: str) -> dict[str, Any]:
+        changes = self.body_args(exclude_none=True)
+        return {
+            "registration_no": registration_no,
+            "amended_on": changes.pop("amended_on"),
+            "reason": changes.pop("reason"),
+            "changes": changes,
+        }
+
+
+class ContractCancellation(Incoming):
+    cancelled_on: Day
+    reason: Text
+
+    def to_args(self, registration_no: str) -> dict[str, Any]:
+        return self.body_args(("registration_no", registration_no))
+
+
+class InvoiceCreate(Incoming):
+    invoice_no: Key
+    issued_on: Day
+    amount: Yuan
+    issuer_credit_code: CreditCode
+    recipient_credit_code: CreditCode
+
+    def to_args(self, registration_no: str) -> dict[str, Any]:
+        return self.body_args(("registration_no", registration_no))
+
+
+class InvoiceVoid(Incoming):
+    voided_on: Day
+    reason: Text
+
+    def to_args(self, registration_no: str, invoice_no: str) -> dict[str, Any]:
+        return self.body_args(("registration_no", registration_no), ("invoice_no", invoice_no))
+
+
+class TransferProofCreate(Incoming):
+    serial_no: Key
+    paid_on: Day
+    amount: Yuan
+    payer_credit_code: CreditCode
+    payee_credit_code: CreditCode
+    bank: Text | None = None
+
+    def to_args(self, registration_no: str) -> dict[str, Any]:
+        return self.body_args(("registration_no", registration_no))
+
+
+class TransferProofWithdrawal(Incoming):
+    withdrawn_on: Day
+    reason: Text
+
+    def to_args(self, registration_no: str, serial_no: str) -> dict[str, Any]:
+        return self.body_args(("registration_no", registration_no), ("serial_no", serial_no))
+
+
+class BrokerCreate(Incoming):
+    broker_id: Key
+    name: Text
+    organisation_credit_code: CreditCode
+    filed_on: Day
+
+    def to_args(self) -> dict[str, Any]:
+        return self.body_args()
+
+
+class ProvincialFundingCreate(Incoming):
+    credit_code: CreditCode
+    year: Annotated[StrictInt, Field(ge=2000, le=2100)]
+    programme: Text
+    amount: Yuan
+
+    def to_args(self) -> dict[str, Any]:
+        return self.body_args()
+
+
+# -- batch: each body is the route's body plus its path parameters as fields -----------------
+
+_OPS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
+    "register_contract": (ContractCreate, ()),
+    "amend_contract": (ContractAmendment, ("registration_no",)),
+    "cancel_contract": (ContractCancellation, ("registration_no",)),
+    "record_invoice": (InvoiceCreate, ("registration_no",)),
+    "void_invoice": (InvoiceVoid, ("registration_no", "invoice_no")),
+    "record_transfer_proof": (TransferProofCreate, ("registration_no",)),
+    "withdraw_transfer_proof": (TransferProofWithdrawal, ("registration_no", "serial_no")),
+    "file_broker": (BrokerCreate, ()),
+    "record_provincial_funding": (ProvincialFundingCreate, ()),
+}
+_BATCH_MODELS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
+    op: (
+        create_model(  # type: ignore[call-overload]
+            f"{model.__name__}InBatch",
+            __base__=model,
+            **{p: (Key, ...) for p in params if p not in model.model_fields},
+        ),
+        params,
+    )
+    for op, (model, params) in _OPS.items()
+}
+
+
+def batch_args(op: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate one batch command's body for its op and return the domain's arguments."""
+    base, params = _OPS[op]
+    parsed = _BATCH_MODELS[op][0].model_validate(body)
+    # Already validated: rebuild the route's own body model without validating again.
+    own = base.model_construct(**{f: getattr(parsed, f) for f in base.model_fields})
+    return own.to_args(*(getattr(parsed, p) for p in params))  # type: ignore[attr-defined,no-any-return]
+
+
+Op = Literal[
+    "register_contract",
+    "amend_contract",
+    "cancel_contract",
+    "record_invoice",
+    "void_invoice",
+    "record_transfer_proof",
+    "withdraw_transfer_proof",
+    "file_broker",
+    "record_provincial_funding",
+]
+
+
+class BatchCommand(Incoming):
+    op: Op
+    body: dict[str, Any]
+
+
+class BatchCreate(Incoming):
+    commands: list[BatchCommand] = Field(min_length=1, max_length=1000)
+
+
+# -- outgoing ----------------------------------------------------------------------------------
+
+
+class EventRecorded(BaseModel):
+    """The stored event's place in the log."""
+
+    position: int
+    event_id: str
+    type: str
+    subject: str
+    recorded_at: str
+    hash: str
+
+
+class BatchRecorded(BaseModel):
+    """The first and last positions the batch's events were stored at."""
+
+    positions: tuple[int, int]
+    count: int
+
+
+class ErrorPublic(BaseModel):
+    """Every refusal: the rule broken and the field it concerns."""
+
+    error: str
+    field: str | None
+    message: str
+    index: int | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class LogEntryPublic(BaseModel):
+    position: int
+    event_id: str
+    type: str
+    schema_version: int
+    recorded_at: str
+    principal: str
+    subject: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class LogPagePublic(BaseModel):
+    events: list[LogEntryPublic]
+    next_after: int
+    head: int
+
+
+class HealthPublic(BaseModel):
+    status: str
+    head: int

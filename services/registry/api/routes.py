@@ -1,0 +1,240 @@
+"""Registry routes: parse, call the application, answer. Nothing else happens here."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from services.common.tokens import Principal
+from services.registry.api import models as m
+from services.registry.api.auth import authenticate
+from services.registry.application import Registry
+from services.registry.commands import Command
+from services.registry.writer import request_digest
+
+router = APIRouter(prefix="/v1")
+
+Caller = Annotated[Principal, Depends(authenticate)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=256, description="Retry-safe key, kept per principal"
+    ),
+]
+_WRITE: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Stored"},
+    401: {"model": m.ErrorPublic},
+    403: {"model": m.ErrorPublic},
+    404: {"model": m.ErrorPublic},
+    409: {"model": m.ErrorPublic},
+    413: {"model": m.ErrorPublic},
+    422: {"model": m.ErrorPublic},
+}
+
+
+def registry(request: Request) -> Registry:
+    app: Registry = request.app.state.registry
+    return app
+
+
+async def _store(
+    request: Request,
+    who: Principal,
+    commands: list[Command],
+    body: m.Incoming,
+    key: str | None,
+    *,
+    batch: bool = False,
+) -> JSONResponse:
+    digest = request_digest(request.url.path, body.model_dump(mode="json")) if key else None
+    future = registry(request).submit(
+        who, commands, batch=batch, idempotency_key=key, request_sha256=digest
+    )
+    answer = await asyncio.wrap_future(future)
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+@router.post("/contracts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
+async def register_contract(
+    request: Request, body: m.ContractCreate, who: Caller, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Register a contract certified by a registration station (认定登记)."""
+    return await _store(request, who, [Command("register_contract", body.to_args())], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/amendments",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def amend_contract(
+    request: Request,
+    registration_no: str,
+    body: m.ContractAmendment,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a change of amounts, brokers, related-party flag or title (变更登记)."""
+    command = Command("amend_contract", body.to_args(registration_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/cancellation",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def cancel_contract(
+    request: Request,
+    registration_no: str,
+    body: m.ContractCancellation,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Cancel a registration (注销登记); the contract then counts for nothing."""
+    command = Command("cancel_contract", body.to_args(registration_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/invoices",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def record_invoice(
+    request: Request,
+    registration_no: str,
+    body: m.InvoiceCreate,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record an invoice (发票) issued by the seller to the buyer."""
+    command = Command("record_invoice", body.to_args(registration_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/invoices/{invoice_no}/void",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def void_invoice(
+    request: Request,
+    registration_no: str,
+    invoice_no: str,
+    body: m.InvoiceVoid,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Void an invoice (红冲)."""
+    command = Command("void_invoice", body.to_args(registration_no, invoice_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/transfer-proofs",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def record_transfer_proof(
+    request: Request,
+    registration_no: str,
+    body: m.TransferProofCreate,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record a bank transfer proof (转账凭证) of a payment from the buyer to the seller."""
+    command = Command("record_transfer_proof", body.to_args(registration_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post(
+    "/contracts/{registration_no}/transfer-proofs/{serial_no}/withdraw",
+    status_code=201,
+    response_model=m.EventRecorded,
+    responses=_WRITE,
+)
+async def withdraw_transfer_proof(
+    request: Request,
+    registration_no: str,
+    serial_no: str,
+    body: m.TransferProofWithdrawal,
+    who: Caller,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Withdraw a transfer proof recorded in error."""
+    command = Command("withdraw_transfer_proof", body.to_args(registration_no, serial_no))
+    return await _store(request, who, [command], body, key)
+
+
+@router.post("/brokers", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
+async def file_broker(
+    request: Request, body: m.BrokerCreate, who: Caller, key: IdempotencyKey = None
+) -> JSONResponse:
+    """File a technology broker (技术经纪人备案); the science bureau only."""
+    return await _store(request, who, [Command("file_broker", body.to_args())], body, key)
+
+
+@router.post(
+    "/provincial-funding", status_code=201, response_model=m.EventRecorded, responses=_WRITE
+)
+async def record_provincial_funding(
+    request: Request, body: m.ProvincialFundingCreate, who: Caller, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Record provincial funding already granted (不重复支持); the science bureau only."""
+    command = Command("record_provincial_funding", body.to_args())
+    return await _store(request, who, [command], body, key)
+
+
+@router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_WRITE)
+async def batch(
+    request: Request, body: m.BatchCreate, who: Caller, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Store up to 1,000 commands atomically, in order: all of them or none."""
+    commands = []
+    for index, command in enumerate(body.commands):
+        try:
+            commands.append(Command(command.op, m.batch_args(command.op, dict(command.body))))
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]
+            ) from None
+    return await _store(request, who, commands, body, key, batch=True)
+
+
+@router.get(
+    "/contracts/{registration_no}",
+    responses={401: {"model": m.ErrorPublic}, 404: {"model": m.ErrorPublic}},
+)
+def get_contract(request: Request, registration_no: str, who: Caller) -> dict[str, Any]:
+    """A contract's current state: status, parties, amounts, evidence and totals."""
+    return registry(request).contract(registration_no)
+
+
+@router.get("/events", response_model=m.LogPagePublic, responses={401: {"model": m.ErrorPublic}})
+def get_events(
+    request: Request,
+    who: Caller,
+    after: Annotated[int, Query(ge=0, description="Last position already read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Response:
+    """The log in order, hashed; page on with ``after=next_after``."""
+    page = registry(request).read_log(after, limit)
+    return Response(orjson.dumps(page), media_type="application/json")
+
+
+@router.get("/health", response_model=m.HealthPublic)
+def health(request: Request) -> dict[str, Any]:
+    """Liveness and the log head; needs no token."""
+    return {"status": "ok", "head": registry(request).head()}

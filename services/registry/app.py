@@ -1,0 +1,68 @@
+"""The registry's composition root: settings in, a FastAPI application out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common.tokens import TokenBook
+from services.registry.api.errors import BodyLimit, install_error_handlers
+from services.registry.api.routes import router
+from services.registry.application import Registry
+from services.registry.settings import RegistrySettings
+
+log = logging.getLogger("tcr.registry")
+
+
+def create_app(settings: RegistrySettings) -> FastAPI:
+    """Wire the registry: its store and writer open at start-up and close at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry(
+            settings.registry_database_url, max_group_events=settings.registry_max_group_events
+        )
+        registry.start()
+        app.state.registry = registry
+        log.info(
+            "registry ready: store %s, log head %d, tokens %s",
+            _redact(settings.registry_database_url),
+            registry.head(),
+            settings.tokens_file,
+        )
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(
+        title="Technology contract registry",
+        version="1",
+        description=(
+            "Registration stations post contract registrations, invoices and bank transfer "
+            "proofs; the science bureau files brokers and provincial funding. Every fact is an "
+            "event in an append-only, hash-chained log (`GET /v1/events`). Amounts are yuan "
+            'strings with at most two decimals ("1200000.00"); dates are YYYY-MM-DD.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.tokens = TokenBook(settings.tokens_file)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: settings from the environment."""
+    return create_app(RegistrySettings())
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

@@ -1,0 +1,17 @@
+"""The registry's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseSettings):
+    """``TCR_REGISTRY_DATABASE_URL``, ``TCR_TOKENS_FILE`` and the writer's group size."""
+
+    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
+
+    registry_database_url: str = "sqlite:///var/registry.db"
+    tokens_file: Path = Path("var/tokens.toml")
+    registry_max_group_events: int = 2000

@@ -1,0 +1,59 @@
+"""Fixtures: every registry test runs on a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.common.tokens import add_principal
+from services.registry.app import create_app
+from services.registry.settings import RegistrySettings
+from tests.support.databases import fresh_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty event store: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+@dataclass
+class Tokens:
+    station: str  # station S1
+    other_station: str  # station S2
+    bureau: str
+    finance: str
+    auditor: str
+    path: Path
+
+    def header(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, who)}"}
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Tokens:
+    path = tmp_path / "tokens.toml"
+    return Tokens(
+        station=add_principal(path, "station-s1", "station", "S1"),
+        other_station=add_principal(path, "station-s2", "station", "S2"),
+        bureau=add_principal(path, "bureau", "bureau"),
+        finance=add_principal(path, "finance", "finance"),
+        auditor=add_principal(path, "auditor", "auditor"),
+        path=path,
+    )
+
+
+@pytest.fixture
+def client(database_url: str, tokens: Tokens) -> Iterator[TestClient]:
+    """The registry's HTTP API over a real store, as the station S1 by default."""
+    settings = RegistrySettings(registry_database_url=database_url, tokens_file=tokens.path)
+    with TestClient(create_app(settings), headers=tokens.header("station")) as test_client:
+        yield test_client

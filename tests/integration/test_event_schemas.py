@@ -1,0 +1,248 @@
+"""Every envelope the registry emits validates against schemas/envelope.v1.json."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.codes import credit_code_check_character
+from services.common.schemas import envelope_validator
+from services.registry.application import Registry
+from services.registry.commands import Command, Principal
+from services.registry.log import EVENT_TYPES
+
+
+def credit_code(first17: str) -> str:
+    return first17 + credit_code_check_character(first17)
+
+
+SELLER = {
+    "credit_code": credit_code("12410400MB1234567"),
+    "name": "平顶山学院",
+    "kind": "university",
+    "region_code": "410402",
+}
+BUYER = {
+    "credit_code": credit_code("91410400MA1234567"),
+    "name": "平顶山某某科技有限公司",
+    "kind": "enterprise",
+    "region_code": "410403",
+}
+STATION = Principal("station-S1", "station", "S1")
+BUREAU = Principal("bureau", "bureau")
+
+COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
+    (
+        BUREAU,
+        "file_broker",
+        {
+            "broker_id": "B1",
+            "name": "张三",
+            "organisation_credit_code": SELLER["credit_code"],
+            "filed_on": "2024-01-10",
+        },
+    ),
+    (
+        BUREAU,
+        "record_provincial_funding",
+        {
+            "credit_code": SELLER["credit_code"],
+            "year": 2024,
+            "programme": "河南省重大科技专项",
+            "amount_fen": 50_000_000,
+        },
+    ),
+    (
+        STATION,
+        "register_contract",
+        {
+            "registration_no": "2024410400000001",
+            "station_id": "S1",
+            "registered_on": "2024-03-01",
+            "signed_on": "2024-02-01",
+            "title": "智能矿山传感器技术开发",
+            "contract_type": "development",
+            "domain": "电子信息",
+            "seller": SELLER,
+            "buyer": BUYER,
+            "brokers": ["B1"],
+            "contract_amount_fen": 100_000_00,
+            "technology_amount_fen": 90_000_00,
+            "related_party": False,
+        },
+    ),
+    (
+        STATION,
+        "amend_contract",
+        {
+            "registration_no": "2024410400000001",
+            "amended_on": "2024-04-01",
+            "reason": "补充协议",
+            "changes": {"contract_amount_fen": 120_000_00, "title": "智能矿山传感器"},
+        },
+    ),
+    (
+        STATION,
+        "record_invoice",
+        {
+            "registration_no": "2024410400000001",
+            "invoice_no": "INV-1",
+            "issued_on": "2024-04-02",
+            "amount_fen": 60_000_00,
+            "issuer_credit_code": SELLER["credit_code"],
+            "recipient_credit_code": BUYER["credit_code"],
+        },
+    ),
+    (
+        STATION,
+        "void_invoice",
+        {
+            "registration_no": "2024410400000001",
+            "invoice_no": "INV-1",
+            "voided_on": "2024-04-03",
+            "reason": "金额有误",
+        },
+    ),
+    (
+        STATION,
+        "record_transfer_proof",
+        {
+            "registration_no": "2024410400000001",
+            "serial_no": "SN-1",
+            "paid_on": "2024-04-05",
+            "amount_fen": 60_000_00,
+            "payer_credit_code": BUYER["credit_code"],
+            "payee_credit_code": SELLER["credit_code"],
+            "bank": "中国银行平顶山分行",
+        },
+    ),
+    (
+        STATION,
+        "withdraw_transfer_proof",
+        {
+            "registration_no": "2024410400000001",
+            "serial_no": "SN-1",
+            "withdrawn_on": "2024-04-06",
+            "reason": "重复录入",
+        },
+    ),
+    (
+        STATION,
+        "cancel_contract",
+        {
+            "registration_no": "2024410400000001",
+            "cancelled_on": "2024-05-01",
+            "reason": "合同解除",
+        },
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def envelopes(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> list[dict[str, Any]]:
+    db: Path = tmp_path_factory.mktemp("registry") / "registry.db"
+    app = Registry(f"sqlite:///{db}")
+    request.addfinalizer(app.close)
+    app.start()
+    for principal, op, args in COMMANDS:
+        answer = app.submit(principal, [Command(op, args)]).result(timeout=30)
+        assert answer.status == 201, (op, answer.body)
+    events: list[dict[str, Any]] = app.read_log(0, 100)["events"]
+    return events
+
+
+def test_every_event_the_registry_emits_validates_against_its_schema(
+    envelopes: list[dict[str, Any]],
+) -> None:
+    validator = envelope_validator()
+    for envelope in envelopes:
+        errors = [e.message for e in validator.iter_errors(envelope)]
+        assert errors == [], (envelope["type"], errors)
+
+
+def test_the_registry_emits_every_event_type_the_schemas_describe(
+    envelopes: list[dict[str, Any]],
+) -> None:
+    assert len(envelopes) == len(COMMANDS)
+    assert {e["type"] for e in envelopes} == set(EVENT_TYPES)
+    assert len(EVENT_TYPES) == 9
+
+
+def _by_type(envelopes: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return copy.deepcopy(next(e for e in envelopes if e["type"] == kind))
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    *parents, leaf = path.split(".")
+
+    def tamper(envelope: dict[str, Any]) -> None:
+        target = envelope
+        for key in parents:
+            target = target[key]
+        target[leaf] = value
+
+    return tamper
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    *parents, leaf = path.split(".")
+
+    def tamper(envelope: dict[str, Any]) -> None:
+        target = envelope
+        for key in parents:
+            target = target[key]
+        del target[leaf]
+
+    return tamper
+
+
+TAMPERINGS = {
+    "amount as a yuan string": ("InvoiceRecorded", _set("payload.amount_fen", "600000.00")),
+    "amount zero": ("TransferProofRecorded", _set("payload.amount_fen", 0)),
+    "amount as a float": ("ProvincialFundingRecorded", _set("payload.amount_fen", 1.5)),
+    "unknown payload field": ("ContractCancelled", _set("payload.approved_by", "someone")),
+    "missing payload field": ("InvoiceVoided", _delete("payload.reason")),
+    "unknown contract type": ("ContractRegistered", _set("payload.contract_type", "sale")),
+    "unknown party kind": ("ContractRegistered", _set("payload.seller.kind", "government")),
+    "credit code of 16 characters": (
+        "BrokerFiled",
+        _set("payload.organisation_credit_code", "91410400MA123456"),
+    ),
+    "bad region code": ("ContractRegistered", _set("payload.buyer.region_code", "4104")),
+    "date not a real day": ("TransferProofWithdrawn", _set("payload.withdrawn_on", "2024-02-30")),
+    "amendment changing nothing": ("ContractAmended", _set("payload.changes", {})),
+    "amendment of an unamendable field": (
+        "ContractAmended",
+        _set("payload.changes.seller", BUYER),
+    ),
+    "payload of another type": ("InvoiceVoided", _set("type", "ContractCancelled")),
+    "unknown event type": ("BrokerFiled", _set("type", "BrokerRevoked")),
+    "unknown envelope field": ("BrokerFiled", _set("signature", "x")),
+    "schema version 2": ("BrokerFiled", _set("schema_version", 2)),
+    "hash not hex": ("BrokerFiled", _set("hash", "Z" * 64)),
+    "recorded_at without zone": ("BrokerFiled", _set("recorded_at", "2024-01-10T08:00:00.000000")),
+    "position zero": ("BrokerFiled", _set("position", 0)),
+}
+
+
+@pytest.mark.parametrize("tampering", list(TAMPERINGS))
+def test_a_tampered_envelope_fails_validation(
+    envelopes: list[dict[str, Any]], tampering: str
+) -> None:
+    kind, tamper = TAMPERINGS[tampering]
+    envelope = _by_type(envelopes, kind)
+    assert envelope_validator().is_valid(envelope)
+    tamper(envelope)
+    assert not envelope_validator().is_valid(envelope)
+
+
+def test_a_transfer_proof_may_name_no_bank(envelopes: list[dict[str, Any]]) -> None:
+    envelope = _by_type(envelopes, "TransferProofRecorded")
+    envelope["payload"]["bank"] = None
+    assert envelope_validator().is_valid(envelope)
