@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
+	$(BIN)/tcr tokens init
 	$(BIN)/tcr registry serve
 
 lint: setup

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from services.common.tokens import ROLES, add_principal
+from services.common.tokens import ROLES, add_principal, init_demo_tokens
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -54,6 +54,37 @@ def _registry_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _relay(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from functools import partial
+
+    from services.common.kafka import ensure_topic, make_producer
+    from services.registry.application import Registry
+    from services.registry.relay import Relay, RelayPosition
+    from services.registry.settings import RelaySettings
+
+    settings = RelaySettings()
+    registry = Registry(settings.registry_database_url)
+    relay = Relay(
+        registry.read_log,
+        RelayPosition(registry.engine),
+        partial(make_producer, settings.kafka_bootstrap),
+        settings.kafka_topic,
+        ensure_topic=partial(
+            ensure_topic, settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions
+        ),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        relay.run(stop)
+    finally:
+        registry.close()
+    return 0
+
+
 def _tokens_add(args: argparse.Namespace) -> int:
     from services.registry.settings import RegistrySettings
 
@@ -65,6 +96,21 @@ def _tokens_add(args: argparse.Namespace) -> int:
         return 2
     print(f"added {args.role} {args.name!r} to {path}; its token (shown only this once):")
     print(token)
+    return 0
+
+
+def _tokens_init(args: argparse.Namespace) -> int:
+    from services.registry.settings import RegistrySettings
+
+    path = Path(args.file) if args.file else RegistrySettings().tokens_file
+    saved = path.with_name("local-tokens.txt")
+    tokens = init_demo_tokens(path, saved)
+    if tokens is None:
+        print(f"{path} exists; tokens for local use are in {saved} if it was made here")
+        return 0
+    print(f"created {path} with one principal per role; tokens (also in {saved}):")
+    for name, token in tokens.items():
+        print(f"  {name:<14} {token}")
     return 0
 
 
@@ -103,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--database-url", help="event store URL (default as for serve)")
     verify.set_defaults(func=_registry_verify)
 
+    relay = services.add_parser(
+        "relay",
+        help="publish the registry log to Kafka ($TCR_KAFKA_BOOTSTRAP, $TCR_KAFKA_TOPIC)",
+        description=(
+            "Follow the registry's log from the last published position (kept in the registry's "
+            "database) and produce every envelope to $TCR_KAFKA_TOPIC (default tcr.events) at "
+            "$TCR_KAFKA_BOOTSTRAP (default 127.0.0.1:9092), keyed by subject. Stops on Ctrl-C."
+        ),
+    )
+    relay.set_defaults(func=_relay)
+
     tokens = services.add_parser(
         "tokens", help="bearer tokens of stations, bureau, finance, auditors"
     )
@@ -113,12 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--station-id", help="the station's id (stations only)")
     add.add_argument("--file", help="tokens file (default: $TCR_TOKENS_FILE or var/tokens.toml)")
     add.set_defaults(func=_tokens_add)
+    init = tok.add_parser(
+        "init", help="first start: one principal per role, tokens saved for local use"
+    )
+    init.add_argument("--file", help="tokens file (default: $TCR_TOKENS_FILE or var/tokens.toml)")
+    init.set_defaults(func=_tokens_init)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tcr`` console script."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

@@ -87,3 +87,27 @@ class TokenBook:
                 self._reload()
                 found = self._holders.get(digest)
         return found
+
+
+DEMO_PRINCIPALS = (
+    ("station-demo", "station", "S0001"),
+    ("bureau", "bureau", None),
+    ("finance", "finance", None),
+    ("auditor", "auditor", None),
+)
+
+
+def init_demo_tokens(path: Path, saved: Path) -> dict[str, str] | None:
+    """On first start, one principal per role; their tokens are saved to ``saved`` (mode 600)
+    for local use and returned. Returns None when the tokens file already exists."""
+    if path.exists():
+        return None
+    tokens = {
+        name: add_principal(path, name, role, station) for name, role, station in DEMO_PRINCIPALS
+    }
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(
+        "".join(f"{name}={token}\n" for name, token in tokens.items()), encoding="utf-8"
+    )
+    saved.chmod(0o600)
+    return tokens

@@ -15,3 +15,14 @@ class RegistrySettings(BaseSettings):
     registry_database_url: str = "sqlite:///var/registry.db"
     tokens_file: Path = Path("var/tokens.toml")
     registry_max_group_events: int = 2000
+
+
+class RelaySettings(BaseSettings):
+    """The relay: the registry's store to follow and the Kafka topic to publish to."""
+
+    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
+
+    registry_database_url: str = "sqlite:///var/registry.db"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic: str = "tcr.events"
+    kafka_partitions: int = 3

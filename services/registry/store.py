@@ -3,8 +3,9 @@
 - ``registry_chain``: one row per log entry, its hash and its predecessor's (tamper evidence).
 - ``registry_claims``: invoice numbers and bank serials, unique across the whole registry.
 - ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
+- ``registry_relay``: the last log position the relay has published to Kafka.
 
-All three are written in the same transaction as the events they belong to.
+The first three are written in the same transaction as the events they belong to.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ idempotency = Table(
     Column("status", Integer, nullable=False),
     Column("body", LargeBinary, nullable=False),
     PrimaryKeyConstraint("principal", "key"),
+)
+
+relay_positions = Table(
+    "registry_relay",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", _BIGINT, nullable=False),
 )
 
 

@@ -1,0 +1,161 @@
+"""The money rules (shared/domain.md § Money rules): pure functions from facts to entitlements.
+
+All money is integer fen, or an exact Fraction of fen where a broker's equal share needs it;
+rounding happens once, half up, when the gross subsidy is taken from a beneficiary's turnover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+
+from services.common.policy.model import (
+    Category,
+    Contract,
+    ContractShare,
+    Entitlement,
+    Exclusion,
+    ExclusionReason,
+    Facts,
+    Policy,
+)
+
+OUTPUT_KINDS = frozenset({"university", "research_institute", "new_rd_institution"})
+
+
+def evidenced_until(contract: Contract, day: date, policy: Policy) -> int:
+    """E(d) = min(P(d), I, C): money both paid by ``day`` and invoiced, within the ceiling."""
+    paid = sum(
+        p.amount_fen for p in contract.transfer_proofs if not p.withdrawn and p.paid_on <= day
+    )
+    invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
+    ceiling = (
+        contract.contract_amount_fen
+        if policy.evidence_ceiling == "contract_amount"
+        else contract.technology_amount_fen
+    )
+    return min(paid, invoiced, ceiling)
+
+
+def evidenced_in_year(contract: Contract, year: int, policy: Policy) -> int:
+    """The evidenced turnover attributed to ``year``: E(31 Dec Y) − E(31 Dec Y−1)."""
+    return evidenced_until(contract, date(year, 12, 31), policy) - evidenced_until(
+        contract, date(year - 1, 12, 31), policy
+    )
+
+
+def contract_exclusion(contract: Contract, year: int, policy: Policy) -> ExclusionReason | None:
+    """Why a contract counts for no category in ``year``, or None when it may count."""
+    if contract.cancelled:
+        return "cancelled"
+    if contract.contract_type not in policy.eligible_contract_types:
+        return "contract_type"
+    first = year - policy.registration_window_years + 1
+    if not first <= contract.registered_on.year <= year:
+        return "outside_window"
+    return None
+
+
+def round_half_up(amount: Fraction) -> int:
+    """Round a non-negative amount of fen to whole fen, halves up."""
+    return math.floor(amount + Fraction(1, 2))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A contract's part in one beneficiary's category: counted (share) or excluded (reason)."""
+
+    beneficiary: str
+    name: str
+    category: Category
+    registration_no: str
+    share: Fraction
+    reason: ExclusionReason | None
+
+
+def _claims(contract: Contract, year: int, facts: Facts, policy: Policy) -> Iterator[_Claim]:
+    evidenced = evidenced_in_year(contract, year, policy)
+    if evidenced <= 0:
+        return
+    common = contract_exclusion(contract, year, policy)
+    seller, buyer, no = contract.seller, contract.buyer, contract.registration_no
+
+    if buyer.kind == "enterprise" and policy.is_local(buyer):
+        reason = common
+        if reason is None and policy.is_local(seller):
+            reason = "seller_local"
+        if reason is None and contract.related_party:
+            reason = "related_party"
+        yield _Claim(buyer.credit_code, buyer.name, "absorption", no, Fraction(evidenced), reason)
+
+    if seller.kind in OUTPUT_KINDS and policy.is_local(seller):
+        reason = common
+        if reason is None and not policy.is_local(buyer):
+            reason = "not_local"
+        if reason is None and (seller.credit_code, year) in facts.funded:
+            reason = "provincial_funding"
+        yield _Claim(seller.credit_code, seller.name, "output", no, Fraction(evidenced), reason)
+
+    if contract.brokers:
+        share = Fraction(evidenced, len(contract.brokers))
+        year_end = date(year, 12, 31)
+        for broker_id in contract.brokers:
+            broker = facts.brokers.get(broker_id)
+            reason = common
+            if reason is None and not (policy.is_local(seller) or policy.is_local(buyer)):
+                reason = "not_local"
+            if reason is None and (broker is None or broker.filed_on > year_end):
+                reason = "broker_not_filed"
+            name = broker.name if broker is not None else broker_id
+            yield _Claim(broker_id, name, "broker", no, share, reason)
+
+
+@dataclass
+class _Tally:
+    name: str
+    counted: list[ContractShare] = field(default_factory=list)
+    excluded: list[Exclusion] = field(default_factory=list)
+
+
+def entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
+    """Every beneficiary's entitlement for turnover year ``year``, with its explanation.
+
+    A beneficiary appears in a category when at least one contract evidenced money in the
+    year in which it holds that category's role, whether the contract counted or was excluded.
+    Ordered by category, then beneficiary.
+    """
+    if not policy.in_force(year):
+        return []
+    tallies: dict[tuple[Category, str], _Tally] = defaultdict(lambda: _Tally(name=""))
+    for registration_no in sorted(facts.contracts):
+        for claim in _claims(facts.contracts[registration_no], year, facts, policy):
+            tally = tallies[(claim.category, claim.beneficiary)]
+            tally.name = tally.name or claim.name
+            if claim.reason is None:
+                tally.counted.append(ContractShare(claim.registration_no, claim.share))
+            else:
+                tally.excluded.append(Exclusion(claim.registration_no, claim.reason))
+
+    result = []
+    for (category, beneficiary), tally in sorted(tallies.items()):
+        rule = policy.categories[category]
+        turnover = sum((c.evidenced for c in tally.counted), Fraction(0))
+        gross = round_half_up(turnover * rule.rate)
+        result.append(
+            Entitlement(
+                beneficiary=beneficiary,
+                name=tally.name,
+                category=category,
+                year=year,
+                turnover=turnover,
+                gross_fen=gross,
+                entitlement_fen=min(gross, rule.cap_fen),
+                contracts=tuple(tally.counted),
+                excluded=tuple(tally.excluded),
+            )
+        )
+    return result

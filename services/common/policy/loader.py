@@ -1,0 +1,63 @@
+"""Policy files (``schemas/policy/*.toml``) into :class:`Policy` values, checked on load."""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, cast
+
+from services.common.money import parse_yuan
+from services.common.policy.model import CATEGORIES, CategoryRule, Policy
+
+DEFAULT_POLICY = "pingdingshan-2020.toml"
+
+
+def policy_dir() -> Path:
+    """The repository's ``schemas/policy/`` directory."""
+    return Path(__file__).resolve().parents[3] / "schemas" / "policy"
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read a policy file (default: the Pingdingshan 2020 plan); a bad file names the key."""
+    path = path or policy_dir() / DEFAULT_POLICY
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return policy_from_mapping(data, source=str(path))
+
+
+def policy_from_mapping(data: dict[str, Any], source: str = "policy") -> Policy:
+    def need(key: str) -> Any:
+        if key not in data:
+            raise ValueError(f"{source}: missing {key}")
+        return data[key]
+
+    ceiling = need("evidence_ceiling")
+    if ceiling not in ("contract_amount", "technology_amount"):
+        raise ValueError(f"{source}: evidence_ceiling must be contract_amount or technology_amount")
+    categories = need("categories")
+    rules = {}
+    for name in CATEGORIES:
+        if name not in categories:
+            raise ValueError(f"{source}: missing [categories.{name}]")
+        raw = categories[name]
+        try:
+            rate = Fraction(Decimal(str(raw["rate"])))
+        except (KeyError, InvalidOperation) as exc:
+            raise ValueError(f"{source}: categories.{name}.rate must be a decimal string") from exc
+        if not 0 <= rate <= 1:
+            raise ValueError(f"{source}: categories.{name}.rate must be between 0 and 1")
+        rules[name] = CategoryRule(rate=rate, cap_fen=parse_yuan(str(raw["cap"])))
+    first, last = int(need("first_year")), int(need("last_year"))
+    if first > last:
+        raise ValueError(f"{source}: first_year is after last_year")
+    return Policy(
+        version=str(need("version")),
+        city_prefix=str(need("city_prefix")),
+        first_year=first,
+        last_year=last,
+        registration_window_years=int(need("registration_window_years")),
+        eligible_contract_types=frozenset(need("eligible_contract_types")),
+        evidence_ceiling=cast(Any, ceiling),
+        categories=rules,
+    )
