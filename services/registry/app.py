@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.tokens import TokenBook
-from services.registry.api.errors import BodyLimit, install_error_handlers
+from services.common.web.errors import BodyLimit, install_error_handlers
 from services.registry.api.routes import router
 from services.registry.application import Registry
 from services.registry.settings import RegistrySettings

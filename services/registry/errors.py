@@ -1,51 +1,20 @@
-"""The registry's own errors, each naming the field and the rule it broke."""
+"""The registry's domain errors, each naming the field and the rule it broke."""
 
 from __future__ import annotations
 
+from services.common.errors import ApiError, Forbidden, Invalid, NotFound
 
-class RegistryError(Exception):
-    """Base of every error the registry reports to a client."""
+__all__ = ["Conflict", "Forbidden", "InvalidCommand", "NotFound", "RegistryError"]
 
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, field: str | None, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-        self.index: int | None = None  # the command's index within a batch
-
-    def as_json(self) -> dict[str, object]:
-        """The JSON body a client receives."""
-        body: dict[str, object] = {"error": self.code, "field": self.field, "message": self.message}
-        if self.index is not None:
-            body["index"] = self.index
-        return body
+RegistryError = ApiError
 
 
-class InvalidCommand(RegistryError):
+class InvalidCommand(Invalid):
     """The command breaks a rule of the domain (HTTP 422)."""
 
-    status = 422
-    code = "invalid"
 
-
-class Conflict(RegistryError):
+class Conflict(ApiError):
     """The command collides with what is already stored (HTTP 409)."""
 
     status = 409
     code = "conflict"
-
-
-class NotFound(RegistryError):
-    """The command names something the registry does not hold (HTTP 404)."""
-
-    status = 404
-    code = "not_found"
-
-
-class Forbidden(RegistryError):
-    """The principal may not do this (HTTP 403)."""
-
-    status = 403
-    code = "forbidden"

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from services.common.tokens import Principal
+from services.common.web.auth import authenticate
 from services.registry.api import models as m
-from services.registry.api.auth import authenticate
 from services.registry.application import Registry
 from services.registry.commands import Command
 from services.registry.writer import request_digest

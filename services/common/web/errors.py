@@ -10,16 +10,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.registry.errors import RegistryError
+from services.common.errors import ApiError
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the registry's errors and request validation errors to JSON bodies."""
+    """Map the service's errors and request validation errors to JSON bodies."""
 
-    @app.exception_handler(RegistryError)
-    async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def _registry_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.common.errors import Forbidden, Unauthenticated
 from services.common.tokens import Principal, TokenBook
-from services.registry.errors import RegistryError
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `tcr tokens add`")
-
-
-class Unauthenticated(RegistryError):
-    """No token, or one the tokens file does not know (HTTP 401)."""
-
-    status = 401
-    code = "unauthenticated"
 
 
 def authenticate(
@@ -32,3 +26,16 @@ def authenticate(
     if principal is None:
         raise Unauthenticated("Authorization", "unknown token")
     return principal
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    """A dependency that admits only principals holding one of ``roles``."""
+
+    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(
+                None, f"role {principal.role} may not read this; {', '.join(roles)} may"
+            )
+        return principal
+
+    return check

@@ -1,0 +1,1 @@
+"""HTTP pieces every service's API shares: bearer authentication, error bodies, body limit."""
