@@ -85,6 +85,39 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subsidy_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "services.subsidy.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def _subsidy_consume(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from services.subsidy.app import create_projector
+    from services.subsidy.settings import SubsidySettings
+
+    projector, store, feed = create_projector(SubsidySettings())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        projector.run(stop)
+    finally:
+        feed.close()
+        store.close()
+    return 0
+
+
 def _tokens_add(args: argparse.Namespace) -> int:
     from services.registry.settings import RegistrySettings
 
@@ -160,6 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     relay.set_defaults(func=_relay)
 
+    subsidy = services.add_parser("subsidy", help="yearly entitlements for finance")
+    sub = subsidy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    consume = sub.add_parser(
+        "consume",
+        help="apply the log from Kafka (and the registry feed) to the subsidy store",
+        description=(
+            "Consume $TCR_KAFKA_TOPIC in group $TCR_KAFKA_GROUP (default tcr-subsidy) into "
+            "$TCR_SUBSIDY_DATABASE_URL (default sqlite:///var/subsidy.db); catch up from the "
+            "registry feed at $TCR_REGISTRY_URL with $TCR_REGISTRY_TOKEN when Kafka does not "
+            "hold everything. Stops on Ctrl-C."
+        ),
+    )
+    consume.set_defaults(func=_subsidy_consume)
+    sserve = sub.add_parser("serve", help="serve the finance API (OpenAPI docs at /docs)")
+    sserve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sserve.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")
+    sserve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    sserve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sserve.set_defaults(func=_subsidy_serve)
+
     tokens = services.add_parser(
         "tokens", help="bearer tokens of stations, bureau, finance, auditors"
     )
@@ -181,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tcr`` console script."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python narrates every connection
+    # kafka-python narrates every connection, httpx every request: keep their warnings only.
+    for noisy in ("kafka", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

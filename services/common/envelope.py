@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,3 +38,9 @@ def entry_hash(prev_hash: str, envelope: Mapping[str, Any]) -> str:
     """
     body = {k: v for k, v in envelope.items() if k != "hash"}
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_bytes(body)).hexdigest()
+
+
+def format_instant(instant: datetime) -> str:
+    """An instant as UTC ISO 8601 with microseconds and a ``Z``: ``recorded_at``'s form,
+    which orders correctly as text."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -30,15 +29,13 @@ class Registry(Application[UUID]):
     name = "registry"
 
     def __init__(self, database_url: str, *, max_group_events: int = 2000) -> None:
-        if database_url.startswith("sqlite:///"):
-            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_write_engine(database_url)  # creates a SQLite file's folder
         super().__init__(
             env={
                 "REGISTRY_PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
                 "REGISTRY_SQLALCHEMY_URL": database_url,
             }
         )
-        self.engine: Engine = create_write_engine(database_url)
         self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
         self.writer = GroupCommitWriter(self, self.engine, max_group_events=max_group_events)
 

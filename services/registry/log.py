@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.persistence import Notification, Transcoder
 
-from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash
+from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
 
 _EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
 
@@ -33,11 +32,6 @@ EVENT_TYPES = tuple(SUBJECT_FIELD)
 def event_type(topic: str) -> str:
     """The event type named by a stored event's topic (``module:Class.Event`` → ``Event``)."""
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-
-
-def format_instant(instant: datetime) -> str:
-    """An instant as UTC ISO 8601 with microseconds and a ``Z``."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dict[str, Any]:

@@ -10,8 +10,6 @@ The first three are written in the same transaction as the events they belong to
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -22,9 +20,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    create_engine,
-    event,
 )
+
+from services.common.db import make_engine
 
 metadata = MetaData()
 
@@ -67,26 +65,7 @@ relay_positions = Table(
 
 
 def create_write_engine(url: str) -> Engine:
-    """An engine for the registry's write transactions.
-
-    On SQLite every transaction starts with BEGIN IMMEDIATE, so a transaction that reads and
-    then writes holds the write lock from its start and several processes queue instead of
-    failing with SQLITE_BUSY; the file is put in WAL mode so readers never wait for writers.
-    """
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-    engine = create_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    """The engine of the registry's write transactions, its own tables created."""
+    engine = make_engine(url)
     metadata.create_all(engine)
     return engine

@@ -1,0 +1,1 @@
+"""The subsidy service: projects the registry log into yearly entitlements for finance."""

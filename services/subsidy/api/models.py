@@ -1,0 +1,73 @@
+"""What finance receives; amounts are yuan strings with two decimals."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from services.common.policy.model import Category, ExclusionReason
+
+
+class ErrorPublic(BaseModel):
+    error: str
+    field: str | None
+    message: str
+
+
+class ContractPublic(BaseModel):
+    registration_no: str
+    evidenced: str
+
+
+class ExclusionPublic(BaseModel):
+    registration_no: str
+    reason: ExclusionReason
+
+
+class EntitlementPublic(BaseModel):
+    beneficiary: str
+    name: str
+    category: Category
+    turnover: str
+    gross: str
+    entitlement: str
+    capped: bool
+    contracts: list[ContractPublic]
+    excluded: list[ExclusionPublic]
+
+
+class EntitlementsPublic(BaseModel):
+    year: int
+    policy_version: str
+    position: int
+    entitlements: list[EntitlementPublic]
+
+
+class EventRefPublic(BaseModel):
+    position: int
+    type: str
+    subject: str
+    recorded_at: str
+
+
+class RevisionPublic(BaseModel):
+    beneficiary: str
+    category: Category
+    before: EntitlementPublic | None
+    after: EntitlementPublic | None
+    events: list[EventRefPublic]
+
+
+class RevisionsPublic(BaseModel):
+    year: int
+    since: str
+    policy_version: str
+    position_before: int
+    position: int
+    revisions: list[RevisionPublic]
+
+
+class HealthPublic(BaseModel):
+    applied_position: int
+    registry_head: int | None
+    lag_events: int | None
+    lag_seconds: float | None

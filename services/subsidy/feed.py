@@ -1,0 +1,34 @@
+"""The registry's log feed over HTTP: the way to catch up when Kafka does not hold it all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class RegistryFeed:
+    """Reads ``GET /v1/events`` and ``GET /v1/health`` of the registry."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def page(self, after: int, limit: int = 5000) -> dict[str, Any]:
+        """Up to ``limit`` envelopes after position ``after``."""
+        response = self._client.get("/v1/events", params={"after": after, "limit": limit})
+        response.raise_for_status()
+        page: dict[str, Any] = response.json()
+        return page
+
+    def head(self) -> int:
+        """The registry's log head."""
+        response = self._client.get("/v1/health")
+        response.raise_for_status()
+        return int(response.json()["head"])
+
+    def close(self) -> None:
+        self._client.close()
