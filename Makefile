@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/tcr tokens init
-	$(BIN)/tcr registry serve
+	$(BIN)/tcr stack
 
 lint: setup
 	$(BIN)/ruff check services tests bench

@@ -118,6 +118,20 @@ def _subsidy_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack(args: argparse.Namespace) -> int:
+    from services.stack import StackConfig, run_stack
+
+    config = StackConfig(
+        var=Path(args.var),
+        host=args.host,
+        registry_port=args.registry_port,
+        subsidy_port=args.subsidy_port,
+        kafka_port=args.kafka_port,
+        kafka_bootstrap=os.environ.get("TCR_KAFKA_BOOTSTRAP"),
+    )
+    return run_stack(config)
+
+
 def _tokens_add(args: argparse.Namespace) -> int:
     from services.registry.settings import RegistrySettings
 
@@ -145,6 +159,10 @@ def _tokens_init(args: argparse.Namespace) -> int:
     for name, token in tokens.items():
         print(f"  {name:<14} {token}")
     return 0
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +232,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     sserve.set_defaults(func=_subsidy_serve)
+
+    stack = services.add_parser(
+        "stack",
+        help="run the whole system on this machine (broker, registry, relay, subsidy)",
+        description=(
+            "Start the Kafka-compatible broker (unless $TCR_KAFKA_BOOTSTRAP names one), the "
+            "registry, the relay, the subsidy consumer and the finance API as child processes on "
+            "their embedded defaults (SQLite files under --var), wait until each is healthy, and "
+            "supervise them: output prefixed by name, a child that dies is restarted, Ctrl-C or "
+            "SIGTERM stops them all. On first start a tokens file with one principal per role is "
+            "created and its tokens printed once."
+        ),
+    )
+    stack.add_argument(
+        "--host", default="127.0.0.1", help="address the APIs bind (default 127.0.0.1)"
+    )
+    stack.add_argument(
+        "--registry-port", type=int, default=_env_int("TCR_REGISTRY_PORT", 8000),
+        help="registry API port ($TCR_REGISTRY_PORT, default 8000)",
+    )  # fmt: skip
+    stack.add_argument(
+        "--subsidy-port", type=int, default=_env_int("TCR_SUBSIDY_PORT", 8001),
+        help="finance API port ($TCR_SUBSIDY_PORT, default 8001)",
+    )  # fmt: skip
+    stack.add_argument(
+        "--kafka-port", type=int, default=_env_int("TCR_KAFKA_PORT", 9092),
+        help="port of the bundled broker ($TCR_KAFKA_PORT, default 9092)",
+    )  # fmt: skip
+    stack.add_argument(
+        "--var", default=os.environ.get("TCR_VAR", "var"),
+        help="folder for the SQLite files and tokens ($TCR_VAR, default var)",
+    )  # fmt: skip
+    stack.set_defaults(func=_stack)
 
     tokens = services.add_parser(
         "tokens", help="bearer tokens of stations, bureau, finance, auditors"
