@@ -207,9 +207,7 @@ def build_children(config: StackConfig) -> list[Child]:
         Child("subsidy", tcr_command("subsidy", "consume"), env),
         Child(
             "finance",
-            tcr_command(
-                "subsidy", "serve", "--host", config.host, "--port", str(config.subsidy_port)
-            ),
+            tcr_command("subsidy", "serve", *listen(config.subsidy_port)),
             env,
             f"http://{config.host}:{config.subsidy_port}/v1/health",
         ),

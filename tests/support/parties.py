@@ -80,3 +80,68 @@ def transfer_body(
     }
     body.update(overrides)
     return body
+
+
+# -- more bodies: corrections, bureau filings, and parties for refusals -------------------------
+
+OUTSIDE_UNIVERSITY = {
+    "credit_code": credit_code("12110000MB0000004"),
+    "name": "北京理工大学",
+    "kind": "university",
+    "region_code": "110108",
+}
+
+
+def with_wrong_check_character(code: str) -> str:
+    """The same credit code with a check character that fails GB 32100-2015."""
+    wrong = "0" if code[17] != "0" else "1"
+    return code[:17] + wrong
+
+
+def amendment_body(**changes: Any) -> dict[str, Any]:
+    """A valid amendment (变更登记) making ``changes``; the title by default."""
+    body: dict[str, Any] = {"amended_on": "2024-05-01", "reason": "补充协议"}
+    body.update(changes or {"title": "煤矿智能巡检机器人技术开发(补充)"})
+    return body
+
+
+def cancellation_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"cancelled_on": "2024-06-01", "reason": "合同解除"}
+    body.update(overrides)
+    return body
+
+
+def void_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"voided_on": "2024-04-20", "reason": "开票有误"}
+    body.update(overrides)
+    return body
+
+
+def withdrawal_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"withdrawn_on": "2024-04-20", "reason": "凭证录入有误"}
+    body.update(overrides)
+    return body
+
+
+def broker_body(broker_id: str = "B-0001", **overrides: Any) -> dict[str, Any]:
+    """A valid broker filing (技术经纪人备案), the bureau's act."""
+    body: dict[str, Any] = {
+        "broker_id": broker_id,
+        "name": "张三",
+        "organisation_credit_code": LOCAL_ENTERPRISE["credit_code"],
+        "filed_on": "2024-01-15",
+    }
+    body.update(overrides)
+    return body
+
+
+def funding_body(programme: str = "河南省科技成果转化专项", **overrides: Any) -> dict[str, Any]:
+    """A valid record of provincial funding granted to the university for 2024."""
+    body: dict[str, Any] = {
+        "credit_code": UNIVERSITY["credit_code"],
+        "year": 2024,
+        "programme": programme,
+        "amount": "300000.00",
+    }
+    body.update(overrides)
+    return body
