@@ -8,7 +8,7 @@ import re
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUES = {c: i for i, c in enumerate(CREDIT_CODE_CHARSET)}
 _WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-_REGION = re.compile(r"^[0-9]{6}$")
+_REGION = re.compile(r"[0-9]{6}")
 
 
 def credit_code_check_character(first17: str) -> str:
@@ -31,4 +31,4 @@ def credit_code_problem(code: str) -> str | None:
 
 def region_code_problem(code: str) -> str | None:
     """Why ``code`` is not a 6-digit GB/T 2260 region code, or None when it is."""
-    return None if _REGION.match(code) else "must be 6 digits (GB/T 2260)"
+    return None if _REGION.fullmatch(code) else "must be 6 digits (GB/T 2260)"

@@ -49,3 +49,10 @@ class Invalid(ApiError):
 
     status = 422
     code = "invalid"
+
+
+class Unavailable(ApiError):
+    """The service could not do it now; nothing was changed, the client may retry (HTTP 503)."""
+
+    status = 503
+    code = "unavailable"

@@ -30,6 +30,9 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
+        # Only ensure_topic creates the topic, with its partitions: a metadata request must not
+        # create it with the broker's defaults (e.g. after a broker lost its data).
+        allow_auto_create_topics=False,
         enable_idempotence=True,
         linger_ms=5,
         batch_size=256 * 1024,
@@ -54,6 +57,7 @@ def make_consumer(bootstrap: str, topic: str, group: str, **overrides: Any) -> K
         "session_timeout_ms": 6_000,
         "heartbeat_interval_ms": 1_000,
         "max_poll_records": 5_000,
+        "allow_auto_create_topics": False,
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)

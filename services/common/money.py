@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_YUAN = re.compile(r"^(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?$")
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?")
 
 
 class AmountError(ValueError):
@@ -13,7 +13,7 @@ class AmountError(ValueError):
 
 def parse_yuan(text: str) -> int:
     """Parse a yuan string such as ``"1200000.00"`` into integer fen; zero and negatives refused."""
-    match = _YUAN.match(text)
+    match = _YUAN.fullmatch(text)
     if match is None:
         raise AmountError(
             'must be a decimal string in yuan with at most 2 decimals, e.g. "1200000.00"'

@@ -68,25 +68,26 @@ class TokenBook:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
-        self._mtime: float | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._holders: dict[str, Principal] = {}
         self._reload()
 
     def _reload(self) -> None:
-        mtime = self._path.stat().st_mtime if self._path.exists() else None
-        if mtime != self._mtime:
+        try:
+            st = self._path.stat()
+            seen: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            seen = None
+        if seen != self._seen:
             self._holders = load_principals(self._path)
-            self._mtime = mtime
+            self._seen = seen
 
     def holder(self, token: str) -> Principal | None:
-        """The principal holding this token, or None."""
-        digest = token_sha256(token)
-        found = self._holders.get(digest)
-        if found is None:
-            with self._lock:
-                self._reload()
-                found = self._holders.get(digest)
-        return found
+        """The principal holding this token, or None; a changed file is re-read first, so added
+        and removed principals take effect at once."""
+        with self._lock:
+            self._reload()
+            return self._holders.get(token_sha256(token))
 
 
 DEMO_PRINCIPALS = (

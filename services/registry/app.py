@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.common.signing import load_or_create_key
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
 from services.registry.api.routes import router
@@ -23,7 +24,10 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = Registry(
-            settings.registry_database_url, max_group_events=settings.registry_max_group_events
+            settings.registry_database_url,
+            max_group_events=settings.registry_max_group_events,
+            signing_key=load_or_create_key(settings.signing_key_file),
+            checkpoint_every=settings.checkpoint_every,
         )
         registry.start()
         app.state.registry = registry

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, func, select
 
-from services.common.envelope import GENESIS_HASH, entry_hash
+from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
+from services.common.merkle import leaf_hash
 from services.common.money import format_fen
+from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
-from services.registry.log import unhashed_envelope
+from services.registry.log import storage_problem, unhashed_envelope
 from services.registry.store import chain, create_write_engine
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
 MAX_PAGE = 5000
+
+log = logging.getLogger("tcr.registry")
 
 
 class Registry(Application[UUID]):
@@ -28,7 +35,15 @@ class Registry(Application[UUID]):
 
     name = "registry"
 
-    def __init__(self, database_url: str, *, max_group_events: int = 2000) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        max_group_events: int = 2000,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+    ) -> None:
+        """Open the store; without ``signing_key`` checkpoints are signed by a key made now."""
         self.engine: Engine = create_write_engine(database_url)  # creates a SQLite file's folder
         super().__init__(
             env={
@@ -37,13 +52,41 @@ class Registry(Application[UUID]):
             }
         )
         self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
-        self.writer = GroupCommitWriter(self, self.engine, max_group_events=max_group_events)
+        self._committed = threading.Event()
+        self.writer = GroupCommitWriter(
+            self,
+            self.engine,
+            max_group_events=max_group_events,
+            on_commit=lambda _position: self._committed.set(),
+        )
+        self.checkpoints = Checkpointer(
+            self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every
+        )
+        self._stopping = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._follow_for_checkpoints, name="registry-checkpointer", daemon=True
+        )
 
     def start(self) -> None:
-        """Start the writer thread; writes are refused before."""
+        """Start the writer and the checkpointer; writes are refused before."""
         self.writer.start()
+        self._checkpointer.start()
+
+    def _follow_for_checkpoints(self) -> None:
+        # Woken by our own commits; the timeout catches other processes' commits.
+        while not self._stopping.is_set():
+            self._committed.wait(1.0)
+            self._committed.clear()
+            try:
+                self.checkpoints.advance()
+            except Exception:  # a failed pass is retried on the next wake-up
+                log.exception("checkpointer pass failed")
 
     def close(self) -> None:
+        self._stopping.set()
+        self._committed.set()
+        if self._checkpointer.is_alive():
+            self._checkpointer.join()
         self.writer.stop()
         self.engine.dispose()
         super().close()
@@ -156,27 +199,30 @@ class Registry(Application[UUID]):
                 c.c.position,
                 c.c.prev_hash,
                 c.c.hash,
+                c.c.leaf_hash,
             )
             .join(c, c.c.position == e.c.id, full=True)
             .order_by(func.coalesce(e.c.id, c.c.position))
         )
         prev, checked = GENESIS_HASH, 0
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=batch_size).execute(query):
-                position = row.id if row.id is not None else row.position
-                problem = _chain_problem(row, prev, self.mapper.transcoder)
-                if problem is not None:
-                    yield {
-                        "ok": False,
-                        "checked": checked,
-                        "position": position,
-                        "problem": problem,
-                    }
-                    return
-                prev = row.hash
-                checked += 1
-                if checked % batch_size == 0:
-                    yield {"checked": checked}
+            rows = conn.execution_options(yield_per=batch_size).execute(query)
+            with rows:  # closed on an early return, too (a server-side cursor on PostgreSQL)
+                for row in rows:
+                    problem = _chain_problem(row, prev, self.mapper.transcoder)
+                    if problem is not None:
+                        position = row.id if row.id is not None else row.position
+                        yield {
+                            "ok": False,
+                            "checked": checked,
+                            "position": position,
+                            "problem": problem,
+                        }
+                        return
+                    prev = row.hash
+                    checked += 1
+                    if checked % batch_size == 0:
+                        yield {"checked": checked}
         yield {"ok": True, "checked": checked, "head_hash": prev}
 
 
@@ -187,13 +233,20 @@ def _chain_problem(row: Any, prev: str, transcoder: Any) -> str | None:
         return "the event has no chain entry"
     if row.prev_hash != prev:
         return "prev_hash does not match the hash of the entry before it"
+    notification = _notification(row)
     try:
-        envelope = unhashed_envelope(_notification(row), transcoder)
+        envelope = unhashed_envelope(notification, transcoder)
+        misfiled = storage_problem(notification, transcoder)
     except Exception as exc:  # a row altered so far that it no longer decodes
         return f"the stored event does not decode ({type(exc).__name__})"
+    if misfiled is not None:
+        return misfiled
     envelope["prev_hash"] = prev
-    if entry_hash(prev, envelope) != row.hash:
+    envelope["hash"] = entry_hash(prev, envelope)
+    if envelope["hash"] != row.hash:
         return "the stored event does not match its hash"
+    if leaf_hash(canonical_bytes(envelope)).hex() != row.leaf_hash:
+        return "the Merkle leaf hash does not match the entry"
     return None
 
 

@@ -264,6 +264,8 @@ class Contract(Aggregate):
             )
         if proof["withdrawn"] is not None:
             raise Conflict("serial_no", f"transfer proof {serial_no} is already withdrawn")
+        if withdrawn_on < proof["paid_on"]:
+            raise InvalidCommand("withdrawn_on", "must not be before the payment was made")
         proof["withdrawn"] = {"withdrawn_on": withdrawn_on, "reason": reason}
 
 

@@ -7,8 +7,10 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.persistence import Notification, Transcoder
+from eventsourcing.utils import get_topic
 
 from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
+from services.registry.domain import Broker, Contract, ProvincialFunding
 
 _EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
 
@@ -27,6 +29,19 @@ SUBJECT_FIELD = {
     "ProvincialFundingRecorded": "credit_code",
 }
 EVENT_TYPES = tuple(SUBJECT_FIELD)
+
+# What each type must be stored as: the event class's topic, and for the event that creates an
+# aggregate, the aggregate's topic. These steer replay yet lie outside the hashed envelope, so
+# verification checks them separately.
+_CREATED_BY = {"ContractRegistered": Contract, "BrokerFiled": Broker}
+_CREATED_BY["ProvincialFundingRecorded"] = ProvincialFunding
+_STORED_AS: dict[str, tuple[str, str | None]] = {
+    name: (
+        get_topic(getattr(_CREATED_BY.get(name, Contract), name)),
+        get_topic(_CREATED_BY[name]) if name in _CREATED_BY else None,
+    )
+    for name in EVENT_TYPES
+}
 
 
 def event_type(topic: str) -> str:
@@ -53,6 +68,18 @@ def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dic
         "subject": payload[SUBJECT_FIELD[kind]],
         "payload": payload,
     }
+
+
+def storage_problem(notification: Notification, transcoder: Transcoder) -> str | None:
+    """Why a stored event's topic or creating aggregate is not what its type must be stored as."""
+    kind = event_type(notification.topic)
+    expected = _STORED_AS.get(kind)
+    if expected is None or notification.topic != expected[0]:
+        return f"the stored topic {notification.topic!r} is not that of a known event type"
+    state = transcoder.decode(notification.state)
+    if state.get("originator_topic") != expected[1]:
+        return "the stored event names another aggregate class than its type creates"
+    return None
 
 
 def chain_envelopes(

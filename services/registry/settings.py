@@ -8,13 +8,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RegistrySettings(BaseSettings):
-    """``TCR_REGISTRY_DATABASE_URL``, ``TCR_TOKENS_FILE`` and the writer's group size."""
+    """The store, the tokens, the writer's group size, the checkpoint signing key and interval."""
 
     model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
 
     registry_database_url: str = "sqlite:///var/registry.db"
     tokens_file: Path = Path("var/tokens.toml")
     registry_max_group_events: int = 2000
+    signing_key_file: Path = Path("var/registry-signing-key.pem")
+    checkpoint_every: int = 1000
 
 
 class RelaySettings(BaseSettings):

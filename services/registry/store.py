@@ -1,9 +1,10 @@
 """The registry's own tables beside the event store, and the engine that writes them.
 
-- ``registry_chain``: one row per log entry, its hash and its predecessor's (tamper evidence).
+- ``registry_chain``: one row per log entry: its hash and its predecessor's, its Merkle leaf.
 - ``registry_claims``: invoice numbers and bank serials, unique across the whole registry.
 - ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
 - ``registry_relay``: the last log position the relay has published to Kafka.
+- ``registry_checkpoints``: signed Merkle tree heads over the log.
 
 The first three are written in the same transaction as the events they belong to.
 """
@@ -34,6 +35,9 @@ chain = Table(
     Column("position", _BIGINT, primary_key=True, autoincrement=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # The entry's place among entries (from 0) and its Merkle leaf hash (RFC 6962).
+    Column("leaf_index", _BIGINT, nullable=False, unique=True),
+    Column("leaf_hash", String(64), nullable=False),
 )
 
 claims = Table(
@@ -61,6 +65,15 @@ relay_positions = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("position", _BIGINT, nullable=False),
+)
+
+checkpoints = Table(
+    "registry_checkpoints",
+    metadata,
+    Column("tree_size", _BIGINT, primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("issued_at", String(32), nullable=False),
+    Column("signature", String(128), nullable=False),
 )
 
 

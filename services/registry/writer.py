@@ -31,7 +31,9 @@ from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import Session
 
-from services.common.envelope import GENESIS_HASH
+from services.common.envelope import GENESIS_HASH, canonical_bytes
+from services.common.errors import Unavailable
+from services.common.merkle import leaf_hash
 from services.registry.commands import HANDLERS, Command, Principal
 from services.registry.errors import Conflict, RegistryError
 from services.registry.log import chain_envelopes
@@ -152,16 +154,16 @@ class GroupCommitWriter:
         try:
             self._run_group(group)
         except _RACES as exc:
-            if len(group) > 1:
-                log.info(
-                    "group of %d lost a race (%s); retrying one by one",
-                    len(group),
-                    type(exc).__name__,
-                )
-                for sub in group:
-                    self._process_alone(sub)
-            else:
-                self._process_alone(group[0], first_error=exc)
+            # Submissions refused before the race were answered already; retry only the rest.
+            pending = [sub for sub in group if not sub.future.done()]
+            log.info(
+                "group of %d lost a race (%s); retrying %d one by one",
+                len(group),
+                type(exc).__name__,
+                len(pending),
+            )
+            for sub in pending:
+                self._process_alone(sub, first_error=exc)
 
     def _process_alone(self, sub: Submission, first_error: Exception | None = None) -> None:
         last: Exception | None = first_error
@@ -176,12 +178,9 @@ class GroupCommitWriter:
         log.warning(
             "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
         )
-        sub.future.set_result(
-            Answer(
-                409,
-                Conflict(None, "a concurrent write kept conflicting; retry the request").as_json(),
-            )
-        )
+        # Races are resolved by re-running; one that persists is a fault, not the client's.
+        error = Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
+        sub.future.set_result(Answer(error.status, error.as_json()))
 
     def _run_group(self, group: list[Submission]) -> None:
         """Run and commit a group; rule-breaking submissions are answered and dropped."""
@@ -202,11 +201,12 @@ class GroupCommitWriter:
     def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
         with Session(self._engine) as session, session.begin():
             uow = UnitOfWork(self._app.repository, session)
-            outcomes: list[tuple[Submission, Answer | list[tuple[Any, int]]]] = []
+            outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
+            keyed: dict[tuple[str, str], Submission] = {}
             for sub in group:
-                replay = self._replayed(session, sub)
-                if replay is not None:
-                    outcomes.append((sub, replay))
+                earlier = self._earlier(session, sub, keyed)
+                if earlier is not None:
+                    outcomes.append((sub, earlier))
                     continue
                 produced: list[tuple[Any, int]] = []
                 for index, command in enumerate(sub.commands):
@@ -220,30 +220,45 @@ class GroupCommitWriter:
                 outcomes.append((sub, produced))
 
             envelopes = self._store(session, uow)
-            answers: list[tuple[Submission, Answer]] = []
+            answers: dict[int, Answer] = {}
             for sub, outcome in outcomes:
                 if isinstance(outcome, Answer):
-                    answers.append((sub, outcome))
-                    continue
-                answer = _answer(sub, [envelopes[key] for key in outcome])
-                if sub.idempotency_key is not None:
-                    session.execute(
-                        insert(idempotency).values(
-                            principal=sub.principal.name,
-                            key=sub.idempotency_key,
-                            request_sha256=sub.request_sha256,
-                            status=answer.status,
-                            body=orjson.dumps(answer.body),
+                    answer = outcome
+                elif isinstance(outcome, Submission):
+                    answer = answers[id(outcome)]  # a retry racing its original, same group
+                else:
+                    answer = _answer(sub, [envelopes[key] for key in outcome])
+                    if sub.idempotency_key is not None:
+                        session.execute(
+                            insert(idempotency).values(
+                                principal=sub.principal.name,
+                                key=sub.idempotency_key,
+                                request_sha256=sub.request_sha256,
+                                status=answer.status,
+                                body=orjson.dumps(answer.body),
+                            )
                         )
-                    )
-                answers.append((sub, answer))
+                answers[id(sub)] = answer
         if envelopes and self._on_commit is not None:
             self._on_commit(max(e["position"] for e in envelopes.values()))
-        return answers
+        return [(sub, answers[id(sub)]) for sub in group]
 
-    def _replayed(self, session: Session, sub: Submission) -> Answer | None:
+    def _earlier(
+        self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
+    ) -> Answer | Submission | None:
+        """The answer an idempotency key already has: stored, or that of an earlier submission
+        in this group with the same key; None for a key not seen (or no key)."""
         if sub.idempotency_key is None:
             return None
+        key = (sub.principal.name, sub.idempotency_key)
+        reused = _Rejected(
+            sub, Conflict("Idempotency-Key", "this key was already used with a different request")
+        )
+        first = keyed.setdefault(key, sub)
+        if first is not sub:
+            if first.request_sha256 != sub.request_sha256:
+                raise reused
+            return first
         row = session.execute(
             select(idempotency.c.request_sha256, idempotency.c.status, idempotency.c.body).where(
                 idempotency.c.principal == sub.principal.name,
@@ -253,10 +268,7 @@ class GroupCommitWriter:
         if row is None:
             return None
         if row.request_sha256 != sub.request_sha256:
-            raise _Rejected(
-                sub,
-                Conflict("Idempotency-Key", "this key was already used with a different request"),
-            )
+            raise reused
         return Answer(row.status, orjson.loads(row.body))
 
     def _store(self, session: Session, uow: UnitOfWork) -> dict[tuple[Any, int], dict[str, Any]]:
@@ -271,18 +283,22 @@ class GroupCommitWriter:
         )
         # The event store's insert has serialised writers (table lock / BEGIN IMMEDIATE), so
         # the last chain entry read here is the predecessor of our first position.
-        prev = (
-            session.execute(
-                select(chain.c.hash).order_by(chain.c.position.desc()).limit(1)
-            ).scalar()
-            or GENESIS_HASH
-        )
+        last = session.execute(
+            select(chain.c.hash, chain.c.leaf_index).order_by(chain.c.position.desc()).limit(1)
+        ).first()
+        prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
         envelopes = list(chain_envelopes(notifications, self._app.mapper.transcoder, prev))
         session.execute(
             insert(chain),
             [
-                {"position": e["position"], "prev_hash": e["prev_hash"], "hash": e["hash"]}
-                for e in envelopes
+                {
+                    "position": e["position"],
+                    "prev_hash": e["prev_hash"],
+                    "hash": e["hash"],
+                    "leaf_index": next_leaf + i,
+                    "leaf_hash": leaf_hash(canonical_bytes(e)).hex(),
+                }
+                for i, e in enumerate(envelopes)
             ],
         )
         return {

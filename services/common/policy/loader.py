@@ -41,13 +41,20 @@ def policy_from_mapping(data: dict[str, Any], source: str = "policy") -> Policy:
         if name not in categories:
             raise ValueError(f"{source}: missing [categories.{name}]")
         raw = categories[name]
+        key = f"{source}: categories.{name}"
         try:
             rate = Fraction(Decimal(str(raw["rate"])))
-        except (KeyError, InvalidOperation) as exc:
-            raise ValueError(f"{source}: categories.{name}.rate must be a decimal string") from exc
+        except (KeyError, InvalidOperation, ValueError, OverflowError) as exc:
+            raise ValueError(f'{key}.rate must be a decimal string such as "0.10"') from exc
         if not 0 <= rate <= 1:
-            raise ValueError(f"{source}: categories.{name}.rate must be between 0 and 1")
-        rules[name] = CategoryRule(rate=rate, cap_fen=parse_yuan(str(raw["cap"])))
+            raise ValueError(f"{key}.rate must be between 0 and 1")
+        try:
+            cap_fen = parse_yuan(str(raw["cap"]))
+        except (KeyError, ValueError) as exc:
+            raise ValueError(
+                f'{key}.cap must be a positive yuan amount such as "500000.00"'
+            ) from exc
+        rules[name] = CategoryRule(rate=rate, cap_fen=cap_fen)
     first, last = int(need("first_year")), int(need("last_year"))
     if first > last:
         raise ValueError(f"{source}: first_year is after last_year")

@@ -43,8 +43,9 @@ def _describe(error: Any) -> dict[str, Any]:
     if loc and loc[0] in ("body", "query", "path", "header"):
         loc = loc[1:]
     index = None
-    if len(loc) >= 3 and loc[0] == "commands" and isinstance(loc[1], int) and loc[2] == "body":
-        index, loc = loc[1], loc[3:]
+    if len(loc) >= 3 and loc[0] == "commands" and isinstance(loc[1], int):
+        # Inside a batch: name the command by index, the field relative to its body.
+        index, loc = loc[1], loc[3:] if loc[2] == "body" else loc[2:]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "json_invalid":
         message = f"malformed JSON: {error.get('ctx', {}).get('error', message)}"
@@ -74,25 +75,34 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+        length = dict(scope.get("headers", ())).get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.limit:
                 await self._refuse(send)
                 return
+            await self.app(scope, receive, send)  # the server holds the body to its length
+            return
+        # No length given (chunked): read the body here, so an oversized one never reaches
+        # the route, then hand it on as it came.
+        messages: list[MutableMapping[str, Any]] = []
         seen = 0
-
-        async def limited() -> MutableMapping[str, Any]:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(messages)
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replayed() -> MutableMapping[str, Any]:
+            return next(replay, None) or await receive()
+
+        await self.app(scope, replayed, send)
 
     async def _refuse(self, send: Send) -> None:
         body = orjson.dumps(
@@ -113,7 +123,3 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

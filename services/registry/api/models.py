@@ -25,7 +25,7 @@ from services.common.codes import credit_code_problem, region_code_problem
 from services.common.money import parse_yuan
 
 _CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
-_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _credit_code(value: str) -> str:
@@ -49,7 +49,7 @@ def _fen(value: object) -> int:
 
 
 def _date_string(value: object) -> object:
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
     return value
 
@@ -316,3 +316,36 @@ class LogPagePublic(BaseModel):
 class HealthPublic(BaseModel):
     status: str
     head: int
+
+
+class CheckpointPublic(BaseModel):
+    """A Merkle tree head over the first ``tree_size`` log entries, signed (base64 Ed25519)."""
+
+    tree_size: int
+    root_hash: str
+    issued_at: str
+    signature: str
+
+
+class PublicKeyPublic(BaseModel):
+    algorithm: str
+    public_key_pem: str
+
+
+class InclusionProofPublic(BaseModel):
+    position: int
+    leaf_index: int
+    leaf_hash: str
+    tree_size: int
+    root_hash: str
+    proof: list[str]
+
+
+class ConsistencyProofPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    first: int = Field(alias="from")
+    second: int = Field(alias="to")
+    from_root: str
+    to_root: str
+    proof: list[str]

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from services.common.tokens import Principal
-from services.common.web.auth import authenticate
+from services.common.web.auth import authenticate, require_roles
 from services.registry.api import models as m
 from services.registry.application import Registry
 from services.registry.commands import Command
@@ -24,7 +24,10 @@ Caller = Annotated[Principal, Depends(authenticate)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key", max_length=256, description="Retry-safe key, kept per principal"
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=256,
+        description="Retry-safe key, kept per principal",
     ),
 ]
 _WRITE: dict[int | str, dict[str, Any]] = {
@@ -238,3 +241,60 @@ def get_events(
 def health(request: Request) -> dict[str, Any]:
     """Liveness and the log head; needs no token."""
     return {"status": "ok", "head": registry(request).head()}
+
+
+# -- checkpoints and proofs ------------------------------------------------------------------
+
+_PROOF: dict[int | str, dict[str, Any]] = {
+    401: {"model": m.ErrorPublic},
+    404: {"model": m.ErrorPublic},
+    422: {"model": m.ErrorPublic},
+}
+
+
+@router.get("/checkpoints", response_model=list[m.CheckpointPublic], responses=_PROOF)
+def list_checkpoints(request: Request, who: Caller) -> list[dict[str, Any]]:
+    """Every signed checkpoint (Merkle tree head), smallest tree first."""
+    return registry(request).checkpoints.all()
+
+
+@router.get("/checkpoints/latest", response_model=m.CheckpointPublic, responses=_PROOF)
+def latest_checkpoint(request: Request, who: Caller) -> dict[str, Any]:
+    """The checkpoint of the largest tree."""
+    return registry(request).checkpoints.latest()
+
+
+@router.get("/checkpoints/public-key", response_model=m.PublicKeyPublic)
+def checkpoint_public_key(request: Request) -> dict[str, str]:
+    """The Ed25519 key that signs checkpoints; needs no token (it is what auditors trust)."""
+    return {"algorithm": "Ed25519", "public_key_pem": registry(request).checkpoints.public_key}
+
+
+@router.post("/checkpoints", status_code=201, response_model=m.CheckpointPublic, responses=_PROOF)
+def issue_checkpoint(
+    request: Request, who: Annotated[Principal, Depends(require_roles("bureau", "auditor"))]
+) -> dict[str, Any]:
+    """Sign a checkpoint of the whole log now (bureau and auditors)."""
+    return registry(request).checkpoints.issue()
+
+
+@router.get("/proofs/inclusion", response_model=m.InclusionProofPublic, responses=_PROOF)
+def inclusion_proof(
+    request: Request,
+    who: Caller,
+    position: Annotated[int, Query(ge=1, description="The entry's log position")],
+    tree_size: Annotated[int, Query(ge=1, description="Size of the tree (a checkpoint's)")],
+) -> dict[str, Any]:
+    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``."""
+    return registry(request).checkpoints.inclusion(position, tree_size)
+
+
+@router.get("/proofs/consistency", response_model=m.ConsistencyProofPublic, responses=_PROOF)
+def consistency_proof(
+    request: Request,
+    who: Caller,
+    first: Annotated[int, Query(alias="from", ge=1)],
+    second: Annotated[int, Query(alias="to", ge=1)],
+) -> dict[str, Any]:
+    """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves."""
+    return registry(request).checkpoints.consistency(first, second)
