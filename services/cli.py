@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from services.audit.cli import add_audit_commands
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -265,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the SQLite files and tokens ($TCR_VAR, default var)",
     )  # fmt: skip
     stack.set_defaults(func=_stack)
+
+    add_audit_commands(services)
 
     tokens = services.add_parser(
         "tokens", help="bearer tokens of stations, bureau, finance, auditors"

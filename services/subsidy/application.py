@@ -8,15 +8,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from fractions import Fraction
 from typing import Any
 
 from services.common.envelope import format_instant
 from services.common.errors import NotFound
-from services.common.money import format_fen
-from services.common.policy.engine import entitlements, round_half_up
+from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Entitlement, Facts, Policy
+from services.common.policy.present import entitlement_json
 from services.subsidy.store import EntryStore
 
 
@@ -166,30 +165,6 @@ class Subsidy:
             "position": facts.position,
             "entitlements": rows,
         }
-
-
-def yuan(fen: Fraction | int) -> str:
-    """Yuan with two decimals; a fraction of a fen (a broker's share) rounds half up."""
-    return format_fen(round_half_up(Fraction(fen)))
-
-
-def entitlement_json(e: Entitlement) -> dict[str, Any]:
-    return {
-        "beneficiary": e.beneficiary,
-        "name": e.name,
-        "category": e.category,
-        "turnover": yuan(e.turnover),
-        "gross": format_fen(e.gross_fen),
-        "entitlement": format_fen(e.entitlement_fen),
-        "capped": e.capped,
-        "contracts": [
-            {"registration_no": c.registration_no, "evidenced": yuan(c.evidenced)}
-            for c in e.contracts
-        ],
-        "excluded": [
-            {"registration_no": x.registration_no, "reason": x.reason} for x in e.excluded
-        ],
-    }
 
 
 def _by_key(rows: list[Entitlement]) -> dict[tuple[str, str], Entitlement]:

@@ -1,0 +1,1 @@
+"""The audit service: verifies the registry's history and recomputes every figure from it."""
