@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint setup clean deploy-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ lint: setup
 	$(BIN)/ruff check services tests bench
 	$(BIN)/mypy
 
-test: lint
+# The production compose file must stay valid; Debian's docker-compose checks it offline.
+deploy-check:
+	@command -v docker-compose >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
+	docker-compose -f deploy/compose.yaml config -q
+
+test: lint deploy-check
 	$(BIN)/pytest
 
 clean:
