@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 from services.audit.cli import add_audit_commands
+from services.common.logs import configure_logging
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from services.demo.cli import add_demo_commands
 
 
 def _registry_serve(args: argparse.Namespace) -> int:
@@ -19,6 +18,12 @@ def _registry_serve(args: argparse.Namespace) -> int:
 
     if args.database_url:
         os.environ["TCR_REGISTRY_DATABASE_URL"] = args.database_url
+    if args.workers > 1:
+        # Create the tables once here, so that workers starting together do not race to.
+        from services.registry.application import Registry
+        from services.registry.settings import RegistrySettings
+
+        Registry(RegistrySettings().registry_database_url).close()
     uvicorn.run(
         "services.registry.app:app_from_environment",
         factory=True,
@@ -268,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(func=_stack)
 
     add_audit_commands(services)
+    add_demo_commands(services)
 
     tokens = services.add_parser(
         "tokens", help="bearer tokens of stations, bureau, finance, auditors"
@@ -289,10 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tcr`` console script."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # kafka-python narrates every connection, httpx every request: keep their warnings only.
-    for noisy in ("kafka", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

@@ -56,6 +56,7 @@ class Registry(Application[UUID]):
         self.writer = GroupCommitWriter(
             self,
             self.engine,
+            self.events_table,
             max_group_events=max_group_events,
             on_commit=lambda _position: self._committed.set(),
         )

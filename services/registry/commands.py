@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -25,7 +26,7 @@ from services.registry.domain import (
 from services.registry.errors import Conflict, Forbidden, NotFound
 from services.registry.unit_of_work import UnitOfWork
 
-__all__ = ["HANDLERS", "Command", "Principal"]
+__all__ = ["HANDLERS", "Command", "Principal", "needs"]
 
 WRITER_ROLES = frozenset({"station", "bureau"})
 
@@ -131,6 +132,24 @@ HANDLERS: dict[str, Handler] = {
     "file_broker": file_broker,
     "record_provincial_funding": record_provincial_funding,
 }
+
+
+def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
+    """The aggregates and claims a command will look up, so a group can fetch them at once."""
+    args = command.args
+    if command.op == "file_broker":
+        return [broker_aggregate_id(args["broker_id"])], []
+    if command.op == "record_provincial_funding":
+        key = funding_aggregate_id(args["credit_code"], args["year"], args["programme"])
+        return [key], []
+    claim = (
+        [("invoice", args["invoice_no"])]
+        if command.op == "record_invoice"
+        else [("serial", args["serial_no"])]
+        if command.op == "record_transfer_proof"
+        else []
+    )
+    return [contract_aggregate_id(args["registration_no"])], claim
 
 
 def _require_writer(who: Principal) -> None:

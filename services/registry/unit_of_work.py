@@ -1,19 +1,54 @@
-"""A unit of work: the aggregates and claims that one write transaction touches."""
+"""A unit of work: the aggregates and claims that one write transaction touches.
+
+A group's reads are the writer's bottleneck when made one by one (a round trip per aggregate
+and per claim), so the writer prefetches everything a group names in two queries, and keeps
+recently committed aggregates in a cache across groups.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Aggregate
-from sqlalchemy import insert, select
+from eventsourcing.persistence import Mapper, StoredEvent
+from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.registry.errors import Conflict
 from services.registry.store import claims
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class AggregateCache:
+    """Aggregates as last committed by this process, least recently used evicted first.
+
+    Another process may have moved an aggregate on since; then saving a change to it fails
+    on the event store's version constraint, the writer evicts it and runs the command again.
+    """
+
+    def __init__(self, maxsize: int = 20_000) -> None:
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._maxsize = maxsize
+
+    def take(self, aggregate_id: UUID) -> Aggregate | None:
+        """Remove and return a cached aggregate: while a unit of work changes it, it is not
+        committed state, and goes back only with :meth:`put` after the commit."""
+        return self._items.pop(aggregate_id, None)
+
+    def put(self, aggregates: Iterable[Aggregate]) -> None:
+        for aggregate in aggregates:
+            self._items[aggregate.id] = aggregate
+            self._items.move_to_end(aggregate.id)
+        while len(self._items) > self._maxsize:
+            self._items.popitem(last=False)
+
+    def __contains__(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self._items
 
 
 class UnitOfWork:
@@ -23,20 +58,66 @@ class UnitOfWork:
     caller's transaction; if that rolls back, the unit of work is simply dropped.
     """
 
-    def __init__(self, repository: Repository[Any], session: Session) -> None:
-        self._repository = repository
+    def __init__(
+        self, session: Session, events_table: Table, mapper: Mapper[UUID], cache: AggregateCache
+    ) -> None:
         self._session = session
+        self._events = events_table
+        self._mapper = mapper
+        self._cache = cache
         self._aggregates: dict[UUID, Aggregate | None] = {}
+        self._known_claims: dict[tuple[str, str], str] = {}
         self._claims: dict[tuple[str, str], str] = {}
         self.events: list[Any] = []
+
+    def prefetch(
+        self, aggregate_ids: Iterable[UUID], claim_keys: Iterable[tuple[str, str]]
+    ) -> None:
+        """Load in one query each the aggregates and claims the coming commands will ask for."""
+        wanted = {i for i in aggregate_ids if i not in self._aggregates}
+        for aggregate_id in list(wanted):
+            cached = self._cache.take(aggregate_id)
+            if cached is not None:
+                self._aggregates[aggregate_id] = cached
+                wanted.discard(aggregate_id)
+        if wanted:
+            self._aggregates.update(self._load(wanted))
+        keys = list(set(claim_keys))
+        if keys:
+            rows = self._session.execute(
+                select(claims.c.kind, claims.c.key, claims.c.registration_no).where(
+                    tuple_(claims.c.kind, claims.c.key).in_(keys)
+                )
+            )
+            self._known_claims.update({(r.kind, r.key): r.registration_no for r in rows})
+            for key in keys:
+                self._known_claims.setdefault(key, "")  # looked up: not held
+
+    def _load(self, aggregate_ids: set[UUID]) -> dict[UUID, Aggregate | None]:
+        e = self._events
+        rows = self._session.execute(
+            select(e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state)
+            .where(e.c.originator_id.in_(aggregate_ids))
+            .order_by(e.c.originator_id, e.c.originator_version)
+        )
+        events: dict[UUID, list[Any]] = defaultdict(list)
+        for row in rows:
+            state = row.state
+            stored = StoredEvent(
+                originator_id=row.originator_id,
+                originator_version=row.originator_version,
+                topic=row.topic,
+                state=bytes(state) if isinstance(state, memoryview) else state,
+            )
+            events[row.originator_id].append(self._mapper.to_domain_event(stored))
+        return {
+            i: project_aggregate(None, events[i]) if i in events else None for i in aggregate_ids
+        }
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         """The aggregate as this unit of work has made it, or None if it does not exist."""
         if aggregate_id not in self._aggregates:
-            try:
-                self._aggregates[aggregate_id] = self._repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self._aggregates[aggregate_id] = None
+            self.prefetch([aggregate_id], [])
         return self._aggregates[aggregate_id]
 
     def add(self, aggregate: A) -> A:
@@ -48,9 +129,9 @@ class UnitOfWork:
         """Reserve a registry-wide unique key (an invoice number, a bank serial) for ``owner``."""
         holder = self._claims.get((kind, key))
         if holder is None:
-            holder = self._session.execute(
-                select(claims.c.registration_no).where(claims.c.kind == kind, claims.c.key == key)
-            ).scalar()
+            if (kind, key) not in self._known_claims:
+                self.prefetch([], [(kind, key)])
+            holder = self._known_claims[(kind, key)] or None
         if holder is not None:
             raise Conflict(field, f"{key} is already recorded on contract {holder}")
         self._claims[(kind, key)] = owner
@@ -70,3 +151,10 @@ class UnitOfWork:
                     for (k, key), o in self._claims.items()
                 ],
             )
+
+    def committed(self) -> None:
+        """After the commit: the aggregates as now stored are what the next groups start from."""
+        for aggregate in self._aggregates.values():
+            if aggregate is not None:
+                aggregate.collect_events()  # saved already; drop them from the pending list
+        self._cache.put(a for a in self._aggregates.values() if a is not None)

@@ -28,17 +28,17 @@ import sqlalchemy.exc
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from eventsourcing.persistence import Notification
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
 from services.common.envelope import GENESIS_HASH, canonical_bytes
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
-from services.registry.commands import HANDLERS, Command, Principal
+from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
 from services.registry.log import chain_envelopes
 from services.registry.store import chain, idempotency
-from services.registry.unit_of_work import UnitOfWork
+from services.registry.unit_of_work import AggregateCache, UnitOfWork
 
 log = logging.getLogger("tcr.registry.writer")
 
@@ -90,12 +90,15 @@ class GroupCommitWriter:
         self,
         app: Application[Any],
         engine: Engine,
+        events_table: Table,
         *,
         max_group_events: int = 2000,
         on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._app = app
         self._engine = engine
+        self._events_table = events_table
+        self._cache = AggregateCache()
         self._max_group_events = max_group_events
         self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
@@ -200,7 +203,14 @@ class GroupCommitWriter:
 
     def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
         with Session(self._engine) as session, session.begin():
-            uow = UnitOfWork(self._app.repository, session)
+            uow = UnitOfWork(session, self._events_table, self._app.mapper, self._cache)
+            wanted_ids, wanted_claims = [], []
+            for sub in group:
+                for command in sub.commands:
+                    ids, keys = needs(command)
+                    wanted_ids += ids
+                    wanted_claims += keys
+            uow.prefetch(wanted_ids, wanted_claims)
             outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
             for sub in group:
@@ -239,6 +249,7 @@ class GroupCommitWriter:
                             )
                         )
                 answers[id(sub)] = answer
+        uow.committed()
         if envelopes and self._on_commit is not None:
             self._on_commit(max(e["position"] for e in envelopes.values()))
         return [(sub, answers[id(sub)]) for sub in group]

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
+from services.common.logs import configure_logging
 from services.common.policy.loader import load_policy
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
@@ -59,6 +60,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
+    configure_logging()
     return create_app(SubsidySettings())
 
 

@@ -1,0 +1,129 @@
+"""Audit routes: parse, ask the audit's use cases, answer. Auditors only, except health."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from services.audit.report import render_html, report_json
+from services.common.errors import Invalid
+from services.common.tokens import Principal
+from services.common.web.auth import require_roles
+
+if TYPE_CHECKING:
+    from services.audit.app import Audit
+
+router = APIRouter(prefix="/v1")
+
+Auditor = Annotated[Principal, Depends(require_roles("auditor"))]
+
+
+class ErrorPublic(BaseModel):
+    error: str
+    field: str | None
+    message: str
+
+
+class VerdictPublic(BaseModel):
+    ok: bool
+    checked: int
+    last_position: int
+    head_hash: str
+    root_hash: str
+    checkpoints_verified: int
+    position: int | None = None
+    checkpoint: int | None = None
+    problem: str | None = None
+
+
+class ReplayPublic(BaseModel):
+    policy_version: str
+    position: int
+    years: dict[str, list[dict[str, Any]]]
+
+
+class CompareYearPublic(BaseModel):
+    year: int
+    position: int
+    entitlements: int
+    differences: int
+
+
+class ComparePublic(BaseModel):
+    policy_version: str
+    years: list[CompareYearPublic]
+    differences: list[dict[str, Any]]
+
+
+class HealthPublic(BaseModel):
+    status: str
+    policy_version: str
+    registry_url: str
+    registry_head: int | None
+
+
+_READ: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic},
+    403: {"model": ErrorPublic},
+    422: {"model": ErrorPublic},
+    503: {"model": ErrorPublic},
+}
+Year = Annotated[
+    int, Query(ge=1900, le=9999, description="Evaluation year: figures cover the years to it")
+]
+
+
+def audit(request: Request) -> Audit:
+    app: Audit = request.app.state.audit
+    return app
+
+
+@router.get("/verify", response_model=VerdictPublic, responses=_READ)
+def verify(request: Request, who: Auditor) -> dict[str, Any]:
+    """Verify the live log's hash chain, Merkle roots and checkpoint signatures."""
+    return audit(request).verify()
+
+
+@router.get("/replay", response_model=ReplayPublic, responses=_READ)
+def replay(
+    request: Request,
+    who: Auditor,
+    until: Annotated[int | None, Query(ge=0, description="Stop after this log position")] = None,
+    as_of: Annotated[
+        datetime | None, Query(description="Only events recorded at or before this instant")
+    ] = None,
+) -> dict[str, Any]:
+    """Every year's entitlements recomputed from the log alone, optionally as known earlier."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise Invalid(
+            "as_of", "must be an ISO 8601 instant with a time zone, e.g. 2025-03-31T00:00:00+08:00"
+        )
+    return audit(request).replay(until, as_of)
+
+
+@router.get("/compare", response_model=ComparePublic, responses=_READ)
+def compare(request: Request, who: Auditor) -> dict[str, Any]:
+    """Where the subsidy service's entitlements differ from the recomputation."""
+    return audit(request).compare()
+
+
+@router.get("/report", responses=_READ)
+def report(request: Request, who: Auditor, year: Year) -> dict[str, Any]:
+    """The evaluation figures, chain verdict and findings of a year, as JSON."""
+    return report_json(audit(request).report(year), with_findings=True)
+
+
+@router.get("/report.html", response_class=HTMLResponse, responses=_READ)
+def report_html(request: Request, who: Auditor, year: Year) -> HTMLResponse:
+    """The evaluation report of a year as one self-contained HTML page."""
+    return HTMLResponse(render_html(audit(request).report(year)))
+
+
+@router.get("/health", response_model=HealthPublic)
+def health(request: Request) -> dict[str, Any]:
+    """Liveness, the policy in force and the registry's head; needs no token."""
+    return audit(request).health()

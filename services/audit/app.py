@@ -1,0 +1,163 @@
+"""The audit service's composition root, and its use cases over the live registry feed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from services.audit.api_routes import router
+from services.audit.findings import StaleHistory, subsidy_differences
+from services.audit.replay import replay, replay_facts, until
+from services.audit.report import AuditReport, audit_report
+from services.audit.settings import AuditSettings
+from services.audit.sources import RegistrySource
+from services.audit.verify import verify_log
+from services.common.errors import Invalid, Unavailable
+from services.common.policy.loader import load_policy
+from services.common.policy.model import Policy
+from services.common.tokens import TokenBook
+from services.common.web.errors import BodyLimit, install_error_handlers
+
+
+class Audit:
+    """The auditor's questions, each answered by reading the whole history afresh."""
+
+    def __init__(
+        self,
+        open_source: Callable[[], RegistrySource],
+        open_subsidy: Callable[[], httpx.Client],
+        policy: Policy,
+        registry_url: str,
+    ) -> None:
+        self._open_source = open_source
+        self._open_subsidy = open_subsidy
+        self._policy = policy
+        self._registry_url = registry_url
+
+    @contextmanager
+    def _source(self) -> Iterator[RegistrySource]:
+        source = self._open_source()
+        try:
+            yield source
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            why = "refused the audit's token" if status in (401, 403) else f"answered {status}"
+            raise Unavailable("registry", f"the registry {why}; nothing was audited") from None
+        except httpx.TransportError as exc:
+            raise Unavailable("registry", f"the registry cannot be reached: {exc}") from None
+        finally:
+            source.close()
+
+    def verify(self) -> dict[str, Any]:
+        """The tamper-evidence verdict over the live log and its signed checkpoints."""
+        with self._source() as source:
+            verdict = verify_log(source.envelopes(), source.checkpoints(), source.public_key_pem())
+        return verdict.as_json()
+
+    def replay(self, position: int | None, as_of: datetime | None) -> dict[str, Any]:
+        """Every year's entitlements recomputed from the log (up to a position or instant)."""
+        with self._source() as source:
+            facts = replay_facts(until(source.envelopes(), position, as_of))
+        return replay(facts, self._policy)
+
+    def compare(self) -> dict[str, Any]:
+        """Differences between the recomputation and what the subsidy service serves."""
+        with self._source() as source, self._subsidy() as subsidy:
+            try:
+                return subsidy_differences(source.envelopes, subsidy, self._policy)
+            except StaleHistory as exc:
+                raise Unavailable("registry", f"{exc}; retry") from None
+
+    @contextmanager
+    def _subsidy(self) -> Iterator[Callable[[int], dict[str, Any]]]:
+        client = self._open_subsidy()
+
+        def served(year: int) -> dict[str, Any]:
+            try:
+                response = client.get("/v1/entitlements", params={"year": year})
+                response.raise_for_status()
+            except httpx.HTTPStatusError as exc:
+                status = exc.response.status_code
+                raise Unavailable("subsidy", f"the subsidy service answered {status}") from None
+            except httpx.TransportError as exc:
+                raise Unavailable(
+                    "subsidy", f"the subsidy service cannot be reached: {exc}"
+                ) from None
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        try:
+            yield served
+        finally:
+            client.close()
+
+    def report(self, year: int) -> AuditReport:
+        """The evaluation report of ``year`` over the live log."""
+        with self._source() as source:
+            try:
+                return audit_report(source, year, self._policy, described_as=self._registry_url)
+            except ValueError as exc:
+                raise Invalid("year", str(exc)) from None
+
+    def health(self) -> dict[str, Any]:
+        """Liveness, the policy in force, and the registry's head (None if unreachable)."""
+        source = self._open_source()
+        try:
+            head: int | None = source.head()
+        except httpx.HTTPError:
+            head = None
+        finally:
+            source.close()
+        return {
+            "status": "ok",
+            "policy_version": self._policy.version,
+            "registry_url": self._registry_url,
+            "registry_head": head,
+        }
+
+
+def create_app(
+    settings: AuditSettings, *, subsidy_transport: httpx.BaseTransport | None = None
+) -> FastAPI:
+    """Wire the audit API over the live registry feed and the subsidy service."""
+    subsidy_token = settings.subsidy_token or settings.registry_token
+
+    def open_subsidy() -> httpx.Client:
+        return httpx.Client(
+            base_url=settings.subsidy_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {subsidy_token}"},
+            timeout=60.0,
+            transport=subsidy_transport,
+        )
+
+    app = FastAPI(
+        title="Technology contract audit",
+        version="1",
+        description=(
+            "Third-party evaluation over the registry's live log: verify the hash chain and "
+            "signed checkpoints, recompute every entitlement, compare with what the subsidy "
+            "service serves, and compute the plan's evaluation figures and findings. Every "
+            "answer reads the whole history afresh. Auditor tokens only."
+        ),
+    )
+    app.state.tokens = TokenBook(settings.tokens_file)
+    app.state.audit = Audit(
+        lambda: RegistrySource(settings.registry_url, settings.registry_token),
+        open_subsidy,
+        load_policy(settings.policy_file),
+        settings.registry_url,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn: settings from the environment."""
+    return create_app(AuditSettings())

@@ -1,0 +1,329 @@
+"""What the audit finds wrong: irregularities in the history, and differences from finance's view.
+
+Findings of the report (shared/domain.md § Evaluation figures), each naming a registration
+number, a kind and a detail a person can check against the log:
+
+- ``chain_break``: the tamper-evident chain or a checkpoint does not verify (first problem only).
+- ``paid_not_invoiced``: non-withdrawn transfer proofs total more than non-voided invoices.
+- ``invoiced_not_paid``: non-voided invoices total more than non-withdrawn transfer proofs.
+- ``evidence_short``: money both paid and invoiced by the report's end is under
+  :data:`EVIDENCE_MIN_SHARE` of the contract amount, for a contract registered more than
+  :data:`EVIDENCE_GRACE_DAYS` days before the report's end.
+- ``related_party``: the station declared seller and buyer related (关联企业).
+- ``cancelled_after_payout``: see :func:`fed_years`.
+- ``recorded_late``: an event recorded more than :data:`LATE_AFTER_DAYS` days after its own date.
+- ``unreadable_event``: an entry the facts cannot take in (its contract is unknown, say).
+
+The three evidence findings and the related-party finding concern contracts in force
+(cancelled ones count for nothing and have their own finding). Contract findings cover the
+contracts registered on or before the report's end; evidence is as the whole log knows it,
+except for ``evidence_short``, which counts only evidence dated by the report's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from fractions import Fraction
+from typing import Any, Literal
+
+from services.audit.replay import differences, replay_facts, until
+from services.common.money import format_fen
+from services.common.policy.engine import entitlements
+from services.common.policy.model import Contract, Facts, Policy
+from services.common.policy.present import entitlement_json
+
+LATE_AFTER_DAYS = 90
+EVIDENCE_MIN_SHARE = Fraction(1, 2)
+EVIDENCE_GRACE_DAYS = 365
+# Days of recording are counted in Pingdingshan's time, where the payout calendar runs.
+CHINA_TIME = timezone(timedelta(hours=8), "UTC+08:00")
+
+FindingKind = Literal[
+    "chain_break",
+    "paid_not_invoiced",
+    "invoiced_not_paid",
+    "evidence_short",
+    "related_party",
+    "cancelled_after_payout",
+    "recorded_late",
+    "unreadable_event",
+]
+KIND_LABELS: dict[str, tuple[str, str]] = {
+    "chain_break": ("防篡改链断裂", "break in the tamper-evident chain"),
+    "paid_not_invoiced": ("付款未开票", "payments never invoiced"),
+    "invoiced_not_paid": ("开票未付款", "invoices never paid"),
+    "evidence_short": ("凭证远低于合同额", "evidence far from the contract amount"),
+    "related_party": ("关联企业合同", "related-party contract"),
+    "cancelled_after_payout": ("兑付后注销", "cancelled after a payout"),
+    "recorded_late": ("延迟录入", "recorded long after its date"),
+    "unreadable_event": ("无法读取的条目", "unreadable log entry"),
+}
+
+# The field holding each event type's own date.
+EVENT_DATE_FIELD = {
+    "ContractRegistered": "registered_on",
+    "ContractAmended": "amended_on",
+    "ContractCancelled": "cancelled_on",
+    "InvoiceRecorded": "issued_on",
+    "InvoiceVoided": "voided_on",
+    "TransferProofRecorded": "paid_on",
+    "TransferProofWithdrawn": "withdrawn_on",
+    "BrokerFiled": "filed_on",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing an evaluator should look at."""
+
+    kind: FindingKind
+    registration_no: str
+    detail: str
+    position: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "label": KIND_LABELS[self.kind][0],
+            "label_en": KIND_LABELS[self.kind][1],
+            "registration_no": self.registration_no,
+            "detail": self.detail,
+            "position": self.position,
+        }
+
+
+def recorded_day(recorded_at: str) -> date:
+    """The day (China time) of a ``recorded_at`` instant."""
+    return datetime.fromisoformat(recorded_at).astimezone(CHINA_TIME).date()
+
+
+@dataclass
+class _Late:
+    events: int
+    worst_days: int
+    worst: str
+    position: int
+
+
+class LogWatch:
+    """Notes, while the log streams by, what the facts do not keep: when things were recorded.
+
+    Its memory is bounded by the number of contracts and brokers, not by the log's length.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled: dict[str, tuple[date, int]] = {}  # registration no → (day, position)
+        self.late: dict[tuple[str, str], _Late] = {}  # (event family, subject) → worst delay
+
+    def observe(self, envelope: Mapping[str, Any]) -> None:
+        # A damaged entry is skipped here: the chain's verdict names it.
+        with suppress(KeyError, TypeError, ValueError, AttributeError):
+            self._observe(envelope)
+
+    def _observe(self, envelope: Mapping[str, Any]) -> None:
+        kind, payload = envelope["type"], envelope["payload"]
+        day = recorded_day(envelope["recorded_at"])
+        position = int(envelope["position"])
+        if kind == "ContractCancelled":
+            self.cancelled[payload["registration_no"]] = (day, position)
+        field = EVENT_DATE_FIELD.get(kind)
+        if field is None:
+            return
+        own = date.fromisoformat(payload[field])
+        delay = (day - own).days
+        if delay <= LATE_AFTER_DAYS:
+            return
+        family = "broker" if kind == "BrokerFiled" else "contract"
+        key = (family, str(envelope["subject"]))
+        described = f"{kind} {field} {own.isoformat()} recorded {day.isoformat()}"
+        seen = self.late.get(key)
+        if seen is None:
+            self.late[key] = _Late(1, delay, described, position)
+            return
+        seen.events += 1
+        if delay > seen.worst_days:
+            seen.worst_days, seen.worst, seen.position = delay, described, position
+
+
+def fed_years(contract: Contract, facts: Facts, policy: Policy, cancelled_day: date) -> list[int]:
+    """The turnover years whose payout had begun when ``contract`` was cancelled and it fed.
+
+    Entitlements of turnover year ``Y`` are paid in ``Y+1``, so the payout of ``Y`` has begun
+    once 31 Dec ``Y`` has passed. The contract *fed* year ``Y`` when, taken as not cancelled,
+    it is counted (not excluded) in some beneficiary's positive entitlement for ``Y``. That
+    is judged on the evidence the log holds at its end, which is the evidence it held at the
+    cancellation: nothing is recorded against a cancelled contract. The finding is made when the
+    cancellation was recorded (``recorded_at``, China time) on a day after 31 Dec ``Y``.
+    """
+    alive = Facts(
+        contracts={contract.registration_no: replace(contract, cancelled=False)},
+        brokers=facts.brokers,
+        funded=facts.funded,
+        position=facts.position,
+    )
+    years = []
+    for year in range(policy.first_year, min(policy.last_year, cancelled_day.year - 1) + 1):
+        if any(
+            e.entitlement_fen > 0
+            and any(s.registration_no == contract.registration_no for s in e.contracts)
+            for e in entitlements(alive, year, policy)
+        ):
+            years.append(year)
+    return years
+
+
+def history_findings(
+    facts: Facts, watch: LogWatch, policy: Policy, report_end: date
+) -> list[Finding]:
+    """The findings about contracts registered by ``report_end`` and brokers filed by then."""
+    found: list[Finding] = []
+    for no in sorted(facts.contracts):
+        contract = facts.contracts[no]
+        if contract.registered_on > report_end:
+            continue
+        if contract.cancelled:
+            found += _cancellation(contract, facts, watch, policy)
+        else:
+            found += _evidence(contract, report_end)
+            if contract.related_party:
+                found.append(
+                    Finding(
+                        "related_party",
+                        no,
+                        f"seller {contract.seller.name} ({contract.seller.credit_code}) and buyer "
+                        f"{contract.buyer.name} ({contract.buyer.credit_code}) declared related; "
+                        f"contract amount {format_fen(contract.contract_amount_fen)}",
+                    )
+                )
+        late = watch.late.get(("contract", no))
+        if late is not None:
+            found.append(_late(no, late))
+    for broker_id in sorted(facts.brokers):
+        late = watch.late.get(("broker", broker_id))
+        if late is not None and facts.brokers[broker_id].filed_on <= report_end:
+            found.append(_late("", late, f"broker {broker_id}: "))
+    return found
+
+
+def _late(no: str, late: _Late, prefix: str = "") -> Finding:
+    more = f" ({late.events} events late)" if late.events > 1 else ""
+    return Finding(
+        "recorded_late",
+        no,
+        f"{prefix}{late.worst}, {late.worst_days} days after its date{more}",
+        late.position,
+    )
+
+
+def _evidence(contract: Contract, report_end: date) -> list[Finding]:
+    no = contract.registration_no
+    paid = sum(p.amount_fen for p in contract.transfer_proofs if not p.withdrawn)
+    invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
+    found = []
+    if paid > invoiced:
+        found.append(
+            Finding(
+                "paid_not_invoiced",
+                no,
+                f"transfer proofs {format_fen(paid)} exceed invoices {format_fen(invoiced)} "
+                f"by {format_fen(paid - invoiced)}",
+            )
+        )
+    elif invoiced > paid:
+        found.append(
+            Finding(
+                "invoiced_not_paid",
+                no,
+                f"invoices {format_fen(invoiced)} exceed transfer proofs {format_fen(paid)} "
+                f"by {format_fen(invoiced - paid)}",
+            )
+        )
+    if (report_end - contract.registered_on).days > EVIDENCE_GRACE_DAYS:
+        paid_by_end = sum(
+            p.amount_fen
+            for p in contract.transfer_proofs
+            if not p.withdrawn and p.paid_on <= report_end
+        )
+        invoiced_by_end = sum(
+            i.amount_fen for i in contract.invoices if not i.voided and i.issued_on <= report_end
+        )
+        amount = contract.contract_amount_fen
+        evidenced = min(paid_by_end, invoiced_by_end, amount)
+        if evidenced < EVIDENCE_MIN_SHARE * amount:
+            found.append(
+                Finding(
+                    "evidence_short",
+                    no,
+                    f"paid and invoiced by {report_end.isoformat()}: {format_fen(evidenced)} of "
+                    f"{format_fen(amount)} ({100 * evidenced / amount:.0f}%), registered "
+                    f"{contract.registered_on.isoformat()}",
+                )
+            )
+    return found
+
+
+def _cancellation(
+    contract: Contract, facts: Facts, watch: LogWatch, policy: Policy
+) -> list[Finding]:
+    noted = watch.cancelled.get(contract.registration_no)
+    if noted is None:
+        return []
+    day, position = noted
+    years = fed_years(contract, facts, policy, day)
+    if not years:
+        return []
+    listed = ", ".join(str(y) for y in years)
+    return [
+        Finding(
+            "cancelled_after_payout",
+            contract.registration_no,
+            f"cancellation recorded {day.isoformat()}, after the payout of turnover year(s) "
+            f"{listed} began; the entitlements it fed are revised",
+            position,
+        )
+    ]
+
+
+class StaleHistory(Exception):
+    """The history read is older than what the subsidy service answers from."""
+
+
+def subsidy_differences(
+    envelopes: Callable[[], Iterable[dict[str, Any]]],
+    served: Callable[[int], dict[str, Any]],
+    policy: Policy,
+) -> dict[str, Any]:
+    """Every year in force: the recomputation against what the subsidy service serves.
+
+    ``served(year)`` is the subsidy service's answer to ``GET /v1/entitlements?year=``; the
+    history is replayed to the position it answers at, so both speak of the same log.
+    """
+    facts_at: dict[int, Facts] = {}
+    years: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    for year in range(policy.first_year, policy.last_year + 1):
+        answer = served(year)
+        position = int(answer["position"])
+        if position not in facts_at:
+            facts_at[position] = replay_facts(until(envelopes(), position))
+        facts = facts_at[position]
+        if facts.position < position:
+            raise StaleHistory(
+                f"the history ends at position {facts.position} but the subsidy service "
+                f"answers at {position}"
+            )
+        ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
+        diffs = differences(ours, answer["entitlements"], year)
+        found += diffs
+        years.append(
+            {
+                "year": year,
+                "position": position,
+                "entitlements": len(ours),
+                "differences": len(diffs),
+            }
+        )
+    return {"policy_version": policy.version, "years": years, "differences": found}

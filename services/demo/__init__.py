@@ -1,0 +1,1 @@
+"""A realistic, deterministic demo history of the registry, and its loader (``tcr demo``)."""
