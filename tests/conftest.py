@@ -54,6 +54,10 @@ def tokens(tmp_path: Path) -> Tokens:
 @pytest.fixture
 def client(database_url: str, tokens: Tokens) -> Iterator[TestClient]:
     """The registry's HTTP API over a real store, as the station S1 by default."""
-    settings = RegistrySettings(registry_database_url=database_url, tokens_file=tokens.path)
+    settings = RegistrySettings(
+        registry_database_url=database_url,
+        tokens_file=tokens.path,
+        signing_key_file=tokens.path.with_name("signing-key.pem"),
+    )
     with TestClient(create_app(settings), headers=tokens.header("station")) as test_client:
         yield test_client

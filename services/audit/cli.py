@@ -15,6 +15,15 @@ from tqdm import tqdm
 from services.audit.sources import BundleSource, LogSource, RegistrySource, export_bundle
 
 
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone, e.g. 2025-03-31T00:00:00+08:00"
+        )
+    return moment
+
+
 def add_audit_commands(services: Any) -> None:
     """Register ``tcr audit`` and its actions on the top-level subparsers."""
     audit = services.add_parser(
@@ -47,6 +56,12 @@ def add_audit_commands(services: Any) -> None:
     verify.add_argument(
         "--trusted-checkpoint", type=Path, help="a checkpoint JSON file you hold independently"
     )
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        help="the registry's public key (PEM) as published to you; without it the key inside "
+        "the bundle is trusted, which proves integrity only against a trusted checkpoint",
+    )
     verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     verify.set_defaults(func=_verify)
 
@@ -55,7 +70,9 @@ def add_audit_commands(services: Any) -> None:
     cut = replay.add_mutually_exclusive_group()
     cut.add_argument("--until", type=int, metavar="POSITION", help="stop after this log position")
     cut.add_argument(
-        "--as-of", type=datetime.fromisoformat, help="only events recorded by this ISO 8601 instant"
+        "--as-of",
+        type=_instant,
+        help="only events recorded by this ISO 8601 instant, with its time zone",
     )
     replay.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     replay.set_defaults(func=_replay)
@@ -145,13 +162,8 @@ def _verify(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         source = _open_source(args, stack)
         with _bar("verify") as bar:
-            verdict = verify_log(
-                source.envelopes(),
-                source.checkpoints(),
-                source.public_key_pem(),
-                trusted,
-                bar.update,
-            )
+            key = args.public_key.read_text("utf-8") if args.public_key else source.public_key_pem()
+            verdict = verify_log(source.envelopes(), source.checkpoints(), key, trusted, bar.update)
     if args.json:
         print(json.dumps(verdict.as_json(), indent=2))
     elif verdict.ok:

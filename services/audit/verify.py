@@ -80,7 +80,16 @@ def verify_log(
 
     tree = CompactRange()
     prev, last_position = GENESIS_HASH, 0
-    for envelope in envelopes:
+    entries = iter(envelopes)
+    while True:
+        try:
+            envelope = next(entries)
+        except StopIteration:
+            break
+        except ValueError as exc:  # a line of the bundle that is not JSON
+            return verdict.fail(f"unreadable entry after position {last_position}: {exc}")
+        if not isinstance(envelope, dict):
+            return verdict.fail(f"the entry after position {last_position} is not a JSON object")
         position = envelope.get("position")
         if not isinstance(position, int) or position <= last_position:
             return verdict.fail(

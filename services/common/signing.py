@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written aside, then linked into place: a racing process sees no file or a whole one.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 600
+    temporary = Path(name)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     try:

@@ -44,28 +44,31 @@ class Checkpointer:
     def advance(self) -> int:
         """Take in the leaves committed since the last call; sign at every multiple of ``every``."""
         with self._lock:
-            while True:
-                with self._engine.connect() as conn:
-                    rows = conn.execute(
-                        select(chain.c.leaf_hash)
-                        .where(chain.c.leaf_index >= self._range.size)
-                        .order_by(chain.c.leaf_index)
-                        .limit(_PAGE)
-                    ).all()
-                for (leaf,) in rows:
-                    self._range.append(bytes.fromhex(leaf))
-                    if self._range.size % self._every == 0:
-                        self._store(self._range.size, self._range.root())
-                if len(rows) < _PAGE:
-                    return self._range.size
+            return self._advance()
 
     def issue(self) -> dict[str, Any]:
         """A checkpoint of the whole log as it is now."""
-        size = self.advance()
-        if size == 0:
-            raise Invalid(None, "the log is empty; there is nothing to checkpoint")
-        with self._lock:
+        with self._lock:  # size and root from the same state, whatever the background does
+            size = self._advance()
+            if size == 0:
+                raise Invalid(None, "the log is empty; there is nothing to checkpoint")
             return self._store(size, self._range.root())
+
+    def _advance(self) -> int:
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(chain.c.leaf_hash)
+                    .where(chain.c.leaf_index >= self._range.size)
+                    .order_by(chain.c.leaf_index)
+                    .limit(_PAGE)
+                ).all()
+            for (leaf,) in rows:
+                self._range.append(bytes.fromhex(leaf))
+                if self._range.size % self._every == 0:
+                    self._store(self._range.size, self._range.root())
+            if len(rows) < _PAGE:
+                return self._range.size
 
     def _store(self, tree_size: int, root_hash: bytes) -> dict[str, Any]:
         checkpoint: dict[str, Any] = {

@@ -244,15 +244,6 @@ def create_at_once(path: Path, creators: int = 8) -> set[str]:
     return set(got)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "services/common/signing.py:32 names the temporary file after the process id only: "
-        "threads of one process creating the key at once share it, so one may return a key "
-        "that is not the file's (its signatures fail after a restart) or raise "
-        "FileNotFoundError from the finally's unlink (signing.py:41)"
-    ),
-)
 def test_creators_racing_in_one_process_all_get_the_key_in_the_file(tmp_path: Path) -> None:
     for attempt in range(40):
         path = tmp_path / f"attempt-{attempt}" / "key.pem"

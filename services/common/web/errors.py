@@ -48,7 +48,9 @@ def _describe(error: Any) -> dict[str, Any]:
         index, loc = loc[1], loc[3:] if loc[2] == "body" else loc[2:]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     if error.get("type") == "json_invalid":
+        # Its location is a character offset, not a field.
         message = f"malformed JSON: {error.get('ctx', {}).get('error', message)}"
+        loc = []
     described = {
         "field": ".".join(str(p) for p in loc) or None,
         "message": message,
