@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/tcr stack
+	$(BIN)/tcr stack --demo
 
 lint: setup
 	$(BIN)/ruff check services tests bench

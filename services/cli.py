@@ -134,6 +134,8 @@ def _stack(args: argparse.Namespace) -> int:
         subsidy_port=args.subsidy_port,
         kafka_port=args.kafka_port,
         kafka_bootstrap=os.environ.get("TCR_KAFKA_BOOTSTRAP"),
+        audit_port=args.audit_port,
+        demo=args.demo,
     )
     return run_stack(config)
 
@@ -270,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--var", default=os.environ.get("TCR_VAR", "var"),
         help="folder for the SQLite files and tokens ($TCR_VAR, default var)",
     )  # fmt: skip
+    stack.add_argument(
+        "--audit-port", type=int, default=_env_int("TCR_AUDIT_PORT", 8002),
+        help="audit API port ($TCR_AUDIT_PORT, default 8002)",
+    )  # fmt: skip
+    stack.add_argument(
+        "--demo",
+        action="store_true",
+        help="on an empty registry, load the demo history (tcr demo generate) before ready",
+    )
     stack.set_defaults(func=_stack)
 
     add_audit_commands(services)

@@ -8,8 +8,10 @@ and restarted; Ctrl-C or SIGTERM stops them all cleanly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.common.tokens import init_demo_tokens
 
@@ -127,6 +130,8 @@ class StackConfig:
     subsidy_port: int
     kafka_port: int
     kafka_bootstrap: str | None
+    audit_port: int = 8002
+    demo: bool = False
 
 
 def tcr_command(*args: str) -> list[str]:
@@ -193,6 +198,7 @@ def build_children(config: StackConfig) -> list[Child]:
     env.setdefault("TCR_REGISTRY_DATABASE_URL", f"sqlite:///{config.var / 'registry.db'}")
     env.setdefault("TCR_SUBSIDY_DATABASE_URL", f"sqlite:///{config.var / 'subsidy.db'}")
     env.setdefault("TCR_REGISTRY_TOKEN", os.environ.get("TCR_REGISTRY_TOKEN") or feed_token)
+    env.setdefault("TCR_SUBSIDY_URL", f"http://{config.host}:{config.subsidy_port}")
     children = []
     if config.kafka_bootstrap is None:
         children.append(broker_child(config, env))
@@ -211,6 +217,12 @@ def build_children(config: StackConfig) -> list[Child]:
             env,
             f"http://{config.host}:{config.subsidy_port}/v1/health",
         ),
+        Child(
+            "audit",
+            tcr_command("audit", "serve", *listen(config.audit_port)),
+            env,
+            f"http://{config.host}:{config.audit_port}/v1/health",
+        ),
     ]
     return children
 
@@ -218,6 +230,17 @@ def build_children(config: StackConfig) -> list[Child]:
 def run_stack(config: StackConfig) -> int:
     """Start everything, wait until healthy, say where things are, supervise until stopped."""
     config.var.mkdir(parents=True, exist_ok=True)
+    ports = [config.registry_port, config.subsidy_port, config.audit_port]
+    if config.kafka_bootstrap is None:
+        ports.append(config.kafka_port)
+    taken = [p for p in ports if _port_open("127.0.0.1", p)]
+    if taken:
+        print(
+            f"stack    | port {', '.join(map(str, taken))} already in use: is another stack "
+            "running? Stop it, or choose other ports (tcr stack --help).",
+            file=sys.stderr,
+        )
+        return 1
     supervisor = Supervisor()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: supervisor.stopping.set())
@@ -229,12 +252,16 @@ def run_stack(config: StackConfig) -> int:
             if not supervisor.wait_healthy(child):
                 print(f"stack    | {child.name} did not become healthy; stopping", file=sys.stderr)
                 return 1
+        if config.demo:
+            _load_demo(config, supervisor)
         base = f"http://{config.host}"
         kafka = config.kafka_bootstrap or f"127.0.0.1:{config.kafka_port}"
         print(
             "stack    | ready:\n"
             f"stack    |   registry API   {base}:{config.registry_port}/docs\n"
             f"stack    |   finance API    {base}:{config.subsidy_port}/docs\n"
+            f"stack    |   audit API      {base}:{config.audit_port}/docs "
+            f"(report: {base}:{config.audit_port}/v1/report.html?year=2025)\n"
             f"stack    |   Kafka          {kafka}\n"
             f"stack    |   tokens         {config.var / 'local-tokens.txt'}\n"
             "stack    | Ctrl-C stops everything."
@@ -245,14 +272,71 @@ def run_stack(config: StackConfig) -> int:
     return 0
 
 
-def _wait_port(host: str, port: int, timeout: float = 20.0) -> None:
-    import socket
+def _load_demo(config: StackConfig, supervisor: Supervisor) -> None:
+    """On an empty registry, generate and load the demo history, then wait for the finance API
+    to have applied all of it."""
+    from services.demo.generate import write_history
+    from services.demo.load import load_history
 
+    registry = f"http://{config.host}:{config.registry_port}"
+    head = _get_json(f"{registry}/v1/health")["head"]
+    if head:
+        print(f"stack    | registry holds {head:,} events already; the demo is not loaded again")
+        return
+    _, tokens = stack_tokens(config)
+    if "bureau" not in tokens:
+        print("stack    | no bureau token in local-tokens.txt; the demo is not loaded")
+        return
+    path = config.var / "demo-history.jsonl"
+    summary = write_history(path)
+    print(f"stack    | loading the demo history: {summary.commands:,} commands from {path}")
+    loaded = load_history(path, registry, tokens["bureau"])
+    print(f"stack    | demo loaded: {loaded.stored_commands:,} events in {loaded.seconds:.1f}s")
+    finance = f"http://{config.host}:{config.subsidy_port}/v1/health"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not supervisor.stopping.is_set():
+        health = _get_json(finance)
+        if health["applied_position"] >= loaded.head:
+            print(f"stack    | finance has applied all {loaded.head:,} events")
+            break
+        time.sleep(0.5)
+    else:
+        print("stack    | finance has not caught up yet; it goes on in the background")
+    _write_demo_report(config, registry, tokens["auditor"])
+
+
+def _write_demo_report(config: StackConfig, registry: str, token: str) -> None:
+    """The evaluation report of the demo, as an auditor would make it, to open in a browser."""
+    from services.audit.report import REPORT_HTML, audit_report, write_report
+    from services.audit.sources import RegistrySource
+    from services.common.policy.loader import load_policy
+
+    policy = load_policy()
+    source = RegistrySource(registry, token)
+    try:
+        report = audit_report(source, policy.last_year, policy, described_as=registry)
+    finally:
+        source.close()
+    paths = write_report(report, config.var / "report")
+    print(f"stack    | evaluation report of the demo: {paths[REPORT_HTML].resolve()}")
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: dict[str, Any] = json.loads(response.read())
+    return body
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _wait_port(host: str, port: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex((host, port)) == 0:
-                return
+        if _port_open(host, port):
+            return
         time.sleep(0.1)
     raise SystemExit(f"the broker did not open port {port} within {timeout:.0f}s")
