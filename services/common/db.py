@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 
 
 def make_engine(url: str) -> Engine:
@@ -34,3 +37,34 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_SCHEMA_LOCK_KEY = 0x7463_7200  # "tcr\0": PostgreSQL advisory lock taken while creating tables
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[None]:
+    """Serialise table creation between processes opening a new store at the same moment.
+
+    ``CREATE TABLE`` checked first is still a race: two processes may both see no table, and
+    the second fails. PostgreSQL: an advisory lock; a SQLite file: a lock file beside it.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.schema-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

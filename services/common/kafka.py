@@ -3,26 +3,68 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import NewPartitions, NewTopic
+from kafka.errors import IncompatibleBrokerVersion, TopicAlreadyExistsError
+from kafka.partitioner import Partitioner
 
 log = logging.getLogger("tcr.kafka")
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create the topic with ``partitions`` partitions unless it exists."""
+    """Create the topic with ``partitions`` partitions, or grow it to that many.
+
+    A broker that auto-creates topics (the bundled one does, whatever the client asks) may
+    have made it with its own default count; fewer partitions than asked are added to, more
+    are left alone (Kafka cannot remove partitions).
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         if topic not in admin.list_topics():
-            admin.create_topics([NewTopic(topic, partitions, 1)])
-            log.info("created topic %s with %d partitions", topic, partitions)
-    except TopicAlreadyExistsError:
-        pass
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1)])
+                log.info("created topic %s with %d partitions", topic, partitions)
+            except TopicAlreadyExistsError:
+                pass
+            return
+        (described,) = admin.describe_topics([topic])
+        have = len(described.get("partitions", ()))
+        if have < partitions:
+            try:
+                admin.create_partitions({topic: NewPartitions(partitions)})
+                log.info("grew topic %s from %d to %d partitions", topic, have, partitions)
+            except IncompatibleBrokerVersion:  # the bundled broker cannot add partitions
+                log.warning("topic %s has %d partitions, %d asked for", topic, have, partitions)
     finally:
         admin.close()
+
+
+class SubjectPartitioner(Partitioner):  # type: ignore[misc]
+    """Key → partition by CRC-32 (zlib, in C).
+
+    kafka-python's default murmur2 is pure Python and took a third of the relay's send time;
+    the relay is the topic's only producer, so any stable hash of the key keeps one subject's
+    events in one partition, in order.
+    """
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: bytes | None,
+        cluster: Any,
+    ) -> int:
+        partitions: list[int] = sorted(cluster.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise ValueError(f"topic {topic} has no partitions in the cluster metadata")
+        if serialized_key is None:
+            return partitions[0]
+        return partitions[zlib.crc32(serialized_key) % len(partitions)]
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
@@ -30,6 +72,7 @@ def make_producer(bootstrap: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
+        partitioner=SubjectPartitioner(),
         # Only ensure_topic creates the topic, with its partitions: a metadata request must not
         # create it with the broker's defaults (e.g. after a broker lost its data).
         allow_auto_create_topics=False,

@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, func, select
 
+from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import leaf_hash
 from services.common.money import format_fen
@@ -22,7 +23,7 @@ from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.log import storage_problem, unhashed_envelope
-from services.registry.store import chain, create_write_engine
+from services.registry.store import chain, create_tables
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
 MAX_PAGE = 5000
@@ -44,13 +45,15 @@ class Registry(Application[UUID]):
         checkpoint_every: int = 1000,
     ) -> None:
         """Open the store; without ``signing_key`` checkpoints are signed by a key made now."""
-        self.engine: Engine = create_write_engine(database_url)  # creates a SQLite file's folder
-        super().__init__(
-            env={
-                "REGISTRY_PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
-                "REGISTRY_SQLALCHEMY_URL": database_url,
-            }
-        )
+        self.engine: Engine = make_engine(database_url)  # creates a SQLite file's folder
+        with schema_lock(self.engine):  # processes opening a new store together take turns
+            super().__init__(
+                env={
+                    "REGISTRY_PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+                    "REGISTRY_SQLALCHEMY_URL": database_url,
+                }
+            )
+            create_tables(self.engine)
         self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
         self._committed = threading.Event()
         self.writer = GroupCommitWriter(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
 from eventsourcing.persistence import Notification, Transcoder
 from eventsourcing.utils import get_topic
 
@@ -49,9 +51,28 @@ def event_type(topic: str) -> str:
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
 
 
+def decode_state(state: bytes, transcoder: Transcoder) -> dict[str, Any]:
+    """A stored event's attributes.
+
+    Our events hold only JSON values but the library's timestamp, so orjson reads them (the
+    library's transcoder, on the standard json module, was the feed's main cost) and the one
+    tagged value is converted here; anything else tagged goes through the transcoder.
+    """
+    if state.count(b'"_type_"') != 1:
+        decoded: dict[str, Any] = transcoder.decode(state)
+        return decoded
+    fast: dict[str, Any] = orjson.loads(state)
+    stamp = fast.get("timestamp")
+    if not isinstance(stamp, dict) or stamp.get("_type_") != "datetime_iso":
+        decoded = transcoder.decode(state)
+        return decoded
+    fast["timestamp"] = datetime.fromisoformat(stamp["_data_"])
+    return fast
+
+
 def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dict[str, Any]:
     """The envelope of a stored event, without ``prev_hash`` and ``hash``."""
-    state: dict[str, Any] = transcoder.decode(notification.state)
+    state = decode_state(notification.state, transcoder)
     kind = event_type(notification.topic)
     payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
     return {

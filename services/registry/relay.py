@@ -78,17 +78,21 @@ class Relay:
         producer: KafkaProducer | None = None
         position = self._position.load()
         log.info("relay starting after position %d, topic %s", position, self._topic)
+        page: list[dict[str, Any]] | None = None
         while not stop.is_set():
             try:
                 if producer is None:
                     self._ensure_topic()
                     producer = self._producer_factory()
                     log.info("connected to Kafka; publishing after position %d", position)
-                published_to = self.publish_page(producer, position)
-                backoff = 0.5
-                if published_to == position:
+                if page is None:
+                    page = self._read(position)
+                if not page:
+                    page = None
                     stop.wait(self._idle_sleep)
-                position = published_to
+                    continue
+                page, position = self._publish(producer, page), int(page[-1]["position"])
+                backoff = 0.5
             except Exception as exc:  # broker down, timeouts: log, back off, reconnect
                 log.warning(
                     "Kafka unavailable (%s: %s); retrying in %.1fs",
@@ -99,7 +103,7 @@ class Relay:
                 if producer is not None:
                     _close_quietly(producer)
                     producer = None
-                position = self._position.load()
+                position, page = self._position.load(), None
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         if producer is not None:
@@ -107,21 +111,25 @@ class Relay:
             producer.close()
         log.info("relay stopped at position %d (%d events published)", position, self.published)
 
-    def publish_page(self, producer: KafkaProducer, after: int) -> int:
-        """Publish one page after ``after``; return the position now durably published."""
-        page = self._read_log(after, self._page_size)
-        events = page["events"]
-        if not events:
-            return after
+    def _read(self, after: int) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self._read_log(after, self._page_size)["events"]
+        return events
+
+    def _publish(
+        self, producer: KafkaProducer, events: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Send a page; while Kafka takes it, read the next one; then save the position once
+        Kafka acknowledged the whole page. Returns the next page."""
         started = time.perf_counter()
         futures = [
             producer.send(self._topic, key=e["subject"].encode(), value=canonical_bytes(e))
             for e in events
         ]
+        last = int(events[-1]["position"])
+        following = self._read(last)  # overlaps the producer's network thread
         producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=0)  # raises if any record was not acknowledged
-        last = int(events[-1]["position"])
         self._position.save(last)
         self.published += len(events)
         log.debug(
@@ -130,7 +138,7 @@ class Relay:
             last,
             time.perf_counter() - started,
         )
-        return last
+        return following
 
 
 def _close_quietly(producer: KafkaProducer) -> None:

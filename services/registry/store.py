@@ -23,8 +23,6 @@ from sqlalchemy import (
     Table,
 )
 
-from services.common.db import make_engine
-
 metadata = MetaData()
 
 _BIGINT = BigInteger().with_variant(Integer(), "sqlite")
@@ -77,8 +75,6 @@ checkpoints = Table(
 )
 
 
-def create_write_engine(url: str) -> Engine:
-    """The engine of the registry's write transactions, its own tables created."""
-    engine = make_engine(url)
+def create_tables(engine: Engine) -> None:
+    """The registry's own tables (the event store's are the library's)."""
     metadata.create_all(engine)
-    return engine

@@ -71,7 +71,7 @@ class Projector:
         """Catch up, then follow Kafka; fill holes and idle periods from the feed."""
         consumer: KafkaConsumer | None = None
         hole_since: float | None = None
-        last_check = time.monotonic()
+        last_heard = last_check = time.monotonic()
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -81,11 +81,12 @@ class Projector:
                     log.info("following Kafka from applied position %d", self.head.position)
                 batch = consumer.poll(timeout_ms=200)
                 envelopes = [orjson.loads(r.value) for records in batch.values() for r in records]
+                now = time.monotonic()
                 if envelopes:
                     self._apply(envelopes)
                     self.from_kafka += len(envelopes)
                     consumer.commit()
-                now = time.monotonic()
+                    last_heard = now
                 if self._highest_seen > self.head.position:
                     hole_since = hole_since or now
                     if now - hole_since >= self._gap_grace:
@@ -97,8 +98,11 @@ class Projector:
                         hole_since = None
                 else:
                     hole_since = None
-                    if not envelopes and now - last_check >= self._idle_check:
-                        self.catch_up()  # anything Kafka never delivered (a broker that lost data)
+                    # Kafka quiet for a while: ask the feed for anything it never delivered (a
+                    # broker that lost its data). Not while Kafka flows: that doubles the work.
+                    quiet = min(now - last_heard, now - last_check)
+                    if quiet >= self._idle_check:
+                        self.catch_up()
                         last_check = now
                 backoff = 0.5
             except (httpx.HTTPError, OSError) as exc:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.db import make_engine
+from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH, format_instant
 
 metadata = MetaData()
@@ -73,7 +73,8 @@ class EntryStore:
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = make_engine(url)
-        metadata.create_all(self.engine)
+        with schema_lock(self.engine):  # processes opening a new store together take turns
+            metadata.create_all(self.engine)
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_entry = insert(entries).on_conflict_do_nothing(index_elements=["position"])
         self._insert_head = insert(head).on_conflict_do_nothing(index_elements=["id"])
