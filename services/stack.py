@@ -197,6 +197,7 @@ def build_children(config: StackConfig) -> list[Child]:
     }
     env.setdefault("TCR_REGISTRY_DATABASE_URL", f"sqlite:///{config.var / 'registry.db'}")
     env.setdefault("TCR_SUBSIDY_DATABASE_URL", f"sqlite:///{config.var / 'subsidy.db'}")
+    env.setdefault("TCR_SIGNING_KEY_FILE", str(config.var / "registry-signing-key.pem"))
     env.setdefault("TCR_REGISTRY_TOKEN", os.environ.get("TCR_REGISTRY_TOKEN") or feed_token)
     env.setdefault("TCR_SUBSIDY_URL", f"http://{config.host}:{config.subsidy_port}")
     children = []
@@ -249,7 +250,7 @@ def run_stack(config: StackConfig) -> int:
             supervisor.start(child)
             if child.name == "broker":
                 _wait_port("127.0.0.1", config.kafka_port)
-            if not supervisor.wait_healthy(child):
+            if not _start_healthy(supervisor, child):
                 print(f"stack    | {child.name} did not become healthy; stopping", file=sys.stderr)
                 return 1
         if config.demo:
@@ -270,6 +271,22 @@ def run_stack(config: StackConfig) -> int:
     finally:
         supervisor.stop()
     return 0
+
+
+def _start_healthy(supervisor: Supervisor, child: Child, attempts: int = 3) -> bool:
+    """Wait for a child's health check; one that exits while starting gets another try."""
+    for attempt in range(attempts):
+        if supervisor.wait_healthy(child):
+            return True
+        process = child.process
+        if process is None or process.poll() is None or supervisor.stopping.is_set():
+            return False  # still running but not healthy in time, or we are stopping
+        print(
+            f"stack    | {child.name} exited while starting (code {process.returncode}); retrying"
+        )
+        time.sleep(1.0 + attempt)
+        supervisor.start(child)
+    return False
 
 
 def _load_demo(config: StackConfig, supervisor: Supervisor) -> None:
