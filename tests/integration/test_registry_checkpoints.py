@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
+from services.common.db import make_engine
 from services.common.envelope import canonical_bytes
 from services.common.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from services.common.signing import (
@@ -30,7 +31,7 @@ from services.common.signing import (
 from services.registry.app import create_app
 from services.registry.checkpoints import Checkpointer
 from services.registry.settings import RegistrySettings
-from services.registry.store import chain, create_write_engine
+from services.registry.store import chain, create_tables
 from tests.conftest import Tokens
 from tests.support.parties import contract_body, invoice_body
 
@@ -435,7 +436,8 @@ def add_leaves(engine: Engine, start: int, count: int) -> list[bytes]:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    write_engine = create_write_engine(database_url)
+    write_engine = make_engine(database_url)
+    create_tables(write_engine)
     try:
         yield write_engine
     finally:
