@@ -21,13 +21,16 @@ from services.common.policy.model import (
 class FactsBuilder:
     """Applies envelopes in log order; an envelope at or below the last position is ignored.
 
-    Mutable for speed over millions of events; :meth:`facts` hands out an immutable view.
+    Mutable for speed over millions of events: a contract's evidence is kept in dicts while
+    folding, and :meth:`facts` builds the immutable view once.
     """
 
     def __init__(self) -> None:
-        self.contracts: dict[str, Contract] = {}
-        self.brokers: dict[str, Broker] = {}
-        self.funded: set[tuple[str, int]] = set()
+        self._contracts: dict[str, Contract] = {}  # without evidence: that is kept below
+        self._invoices: dict[str, dict[str, Invoice]] = {}
+        self._proofs: dict[str, dict[str, TransferProof]] = {}
+        self._brokers: dict[str, Broker] = {}
+        self._funded: set[tuple[str, int]] = set()
         self.position = 0
 
     def apply_all(self, envelopes: Iterable[Mapping[str, Any]]) -> FactsBuilder:
@@ -49,13 +52,22 @@ class FactsBuilder:
             return
         self.position = position
         kind, p = envelope["type"], envelope["payload"]
-        if kind == "BrokerFiled":
-            self.brokers[p["broker_id"]] = Broker(p["broker_id"], p["name"], _day(p["filed_on"]))
-        elif kind == "ProvincialFundingRecorded":
-            self.funded.add((p["credit_code"], int(p["year"])))
+        if kind == "InvoiceRecorded":
+            invoice = Invoice(p["invoice_no"], _day(p["issued_on"]), p["amount_fen"])
+            self._invoices[p["registration_no"]][invoice.invoice_no] = invoice
+        elif kind == "TransferProofRecorded":
+            proof = TransferProof(p["serial_no"], _day(p["paid_on"]), p["amount_fen"])
+            self._proofs[p["registration_no"]][proof.serial_no] = proof
+        elif kind == "InvoiceVoided":
+            invoices = self._invoices[p["registration_no"]]
+            invoices[p["invoice_no"]] = replace(invoices[p["invoice_no"]], voided=True)
+        elif kind == "TransferProofWithdrawn":
+            proofs = self._proofs[p["registration_no"]]
+            proofs[p["serial_no"]] = replace(proofs[p["serial_no"]], withdrawn=True)
         elif kind == "ContractRegistered":
-            self.contracts[p["registration_no"]] = Contract(
-                registration_no=p["registration_no"],
+            no = p["registration_no"]
+            self._contracts[no] = Contract(
+                registration_no=no,
                 registered_on=_day(p["registered_on"]),
                 contract_type=p["contract_type"],
                 seller=_party(p["seller"]),
@@ -65,49 +77,40 @@ class FactsBuilder:
                 technology_amount_fen=p["technology_amount_fen"],
                 related_party=p["related_party"],
             )
+            self._invoices[no], self._proofs[no] = {}, {}
+        elif kind == "ContractAmended":
+            c, ch = self._contracts[p["registration_no"]], p["changes"]
+            self._contracts[c.registration_no] = replace(
+                c,
+                contract_amount_fen=ch.get("contract_amount_fen", c.contract_amount_fen),
+                technology_amount_fen=ch.get("technology_amount_fen", c.technology_amount_fen),
+                brokers=tuple(ch.get("brokers", c.brokers)),
+                related_party=ch.get("related_party", c.related_party),
+            )
+        elif kind == "ContractCancelled":
+            c = self._contracts[p["registration_no"]]
+            self._contracts[c.registration_no] = replace(c, cancelled=True)
+        elif kind == "BrokerFiled":
+            self._brokers[p["broker_id"]] = Broker(p["broker_id"], p["name"], _day(p["filed_on"]))
+        elif kind == "ProvincialFundingRecorded":
+            self._funded.add((p["credit_code"], int(p["year"])))
         else:
-            no = p["registration_no"]
-            self.contracts[no] = _contract_change(self.contracts[no], kind, p)
+            raise ValueError(f"unknown event type {kind}")
 
     def facts(self) -> Facts:
         return Facts(
-            contracts=dict(self.contracts),
-            brokers=dict(self.brokers),
-            funded=frozenset(self.funded),
+            contracts={
+                no: replace(
+                    c,
+                    invoices=tuple(self._invoices[no].values()),
+                    transfer_proofs=tuple(self._proofs[no].values()),
+                )
+                for no, c in self._contracts.items()
+            },
+            brokers=dict(self._brokers),
+            funded=frozenset(self._funded),
             position=self.position,
         )
-
-
-def _contract_change(c: Contract, kind: str, p: Mapping[str, Any]) -> Contract:
-    if kind == "ContractAmended":
-        ch = p["changes"]
-        return replace(
-            c,
-            contract_amount_fen=ch.get("contract_amount_fen", c.contract_amount_fen),
-            technology_amount_fen=ch.get("technology_amount_fen", c.technology_amount_fen),
-            brokers=tuple(ch.get("brokers", c.brokers)),
-            related_party=ch.get("related_party", c.related_party),
-        )
-    if kind == "ContractCancelled":
-        return replace(c, cancelled=True)
-    if kind == "InvoiceRecorded":
-        invoice = Invoice(p["invoice_no"], _day(p["issued_on"]), p["amount_fen"])
-        return replace(c, invoices=(*c.invoices, invoice))
-    if kind == "InvoiceVoided":
-        invoices = tuple(
-            replace(i, voided=True) if i.invoice_no == p["invoice_no"] else i for i in c.invoices
-        )
-        return replace(c, invoices=invoices)
-    if kind == "TransferProofRecorded":
-        proof = TransferProof(p["serial_no"], _day(p["paid_on"]), p["amount_fen"])
-        return replace(c, transfer_proofs=(*c.transfer_proofs, proof))
-    if kind == "TransferProofWithdrawn":
-        proofs = tuple(
-            replace(t, withdrawn=True) if t.serial_no == p["serial_no"] else t
-            for t in c.transfer_proofs
-        )
-        return replace(c, transfer_proofs=proofs)
-    raise ValueError(f"unknown event type {kind}")
 
 
 def _day(text: str) -> date:
