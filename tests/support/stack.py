@@ -253,24 +253,28 @@ class Stack:
 
     def wait_healthy(self, service: Service, client: httpx.Client, timeout: float = 30.0) -> None:
         """Wait until the service answers ``GET /v1/health`` with 200."""
-
-        def healthy() -> bool:
-            try:
-                return client.get("/v1/health").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        self.wait_for(healthy, f"{service.name} to answer /v1/health", timeout)
+        self.wait_for(
+            lambda: client.get("/v1/health").status_code == 200,
+            f"{service.name} to answer /v1/health",
+            timeout,
+        )
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
         """Poll ``condition`` until true; fail the test with every service's last log lines."""
         deadline = time.monotonic() + timeout
-        while not condition():
+        while not self._holds(condition):
             dead = [s.name for s in self.services if s.exited() is not None]
             if dead or time.monotonic() > deadline:
                 why = f"{', '.join(dead)} exited" if dead else f"timed out after {timeout}s"
                 pytest.fail(f"waiting for {what}: {why}\n{self.logs()}")
             time.sleep(0.1)
+
+    @staticmethod
+    def _holds(condition: Callable[[], bool]) -> bool:
+        try:
+            return condition()
+        except httpx.TransportError:  # a service restarting, or slow under load: ask again
+            return False
 
     def logs(self, lines: int = 30) -> str:
         return "\n".join(f"==== {s.name} ====\n{s.tail(lines)}" for s in self.services)

@@ -1,0 +1,250 @@
+"""Crashes and redeliveries between the registry, Kafka and the subsidy service.
+
+Every test runs the four services as real processes over a real broker and real stores
+(SQLite files, or PostgreSQL databases), loads a history through the registry's API while a
+fault strikes, and then checks that what finance is served equals a from-scratch computation of
+every year's entitlements over the registry's log.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from services.common.envelope import canonical_bytes
+from tests.conftest import Tokens
+from tests.support.broker import TansuBroker, kafka
+from tests.support.databases import fresh_postgres_database
+from tests.support.stack import (
+    YEARS,
+    Stack,
+    contract_commands,
+    correction_commands,
+    in_chunks,
+    setup_commands,
+    topic_partitions,
+    topic_positions,
+)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """One broker for the module; each test has its own topic and consumer group."""
+    with TansuBroker(tmp_path_factory.mktemp("broker") / "tansu.log") as started:
+        yield started
+
+
+@pytest.fixture
+def subsidy_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """The subsidy service's own store, of the same kind as the registry's."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'subsidy.db'}"
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def make_stack(
+    tmp_path: Path, database_url: str, subsidy_database_url: str, bootstrap: str, tokens: Tokens
+) -> Stack:
+    name = uuid.uuid4().hex[:8]
+    return Stack(
+        tmp_path,
+        registry_database_url=database_url,
+        subsidy_database_url=subsidy_database_url,
+        bootstrap=bootstrap,
+        topic=f"events-{name}",
+        group=f"subsidy-{name}",
+        tokens_file=tokens.path,
+        writer_token=tokens.bureau,
+        feed_token=tokens.auditor,
+        finance_token=tokens.finance,
+    )
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path,
+    database_url: str,
+    subsidy_database_url: str,
+    broker: TansuBroker,
+    tokens: Tokens,
+) -> Iterator[Stack]:
+    with make_stack(tmp_path, database_url, subsidy_database_url, broker.bootstrap, tokens) as s:
+        yield s
+
+
+def committed_offsets(stack: Stack, partitions: list[int]) -> dict[int, int | None]:
+    """The subsidy consumer group's committed offset of each partition."""
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, group_id=stack.group, enable_auto_commit=False
+    )
+    try:
+        return {p: consumer.committed(kafka.TopicPartition(stack.topic, p)) for p in partitions}
+    finally:
+        consumer.close()
+
+
+def topic_ends(stack: Stack) -> dict[int, int]:
+    """Each partition's offset after its last record, found by reading the records."""
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=stack.bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        consumer_timeout_ms=1500,
+    )
+    try:
+        assigned = [
+            kafka.TopicPartition(stack.topic, p)
+            for p in sorted(consumer.partitions_for_topic(stack.topic) or ())
+        ]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        ends = {tp.partition: 0 for tp in assigned}
+        for record in consumer:
+            ends[record.partition] = record.offset + 1
+        return ends
+    finally:
+        consumer.close()
+
+
+def follow_until_every_partition_is_committed(stack: Stack, next_contract: int) -> None:
+    """Post a contract at a time until the consumer group has committed on every partition:
+    then it has joined and follows the topic (it starts at the end of the topic, not before)."""
+    numbers = iter(range(next_contract, next_contract + 1000))
+
+    def committed_everywhere() -> bool:
+        partitions = topic_partitions(stack.bootstrap, stack.topic)
+        if partitions and None not in committed_offsets(stack, sorted(partitions)).values():
+            return True
+        stack.post(contract_commands(next(numbers), 1))
+        time.sleep(0.3)
+        return False
+
+    stack.wait_for(committed_everywhere, "the consumer to join its group", 60)
+
+
+def wait_until_the_group_has_consumed_the_topic(stack: Stack) -> None:
+    """Once the relay has published the whole log, wait until the subsidy consumer group has
+    committed every partition up to its last record."""
+    head = stack.registry_head()
+    stack.wait_for(lambda: stack.relay_position() >= head, "the relay to publish the log", 60)
+    ends = topic_ends(stack)
+    stack.wait_for(
+        lambda: committed_offsets(stack, list(ends)) == ends,
+        "the consumer group to commit every record of the topic",
+        60,
+    )
+
+
+def test_a_consumer_killed_mid_stream_resumes_and_serves_what_the_log_entitles(
+    stack: Stack,
+) -> None:
+    stack.post(setup_commands() + contract_commands(0, 10))
+    follow_until_every_partition_is_committed(stack, next_contract=100)
+
+    stack.post(contract_commands(10, 10))
+    stack.consumer.kill()
+    for chunk in in_chunks(contract_commands(20, 15), 20):  # posting goes on meanwhile
+        stack.post(chunk)
+    stack.consumer.start()
+    stack.post(contract_commands(35, 10))
+    stack.post(correction_commands(range(0, 45, 3)))
+
+    stack.assert_serves_the_log()
+    # The restarted consumer rejoins its group and takes up Kafka where its last commit was:
+    # what it had applied but not committed comes again, and changes nothing.
+    wait_until_the_group_has_consumed_the_topic(stack)
+    stack.assert_serves_the_log()
+
+
+def test_every_event_delivered_twice_changes_no_entitlement(stack: Stack) -> None:
+    stack.post(setup_commands() + contract_commands(0, 30))
+    stack.post(correction_commands(range(0, 30, 4)))
+    follow_until_every_partition_is_committed(stack, next_contract=30)
+    head = stack.assert_serves_the_log()
+    stack.wait_for(lambda: stack.relay_position() == head, "the relay to publish", 60)
+    served = {year: stack.served_entitlements(year) for year in YEARS}
+
+    # Again, by hand: every envelope of the log produced to the topic a second time...
+    producer = kafka.KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    try:
+        for envelope in stack.registry_log():
+            producer.send(
+                stack.topic, key=envelope["subject"].encode(), value=canonical_bytes(envelope)
+            )
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    # ...and a third time by the relay, made to forget what it had published.
+    stack.relay.kill()
+    stack.set_relay_position(0)
+    stack.relay.start()
+    stack.wait_for(lambda: stack.relay_position() == head, "the relay to publish again", 60)
+
+    assert sum(topic_ends(stack).values()) >= 3 * head
+    wait_until_the_group_has_consumed_the_topic(stack)
+    assert stack.health()["applied_position"] == head
+    assert {year: stack.served_entitlements(year) for year in YEARS} == served
+    engine = create_engine(stack.subsidy_database_url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM subsidy_entries")).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored == head
+    assert stack.assert_serves_the_log() == head
+
+
+def test_a_broker_that_lost_its_memory_loses_no_event_and_the_relay_publishes_on(
+    tmp_path: Path, database_url: str, subsidy_database_url: str, tokens: Tokens
+) -> None:
+    with (
+        TansuBroker(tmp_path / "tansu.log") as own_broker,
+        make_stack(
+            tmp_path, database_url, subsidy_database_url, own_broker.bootstrap, tokens
+        ) as stack,
+    ):
+        stack.post(setup_commands() + contract_commands(0, 15))
+        stack.wait_for(lambda: stack.health()["applied_position"] > 0, "the first events", 60)
+        stack.post(contract_commands(15, 10))
+
+        own_broker.restart()
+        before = stack.registry_head()
+        stack.post(contract_commands(25, 10))
+        stack.post(correction_commands(range(1, 35, 3)))
+        after = stack.registry_head()
+
+        stack.assert_serves_the_log()
+        stack.wait_for(
+            lambda: (
+                set(range(before + 1, after + 1))
+                <= set(topic_positions(own_broker.bootstrap, stack.topic))
+            ),
+            "the relay to publish the events posted after the restart",
+            60,
+        )
+
+
+def test_a_relay_killed_mid_batch_leaves_no_position_unpublished(stack: Stack) -> None:
+    stack.post(setup_commands() + contract_commands(0, 20))
+    stack.wait_for(lambda: stack.relay_position() > 0, "the relay to publish", 60)
+
+    stack.relay.pause()
+    _, big_batch_end = stack.post(contract_commands(20, 150))
+    stack.relay.resume()
+    time.sleep(0.03)  # publishing a page of ~700 events takes the relay longer than this
+    stack.relay.kill()
+    killed_at = stack.relay_position()
+    stack.post(correction_commands(range(0, 170, 5)))
+    stack.relay.start()
+
+    head = stack.assert_serves_the_log()
+    stack.wait_for(lambda: stack.relay_position() == head, "the relay to publish up to head", 60)
+    assert killed_at < big_batch_end, "the relay had saved the whole batch before it was killed"
+    assert set(topic_positions(stack.bootstrap, stack.topic)) == set(range(1, head + 1))
