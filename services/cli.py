@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.audit.cli import add_audit_commands
 from services.common.logs import configure_logging
+from services.common.runtime import settle_heap
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 from services.demo.cli import add_demo_commands
 
@@ -84,6 +85,7 @@ def _relay(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settle_heap()
     try:
         relay.run(stop)
     finally:
@@ -116,6 +118,7 @@ def _subsidy_consume(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settle_heap()
     try:
         projector.run(stop)
     finally:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.logs import configure_logging
+from services.common.runtime import settle_heap
 from services.common.signing import load_or_create_key
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
@@ -64,7 +65,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment."""
     configure_logging()
-    return create_app(RegistrySettings())
+    app = create_app(RegistrySettings())
+    settle_heap()  # what is built by now lives as long as the server process
+    return app
 
 
 def _redact(url: str) -> str:

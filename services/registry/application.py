@@ -27,6 +27,7 @@ from services.registry.store import chain, create_tables
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
 MAX_PAGE = 5000
+CHECKPOINT_POLL_SECONDS = 1.0
 
 log = logging.getLogger("tcr.registry")
 
@@ -55,13 +56,11 @@ class Registry(Application[UUID]):
             )
             create_tables(self.engine)
         self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
-        self._committed = threading.Event()
         self.writer = GroupCommitWriter(
             self,
             self.engine,
             self.events_table,
             max_group_events=max_group_events,
-            on_commit=lambda _position: self._committed.set(),
         )
         self.checkpoints = Checkpointer(
             self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every
@@ -77,18 +76,15 @@ class Registry(Application[UUID]):
         self._checkpointer.start()
 
     def _follow_for_checkpoints(self) -> None:
-        # Woken by our own commits; the timeout catches other processes' commits.
-        while not self._stopping.is_set():
-            self._committed.wait(1.0)
-            self._committed.clear()
+        # A pass a second, whoever committed: following every commit cost a query per group.
+        while not self._stopping.wait(CHECKPOINT_POLL_SECONDS):
             try:
                 self.checkpoints.advance()
-            except Exception:  # a failed pass is retried on the next wake-up
+            except Exception:  # a failed pass is retried on the next one
                 log.exception("checkpointer pass failed")
 
     def close(self) -> None:
         self._stopping.set()
-        self._committed.set()
         if self._checkpointer.is_alive():
             self._checkpointer.join()
         self.writer.stop()

@@ -18,7 +18,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,14 +92,12 @@ class GroupCommitWriter:
         events_table: Table,
         *,
         max_group_events: int = 2000,
-        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._app = app
         self._engine = engine
         self._events_table = events_table
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
-        self._on_commit = on_commit
         self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._started = False
@@ -250,8 +247,6 @@ class GroupCommitWriter:
                         )
                 answers[id(sub)] = answer
         uow.committed()
-        if envelopes and self._on_commit is not None:
-            self._on_commit(max(e["position"] for e in envelopes.values()))
         return [(sub, answers[id(sub)]) for sub in group]
 
     def _earlier(

@@ -14,6 +14,7 @@ from kafka import KafkaConsumer
 from services.common.kafka import make_consumer
 from services.common.logs import configure_logging
 from services.common.policy.loader import load_policy
+from services.common.runtime import settle_heap
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
 from services.subsidy.api.routes import router
@@ -61,7 +62,9 @@ def create_app(settings: SubsidySettings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
     configure_logging()
-    return create_app(SubsidySettings())
+    app = create_app(SubsidySettings())
+    settle_heap()  # what is built by now lives as long as the server process
+    return app
 
 
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:
