@@ -31,6 +31,7 @@ class FactsBuilder:
         self._proofs: dict[str, dict[str, TransferProof]] = {}
         self._brokers: dict[str, Broker] = {}
         self._funded: set[tuple[str, int]] = set()
+        self._parties: dict[tuple[str, ...], Party] = {}  # one object per distinct party
         self.position = 0
 
     def apply_all(self, envelopes: Iterable[Mapping[str, Any]]) -> FactsBuilder:
@@ -70,8 +71,8 @@ class FactsBuilder:
                 registration_no=no,
                 registered_on=_day(p["registered_on"]),
                 contract_type=p["contract_type"],
-                seller=_party(p["seller"]),
-                buyer=_party(p["buyer"]),
+                seller=self._party(p["seller"]),
+                buyer=self._party(p["buyer"]),
                 brokers=tuple(p["brokers"]),
                 contract_amount_fen=p["contract_amount_fen"],
                 technology_amount_fen=p["technology_amount_fen"],
@@ -97,6 +98,13 @@ class FactsBuilder:
         else:
             raise ValueError(f"unknown event type {kind}")
 
+    def _party(self, p: Mapping[str, str]) -> Party:
+        key = (p["credit_code"], p["name"], p["kind"], p["region_code"])
+        party = self._parties.get(key)
+        if party is None:
+            party = self._parties[key] = Party(*key)
+        return party
+
     def facts(self) -> Facts:
         return Facts(
             contracts={
@@ -115,7 +123,3 @@ class FactsBuilder:
 
 def _day(text: str) -> date:
     return date.fromisoformat(text)
-
-
-def _party(p: Mapping[str, str]) -> Party:
-    return Party(p["credit_code"], p["name"], p["kind"], p["region_code"])

@@ -11,7 +11,7 @@ Category = Literal["absorption", "output", "broker"]
 CATEGORIES: tuple[Category, ...] = ("absorption", "output", "broker")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Party:
     credit_code: str
     name: str
@@ -19,7 +19,7 @@ class Party:
     region_code: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Invoice:
     invoice_no: str
     issued_on: date
@@ -27,7 +27,7 @@ class Invoice:
     voided: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TransferProof:
     serial_no: str
     paid_on: date
@@ -35,7 +35,7 @@ class TransferProof:
     withdrawn: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Contract:
     registration_no: str
     registered_on: date
@@ -51,7 +51,7 @@ class Contract:
     transfer_proofs: tuple[TransferProof, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Broker:
     broker_id: str
     name: str
@@ -106,13 +106,13 @@ ExclusionReason = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContractShare:
     registration_no: str
     evidenced: Fraction  # fen; a broker's equal share may be a fraction of a fen
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Exclusion:
     registration_no: str
     reason: ExclusionReason
