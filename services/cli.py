@@ -9,14 +9,12 @@ from pathlib import Path
 
 from services.audit.cli import add_audit_commands
 from services.common.logs import configure_logging
-from services.common.runtime import settle_heap
+from services.common.runtime import run_until_signalled, serve
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 from services.demo.cli import add_demo_commands
 
 
 def _registry_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.database_url:
         os.environ["TCR_REGISTRY_DATABASE_URL"] = args.database_url
     if args.workers > 1:
@@ -25,16 +23,7 @@ def _registry_serve(args: argparse.Namespace) -> int:
         from services.registry.settings import RegistrySettings
 
         Registry(RegistrySettings().registry_database_url).close()
-    uvicorn.run(
-        "services.registry.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=args.access_log,
-    )
-    return 0
+    return serve("services.registry.app:app_from_environment", args)
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
@@ -62,8 +51,6 @@ def _registry_verify(args: argparse.Namespace) -> int:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    import signal
-    import threading
     from functools import partial
 
     from services.common.kafka import ensure_topic, make_producer
@@ -82,45 +69,24 @@ def _relay(args: argparse.Namespace) -> int:
             ensure_topic, settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions
         ),
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    settle_heap()
     try:
-        relay.run(stop)
+        run_until_signalled(relay.run)
     finally:
         registry.close()
     return 0
 
 
 def _subsidy_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    uvicorn.run(
-        "services.subsidy.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-    )
-    return 0
+    return serve("services.subsidy.app:app_from_environment", args)
 
 
 def _subsidy_consume(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from services.subsidy.app import create_projector
     from services.subsidy.settings import SubsidySettings
 
     projector, store, feed = create_projector(SubsidySettings())
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    settle_heap()
     try:
-        projector.run(stop)
+        run_until_signalled(projector.run)
     finally:
         feed.close()
         store.close()

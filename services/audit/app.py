@@ -20,8 +20,7 @@ from services.audit.verify import verify_log
 from services.common.errors import Invalid, Unavailable
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
-from services.common.tokens import TokenBook
-from services.common.web.errors import BodyLimit, install_error_handlers
+from services.common.web.api import build_api, server_app
 
 
 class Audit:
@@ -135,29 +134,26 @@ def create_app(
             transport=subsidy_transport,
         )
 
-    app = FastAPI(
+    app = build_api(
         title="Technology contract audit",
-        version="1",
         description=(
             "Third-party evaluation over the registry's live log: verify the hash chain and "
             "signed checkpoints, recompute every entitlement, compare with what the subsidy "
             "service serves, and compute the plan's evaluation figures and findings. Every "
             "answer reads the whole history afresh. Auditor tokens only."
         ),
+        router=router,
+        tokens_file=settings.tokens_file,
     )
-    app.state.tokens = TokenBook(settings.tokens_file)
     app.state.audit = Audit(
         lambda: RegistrySource(settings.registry_url, settings.registry_token),
         open_subsidy,
         load_policy(settings.policy_file),
         settings.registry_url,
     )
-    install_error_handlers(app)
-    app.include_router(router)
-    app.add_middleware(BodyLimit)
     return app
 
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
-    return create_app(AuditSettings())
+    return server_app(create_app, AuditSettings())

@@ -288,13 +288,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from services.common.runtime import serve
 
-    uvicorn.run(
-        "services.audit.app:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-    )
-    return 0
+    return serve("services.audit.app:app_from_environment", args)

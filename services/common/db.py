@@ -8,7 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, text
+
+# Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
+# declared INTEGER becomes the rowid.
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def make_engine(url: str) -> Engine:

@@ -8,11 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.common.logs import configure_logging
-from services.common.runtime import settle_heap
 from services.common.signing import load_or_create_key
-from services.common.tokens import TokenBook
-from services.common.web.errors import BodyLimit, install_error_handlers
+from services.common.web.api import build_api, server_app
 from services.registry.api.routes import router
 from services.registry.application import Registry
 from services.registry.settings import RegistrySettings
@@ -44,30 +41,23 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         finally:
             registry.close()
 
-    app = FastAPI(
+    return build_api(
         title="Technology contract registry",
-        version="1",
         description=(
             "Registration stations post contract registrations, invoices and bank transfer "
             "proofs; the science bureau files brokers and provincial funding. Every fact is an "
             "event in an append-only, hash-chained log (`GET /v1/events`). Amounts are yuan "
             'strings with at most two decimals ("1200000.00"); dates are YYYY-MM-DD.'
         ),
+        router=router,
+        tokens_file=settings.tokens_file,
         lifespan=lifespan,
     )
-    app.state.tokens = TokenBook(settings.tokens_file)
-    install_error_handlers(app)
-    app.include_router(router)
-    app.add_middleware(BodyLimit)
-    return app
 
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment."""
-    configure_logging()
-    app = create_app(RegistrySettings())
-    settle_heap()  # what is built by now lives as long as the server process
-    return app
+    return server_app(create_app, RegistrySettings())
 
 
 def _redact(url: str) -> str:

@@ -12,7 +12,6 @@ The first three are written in the same transaction as the events they belong to
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     Engine,
     Integer,
@@ -23,18 +22,19 @@ from sqlalchemy import (
     Table,
 )
 
+from services.common.db import BIGINT
+
 metadata = MetaData()
 
-_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 chain = Table(
     "registry_chain",
     metadata,
-    Column("position", _BIGINT, primary_key=True, autoincrement=False),
+    Column("position", BIGINT, primary_key=True, autoincrement=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     # The entry's place among entries (from 0) and its Merkle leaf hash (RFC 6962).
-    Column("leaf_index", _BIGINT, nullable=False, unique=True),
+    Column("leaf_index", BIGINT, nullable=False, unique=True),
     Column("leaf_hash", String(64), nullable=False),
 )
 
@@ -62,13 +62,13 @@ relay_positions = Table(
     "registry_relay",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("position", _BIGINT, nullable=False),
+    Column("position", BIGINT, nullable=False),
 )
 
 checkpoints = Table(
     "registry_checkpoints",
     metadata,
-    Column("tree_size", _BIGINT, primary_key=True, autoincrement=False),
+    Column("tree_size", BIGINT, primary_key=True, autoincrement=False),
     Column("root_hash", String(64), nullable=False),
     Column("issued_at", String(32), nullable=False),
     Column("signature", String(128), nullable=False),

@@ -12,11 +12,8 @@ from fastapi import FastAPI
 from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
-from services.common.logs import configure_logging
 from services.common.policy.loader import load_policy
-from services.common.runtime import settle_heap
-from services.common.tokens import TokenBook
-from services.common.web.errors import BodyLimit, install_error_handlers
+from services.common.web.api import build_api, server_app
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
 from services.subsidy.feed import RegistryFeed
@@ -42,29 +39,22 @@ def create_app(settings: SubsidySettings) -> FastAPI:
             feed.close()
             store.close()
 
-    app = FastAPI(
+    return build_api(
         title="Technology contract subsidies",
-        version="1",
         description=(
             "Yearly entitlements of the technology-transfer subsidy programme, computed from the "
             "registry's log by the policy in force and explained contract by contract. Amounts "
             'are yuan strings ("1200.00"). Finance and auditor tokens read.'
         ),
+        router=router,
+        tokens_file=settings.tokens_file,
         lifespan=lifespan,
     )
-    app.state.tokens = TokenBook(settings.tokens_file)
-    install_error_handlers(app)
-    app.include_router(router)
-    app.add_middleware(BodyLimit)
-    return app
 
 
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
-    configure_logging()
-    app = create_app(SubsidySettings())
-    settle_heap()  # what is built by now lives as long as the server process
-    return app
+    return server_app(create_app, SubsidySettings())
 
 
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:

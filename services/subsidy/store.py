@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     Column,
     Engine,
     Integer,
@@ -31,16 +30,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.db import make_engine, schema_lock
+from services.common.db import BIGINT, make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH, format_instant
 
 metadata = MetaData()
-_BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 entries = Table(
     "subsidy_entries",
     metadata,
-    Column("position", _BIGINT, primary_key=True, autoincrement=False),
+    Column("position", BIGINT, primary_key=True, autoincrement=False),
     Column("subject", String(128), nullable=False, index=True),
     Column("type", String(64), nullable=False),
     Column("recorded_at", String(32), nullable=False),
@@ -53,7 +51,7 @@ head = Table(
     "subsidy_head",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("position", _BIGINT, nullable=False),
+    Column("position", BIGINT, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("recorded_at", String(32), nullable=True),
 )

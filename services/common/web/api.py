@@ -1,0 +1,42 @@
+"""The FastAPI application every service builds the same way around its own routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from services.common.logs import configure_logging
+from services.common.runtime import settle_heap
+from services.common.tokens import TokenBook
+from services.common.web.errors import BodyLimit, install_error_handlers
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def build_api(
+    *,
+    title: str,
+    description: str,
+    router: APIRouter,
+    tokens_file: Path,
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB."""
+    app = FastAPI(title=title, version="1", description=description, lifespan=lifespan)
+    app.state.tokens = TokenBook(tokens_file)
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def server_app(create_app: Callable[[Any], FastAPI], settings: Any) -> FastAPI:
+    """What a uvicorn factory returns: logging set up, the app built, the heap settled."""
+    configure_logging()
+    app = create_app(settings)
+    settle_heap()  # what is built by now lives as long as the server process
+    return app
