@@ -71,9 +71,7 @@ class Submission:
 
 def request_digest(path: str, body: Any) -> str:
     """The fingerprint of a request for idempotency: its path and its canonical JSON body."""
-    return hashlib.sha256(
-        path.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+    return hashlib.sha256(path.encode() + b"\n" + canonical_bytes(body)).hexdigest()
 
 
 class _Rejected(Exception):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -16,7 +15,7 @@ from services.common.policy.loader import load_policy
 from services.common.web.api import build_api, server_app
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
-from services.subsidy.feed import RegistryFeed
+from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
 from services.subsidy.store import EntryStore
@@ -31,7 +30,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = EntryStore(settings.subsidy_database_url)
         feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=2.0)
-        app.state.subsidy = Subsidy(store, load_policy(settings.policy_file), _cached_head(feed))
+        app.state.subsidy = Subsidy(store, load_policy(settings.policy_file), CachedHead(feed))
         log.info("finance API ready: applied position %d", store.head().position)
         try:
             yield
@@ -66,21 +65,3 @@ def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, 
     )
     projector = Projector(store, feed, factory, gap_grace=settings.gap_grace_seconds)
     return projector, store, feed
-
-
-def _cached_head(feed: RegistryFeed, ttl: float = 1.0) -> Callable[[], int | None]:
-    """The registry's head, asked at most once a second; None while it cannot be reached."""
-    last: list[float | int | None] = [0.0, None]
-
-    def head() -> int | None:
-        now = time.monotonic()
-        if now - float(last[0] or 0.0) >= ttl:
-            try:
-                last[1] = feed.head()
-            except Exception:  # the registry being down must not break finance's reads
-                last[1] = None
-            last[0] = now
-        value = last[1]
-        return int(value) if value is not None else None
-
-    return head

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -32,3 +33,24 @@ class RegistryFeed:
 
     def close(self) -> None:
         self._client.close()
+
+
+class CachedHead:
+    """The registry's head for the health route, asked at most once per ``ttl`` seconds;
+    None while the registry cannot be reached (finance's reads must not fail with it)."""
+
+    def __init__(self, feed: RegistryFeed, ttl: float = 1.0) -> None:
+        self._feed = feed
+        self._ttl = ttl
+        self._asked_at = float("-inf")
+        self._head: int | None = None
+
+    def __call__(self) -> int | None:
+        now = time.monotonic()
+        if now - self._asked_at >= self._ttl:
+            try:
+                self._head = self._feed.head()
+            except httpx.HTTPError:
+                self._head = None
+            self._asked_at = now
+        return self._head
