@@ -36,6 +36,7 @@ from services.common.codes import (  # noqa: E402
     CREDIT_CODE_CHARSET,
     credit_code_check_character,
 )
+from services.common.money import format_fen  # noqa: E402
 
 RESULTS_DIR = REPO / "bench" / "results"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -247,10 +248,6 @@ def _parties() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
 SELLERS, BUYERS = _parties()
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
 def deal_bodies(tag: str, n: int) -> list[tuple[str, dict[str, Any]]]:
     """The n-th contract of a run as three batch commands: its registration, an invoice and a
     bank transfer proof of 60 % each. ``tag`` keeps numbers unique across runs on one store."""
@@ -274,15 +271,15 @@ def deal_bodies(tag: str, n: int) -> list[tuple[str, dict[str, Any]]]:
         "seller": seller,
         "buyer": buyer,
         "brokers": [],
-        "contract_amount": _yuan(contract_fen),
-        "technology_amount": _yuan(contract_fen * 8 // 10),
+        "contract_amount": format_fen(contract_fen),
+        "technology_amount": format_fen(contract_fen * 8 // 10),
         "related_party": mix % 10 == 0,
     }
     invoice = {
         "registration_no": registration_no,
         "invoice_no": f"INV{suffix}",
         "issued_on": f"{year}-05-{day:02d}",
-        "amount": _yuan(part_fen),
+        "amount": format_fen(part_fen),
         "issuer_credit_code": seller["credit_code"],
         "recipient_credit_code": buyer["credit_code"],
     }
@@ -290,7 +287,7 @@ def deal_bodies(tag: str, n: int) -> list[tuple[str, dict[str, Any]]]:
         "registration_no": registration_no,
         "serial_no": f"BANK{suffix}",
         "paid_on": f"{year}-06-{day:02d}",
-        "amount": _yuan(part_fen),
+        "amount": format_fen(part_fen),
         "payer_credit_code": buyer["credit_code"],
         "payee_credit_code": seller["credit_code"],
         "bank": "中国银行平顶山分行",

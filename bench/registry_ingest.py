@@ -64,6 +64,7 @@ from services.common.codes import (  # noqa: E402
     CREDIT_CODE_CHARSET,
     credit_code_check_character,
 )
+from services.common.money import format_fen  # noqa: E402
 
 GOAL_SINGLE_EVENTS_S = 1_000
 GOAL_SINGLE_P99_MS = 100.0
@@ -164,10 +165,6 @@ def make_parties() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
 SELLERS, BUYERS = make_parties()
 
 
-def _yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
-
-
 @dataclass(frozen=True)
 class Deal:
     """One contract of the workload with the bodies of its three commands."""
@@ -203,21 +200,21 @@ def deal(phase: str, client: int, n: int) -> Deal:
         "seller": seller,
         "buyer": buyer,
         "brokers": [f"BK{mix % 40:04d}"] if mix % 4 == 0 else [],
-        "contract_amount": _yuan(contract_fen),
-        "technology_amount": _yuan(contract_fen * 8 // 10),
+        "contract_amount": format_fen(contract_fen),
+        "technology_amount": format_fen(contract_fen * 8 // 10),
         "related_party": mix % 10 == 0,
     }
     invoice = {
         "invoice_no": f"INV{suffix}",
         "issued_on": f"{year}-05-{day:02d}",
-        "amount": _yuan(part_fen),
+        "amount": format_fen(part_fen),
         "issuer_credit_code": seller["credit_code"],
         "recipient_credit_code": buyer["credit_code"],
     }
     transfer = {
         "serial_no": f"BANK{suffix}",
         "paid_on": f"{year}-06-{day:02d}",
-        "amount": _yuan(part_fen),
+        "amount": format_fen(part_fen),
         "payer_credit_code": buyer["credit_code"],
         "payee_credit_code": seller["credit_code"],
     }
