@@ -23,6 +23,7 @@ from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.log import storage_problem, unhashed_envelope
+from services.registry.recorder import FACTORY_TOPIC
 from services.registry.store import chain, create_tables
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
@@ -50,7 +51,7 @@ class Registry(Application[UUID]):
         with schema_lock(self.engine):  # processes opening a new store together take turns
             super().__init__(
                 env={
-                    "REGISTRY_PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+                    "REGISTRY_PERSISTENCE_MODULE": FACTORY_TOPIC,
                     "REGISTRY_SQLALCHEMY_URL": database_url,
                 }
             )

@@ -7,6 +7,7 @@ replaying history always reproduces the same state.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -19,6 +20,7 @@ _NAMESPACE = uuid5(NAMESPACE_URL, "https://tcr.example/registry")
 Party = dict[str, str]
 
 
+@lru_cache(maxsize=65536)  # asked for by every command on a contract, several times
 def contract_aggregate_id(registration_no: str) -> UUID:
     """The aggregate id of the contract with this registration number."""
     return uuid5(_NAMESPACE, f"contract/{registration_no}")

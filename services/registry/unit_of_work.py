@@ -15,9 +15,10 @@ from uuid import UUID
 from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper, StoredEvent
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from services.common.db import insert_columns
 from services.registry.errors import Conflict
 from services.registry.store import claims
 
@@ -149,12 +150,14 @@ class UnitOfWork:
     def flush_claims(self) -> None:
         """Insert the staged claims; a racing writer's claim makes this raise IntegrityError."""
         if self._claims:
-            self._session.execute(
-                insert(claims),
-                [
-                    {"kind": k, "key": key, "registration_no": o}
-                    for (k, key), o in self._claims.items()
-                ],
+            insert_columns(
+                self._session,
+                claims,
+                {
+                    "kind": [kind for kind, _ in self._claims],
+                    "key": [key for _, key in self._claims],
+                    "registration_no": list(self._claims.values()),
+                },
             )
 
     def committed(self) -> None:

@@ -268,7 +268,7 @@ def test_a_refused_submission_whose_group_then_loses_a_race_is_answered_once(
                 assert first.result(ANSWER_TIMEOUT).status == 201
                 # The group [refused, racing]: refused is answered, racing blocks on the claim.
                 assert refused.result(ANSWER_TIMEOUT).status == 422
-                wait_for_the_writer_to_block(watch, "INSERT INTO registry_claims")
+                wait_for_the_writer_to_block(watch, "INSERT INTO %registry_claims")
                 other_process.commit()
 
                 answer = racing.result(ANSWER_TIMEOUT)
