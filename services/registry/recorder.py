@@ -4,7 +4,8 @@
 group of a thousand the ORM's unit of work and the driver's parsing of a multi-row ``VALUES``
 list cost more than everything else the writer does. On PostgreSQL this recorder inserts the
 group as one ``unnest`` statement under the library's own table lock, so notification ids are
-still assigned in order and committed in order. Everything else is the library's.
+still assigned in order and committed in order. Everything else is the library's, except
+``subscribe()``, which relies on notifications this recorder does not send.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Subscription
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table
@@ -45,8 +46,14 @@ class GroupRecorder(SQLAlchemyApplicationRecorder):
             },
             returning="id",
         )
-        self._notify_channel(session)
+        # No NOTIFY (the library's, for its subscriptions): nothing here listens; the relay and
+        # the checkpointer poll. It was a round trip per group and work at every commit.
         return ids
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        raise NotImplementedError("the registry sends no notifications: poll the log instead")
 
 
 class RegistryFactory(SQLAlchemyFactory):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,11 +14,14 @@ from services.common.tokens import Principal, TokenBook
 _bearer = HTTPBearer(auto_error=False, description="A token from `tcr tokens add`")
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The principal whose bearer token came with the request."""
+    """The principal whose bearer token came with the request.
+
+    ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in a worker
+    thread, and that hand-off was a seventh of the registry's request handling."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("Authorization", "send Authorization: Bearer <token>")
     book: TokenBook = request.app.state.tokens
@@ -28,10 +31,10 @@ def authenticate(
     return principal
 
 
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that admits only principals holding one of ``roles``."""
 
-    def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if principal.role not in roles:
             raise Forbidden(
                 None, f"role {principal.role} may not read this; {', '.join(roles)} may"
