@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import orjson
-from eventsourcing.persistence import Notification, Transcoder
+from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
@@ -72,15 +72,19 @@ def decode_state(state: bytes, transcoder: Transcoder) -> dict[str, Any]:
 
 def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dict[str, Any]:
     """The envelope of a stored event, without ``prev_hash`` and ``hash``."""
-    state = decode_state(notification.state, transcoder)
-    kind = event_type(notification.topic)
+    return placed(notification.id, draft_envelope(notification, transcoder))
+
+
+def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any]:
+    """What an envelope says that does not depend on the event's place in the log: all but
+    ``position``, ``prev_hash`` and ``hash``. The writer drafts envelopes before it takes the
+    event store's lock, so that the lock is held only to place and hash them."""
+    state = decode_state(stored.state, transcoder)
+    kind = event_type(stored.topic)
     payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
     return {
-        "position": notification.id,
         "event_id": str(
-            uuid5(
-                _EVENT_NAMESPACE, f"{notification.originator_id}/{notification.originator_version}"
-            )
+            uuid5(_EVENT_NAMESPACE, f"{stored.originator_id}/{stored.originator_version}")
         ),
         "type": kind,
         "schema_version": SCHEMA_VERSION,
@@ -89,6 +93,11 @@ def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dic
         "subject": payload[SUBJECT_FIELD[kind]],
         "payload": payload,
     }
+
+
+def placed(position: int, draft: dict[str, Any]) -> dict[str, Any]:
+    """A drafted envelope at its log position (the position first, as readers see it)."""
+    return {"position": position, **draft}
 
 
 def storage_problem(notification: Notification, transcoder: Transcoder) -> str | None:
@@ -104,11 +113,11 @@ def storage_problem(notification: Notification, transcoder: Transcoder) -> str |
 
 
 def chain_envelopes(
-    notifications: Iterable[Notification], transcoder: Transcoder, prev_hash: str = GENESIS_HASH
+    envelopes: Iterable[dict[str, Any]], prev_hash: str = GENESIS_HASH
 ) -> Iterator[dict[str, Any]]:
-    """Envelopes in log order, each linked to its predecessor by ``prev_hash`` and ``hash``."""
-    for notification in notifications:
-        envelope = unhashed_envelope(notification, transcoder)
+    """Unhashed envelopes in log order, each linked to its predecessor by ``prev_hash`` and
+    ``hash`` (in place)."""
+    for envelope in envelopes:
         envelope["prev_hash"] = prev_hash
         envelope["hash"] = prev_hash = entry_hash(prev_hash, envelope)
         yield envelope

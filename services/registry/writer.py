@@ -26,7 +26,6 @@ import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
@@ -36,7 +35,7 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
-from services.registry.log import chain_envelopes
+from services.registry.log import chain_envelopes, draft_envelope, placed
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, UnitOfWork
 
@@ -281,24 +280,27 @@ class GroupCommitWriter:
         if not uow.events:
             return {}
         uow.flush_claims()
-        # Put as events, not saved as aggregates, so the log keeps the order the commands ran
-        # in (and the application's per-event protocol checks, a tenth of the writer, stay out).
-        recordings = self._app.events.put(uow.events, session=session)
-        notifications: list[Notification] = sorted(
-            (r.notification for r in recordings), key=lambda n: n.id
-        )
-        # The event store's insert has serialised writers (table lock / BEGIN IMMEDIATE), so
-        # the last chain entry read here is the predecessor of our first position.
+        mapper = self._app.mapper
+        # As events, not aggregates, so the log keeps the order the commands ran in.
+        stored = [mapper.to_stored_event(e) for e in uow.events]
+        drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
+        # The insert takes the event store's lock (table lock / BEGIN IMMEDIATE), held until
+        # the commit: other writers wait, so only placing and hashing happen from here on.
+        positions = self._app.recorder.insert_events(stored, session=session)
+        assert positions is not None and list(positions) == sorted(positions), positions
+        # Writers are serialised, so the last chain entry is the predecessor of our first.
         last = session.execute(
             select(chain.c.hash, chain.c.leaf_index).order_by(chain.c.position.desc()).limit(1)
         ).first()
         prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
-        envelopes = list(chain_envelopes(notifications, self._app.mapper.transcoder, prev))
+        envelopes = list(
+            chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
+        )
         insert_columns(
             session,
             chain,
             {
-                "position": [e["position"] for e in envelopes],
+                "position": positions,
                 "prev_hash": [e["prev_hash"] for e in envelopes],
                 "hash": [e["hash"] for e in envelopes],
                 "leaf_index": range(next_leaf, next_leaf + len(envelopes)),
@@ -306,8 +308,8 @@ class GroupCommitWriter:
             },
         )
         return {
-            (n.originator_id, n.originator_version): e
-            for n, e in zip(notifications, envelopes, strict=True)
+            (e.originator_id, e.originator_version): envelope
+            for e, envelope in zip(stored, envelopes, strict=True)
         }
 
 
