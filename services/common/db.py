@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
+    ColumnElement,
     Engine,
     Integer,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -139,3 +143,14 @@ def _unnest_insert(
     if returning is not None:
         sql += f' RETURNING "{returning}"'
     return sql
+
+
+def one_of(
+    column: ColumnElement[Any], values: Collection[Any], dialect: Dialect
+) -> ColumnElement[bool]:
+    """``column IN (values)``, written ``column = ANY(array)`` on PostgreSQL: one parameter
+    whatever the count, so the statement stays short and the driver's statement cache keeps it
+    (an ``IN`` list of hundreds is a new statement for every count, parsed each time)."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)

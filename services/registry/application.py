@@ -22,8 +22,8 @@ from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
+from services.registry.event_store import FACTORY_TOPIC
 from services.registry.log import storage_problem, unhashed_envelope
-from services.registry.recorder import FACTORY_TOPIC
 from services.registry.store import chain, create_tables
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 

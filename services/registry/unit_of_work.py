@@ -18,7 +18,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from services.common.db import insert_columns
+from services.common.db import insert_columns, one_of
 from services.registry.errors import Conflict
 from services.registry.store import claims
 
@@ -63,6 +63,7 @@ class UnitOfWork:
         self, session: Session, events_table: Table, mapper: Mapper[UUID], cache: AggregateCache
     ) -> None:
         self._session = session
+        self._dialect = session.get_bind().dialect
         self._events = events_table
         self._mapper = mapper
         self._cache = cache
@@ -88,11 +89,11 @@ class UnitOfWork:
             if (kind, key) not in self._known_claims:
                 by_kind[kind].add(key)
         for kind, keys in by_kind.items():
-            # One kind at a time: `kind = … AND key IN (…)` is an index range on the key,
-            # where a row-value IN list is not (measured: 15× slower on PostgreSQL).
+            # One kind at a time: `key IN (…) AND kind = …` walks the (key, kind) index,
+            # where a row-value IN list does not (measured: 15× slower on PostgreSQL).
             rows = self._session.execute(
                 select(claims.c.key, claims.c.registration_no).where(
-                    claims.c.kind == kind, claims.c.key.in_(keys)
+                    claims.c.kind == kind, one_of(claims.c.key, keys, self._dialect)
                 )
             )
             held = {r.key: r.registration_no for r in rows}
@@ -103,7 +104,7 @@ class UnitOfWork:
         e = self._events
         rows = self._session.execute(
             select(e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state)
-            .where(e.c.originator_id.in_(aggregate_ids))
+            .where(one_of(e.c.originator_id, aggregate_ids, self._dialect))
             .order_by(e.c.originator_id, e.c.originator_version)
         )
         events: dict[UUID, list[Any]] = defaultdict(list)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import JSONTranscoder
 
 from services.common.codes import credit_code_check_character
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
-from services.registry.log import EVENT_TYPES
+from services.registry.log import EVENT_TYPES, event_type
 
 
 def credit_code(first17: str) -> str:
@@ -143,9 +145,7 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
 
 
 @pytest.fixture(scope="module")
-def envelopes(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> list[dict[str, Any]]:
+def registry(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Registry:
     db: Path = tmp_path_factory.mktemp("registry") / "registry.db"
     app = Registry(f"sqlite:///{db}")
     request.addfinalizer(app.close)
@@ -153,8 +153,29 @@ def envelopes(
     for principal, op, args in COMMANDS:
         answer = app.submit(principal, [Command(op, args)]).result(timeout=30)
         assert answer.status == 201, (op, answer.body)
-    events: list[dict[str, Any]] = app.read_log(0, 100)["events"]
+    return app
+
+
+@pytest.fixture(scope="module")
+def envelopes(registry: Registry) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = registry.read_log(0, 100)["events"]
     return events
+
+
+def test_every_stored_event_is_encoded_as_the_librarys_own_transcoder_would(
+    registry: Registry,
+) -> None:
+    # The registry encodes with orjson for speed; the bytes must stay the library's.
+    library = JSONTranscoder()
+    registry.register_transcodings(library)
+    stored = registry.recorder.select_notifications(start=1, limit=100)
+    assert {event_type(n.topic) for n in stored} == set(EVENT_TYPES)
+    ours = registry.mapper.transcoder
+    assert type(ours) is not JSONTranscoder
+    for notification in stored:
+        state = library.decode(notification.state)
+        assert isinstance(state["timestamp"], datetime), "the timestamp lost its type tag"
+        assert ours.encode(state) == library.encode(state) == notification.state
 
 
 def test_every_event_the_registry_emits_validates_against_its_schema(
