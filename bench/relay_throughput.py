@@ -27,6 +27,7 @@ The table goes to stdout, progress to stderr, every figure to bench/results/ (or
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import shutil
 import sys
@@ -42,6 +43,7 @@ import pipeline_support as ps
 
 from services.common.envelope import canonical_bytes
 from services.common.kafka import ensure_topic, make_producer
+from services.common.runtime import settle_heap
 from services.registry.application import Registry
 from services.registry.relay import Relay, RelayPosition
 
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             base["events_per_cpu_s"] = ps.per_cpu_second(base["messages"], base["cpu"])
             report["baseline"] = base
             del messages
+            gc.collect()
+            settle_heap()  # as `tcr relay` does before it starts
             ps.log(f"baseline: {base['events_per_s']:,.0f} messages/s")
             ps.log("relay: publishing the whole log…")
             meter = ps.CpuMeter({"broker": broker.pid}, [database]).start()

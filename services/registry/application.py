@@ -170,7 +170,7 @@ class Registry(Application[UUID]):
                     select(
                         e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state
                     ).where(e.c.id > after, e.c.id <= links[-1].position)
-                )
+                ).all()  # at once: iterating the result fetched row by row
                 stored = {row.id: row for row in rows}
             head = int(
                 conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one()
