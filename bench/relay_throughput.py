@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             report["baseline"] = base
             del messages
             gc.collect()
-            settle_heap()  # as `tcr relay` does before it starts
+            settle_heap()  # as `tcr relay` does (run_until_signalled) before it starts
             ps.log(f"baseline: {base['events_per_s']:,.0f} messages/s")
             ps.log("relay: publishing the whole log…")
             meter = ps.CpuMeter({"broker": broker.pid}, [database]).start()
