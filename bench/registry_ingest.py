@@ -1296,11 +1296,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, default=1000, help="commands per /v1/batch request (≤ 1000)"
     )
-    parser.add_argument("--batch-clients", type=int, default=4, help="concurrent /v1/batch clients")
+    parser.add_argument(
+        "--batch-clients",
+        type=int,
+        default=32,
+        help="concurrent /v1/batch clients (the issue's 32 clients, as for single commands)",
+    )
     parser.add_argument(
         "--batch-duration",
         type=float,
-        default=15.0,
+        default=30.0,
         help="seconds of measured /v1/batch load per backend; 0 skips the batch phase",
     )
     parser.add_argument(

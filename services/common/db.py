@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     insert,
     text,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
 # Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
@@ -90,6 +91,67 @@ def schema_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class SingleHolderLock:
+    """A database-wide lock at most one process holds, kept until released or the process
+    ends: a PostgreSQL advisory lock on a connection of its own, or an exclusive ``flock`` on
+    a file beside a SQLite database. :meth:`try_hold` never waits; a holder whose connection
+    dropped has lost the lock and finds out on its next call."""
+
+    def __init__(self, engine: Engine, key: int, suffix: str) -> None:
+        self._engine = engine
+        self._key = key
+        self._suffix = suffix
+        self._held: Any = None  # the connection or the open lock file
+        self.holding = False
+
+    def try_hold(self) -> bool:
+        self.holding = self._try_hold()
+        return self.holding
+
+    def _try_hold(self) -> bool:
+        if self._engine.dialect.name == "postgresql":
+            return self._try_advisory()
+        database = self._engine.url.database
+        if not database or database == ":memory:":
+            return True  # one process's own database: nobody to share it with
+        if self._held is None:
+            lock_file = open(f"{database}.{self._suffix}", "a")  # noqa: SIM115 (kept open)
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock_file.close()
+                return False
+            self._held = lock_file
+        return True
+
+    def _try_advisory(self) -> bool:
+        try:
+            if self._held is not None:
+                self._held.execute(text("SELECT 1"))  # still our session, still our lock
+                return True
+            conn = self._engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key})
+            if got.scalar_one():
+                conn.commit()
+                self._held = conn
+                return True
+            conn.close()
+            return False
+        except sqlalchemy.exc.DBAPIError:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        self.holding = False
+        held, self._held = self._held, None
+        if held is None:
+            return
+        with suppress(Exception):  # a dropped session released it already
+            if isinstance(held, Connection):
+                held.invalidate()  # ends the session, and its lock: not back into the pool
+            held.close()
 
 
 def insert_columns(

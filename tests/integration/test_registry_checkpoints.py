@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
-from services.common.db import make_engine
+from services.common.db import SingleHolderLock, make_engine
 from services.common.envelope import canonical_bytes
 from services.common.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from services.common.signing import (
@@ -257,6 +257,37 @@ def test_checkpoints_survive_a_restart_and_later_ones_extend_them(
         bytes.fromhex(after[2]["root_hash"]),
         [bytes.fromhex(h) for h in proof["proof"]],
     )
+
+
+def test_one_of_several_registries_signs_in_the_background_and_another_takes_over(
+    database_url: str, tokens: Tokens, key_file: Path
+) -> None:
+    with registry_api(database_url, tokens, key_file) as first:
+        with registry_api(database_url, tokens, key_file) as second:
+            register(first, 2)
+            register(second, 2, start=3)
+            assert [c["tree_size"] for c in wait_for_checkpoints(second, [3])] == [3]
+            follower = [a for a in (first, second) if not a.app.state.registry.following]
+            assert len(follower) == 1, "exactly one of the two follows the log"
+        # The second (whichever followed) has stopped; the first signs from now on.
+        register(first, 2, start=5)
+        found = wait_for_checkpoints(first, [3, 6])
+        assert first.app.state.registry.following
+        assert [c["tree_size"] for c in found] == [3, 6]
+        assert found[1]["root_hash"] == root(leaves(first)[:6]).hex()
+
+
+@pytest.mark.parametrize("holders", [2, 3])
+def test_a_single_holder_lock_is_held_by_one_at_a_time(engine: Engine, holders: int) -> None:
+    locks = [SingleHolderLock(engine, 0x7463_72FF, "test-lock") for _ in range(holders)]
+    try:
+        assert [lock.try_hold() for lock in locks] == [True] + [False] * (holders - 1)
+        assert locks[0].try_hold(), "the holder keeps it"
+        locks[0].release()
+        assert [lock.try_hold() for lock in locks[1:]] == [True] + [False] * (holders - 2)
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 # -- proofs -----------------------------------------------------------------------------------
