@@ -1,31 +1,16 @@
-"""Database engines for the services' own tables, on SQLite files or PostgreSQL."""
+"""Database engines on SQLite files or PostgreSQL, and the locks that processes sharing one take."""
 
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    ColumnElement,
-    Engine,
-    Integer,
-    Table,
-    any_,
-    bindparam,
-    create_engine,
-    event,
-    insert,
-    text,
-)
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, text
+from sqlalchemy.engine import Connection
 
 # Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
 # declared INTEGER becomes the rowid.
@@ -152,67 +137,3 @@ class SingleHolderLock:
             if isinstance(held, Connection):
                 held.invalidate()  # ends the session, and its lock: not back into the pool
             held.close()
-
-
-def insert_columns(
-    session: Session,
-    table: Table,
-    columns: dict[str, Sequence[Any]],
-    *,
-    returning: str | None = None,
-) -> list[Any]:
-    """Insert rows given column by column (equal lengths), in order, in the session's
-    transaction; with ``returning``, that column's values in row order (PostgreSQL only).
-
-    On PostgreSQL the rows travel as one array per column through ``unnest``: a single short
-    statement whatever the count. A multi-row ``VALUES`` list is re-parsed by the driver for
-    every new count and ``executemany`` pays a statement's work per row; for the registry's
-    groups of a thousand events this took the writer from ~330 to ~160 µs of CPU per event.
-    Ids drawn from a sequence are assigned in row order (``ORDER BY`` the array ordinality).
-    """
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        if returning is not None:
-            raise NotImplementedError("insert_columns(returning=…) is for PostgreSQL")
-        names = list(columns)
-        session.execute(
-            insert(table),
-            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
-        )
-        return []
-    statement = _unnest_insert(table, tuple(columns), returning, dialect)
-    # Sent straight to the driver so that the arrays go in binary (``%b``): psycopg writes
-    # text arrays element by element in Python, eight times slower.
-    result = session.connection().exec_driver_sql(
-        statement, {f"c{i}": list(values) for i, values in enumerate(columns.values())}
-    )
-    return list(result.scalars()) if returning is not None else []
-
-
-@lru_cache(maxsize=64)
-def _unnest_insert(
-    table: Table, names: tuple[str, ...], returning: str | None, dialect: Dialect
-) -> str:
-    arrays = ", ".join(
-        f"CAST(%(c{i})b AS {table.c[name].type.compile(dialect=dialect)}[])"
-        for i, name in enumerate(names)
-    )
-    listed = ", ".join(f'"{name}"' for name in names)
-    sql = (
-        f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM unnest({arrays})'
-        f" WITH ORDINALITY AS rows ({listed}, row_number) ORDER BY row_number"
-    )
-    if returning is not None:
-        sql += f' RETURNING "{returning}"'
-    return sql
-
-
-def one_of(
-    column: ColumnElement[Any], values: Collection[Any], dialect: Dialect
-) -> ColumnElement[bool]:
-    """``column IN (values)``, written ``column = ANY(array)`` on PostgreSQL: one parameter
-    whatever the count, so the statement stays short and the driver's statement cache keeps it
-    (an ``IN`` list of hundreds is a new statement for every count, parsed each time)."""
-    if dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return column.in_(values)

@@ -32,7 +32,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from services.common.db import insert_columns
+from services.common.bulk import insert_columns
 
 # The value of the registry's PERSISTENCE_MODULE setting.
 FACTORY_TOPIC = "services.registry.event_store:RegistryFactory"

@@ -18,7 +18,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from services.common.db import insert_columns, one_of
+from services.common.bulk import insert_columns, one_of
 from services.registry.errors import Conflict
 from services.registry.store import claims
 

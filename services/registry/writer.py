@@ -29,7 +29,7 @@ from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
-from services.common.db import insert_columns
+from services.common.bulk import insert_columns
 from services.common.envelope import GENESIS_HASH, canonical_bytes
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash

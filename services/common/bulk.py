@@ -1,0 +1,75 @@
+"""Statements over many rows at once: one short statement on PostgreSQL, plain on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
+
+
+def insert_columns(
+    session: Session,
+    table: Table,
+    columns: dict[str, Sequence[Any]],
+    *,
+    returning: str | None = None,
+) -> list[Any]:
+    """Insert rows given column by column (equal lengths), in order, in the session's
+    transaction; with ``returning``, that column's values in row order (PostgreSQL only).
+
+    On PostgreSQL the rows travel as one array per column through ``unnest``: a single short
+    statement whatever the count. A multi-row ``VALUES`` list is re-parsed by the driver for
+    every new count and ``executemany`` pays a statement's work per row; for the registry's
+    groups of a thousand events this took the writer from ~330 to ~160 µs of CPU per event.
+    Ids drawn from a sequence are assigned in row order (``ORDER BY`` the array ordinality).
+    """
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        if returning is not None:
+            raise NotImplementedError("insert_columns(returning=…) is for PostgreSQL")
+        names = list(columns)
+        session.execute(
+            insert(table),
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
+        )
+        return []
+    statement = _unnest_insert(table, tuple(columns), returning, dialect)
+    # Sent straight to the driver so that the arrays go in binary (``%b``): psycopg writes
+    # text arrays element by element in Python, eight times slower.
+    result = session.connection().exec_driver_sql(
+        statement, {f"c{i}": list(values) for i, values in enumerate(columns.values())}
+    )
+    return list(result.scalars()) if returning is not None else []
+
+
+@lru_cache(maxsize=64)
+def _unnest_insert(
+    table: Table, names: tuple[str, ...], returning: str | None, dialect: Dialect
+) -> str:
+    arrays = ", ".join(
+        f"CAST(%(c{i})b AS {table.c[name].type.compile(dialect=dialect)}[])"
+        for i, name in enumerate(names)
+    )
+    listed = ", ".join(f'"{name}"' for name in names)
+    sql = (
+        f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM unnest({arrays})'
+        f" WITH ORDINALITY AS rows ({listed}, row_number) ORDER BY row_number"
+    )
+    if returning is not None:
+        sql += f' RETURNING "{returning}"'
+    return sql
+
+
+def one_of(
+    column: ColumnElement[Any], values: Collection[Any], dialect: Dialect
+) -> ColumnElement[bool]:
+    """``column IN (values)``, written ``column = ANY(array)`` on PostgreSQL: one parameter
+    whatever the count, so the statement stays short and the driver's statement cache keeps it
+    (an ``IN`` list of hundreds is a new statement for every count, parsed each time)."""
+    if dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)

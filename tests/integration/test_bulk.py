@@ -1,0 +1,110 @@
+"""Many rows in one statement: inserted whole and in order, found by value, on both stores."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from services.common.bulk import insert_columns, one_of
+from services.common.db import make_engine
+
+metadata = MetaData()
+rows = Table(
+    "bulk_rows",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("ref", Uuid, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+# Awkward values on purpose: quotes, commas, braces, backslashes and non-ASCII in text arrays;
+# NUL and high bytes in binary ones.
+NAMES = ['plain', 'with "quotes"', "a,b", "{braces}", "back\\slash", "平顶山", "NULL", ""]
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def columns(count: int) -> dict[str, list[object]]:
+    return {
+        "ref": [uuid.uuid5(uuid.NAMESPACE_URL, str(i)) for i in range(count)],
+        "name": [NAMES[i % len(NAMES)] for i in range(count)],
+        "body": [bytes([i % 256, 0, 255]) * (i % 5) for i in range(count)],
+    }
+
+
+def stored(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        found = conn.execute(select(rows.c.ref, rows.c.name, rows.c.body).order_by(rows.c.id))
+        return [tuple(r) for r in found]
+
+
+@pytest.mark.parametrize("count", [1, 7, 1000])
+def test_rows_given_column_by_column_are_stored_whole_and_in_order(
+    engine: Engine, count: int
+) -> None:
+    given = columns(count)
+    with Session(engine) as session, session.begin():
+        insert_columns(session, rows, given)
+
+    assert stored(engine) == list(zip(given["ref"], given["name"], given["body"], strict=True))
+
+
+def test_on_postgresql_the_ids_come_back_in_row_order(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("returning ids is for PostgreSQL")
+    given = columns(500)
+    with Session(engine) as session, session.begin():
+        first = insert_columns(session, rows, given, returning="id")
+        second = insert_columns(session, rows, given, returning="id")
+
+    assert first == sorted(first) and len(set(first)) == 500
+    assert second == sorted(second) and second[0] > first[-1]
+    with engine.connect() as conn:
+        by_id = dict(conn.execute(select(rows.c.id, rows.c.ref)).all())
+    assert [by_id[i] for i in first] == given["ref"]
+
+
+def test_nothing_is_stored_when_the_transaction_rolls_back(engine: Engine) -> None:
+    with Session(engine) as session:
+        session.begin()
+        insert_columns(session, rows, columns(10))
+        session.rollback()
+
+    assert stored(engine) == []
+
+
+@pytest.mark.parametrize("wanted", [0, 1, 300])
+def test_one_of_finds_exactly_the_rows_with_those_values(engine: Engine, wanted: int) -> None:
+    given = columns(1000)
+    with Session(engine) as session, session.begin():
+        insert_columns(session, rows, given)
+    refs = [*given["ref"][::3][:wanted], uuid.uuid4()]  # and one that is not there
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(rows.c.ref).where(one_of(rows.c.ref, refs, engine.dialect))
+        ).scalars()
+        assert sorted(map(str, found)) == sorted(map(str, refs[:-1]))
