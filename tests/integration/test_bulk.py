@@ -34,7 +34,7 @@ rows = Table(
 )
 # Awkward values on purpose: quotes, commas, braces, backslashes and non-ASCII in text arrays;
 # NUL and high bytes in binary ones.
-NAMES = ['plain', 'with "quotes"', "a,b", "{braces}", "back\\slash", "平顶山", "NULL", ""]
+NAMES = ["plain", 'with "quotes"', "a,b", "{braces}", "back\\slash", "平顶山", "NULL", ""]
 
 
 @pytest.fixture
