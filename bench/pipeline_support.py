@@ -63,8 +63,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0..100) of already sorted values."""
     if not sorted_values:
         return None
-    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
+    rank = max(1, -(-q * len(sorted_values) // 100))  # ceil(q/100 × n)
+    return sorted_values[min(int(rank), len(sorted_values)) - 1]
 
 
 def fmt(value: Any, spec: str = ",.0f") -> str:
@@ -207,6 +207,7 @@ TITLES = (
 
 
 def _org_code(number: int) -> str:
+    """A 9-character organisation code in the GB 32100-2015 character set."""
     base = len(CREDIT_CODE_CHARSET)
     chars = []
     for _ in range(9):
@@ -215,7 +216,8 @@ def _org_code(number: int) -> str:
     return "".join(reversed(chars))
 
 
-def _credit_code(prefix2: str, region: str, number: int) -> str:
+def credit_code(prefix2: str, region: str, number: int) -> str:
+    """A valid unified social credit code: authority+type, region, organisation, check."""
     first17 = prefix2 + region + _org_code(number)
     return first17 + credit_code_check_character(first17)
 
@@ -224,7 +226,7 @@ def _parties() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     kinds = ("university", "research_institute", "new_rd_institution", "enterprise")
     sellers = [
         {
-            "credit_code": _credit_code("12" if i % 4 != 3 else "91", region, 10_000 + i),
+            "credit_code": credit_code("12" if i % 4 != 3 else "91", region, 10_000 + i),
             "name": f"第{i + 1}技术研究院",
             "kind": kinds[i % 4],
             "region_code": region,
@@ -234,7 +236,7 @@ def _parties() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     ]
     buyers = [
         {
-            "credit_code": _credit_code("91", region, 30_000 + i),
+            "credit_code": credit_code("91", region, 30_000 + i),
             "name": f"煤矿机械第{i + 1}有限公司",
             "kind": "enterprise",
             "region_code": region,

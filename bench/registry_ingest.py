@@ -34,11 +34,9 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import re
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -60,10 +58,20 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make ``services`` importable
     sys.path.insert(0, str(REPO))
 
-from services.common.codes import (  # noqa: E402
-    CREDIT_CODE_CHARSET,
-    credit_code_check_character,
+from pipeline_support import (  # noqa: E402
+    CLK_TCK,
+    DEFAULT_ADMIN_URL,
+    add_token,
+    credit_code,
+    free_port,
+    get_json,
+    log,
+    percentile,
+    postgres_database,
+    sqlalchemy_url,
+    tcr_command,
 )
+
 from services.common.money import format_fen  # noqa: E402
 
 GOAL_SINGLE_EVENTS_S = 1_000
@@ -72,12 +80,6 @@ GOAL_BATCH_EVENTS_S = 10_000
 BASELINE_ROWS_PER_TXN = 1_000
 BASELINE_STATE_BYTES = 600  # a stored event: ~280 B (evidence) to ~710 B (registration) state
 OTHER_CPU_WARNING = 25.0  # % of one core used by processes outside the benchmark
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # -- the workload: valid, varied bodies ---------------------------------------------------------
@@ -102,22 +104,6 @@ TITLES = (
     "碳化硅陶瓷制备技术开发",
 )
 BANKS = ("中国银行平顶山分行", "中国工商银行平顶山分行", "平顶山银行", None)
-
-
-def _org_code(number: int) -> str:
-    """A 9-character organisation code in the GB 32100-2015 character set."""
-    base = len(CREDIT_CODE_CHARSET)
-    chars = []
-    for _ in range(9):
-        number, digit = divmod(number, base)
-        chars.append(CREDIT_CODE_CHARSET[digit])
-    return "".join(reversed(chars))
-
-
-def credit_code(prefix2: str, region: str, number: int) -> str:
-    """A valid unified social credit code: authority+type, region, organisation, check."""
-    first17 = prefix2 + region + _org_code(number)
-    return first17 + credit_code_check_character(first17)
 
 
 def make_parties() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -433,14 +419,6 @@ def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
 # -- measurement ----------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return None
-    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # ceil(q/100 * n)
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 2)
 
@@ -639,36 +617,6 @@ def run_async(coro: Any) -> Any:
 # -- the registry server --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def tcr_command() -> list[str]:
-    tcr = Path(sys.executable).parent / "tcr"
-    return [str(tcr)] if tcr.exists() else [sys.executable, "-m", "services.cli"]
-
-
-def add_token(tokens_file: Path) -> str:
-    command = [*tcr_command(), "tokens", "add", "--name", "bureau", "--role", "bureau"]
-    out = subprocess.run(
-        [*command, "--file", str(tokens_file)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-def get_json(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        data: dict[str, Any] = orjson.loads(response.read())
-        return data
-
-
 def create_schema(database_url: str) -> None:
     """Create the registry's tables before its workers start.
 
@@ -753,26 +701,6 @@ class Server:
 
 
 # -- databases ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def postgres_database(admin_url: str, name: str) -> Iterator[str]:
-    """A fresh database on the admin URL's server, dropped on exit; yields its libpq URL."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def sqlalchemy_url(libpq_url: str) -> str:
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", libpq_url)
 
 
 def _state(i: int) -> bytes:
@@ -999,7 +927,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
         else:
             database_url = f"sqlite:///{workdir / 'registry.db'}"
         tokens_file = workdir / f"tokens-{backend}.toml"
-        token = add_token(tokens_file)
+        token = add_token(tokens_file, "bureau", "bureau")
         create_schema(database_url)
         server = Server(database_url, args.workers, tokens_file, workdir / f"server-{backend}.log")
         stack.callback(server.stop)
