@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import IO
 
 import pytest
 
+from tests.support.broker import free_port
 from tests.support.databases import fresh_postgres_database
 
 TCR = str(Path(sys.executable).with_name("tcr"))
@@ -33,14 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: the whole system as real processes (tcr stack), over HTTP and the CLI"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _start_time(pid: int) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from services.registry.app import create_app
 from services.registry.application import Registry
 from services.registry.settings import RegistrySettings
 from tests.conftest import Tokens
+from tests.support.broker import free_port
 from tests.support.parties import (
     LOCAL_ENTERPRISE,
     OUTSIDE_ENTERPRISE,
@@ -138,13 +138,6 @@ ENTITLEMENTS_2024 = {
 
 
 # -- a real registry --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def make_tokens(folder: Path) -> Tokens:

@@ -4,7 +4,6 @@ re-run stores nothing new: every batch is replayed from its idempotency key."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from services.common.tokens import add_principal
 from services.demo import load as demo_load
 from services.demo.generate import write_history
 from services.demo.load import Batch, LoadError, load_history
+from tests.support.broker import free_port
 
 TCR = str(Path(sys.executable).with_name("tcr"))
 
@@ -42,20 +42,13 @@ class Registry:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
     """``tcr registry serve`` on a fresh SQLite file, with a bureau and a station token."""
     tokens = tmp_path / "tokens.toml"
     bureau = add_principal(tokens, "bureau", "bureau")
     station = add_principal(tokens, "station-s1", "station", "S1")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TCR_")}
     env |= {
         "TCR_TOKENS_FILE": str(tokens),
@@ -173,6 +166,6 @@ def test_a_station_token_is_refused_with_the_advice_to_use_the_bureaus(
 
 def test_an_unreachable_registry_is_reported(history: tuple[Path, int]) -> None:
     path, _ = history
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(LoadError, match="cannot reach the registry"):
         load_history(path, url, "token", progress=False)

@@ -11,16 +11,11 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import JSONTranscoder
 
-from services.common.codes import credit_code_check_character
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 from services.registry.log import EVENT_TYPES, event_type
-
-
-def credit_code(first17: str) -> str:
-    return first17 + credit_code_check_character(first17)
-
+from tests.support.parties import credit_code
 
 SELLER = {
     "credit_code": credit_code("12410400MB1234567"),
