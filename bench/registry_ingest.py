@@ -47,7 +47,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -509,6 +509,25 @@ async def _finish(tasks: list[asyncio.Task[Any]], grace: float) -> None:
         await asyncio.wait(pending)
 
 
+async def _drive(
+    label: str,
+    window: Window,
+    server_pid: int,
+    clients: list[Coroutine[Any, Any, None]],
+    grace: float,
+) -> dict[str, Any]:
+    """Run the clients through the window, reporting progress and sampling CPU; its summary."""
+    cpu: dict[str, Any] = {}
+    progress = asyncio.create_task(_progress(label, window))
+    sampler = asyncio.create_task(_sample_cpu(window, server_pid, cpu))
+    tasks = [asyncio.create_task(c) for c in clients]
+    await asyncio.sleep(window.end - time.perf_counter())
+    await asyncio.wait([sampler])
+    await _finish(tasks, grace=grace)
+    progress.cancel()
+    return window.summary(cpu)
+
+
 async def single_phase(
     label: str, port: int, token: str, args: argparse.Namespace, server_pid: int
 ) -> dict[str, Any]:
@@ -548,17 +567,8 @@ async def single_phase(
         finally:
             await http.close()
 
-    cpu: dict[str, Any] = {}
-    helpers = [
-        asyncio.create_task(_progress(label, window)),
-        asyncio.create_task(_sample_cpu(window, server_pid, cpu)),
-    ]
-    tasks = [asyncio.create_task(client(i)) for i in range(args.clients)]
-    await asyncio.sleep(window.end - time.perf_counter())
-    await asyncio.wait([helpers[1]])
-    await _finish(tasks, grace=60)
-    helpers[0].cancel()
-    return window.summary(cpu)
+    clients = [client(i) for i in range(args.clients)]
+    return await _drive(label, window, server_pid, clients, grace=60)
 
 
 async def batch_phase(
@@ -589,17 +599,8 @@ async def batch_phase(
         finally:
             await http.close()
 
-    cpu: dict[str, Any] = {}
-    helpers = [
-        asyncio.create_task(_progress(label, window)),
-        asyncio.create_task(_sample_cpu(window, server_pid, cpu)),
-    ]
-    tasks = [asyncio.create_task(client(i)) for i in range(args.batch_clients)]
-    await asyncio.sleep(window.end - time.perf_counter())
-    await asyncio.wait([helpers[1]])
-    await _finish(tasks, grace=120)
-    helpers[0].cancel()
-    result = window.summary(cpu)
+    clients = [client(i) for i in range(args.batch_clients)]
+    result = await _drive(label, window, server_pid, clients, grace=120)
     result["batch_size"] = args.batch_size
     result["batches_per_s"] = result.pop("requests_per_s")
     return result
