@@ -38,9 +38,9 @@ class Tokens:
         return {"Authorization": f"Bearer {getattr(self, who)}"}
 
 
-@pytest.fixture
-def tokens(tmp_path: Path) -> Tokens:
-    path = tmp_path / "tokens.toml"
+def make_tokens(folder: Path) -> Tokens:
+    """A tokens file in ``folder`` with one principal of each role (two stations)."""
+    path = folder / "tokens.toml"
     return Tokens(
         station=add_principal(path, "station-s1", "station", "S1"),
         other_station=add_principal(path, "station-s2", "station", "S2"),
@@ -49,6 +49,11 @@ def tokens(tmp_path: Path) -> Tokens:
         auditor=add_principal(path, "auditor", "auditor"),
         path=path,
     )
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Tokens:
+    return make_tokens(tmp_path)
 
 
 @pytest.fixture

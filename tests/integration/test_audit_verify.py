@@ -36,11 +36,10 @@ from services.cli import main
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import leaf_hash, root
 from services.common.signing import load_or_create_key, public_key_pem, sign_checkpoint
-from services.common.tokens import add_principal
 from services.registry.app import create_app
 from services.registry.application import Registry
 from services.registry.settings import RegistrySettings
-from tests.conftest import Tokens
+from tests.conftest import Tokens, make_tokens
 from tests.support.broker import free_port
 from tests.support.parties import (
     LOCAL_ENTERPRISE,
@@ -138,18 +137,6 @@ ENTITLEMENTS_2024 = {
 
 
 # -- a real registry --------------------------------------------------------------------------
-
-
-def make_tokens(folder: Path) -> Tokens:
-    path = folder / "tokens.toml"
-    return Tokens(
-        station=add_principal(path, "station-s1", "station", "S1"),
-        other_station=add_principal(path, "station-s2", "station", "S2"),
-        bureau=add_principal(path, "bureau", "bureau"),
-        finance=add_principal(path, "finance", "finance"),
-        auditor=add_principal(path, "auditor", "auditor"),
-        path=path,
-    )
 
 
 @dataclass

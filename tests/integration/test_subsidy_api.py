@@ -19,11 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.common.envelope import GENESIS_HASH, entry_hash
-from services.common.tokens import add_principal
 from services.registry.application import Registry
 from services.subsidy.settings import SubsidySettings
 from services.subsidy.store import EntryStore, entries
-from tests.conftest import Tokens
+from tests.conftest import Tokens, make_tokens
 from tests.support.databases import fresh_postgres_database
 from tests.support.policy_facts import LOCAL_NEW_RD, OTHER_LOCAL_FIRM
 from tests.support.stack import (
@@ -72,15 +71,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 @pytest.fixture(scope="module")
 def module_tokens(tmp_path_factory: pytest.TempPathFactory) -> Tokens:
-    path = tmp_path_factory.mktemp("tokens") / "tokens.toml"
-    return Tokens(
-        station=add_principal(path, "station-s1", "station", "S1"),
-        other_station=add_principal(path, "station-s2", "station", "S2"),
-        bureau=add_principal(path, "bureau", "bureau"),
-        finance=add_principal(path, "finance", "finance"),
-        auditor=add_principal(path, "auditor", "auditor"),
-        path=path,
-    )
+    return make_tokens(tmp_path_factory.mktemp("tokens"))
 
 
 def finance_client(store_url: str, tokens: Tokens) -> TestClient:
