@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
 from services.common.policy.model import (
+    Broker,
     Category,
     Contract,
     ContractShare,
@@ -65,9 +66,10 @@ def round_half_up(amount: Fraction) -> int:
     return math.floor(amount + Fraction(1, 2))
 
 
-@dataclass(frozen=True)
-class _Claim:
-    """A contract's part in one beneficiary's category: counted (share) or excluded (reason)."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A contract's part in one beneficiary's category in a year: counted with its share of the
+    evidenced turnover (``reason`` None), or excluded for ``reason``."""
 
     beneficiary: str
     name: str
@@ -77,7 +79,15 @@ class _Claim:
     reason: ExclusionReason | None
 
 
-def _claims(contract: Contract, year: int, facts: Facts, policy: Policy) -> Iterator[_Claim]:
+def contract_claims(
+    contract: Contract,
+    year: int,
+    brokers: Mapping[str, Broker],
+    funded: Container[tuple[str, int]],
+    policy: Policy,
+) -> Iterator[Claim]:
+    """Every claim one contract makes in ``year``: the only facts it reads besides the contract
+    are the brokers it names and the provincial funding of its seller."""
     evidenced = evidenced_in_year(contract, year, policy)
     if evidenced <= 0:
         return
@@ -90,35 +100,64 @@ def _claims(contract: Contract, year: int, facts: Facts, policy: Policy) -> Iter
             reason = "seller_local"
         if reason is None and contract.related_party:
             reason = "related_party"
-        yield _Claim(buyer.credit_code, buyer.name, "absorption", no, Fraction(evidenced), reason)
+        yield Claim(buyer.credit_code, buyer.name, "absorption", no, Fraction(evidenced), reason)
 
     if seller.kind in OUTPUT_KINDS and policy.is_local(seller):
         reason = common
         if reason is None and not policy.is_local(buyer):
             reason = "not_local"
-        if reason is None and (seller.credit_code, year) in facts.funded:
+        if reason is None and (seller.credit_code, year) in funded:
             reason = "provincial_funding"
-        yield _Claim(seller.credit_code, seller.name, "output", no, Fraction(evidenced), reason)
+        yield Claim(seller.credit_code, seller.name, "output", no, Fraction(evidenced), reason)
 
     if contract.brokers:
         share = Fraction(evidenced, len(contract.brokers))
         year_end = date(year, 12, 31)
         for broker_id in contract.brokers:
-            broker = facts.brokers.get(broker_id)
+            broker = brokers.get(broker_id)
             reason = common
             if reason is None and not (policy.is_local(seller) or policy.is_local(buyer)):
                 reason = "not_local"
             if reason is None and (broker is None or broker.filed_on > year_end):
                 reason = "broker_not_filed"
             name = broker.name if broker is not None else broker_id
-            yield _Claim(broker_id, name, "broker", no, share, reason)
+            yield Claim(broker_id, name, "broker", no, share, reason)
 
 
-@dataclass
-class _Tally:
-    name: str
-    counted: list[ContractShare] = field(default_factory=list)
-    excluded: list[Exclusion] = field(default_factory=list)
+def amounts(turnover: Fraction, category: Category, policy: Policy) -> tuple[int, int]:
+    """(gross, entitlement) in fen of a beneficiary's turnover: rounded once, then capped."""
+    rule = policy.categories[category]
+    gross = round_half_up(turnover * rule.rate)
+    return gross, min(gross, rule.cap_fen)
+
+
+def entitlement_of(
+    category: Category, beneficiary: str, year: int, claims: Iterable[Claim], policy: Policy
+) -> Entitlement:
+    """One beneficiary's entitlement in a category from its claims, in registration order;
+    its name is the one on the first of them."""
+    counted: list[ContractShare] = []
+    excluded: list[Exclusion] = []
+    name = ""
+    for claim in claims:
+        name = name or claim.name
+        if claim.reason is None:
+            counted.append(ContractShare(claim.registration_no, claim.share))
+        else:
+            excluded.append(Exclusion(claim.registration_no, claim.reason))
+    turnover = sum((c.evidenced for c in counted), Fraction(0))
+    gross, entitled = amounts(turnover, category, policy)
+    return Entitlement(
+        beneficiary=beneficiary,
+        name=name,
+        category=category,
+        year=year,
+        turnover=turnover,
+        gross_fen=gross,
+        entitlement_fen=entitled,
+        contracts=tuple(counted),
+        excluded=tuple(excluded),
+    )
 
 
 def entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
@@ -130,32 +169,12 @@ def entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
     """
     if not policy.in_force(year):
         return []
-    tallies: dict[tuple[Category, str], _Tally] = defaultdict(lambda: _Tally(name=""))
+    claims: dict[tuple[Category, str], list[Claim]] = defaultdict(list)
     for registration_no in sorted(facts.contracts):
-        for claim in _claims(facts.contracts[registration_no], year, facts, policy):
-            tally = tallies[(claim.category, claim.beneficiary)]
-            tally.name = tally.name or claim.name
-            if claim.reason is None:
-                tally.counted.append(ContractShare(claim.registration_no, claim.share))
-            else:
-                tally.excluded.append(Exclusion(claim.registration_no, claim.reason))
-
-    result = []
-    for (category, beneficiary), tally in sorted(tallies.items()):
-        rule = policy.categories[category]
-        turnover = sum((c.evidenced for c in tally.counted), Fraction(0))
-        gross = round_half_up(turnover * rule.rate)
-        result.append(
-            Entitlement(
-                beneficiary=beneficiary,
-                name=tally.name,
-                category=category,
-                year=year,
-                turnover=turnover,
-                gross_fen=gross,
-                entitlement_fen=min(gross, rule.cap_fen),
-                contracts=tuple(tally.counted),
-                excluded=tuple(tally.excluded),
-            )
-        )
-    return result
+        contract = facts.contracts[registration_no]
+        for claim in contract_claims(contract, year, facts.brokers, facts.funded, policy):
+            claims[(claim.category, claim.beneficiary)].append(claim)
+    return [
+        entitlement_of(category, beneficiary, year, listed, policy)
+        for (category, beneficiary), listed in sorted(claims.items())
+    ]
