@@ -1,114 +1,163 @@
-"""The subsidy application: finance's questions, answered from the store by the policy engine."""
+"""The subsidy application: finance's questions, answered from the materialised projection."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import io
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from services.common.envelope import format_instant
-from services.common.errors import NotFound
-from services.common.policy.engine import entitlements
-from services.common.policy.facts import FactsBuilder
-from services.common.policy.model import Entitlement, Facts, Policy
-from services.common.policy.present import entitlement_json
+from services.common.errors import Invalid, NotFound
+from services.common.money import format_fen
+from services.common.policy.engine import Claim, entitlement_of
+from services.common.policy.model import Category, Policy
+from services.common.policy.present import entitlement_json, yuan
+from services.subsidy import reads
+from services.subsidy.projection import TotalValue
+from services.subsidy.reads import Cut, Row
 from services.subsidy.store import EntryStore
+
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
 
 
 class Subsidy:
-    """Yearly entitlements, explained, as known now or at any past instant."""
+    """Yearly entitlements, explained, as known now or at any past instant or position."""
 
     def __init__(
         self,
         store: EntryStore,
         policy: Policy,
         registry_head: Callable[[], int | None] = lambda: None,
-        cache_size: int = 16,
     ) -> None:
         self._store = store
+        self._engine = store.engine
         self._policy = policy
         self._registry_head = registry_head
-        self._cache: OrderedDict[tuple[int, str | None], Facts] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
 
     @property
     def policy(self) -> Policy:
         return self._policy
 
     def entitlements(
-        self, year: int, category: str | None = None, as_of: datetime | None = None
+        self,
+        year: int,
+        category: str | None = None,
+        as_of: datetime | None = None,
+        *,
+        position: int | None = None,
+        county: str | None = None,
+        min_fen: int | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
     ) -> dict[str, Any]:
-        """Every entitlement of a turnover year, or of one category, as known at ``as_of``."""
+        """One page of a turnover year's entitlements, explained, with the year's totals by
+        category; as known now, at ``as_of``, or at log ``position``."""
         self._check_year(year)
-        facts = self._facts(as_of)
-        rows = [
-            e for e in entitlements(facts, year, self._policy) if category in (None, e.category)
-        ]
-        return self._answer(year, facts, [entitlement_json(e) for e in rows])
+        after = _decode_cursor(cursor) if cursor else None
+        with reads.snapshot(self._engine) as conn:
+            cut = self._cut(conn, as_of, position)
+            rows = reads.page(
+                conn,
+                year,
+                cut,
+                category=category,
+                county=county,
+                min_fen=min_fen,
+                after=after,
+                limit=limit + 1,
+            )
+            totals = reads.totals(conn, year, cut, county)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            **self._answer(year, cut.position, [self._json(r) for r in rows]),
+            "totals": _totals_json(totals),
+            "next_cursor": _encode_cursor(rows[-1]) if more else None,
+        }
+
+    def all_entitlements(
+        self, year: int, as_of: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every entitlement of a year, page by page (for exports)."""
+        cursor = None
+        while True:
+            answer = self.entitlements(year, as_of=as_of, cursor=cursor, limit=MAX_LIMIT)
+            yield from answer["entitlements"]
+            cursor = answer["next_cursor"]
+            if cursor is None:
+                return
 
     def beneficiary(self, beneficiary: str, year: int) -> dict[str, Any]:
         """One beneficiary's entitlements in a year, each explained."""
         self._check_year(year)
-        facts = self._facts(None)
-        rows = [e for e in entitlements(facts, year, self._policy) if e.beneficiary == beneficiary]
+        with reads.snapshot(self._engine) as conn:
+            position = reads.head(conn).position
+            rows = reads.beneficiary(conn, year, beneficiary)
         if not rows:
             raise NotFound("beneficiary", f"{beneficiary} has no entitlement or claim for {year}")
-        return self._answer(year, facts, [entitlement_json(e) for e in rows])
+        return self._answer(year, position, [self._json(r) for r in rows])
 
     def csv(self, year: int) -> str:
         """The year's entitlements as CSV for spreadsheets, amounts in yuan."""
-        answer = self.entitlements(year)
+        self._check_year(year)
+        with reads.snapshot(self._engine) as conn:
+            position = reads.head(conn).position
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(
             ["year", "beneficiary", "name", "category", "turnover", "gross", "entitlement",
              "capped", "contracts", "excluded", "policy_version", "position"]
         )  # fmt: skip
-        for e in answer["entitlements"]:
+        for e in self.all_entitlements(year):
             writer.writerow(
                 [year, e["beneficiary"], e["name"], e["category"], e["turnover"], e["gross"],
                  e["entitlement"], "yes" if e["capped"] else "no",
                  ";".join(f"{c['registration_no']}={c['evidenced']}" for c in e["contracts"]),
                  ";".join(f"{x['registration_no']}:{x['reason']}" for x in e["excluded"]),
-                 answer["policy_version"], answer["position"]]
+                 self._policy.version, position]
             )  # fmt: skip
         return "\ufeff" + out.getvalue()
 
     def revisions(self, year: int, since: datetime) -> dict[str, Any]:
         """Every entitlement that changed after ``since``: before, after, and the events why."""
         self._check_year(year)
-        before_facts, after_facts = self._facts(since), self._facts(None)
-        before = _by_key(entitlements(before_facts, year, self._policy))
-        after = _by_key(entitlements(after_facts, year, self._policy))
-        later = self._store.entries_after(since, after_facts.position)
-        revisions = []
-        for key in sorted(before.keys() | after.keys()):
-            old, new = before.get(key), after.get(key)
-            old_json = entitlement_json(old) if old else None
-            new_json = entitlement_json(new) if new else None
-            if old_json == new_json:
-                continue
-            subjects = {key[1]} | _contracts_of(old) | _contracts_of(new)
-            revisions.append(
-                {
-                    "beneficiary": key[1],
-                    "category": key[0],
-                    "before": old_json,
-                    "after": new_json,
-                    "events": [_event_ref(e) for e in later if e["subject"] in subjects],
-                }
-            )
+        with reads.snapshot(self._engine) as conn:
+            now = reads.head(conn).position
+            then = reads.position_at(conn, format_instant(since), now)
+            keys = reads.changed_since(conn, year, then)
+            before = {
+                r.key: self._json(r) for r in reads.rows_at(conn, year, Cut(then, False), keys)
+            }
+            after = {r.key: self._json(r) for r in reads.rows_at(conn, year, Cut(now, True), keys)}
+            changed = [k for k in sorted(keys) if before.get(k) != after.get(k)]
+            subjects = {
+                k: {k[2]} | _contracts_of(before.get(k)) | _contracts_of(after.get(k))
+                for k in changed
+            }
+            later = reads.events(conn, then, now, set().union(*subjects.values()))
+        revisions = [
+            {
+                "beneficiary": key[2],
+                "category": key[1],
+                "before": before.get(key),
+                "after": after.get(key),
+                "events": [e for e in later if e["subject"] in subjects[key]],
+            }
+            for key in changed
+        ]
         return {
             "year": year,
             "since": format_instant(since),
             "policy_version": self._policy.version,
-            "position_before": before_facts.position,
-            "position": after_facts.position,
+            "position_before": then,
+            "position": now,
             "revisions": revisions,
         }
 
@@ -122,7 +171,10 @@ class Subsidy:
             # How long the oldest event not yet applied has waited, when it is stored here.
             waiting = self._store.first_recorded_after(head.position)
             lag_seconds = (
-                round(max((datetime.now(UTC) - waiting).total_seconds(), 0.0), 3)
+                round(
+                    max((datetime.now(UTC) - datetime.fromisoformat(waiting)).total_seconds(), 0.0),
+                    3,
+                )
                 if waiting is not None
                 else None
             )
@@ -143,39 +195,72 @@ class Subsidy:
                 f"({self._policy.first_year}–{self._policy.last_year})",
             )
 
-    def _facts(self, as_of: datetime | None) -> Facts:
-        head = self._store.head().position
-        key = (head, format_instant(as_of) if as_of else None)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
-        facts = FactsBuilder().apply_all(self._store.envelopes(head, as_of)).facts()
-        with self._lock:
-            self._cache[key] = facts
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return facts
+    def _cut(self, conn: Any, as_of: datetime | None, position: int | None) -> Cut:
+        now = reads.head(conn).position
+        if position is not None:
+            if as_of is not None:
+                raise Invalid("position", "give either as_of or position, not both")
+            if position > now:
+                raise Invalid(
+                    "position", f"must be at most the applied position {now}; the store is behind"
+                )
+            return Cut(position, now=position == now)
+        if as_of is None:
+            return Cut(now, now=True)
+        then = reads.position_at(conn, format_instant(as_of), now)
+        return Cut(then, now=then == now)
 
-    def _answer(self, year: int, facts: Facts, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def _json(self, row: Row) -> dict[str, Any]:
+        year, category, beneficiary = row.key
+        claims = [
+            Claim(beneficiary, c.name, category, no, c.share, c.reason)  # type: ignore[arg-type]
+            for no, c in row.claims
+        ]
+        e = entitlement_of(category, beneficiary, year, claims, self._policy)  # type: ignore[arg-type]
+        body = entitlement_json(e)
+        body["county"] = row.value.region_code
+        return body
+
+    def _answer(self, year: int, position: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "year": year,
             "policy_version": self._policy.version,
-            "position": facts.position,
+            "position": position,
             "entitlements": rows,
         }
 
 
-def _by_key(rows: list[Entitlement]) -> dict[tuple[str, str], Entitlement]:
-    return {(e.category, e.beneficiary): e for e in rows}
+def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:
+    categories: tuple[Category, ...] = ("absorption", "output", "broker")
+    return {
+        c: {
+            "beneficiaries": totals[c].beneficiaries if c in totals else 0,
+            "turnover": yuan(totals[c].turnover) if c in totals else "0.00",
+            "gross": format_fen(totals[c].gross_fen if c in totals else 0),
+            "entitlement": format_fen(totals[c].entitlement_fen if c in totals else 0),
+        }
+        for c in categories
+    }
 
 
-def _contracts_of(e: Entitlement | None) -> set[str]:
+def _encode_cursor(row: Row) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([row.key[1], row.key[2]])).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        category, beneficiary = orjson.loads(raw)
+        if isinstance(category, str) and isinstance(beneficiary, str):
+            return category, beneficiary
+    except (binascii.Error, ValueError, TypeError):
+        pass
+    raise Invalid("cursor", "is not a cursor this service gave out: pass next_cursor as it came")
+
+
+def _contracts_of(e: dict[str, Any] | None) -> set[str]:
     if e is None:
         return set()
-    return {c.registration_no for c in e.contracts} | {x.registration_no for x in e.excluded}
-
-
-def _event_ref(envelope: dict[str, Any]) -> dict[str, Any]:
-    return {k: envelope[k] for k in ("position", "type", "subject", "recorded_at")}
+    return {c["registration_no"] for c in e["contracts"]} | {
+        x["registration_no"] for x in e["excluded"]
+    }

@@ -1,65 +1,54 @@
-"""The subsidy service's own store: the log entries it has received, and how far they reach.
+"""The subsidy service's own store: the log entries it has applied, and the projection they
+made, written in the same transaction as the head that says how far it reaches.
 
 Entries arrive from Kafka (several partitions, so out of log order) and from the registry
-feed. Each is stored once by position; a duplicate changes nothing. The *applied* head moves
-only along the hash chain: entry N+1 is applied when its ``prev_hash`` is the applied head's
-hash. So "everything at or below ``applied_position`` is here" holds even though the registry's
-positions may have gaps, and an entry stored beyond a hole waits until the hole is filled.
-Storing entries and moving the head happen in one transaction.
+feed. The *applied* head moves only along the hash chain: entry N+1 is applied when its
+``prev_hash`` is the applied head's hash. So "everything at or below ``applied_position`` is
+applied" holds even though the registry's positions may have gaps; an entry that arrives beyond
+a hole waits, whole, in ``subsidy_pending`` until the hole is filled. Each entry is applied
+once: one at or below the head changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
+from fractions import Fraction
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    Column,
-    Engine,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Engine, Table, and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
-from services.common.db import BIGINT, make_engine, schema_lock
-from services.common.envelope import GENESIS_HASH, format_instant
-
-metadata = MetaData()
-
-entries = Table(
-    "subsidy_entries",
-    metadata,
-    Column("position", BIGINT, primary_key=True, autoincrement=False),
-    Column("subject", String(128), nullable=False, index=True),
-    Column("type", String(64), nullable=False),
-    Column("recorded_at", String(32), nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("envelope", LargeBinary, nullable=False),
+from services.common.bulk import insert_columns, one_of
+from services.common.db import make_engine, schema_lock
+from services.common.envelope import GENESIS_HASH
+from services.common.policy.loader import load_policy
+from services.common.policy.model import Policy
+from services.subsidy import tables as t
+from services.subsidy.projection import (
+    BrokerFacts,
+    ClaimKey,
+    ClaimValue,
+    EntitlementKey,
+    EntitlementValue,
+    Projection,
+    TotalKey,
+    TotalValue,
 )
+from services.subsidy.versions import Versions
 
-head = Table(
-    "subsidy_head",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("position", BIGINT, nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("recorded_at", String(32), nullable=True),
-)
+log = logging.getLogger("tcr.subsidy.store")
+
+_CHUNK = 5000  # values per IN list: well inside SQLite's limit of bound parameters
 
 
 @dataclass(frozen=True)
 class Head:
-    """The applied head: every entry at or below ``position`` is stored."""
+    """The applied head: every entry at or below ``position`` is applied."""
 
     position: int
     hash: str
@@ -67,123 +56,431 @@ class Head:
 
 
 class EntryStore:
-    """Idempotent storage of log entries with a chain-checked applied head."""
+    """Idempotent, chain-checked application of log entries to the projection."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, policy: Policy | None = None) -> None:
         self.engine: Engine = make_engine(url)
+        self.policy = policy or load_policy()
         with schema_lock(self.engine):  # processes opening a new store together take turns
-            metadata.create_all(self.engine)
+            t.metadata.create_all(self.engine)
+            self._check_version()
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert_entry = insert(entries).on_conflict_do_nothing(index_elements=["position"])
-        self._insert_head = insert(head).on_conflict_do_nothing(index_elements=["id"])
+        self._insert_head = insert(t.head).on_conflict_do_nothing(index_elements=["id"])
+        self._insert_pending = insert(t.pending).on_conflict_do_nothing(index_elements=["position"])
+        self._insert_role = insert(t.roles).on_conflict_do_nothing()
+        self.skipped = 0  # entries of types this reader does not know, since start
 
     def close(self) -> None:
         self.engine.dispose()
 
+    def _check_version(self) -> None:
+        with self.engine.begin() as conn:
+            version = conn.execute(select(t.meta.c.projection_version)).scalar()
+            if version == t.PROJECTION_VERSION:
+                return
+            position = conn.execute(select(t.head.c.position)).scalar()
+            if position:
+                log.warning(
+                    "the subsidy store was written by projection version %s, not %d: "
+                    "rebuilding it from the registry feed",
+                    version,
+                    t.PROJECTION_VERSION,
+                )
+            _clear(conn)
+            conn.execute(delete(t.meta))
+            conn.execute(t.meta.insert().values(id=1, projection_version=t.PROJECTION_VERSION))
+
+    def reset(self) -> None:
+        """Forget everything applied: the next entries rebuild the projection from position 1."""
+        with self.engine.begin() as conn:
+            _clear(conn)
+
+    # -- applying entries ------------------------------------------------------------------------
+
     def head(self) -> Head:
         with self.engine.connect() as conn:
-            row = conn.execute(select(head.c.position, head.c.hash, head.c.recorded_at)).first()
+            row = conn.execute(
+                select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at)
+            ).first()
         return Head(row.position, row.hash, row.recorded_at) if row else Head(0, GENESIS_HASH, None)
 
     def highest_stored(self) -> int:
+        """The highest position received: the head, or an entry waiting beyond a hole."""
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(select(func.coalesce(func.max(entries.c.position), 0))).scalar_one()
-            )
+            waiting = conn.execute(
+                select(t.pending.c.position).order_by(t.pending.c.position.desc()).limit(1)
+            ).scalar()
+        return max(int(waiting or 0), self.head().position)
 
-    def add(self, envelopes: Sequence[dict[str, Any]]) -> Head:
-        """Store the entries not yet stored and move the applied head as far as the chain allows."""
-        with self.engine.begin() as conn:
-            conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
-            lock = select(head.c.position, head.c.hash, head.c.recorded_at).where(head.c.id == 1)
-            if self.engine.dialect.name == "postgresql":
-                lock = lock.with_for_update()
-            current = conn.execute(lock).one()
-            fresh = [e for e in envelopes if e["position"] > current.position]
-            if fresh:
-                conn.execute(
-                    self._insert_entry,
-                    [
-                        {
-                            "position": e["position"],
-                            "subject": e["subject"],
-                            "type": e["type"],
-                            "recorded_at": e["recorded_at"],
-                            "prev_hash": e["prev_hash"],
-                            "hash": e["hash"],
-                            "envelope": orjson.dumps(e),
-                        }
-                        for e in fresh
-                    ],
-                )
-            position, hash_, recorded_at = current.position, current.hash, current.recorded_at
-            while True:
-                rows = conn.execute(
-                    select(
-                        entries.c.position,
-                        entries.c.prev_hash,
-                        entries.c.hash,
-                        entries.c.recorded_at,
-                    )
-                    .where(entries.c.position > position)
-                    .order_by(entries.c.position)
-                    .limit(5000)
-                ).all()
-                advanced = False
-                for row in rows:
-                    if row.prev_hash != hash_:
-                        break
-                    position, hash_, recorded_at = row.position, row.hash, row.recorded_at
-                    advanced = True
-                else:
-                    if advanced and len(rows) == 5000:
-                        continue
-                break
-            if position != current.position:
-                conn.execute(
-                    update(head)
-                    .where(head.c.id == 1)
-                    .values(position=position, hash=hash_, recorded_at=recorded_at)
-                )
-        return Head(position, hash_, recorded_at)
-
-    def envelopes(self, upto: int, recorded_by: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Stored entries at or below ``upto`` in log order; with ``recorded_by``, only those
-        recorded at or before that instant (what was known then)."""
+    def first_recorded_after(self, position: int) -> str | None:
+        """When the first entry waiting beyond ``position`` was recorded, if one is waiting."""
         query = (
-            select(entries.c.envelope)
-            .where(entries.c.position <= upto)
-            .order_by(entries.c.position)
-        )
-        if recorded_by is not None:
-            query = query.where(entries.c.recorded_at <= _instant(recorded_by))
-        with self.engine.connect() as conn:
-            for (raw,) in conn.execution_options(yield_per=5000).execute(query):
-                yield orjson.loads(raw)
-
-    def first_recorded_after(self, position: int) -> datetime | None:
-        """When the first stored entry beyond ``position`` was recorded, if one is stored."""
-        query = (
-            select(entries.c.recorded_at)
-            .where(entries.c.position > position)
-            .order_by(entries.c.position)
+            select(t.pending.c.recorded_at)
+            .where(t.pending.c.position > position)
+            .order_by(t.pending.c.position)
             .limit(1)
         )
         with self.engine.connect() as conn:
-            text = conn.execute(query).scalar()
-        return datetime.fromisoformat(text) if text else None
+            text: str | None = conn.execute(query).scalar()
+        return text
 
-    def entries_after(self, recorded_after: datetime, upto: int) -> list[dict[str, Any]]:
-        """Entries recorded after an instant, at or below ``upto``, in log order."""
-        query = (
-            select(entries.c.envelope)
-            .where(entries.c.position <= upto, entries.c.recorded_at > _instant(recorded_after))
-            .order_by(entries.c.position)
+    def add(self, envelopes: Sequence[dict[str, Any]]) -> Head:
+        """Apply the entries that extend the chain, keep those beyond a hole, and move the head."""
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
+            lock = select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at).where(
+                t.head.c.id == 1
+            )
+            if self.engine.dialect.name == "postgresql":
+                lock = lock.with_for_update()
+            current = conn.execute(lock).one()
+            waiting = {
+                int(row.position): orjson.loads(row.envelope)
+                for row in conn.execute(
+                    select(t.pending.c.position, t.pending.c.envelope).where(
+                        t.pending.c.position > current.position
+                    )
+                )
+            }
+            candidates = waiting | {
+                e["position"]: e for e in envelopes if e["position"] > current.position
+            }
+            run: list[dict[str, Any]] = []
+            position, hash_, recorded_at = current.position, current.hash, current.recorded_at
+            for at in sorted(candidates):
+                envelope = candidates[at]
+                if envelope["prev_hash"] != hash_:
+                    break
+                run.append(envelope)
+                position, hash_, recorded_at = at, envelope["hash"], envelope["recorded_at"]
+            if run:
+                self._apply(conn, run)
+                conn.execute(
+                    update(t.head)
+                    .where(t.head.c.id == 1)
+                    .values(position=position, hash=hash_, recorded_at=recorded_at)
+                )
+            if waiting:
+                conn.execute(delete(t.pending).where(t.pending.c.position <= position))
+            later = [e for at, e in candidates.items() if at > position and at not in waiting]
+            if later:
+                conn.execute(
+                    self._insert_pending,
+                    [
+                        {
+                            "position": e["position"],
+                            "prev_hash": e["prev_hash"],
+                            "recorded_at": e["recorded_at"],
+                            "envelope": orjson.dumps(e),
+                        }
+                        for e in later
+                    ],
+                )
+        return Head(position, hash_, recorded_at)
+
+    def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> None:
+        projection = Projection(StoredRows(conn), self.policy).apply_all(run)
+        self.skipped += projection.skipped
+        insert_columns(
+            conn,
+            t.log,
+            {
+                "position": [e["position"] for e in run],
+                "subject": [e["subject"] for e in run],
+                "type": [e["type"] for e in run],
+                "recorded_at": [e["recorded_at"] for e in run],
+            },
         )
-        with self.engine.connect() as conn:
-            return [orjson.loads(raw) for (raw,) in conn.execute(query)]
+        _write_facts(conn, projection)
+        _write_versions(conn, t.claims, projection.claims, _claim_columns)
+        _write_versions(conn, t.entitlements, projection.entitlements, _entitlement_columns)
+        _write_versions(conn, t.totals, projection.totals, _total_columns)
 
 
-def _instant(moment: datetime) -> str:
-    """The registry's ``recorded_at`` text form, which orders correctly as text."""
-    return format_instant(moment)
+def _clear(conn: Connection) -> None:
+    for table in (*t.PROJECTION_TABLES, t.log, t.pending, t.head):
+        conn.execute(delete(table))
+
+
+# -- what the projection reads -----------------------------------------------------------------
+
+
+class StoredRows:
+    """The projection's :class:`~services.subsidy.projection.StoredState`, read in the
+    transaction that will write its changes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._dialect = conn.dialect
+
+    def contracts(self, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found = {}
+        for chunk in _chunks(numbers):
+            rows = self._conn.execute(
+                select(t.contracts.c.registration_no, t.contracts.c.facts).where(
+                    one_of(t.contracts.c.registration_no, chunk, self._dialect)
+                )
+            )
+            found.update({r.registration_no: orjson.loads(r.facts) for r in rows})
+        return found
+
+    def brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts]:
+        found = {}
+        for chunk in _chunks(ids):
+            rows = self._conn.execute(
+                select(t.brokers).where(one_of(t.brokers.c.broker_id, chunk, self._dialect))
+            )
+            found.update(
+                {r.broker_id: BrokerFacts(r.name, _day(r.filed_on), r.region_code) for r in rows}
+            )
+        return found
+
+    def funded(self, credit_codes: Iterable[str]) -> set[tuple[str, int]]:
+        found = set()
+        for chunk in _chunks(credit_codes):
+            rows = self._conn.execute(
+                select(t.funding).where(one_of(t.funding.c.credit_code, chunk, self._dialect))
+            )
+            found |= {(r.credit_code, int(r.year)) for r in rows}
+        return found
+
+    def roles(self, party: str, role: str) -> set[str]:
+        rows = self._conn.execute(
+            select(t.roles.c.registration_no).where(
+                t.roles.c.party == party, t.roles.c.role == role
+            )
+        )
+        return {no for (no,) in rows}
+
+    def claims(self, numbers: Iterable[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]:
+        c = t.claims.c
+        found = {}
+        for chunk in _chunks(numbers):
+            rows = self._conn.execute(
+                select(t.claims).where(
+                    one_of(c.registration_no, chunk, self._dialect), c.valid_to.is_(None)
+                )
+            )
+            found.update(
+                {
+                    (r.year, r.category, r.beneficiary, r.registration_no): (
+                        claim_value(r),
+                        int(r.valid_from),
+                    )
+                    for r in rows
+                }
+            )
+        return found
+
+    def first_claims(self, key: EntitlementKey, limit: int) -> list[tuple[str, ClaimValue]]:
+        c = t.claims.c
+        rows = self._conn.execute(
+            select(t.claims)
+            .where(
+                c.year == key[0],
+                c.category == key[1],
+                c.beneficiary == key[2],
+                c.valid_to.is_(None),
+            )
+            .order_by(c.registration_no)
+            .limit(limit)
+        )
+        return [(r.registration_no, claim_value(r)) for r in rows]
+
+    def entitlements(
+        self, keys: Iterable[EntitlementKey]
+    ) -> dict[EntitlementKey, tuple[EntitlementValue, int]]:
+        c = t.entitlements.c
+        wanted = set(keys)
+        found = {}
+        for chunk in _chunks({k[2] for k in wanted}):
+            rows = self._conn.execute(
+                select(t.entitlements).where(
+                    one_of(c.beneficiary, chunk, self._dialect), c.valid_to.is_(None)
+                )
+            )
+            for r in rows:
+                key = (r.year, r.category, r.beneficiary)
+                if key in wanted:
+                    found[key] = (entitlement_value(r), int(r.valid_from))
+        return found
+
+    def totals(self, keys: Iterable[TotalKey]) -> dict[TotalKey, tuple[TotalValue, int]]:
+        c = t.totals.c
+        wanted = set(keys)
+        found = {}
+        for chunk in _chunks({k[2] for k in wanted}):
+            rows = self._conn.execute(
+                select(t.totals).where(one_of(c.county, chunk, self._dialect), c.valid_to.is_(None))
+            )
+            for r in rows:
+                key = (r.year, r.category, r.county)
+                if key in wanted:
+                    found[key] = (total_value(r), int(r.valid_from))
+        return found
+
+
+def claim_value(r: Any) -> ClaimValue:
+    return ClaimValue(r.name, r.region_code, Fraction(r.share), r.reason)
+
+
+def entitlement_value(r: Any) -> EntitlementValue:
+    return EntitlementValue(
+        r.name,
+        r.region_code,
+        r.first_registration_no,
+        r.claims,
+        Fraction(r.turnover),
+        int(r.gross_fen),
+        int(r.entitlement_fen),
+    )
+
+
+def total_value(r: Any) -> TotalValue:
+    return TotalValue(
+        r.beneficiaries, Fraction(r.turnover), int(r.gross_fen), int(r.entitlement_fen)
+    )
+
+
+# -- what the projection writes ------------------------------------------------------------------
+
+
+def _write_facts(conn: Connection, projection: Projection) -> None:
+    changed = sorted(projection.changed_contracts)
+    if changed:
+        for i in range(0, len(changed), _CHUNK):
+            conn.execute(
+                delete(t.contracts).where(
+                    one_of(t.contracts.c.registration_no, changed[i : i + _CHUNK], conn.dialect)
+                )
+            )
+        insert_columns(
+            conn,
+            t.contracts,
+            {
+                "registration_no": changed,
+                "facts": [orjson.dumps(projection.contracts[no]) for no in changed],
+            },
+        )
+    if projection.new_brokers:
+        ids = sorted(projection.new_brokers)
+        conn.execute(delete(t.brokers).where(one_of(t.brokers.c.broker_id, ids, conn.dialect)))
+        filed = [projection.new_brokers[i] for i in ids]
+        insert_columns(
+            conn,
+            t.brokers,
+            {
+                "broker_id": ids,
+                "name": [b.name for b in filed],
+                "filed_on": [b.filed_on.isoformat() for b in filed],
+                "region_code": [b.region_code for b in filed],
+            },
+        )
+    if projection.new_funding:
+        funded = sorted(projection.new_funding)
+        insert_columns(
+            conn,
+            t.funding,
+            {"credit_code": [c for c, _ in funded], "year": [y for _, y in funded]},
+        )
+    if projection.new_roles:
+        conn.execute(
+            postgresql.insert(t.roles).on_conflict_do_nothing()
+            if conn.dialect.name == "postgresql"
+            else sqlite.insert(t.roles).on_conflict_do_nothing(),
+            [
+                {"party": party, "role": role, "registration_no": no}
+                for party, role, no in sorted(projection.new_roles)
+            ],
+        )
+
+
+def _claim_columns(key: ClaimKey, value: ClaimValue) -> dict[str, Any]:
+    return {
+        "year": key[0],
+        "category": key[1],
+        "beneficiary": key[2],
+        "registration_no": key[3],
+        "name": value.name,
+        "region_code": value.region_code,
+        "share": str(value.share),
+        "reason": value.reason,
+    }
+
+
+def _entitlement_columns(key: EntitlementKey, value: EntitlementValue) -> dict[str, Any]:
+    return {
+        "year": key[0],
+        "category": key[1],
+        "beneficiary": key[2],
+        "name": value.name,
+        "region_code": value.region_code,
+        "first_registration_no": value.first_registration_no,
+        "claims": value.claims,
+        "turnover": str(value.turnover),
+        "gross_fen": value.gross_fen,
+        "entitlement_fen": value.entitlement_fen,
+        "capped": value.gross_fen > value.entitlement_fen,
+    }
+
+
+def _total_columns(key: TotalKey, value: TotalValue) -> dict[str, Any]:
+    return {
+        "year": key[0],
+        "category": key[1],
+        "county": key[2],
+        "beneficiaries": value.beneficiaries,
+        "turnover": str(value.turnover),
+        "gross_fen": value.gross_fen,
+        "entitlement_fen": value.entitlement_fen,
+    }
+
+
+_KEYS = {
+    "subsidy_claims": ("year", "category", "beneficiary", "registration_no"),
+    "subsidy_entitlements": ("year", "category", "beneficiary"),
+    "subsidy_totals": ("year", "category", "county"),
+}
+
+
+def _write_versions(
+    conn: Connection, table: Table, versions: Versions[Any, Any], columns: Any
+) -> None:
+    names = _KEYS[table.name]
+    if versions.ended:
+        statement = (
+            update(table)
+            .where(
+                and_(*(table.c[n] == bindparam(f"k_{n}") for n in names)),
+                table.c.valid_from == bindparam("k_valid_from"),
+            )
+            .values(valid_to=bindparam("k_valid_to"))
+        )
+        conn.execute(
+            statement,
+            [
+                {
+                    **{f"k_{n}": v for n, v in zip(names, key, strict=True)},
+                    "k_valid_from": valid_from,
+                    "k_valid_to": valid_to,
+                }
+                for key, valid_from, valid_to in versions.ended
+            ],
+        )
+    written = versions.written()
+    if written:
+        rows = [
+            {**columns(v.key, v.value), "valid_from": v.valid_from, "valid_to": v.valid_to}
+            for v in written
+        ]
+        insert_columns(conn, table, {name: [r[name] for r in rows] for name in rows[0]})
+
+
+def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
+    listed = list(values)
+    for i in range(0, len(listed), _CHUNK):
+        yield listed[i : i + _CHUNK]
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)

@@ -27,6 +27,7 @@ class EntitlementPublic(BaseModel):
     beneficiary: str
     name: str
     category: Category
+    county: str
     turnover: str
     gross: str
     entitlement: str
@@ -40,6 +41,24 @@ class EntitlementsPublic(BaseModel):
     policy_version: str
     position: int
     entitlements: list[EntitlementPublic]
+
+
+class TotalPublic(BaseModel):
+    beneficiaries: int
+    turnover: str
+    gross: str
+    entitlement: str
+
+
+class TotalsPublic(BaseModel):
+    absorption: TotalPublic
+    output: TotalPublic
+    broker: TotalPublic
+
+
+class EntitlementsPage(EntitlementsPublic):
+    totals: TotalsPublic
+    next_cursor: str | None
 
 
 class EventRefPublic(BaseModel):

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from services.common.errors import Invalid
+from services.common.money import AmountError, parse_yuan
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
 from services.subsidy.api import models as m
-from services.subsidy.application import Subsidy
+from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT, Subsidy
 
 router = APIRouter(prefix="/v1")
 
@@ -31,6 +32,15 @@ def subsidy(request: Request) -> Subsidy:
     return app
 
 
+def _amount(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return 0 if value in ("0", "0.00") else parse_yuan(value)
+    except AmountError as exc:
+        raise Invalid(name, str(exc)) from None
+
+
 def _instant(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise Invalid(
@@ -39,18 +49,56 @@ def _instant(name: str, value: datetime | None) -> datetime | None:
     return value
 
 
-@router.get("/entitlements", response_model=m.EntitlementsPublic, responses=_READ)
+@router.get("/entitlements", response_model=m.EntitlementsPage, responses=_READ)
 def list_entitlements(
     request: Request,
     who: Reader,
     year: Year,
     category: Literal["absorption", "output", "broker"] | None = None,
     as_of: Annotated[
-        datetime | None, Query(description="Only what was recorded at or before this instant")
+        datetime | None,
+        Query(
+            description="As known at this instant: the log up to its last entry recorded then",
+            examples=["2025-03-31T23:59:59+08:00"],
+        ),
     ] = None,
+    position: Annotated[
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="As known at this log position (not with as_of)"),
+    ] = None,
+    county: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{6}$",
+            description="Only beneficiaries of this GB/T 2260 region code (县市区), e.g. 410411",
+        ),
+    ] = None,
+    min_amount: Annotated[
+        str | None,
+        Query(
+            description="Only entitlements of at least this many yuan, e.g. 10000.00",
+            examples=["10000.00"],
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=600, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Entitlements per page (at most 10,000)")
+    ] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    """Every entitlement of a turnover year, explained; ``as_of`` answers as known then."""
-    return subsidy(request).entitlements(year, category, _instant("as_of", as_of))
+    """A page of a turnover year's entitlements, explained, with the year's totals by category
+    (of the county, when one is given); ``as_of`` or ``position`` answers as known then."""
+    return subsidy(request).entitlements(
+        year,
+        category,
+        _instant("as_of", as_of),
+        position=position,
+        county=county,
+        min_fen=_amount("min_amount", min_amount),
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.get("/entitlements.csv", responses=_READ, response_class=Response)

@@ -1,0 +1,466 @@
+"""The incremental subsidy projection: a run of log entries, in log order, into the facts they
+change and the claims, entitlements and totals those facts change, each as a new version.
+
+An entry costs what it touches: an event on a contract recomputes that contract's claims (the
+policy engine's ``contract_claims``) and, where a claim changed, that beneficiary's entitlement
+from its running turnover; a broker's filing or a funding record recomputes the contracts that
+name that broker or seller. Nothing here reads the log or the database: a :class:`StoredState`
+answers for what was stored before the run began, and :class:`Projection` collects the rows
+the run writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any, Protocol, cast
+
+from services.common.policy.engine import amounts, contract_claims
+from services.common.policy.model import (
+    Broker,
+    Category,
+    Contract,
+    ExclusionReason,
+    Invoice,
+    Party,
+    Policy,
+    TransferProof,
+)
+from services.subsidy.tables import ALL_COUNTIES
+from services.subsidy.versions import Versions
+
+ClaimKey = tuple[int, str, str, str]  # year, category, beneficiary, registration number
+EntitlementKey = tuple[int, str, str]  # year, category, beneficiary
+TotalKey = tuple[int, str, str]  # year, category, county
+
+CONTRACT_EVENTS = frozenset(
+    {
+        "ContractRegistered",
+        "ContractAmended",
+        "ContractCancelled",
+        "InvoiceRecorded",
+        "InvoiceVoided",
+        "TransferProofRecorded",
+        "TransferProofWithdrawn",
+    }
+)
+KNOWN_EVENTS = CONTRACT_EVENTS | {"BrokerFiled", "ProvincialFundingRecorded"}
+
+
+class ProjectionError(ValueError):
+    """An entry that cannot be applied to the facts (it names what the log never recorded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimValue:
+    name: str
+    region_code: str
+    share: Fraction
+    reason: ExclusionReason | None
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementValue:
+    name: str
+    region_code: str
+    first_registration_no: str
+    claims: int
+    turnover: Fraction
+    gross_fen: int
+    entitlement_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class TotalValue:
+    beneficiaries: int
+    turnover: Fraction
+    gross_fen: int
+    entitlement_fen: int
+
+    def plus(self, e: EntitlementValue, sign: int) -> TotalValue:
+        return TotalValue(
+            self.beneficiaries + sign,
+            self.turnover + sign * e.turnover,
+            self.gross_fen + sign * e.gross_fen,
+            self.entitlement_fen + sign * e.entitlement_fen,
+        )
+
+
+NO_TOTAL = TotalValue(0, Fraction(0), 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFacts:
+    name: str
+    filed_on: date
+    region_code: str  # of the broker's organisation (its credit code's characters 3–8)
+
+
+class StoredState(Protocol):
+    """What the store held before the run: current rows, with the position they hold from."""
+
+    def contracts(self, numbers: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+    def brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts]: ...
+    def funded(self, credit_codes: Iterable[str]) -> set[tuple[str, int]]: ...
+    def roles(self, party: str, role: str) -> set[str]: ...
+    def claims(self, numbers: Iterable[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]: ...
+    def first_claims(self, key: EntitlementKey, limit: int) -> list[tuple[str, ClaimValue]]: ...
+    def entitlements(
+        self, keys: Iterable[EntitlementKey]
+    ) -> dict[EntitlementKey, tuple[EntitlementValue, int]]: ...
+    def totals(self, keys: Iterable[TotalKey]) -> dict[TotalKey, tuple[TotalValue, int]]: ...
+
+
+@dataclass
+class _Lookup(Mapping[str, Broker]):
+    """The brokers a contract names, as the engine reads them, loaded on first use."""
+
+    projection: Projection
+
+    def __getitem__(self, broker_id: str) -> Broker:
+        facts = self.projection.broker(broker_id)
+        if facts is None:
+            raise KeyError(broker_id)
+        return Broker(broker_id, facts.name, facts.filed_on)
+
+    def __iter__(self) -> Any:
+        raise NotImplementedError("the engine only looks brokers up")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("the engine only looks brokers up")
+
+
+@dataclass
+class _Funded:
+    projection: Projection
+
+    def __contains__(self, item: object) -> bool:
+        code, year = cast(tuple[str, int], item)
+        return self.projection.is_funded(code, year)
+
+
+@dataclass
+class Projection:
+    """One run of entries over the stored state; read the rows to write when it is done."""
+
+    stored: StoredState
+    policy: Policy
+    contracts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    changed_contracts: set[str] = field(default_factory=set)
+    new_brokers: dict[str, BrokerFacts] = field(default_factory=dict)
+    new_funding: set[tuple[str, int]] = field(default_factory=set)
+    new_roles: set[tuple[str, str, str]] = field(default_factory=set)
+    skipped: int = 0  # entries of types this reader does not know
+    _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
+    _funded: set[tuple[str, int]] = field(default_factory=set)
+    _funding_known: set[str] = field(default_factory=set)
+    _claims_of: dict[str, dict[EntitlementKey, ClaimValue]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A contract's claims are read whole before any changes (see `_load_contracts`), so a
+        # claim key not read is one that does not exist.
+        self.claims: Versions[ClaimKey, ClaimValue] = Versions(lambda keys: {})
+        self.entitlements: Versions[EntitlementKey, EntitlementValue] = Versions(
+            self.stored.entitlements
+        )
+        self.totals: Versions[TotalKey, TotalValue] = Versions(self.stored.totals)
+        self._years = range(self.policy.first_year, self.policy.last_year + 1)
+        self._broker_lookup = _Lookup(self)
+        self._funded_lookup = _Funded(self)
+
+    # -- a run ---------------------------------------------------------------------------------
+
+    def apply_all(self, envelopes: list[dict[str, Any]]) -> Projection:
+        """Apply entries in log order, after reading in a few queries what they will touch."""
+        self._prefetch(envelopes)
+        for envelope in envelopes:
+            self.apply(envelope)
+        return self
+
+    def apply(self, envelope: Mapping[str, Any]) -> None:
+        position, kind, p = int(envelope["position"]), envelope["type"], envelope["payload"]
+        if kind not in KNOWN_EVENTS:
+            self.skipped += 1
+            return
+        if kind == "BrokerFiled":
+            broker_id = p["broker_id"]
+            filed = BrokerFacts(p["name"], _day(p["filed_on"]), _region(p))
+            self.new_brokers[broker_id] = self._brokers[broker_id] = filed
+            for no in sorted(self._roles(broker_id, "broker")):
+                self._recompute(no, position)
+            return
+        if kind == "ProvincialFundingRecorded":
+            code, year = p["credit_code"], int(p["year"])
+            self.is_funded(code, year)  # read what is stored first
+            self._funded.add((code, year))
+            self.new_funding.add((code, year))
+            for no in sorted(self._roles(code, "seller")):
+                self._recompute(no, position)
+            return
+        no = p["registration_no"]
+        if kind == "ContractRegistered":
+            self._load_contracts([no])
+            self.contracts[no] = _registered(p)
+            self._claims_of.setdefault(no, {})
+            self.new_roles.add((p["seller"]["credit_code"], "seller", no))
+            self.new_roles.update((b, "broker", no) for b in p["brokers"])
+        else:
+            record = self._contract(no, position, kind)
+            _change(record, kind, p)
+            if kind == "ContractAmended" and "brokers" in p["changes"]:
+                self.new_roles.update((b, "broker", no) for b in p["changes"]["brokers"])
+        self.changed_contracts.add(no)
+        self._recompute(no, position)
+
+    # -- facts ---------------------------------------------------------------------------------
+
+    def broker(self, broker_id: str) -> BrokerFacts | None:
+        if broker_id not in self._brokers:
+            self._brokers.update(self._read_brokers([broker_id]))
+        return self._brokers[broker_id]
+
+    def is_funded(self, credit_code: str, year: int) -> bool:
+        if credit_code not in self._funding_known:
+            self._read_funding([credit_code])
+        return (credit_code, year) in self._funded
+
+    def _read_brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts | None]:
+        wanted = [i for i in ids if i not in self._brokers]
+        found = self.stored.brokers(wanted) if wanted else {}
+        return {i: found.get(i) for i in wanted}
+
+    def _read_funding(self, codes: Iterable[str]) -> None:
+        wanted = {c for c in codes if c not in self._funding_known}
+        if wanted:
+            self._funded |= self.stored.funded(wanted)
+            self._funding_known |= wanted
+
+    def _roles(self, party: str, role: str) -> set[str]:
+        numbers = self.stored.roles(party, role)
+        numbers |= {no for who, r, no in self.new_roles if who == party and r == role}
+        self._load_contracts(numbers)
+        return numbers
+
+    def _contract(self, no: str, position: int, kind: str) -> dict[str, Any]:
+        self._load_contracts([no])
+        record = self.contracts[no]
+        if record is None:
+            raise ProjectionError(
+                f"position {position}: {kind} names contract {no}, which the log never registered"
+            )
+        return record
+
+    def _load_contracts(self, numbers: Iterable[str]) -> None:
+        wanted = [no for no in numbers if no not in self.contracts]
+        if not wanted:
+            return
+        found = self.stored.contracts(wanted)
+        for no in wanted:
+            self.contracts[no] = found.get(no)
+            self._claims_of[no] = {}
+        for key, (value, valid_from) in self.stored.claims(wanted).items():
+            self._claims_of[key[3]][key[:3]] = value
+            self.claims.remember(key, value, valid_from)
+        self._read_brokers_of(found.values())
+
+    def _read_brokers_of(self, records: Iterable[dict[str, Any]]) -> None:
+        ids = {b for r in records for b in r["brokers"]}
+        self._brokers.update(self._read_brokers(ids))
+        self._read_funding(r["seller"]["credit_code"] for r in records)
+
+    def _prefetch(self, envelopes: list[dict[str, Any]]) -> None:
+        numbers: set[str] = set()
+        registered: list[dict[str, Any]] = []
+        for e in envelopes:
+            kind, p = e["type"], e["payload"]
+            if kind in CONTRACT_EVENTS:
+                numbers.add(p["registration_no"])
+                if kind == "ContractRegistered":
+                    registered.append(p)
+        self._load_contracts(numbers)
+        records = [r for r in self.contracts.values() if r is not None] + registered
+        self._read_brokers_of(records)
+        beneficiaries = {b for r in records for b in r["brokers"]}
+        beneficiaries |= {r[side]["credit_code"] for r in records for side in ("buyer", "seller")}
+        self.entitlements.prefetch(
+            (year, category, who)
+            for year in self._years
+            for category in self.policy.categories
+            for who in beneficiaries
+        )
+        counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
+        counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}
+        self.totals.prefetch(
+            (year, category, county)
+            for year in self._years
+            for category in self.policy.categories
+            for county in counties
+        )
+
+    # -- claims, entitlements, totals ------------------------------------------------------------
+
+    def _recompute(self, no: str, position: int) -> None:
+        record = self.contracts[no]
+        assert record is not None
+        contract = _contract(no, record)
+        new: dict[EntitlementKey, ClaimValue] = {}
+        for year in self._years:
+            for claim in contract_claims(
+                contract, year, self._broker_lookup, self._funded_lookup, self.policy
+            ):
+                if claim.category == "broker":
+                    facts = self.broker(claim.beneficiary)
+                    region = facts.region_code if facts else ""
+                elif claim.category == "absorption":
+                    region = contract.buyer.region_code
+                else:
+                    region = contract.seller.region_code
+                new[(year, claim.category, claim.beneficiary)] = ClaimValue(
+                    claim.name, region, claim.share, claim.reason
+                )
+        old = self._claims_of[no]
+        for key in old.keys() | new.keys():
+            before, after = old.get(key), new.get(key)
+            if before != after:
+                self.claims.set((*key, no), after, position)
+                self._entitlement_changed(key, no, before, after, position)
+        self._claims_of[no] = new
+
+    def _entitlement_changed(
+        self,
+        key: EntitlementKey,
+        no: str,
+        before: ClaimValue | None,
+        after: ClaimValue | None,
+        position: int,
+    ) -> None:
+        old = self.entitlements.get(key)
+        turnover = old.turnover if old else Fraction(0)
+        count = old.claims if old else 0
+        if before is not None:
+            count -= 1
+            turnover -= before.share if before.reason is None else 0
+        if after is not None:
+            count += 1
+            turnover += after.share if after.reason is None else 0
+        first, name, region = (
+            (old.first_registration_no, old.name, old.region_code) if old else ("", "", "")
+        )
+        if after is not None and (not first or no <= first):
+            first, name, region = no, after.name, after.region_code
+        elif after is None and no == first and count:
+            first, name, region = self._first_claim(key)
+        new = None
+        if count:
+            category: Category = key[1]  # type: ignore[assignment]
+            gross, entitled = amounts(turnover, category, self.policy)
+            new = EntitlementValue(name, region, first, count, turnover, gross, entitled)
+        if new != old:
+            self.entitlements.set(key, new, position)
+            self._totals_changed(key, old, new, position)
+
+    def _first_claim(self, key: EntitlementKey) -> tuple[str, str, str]:
+        """The claim in registration order that now names the beneficiary (rarely needed:
+        only when the claim that named it is gone)."""
+        here = [(no, claims[key]) for no, claims in self._claims_of.items() if key in claims]
+        loaded = self._claims_of.keys()  # their claims are known here, whatever is stored
+        stored = [
+            (no, claim)
+            for no, claim in self.stored.first_claims(key, len(loaded) + 1)
+            if no not in loaded
+        ]
+        no, claim = min(here + stored[:1], key=lambda item: item[0])
+        return no, claim.name, claim.region_code
+
+    def _totals_changed(
+        self,
+        key: EntitlementKey,
+        old: EntitlementValue | None,
+        new: EntitlementValue | None,
+        position: int,
+    ) -> None:
+        year, category, _ = key
+        changes: dict[TotalKey, TotalValue] = {}
+        for value, sign in ((old, -1), (new, 1)):
+            if value is None:
+                continue
+            for county in (ALL_COUNTIES, value.region_code):
+                total_key = (year, category, county)
+                total = changes.get(total_key) or self.totals.get(total_key) or NO_TOTAL
+                changes[total_key] = total.plus(value, sign)
+        for total_key, total in changes.items():
+            self.totals.set(total_key, total if total.beneficiaries else None, position)
+
+
+# -- contract records ---------------------------------------------------------------------------
+
+
+def _registered(p: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "registered_on": p["registered_on"],
+        "contract_type": p["contract_type"],
+        "seller": _party_record(p["seller"]),
+        "buyer": _party_record(p["buyer"]),
+        "brokers": list(p["brokers"]),
+        "contract_amount_fen": p["contract_amount_fen"],
+        "technology_amount_fen": p["technology_amount_fen"],
+        "related_party": p["related_party"],
+        "cancelled": False,
+        "invoices": {},
+        "proofs": {},
+    }
+
+
+def _party_record(p: Mapping[str, str]) -> dict[str, str]:
+    return {k: p[k] for k in ("credit_code", "name", "kind", "region_code")}
+
+
+def _change(record: dict[str, Any], kind: str, p: Mapping[str, Any]) -> None:
+    if kind == "InvoiceRecorded":
+        record["invoices"][p["invoice_no"]] = [p["issued_on"], p["amount_fen"], False]
+    elif kind == "InvoiceVoided":
+        record["invoices"][p["invoice_no"]][2] = True
+    elif kind == "TransferProofRecorded":
+        record["proofs"][p["serial_no"]] = [p["paid_on"], p["amount_fen"], False]
+    elif kind == "TransferProofWithdrawn":
+        record["proofs"][p["serial_no"]][2] = True
+    elif kind == "ContractAmended":
+        for name in ("contract_amount_fen", "technology_amount_fen", "brokers", "related_party"):
+            if name in p["changes"]:
+                record[name] = p["changes"][name]
+    elif kind == "ContractCancelled":
+        record["cancelled"] = True
+
+
+def _contract(no: str, r: Mapping[str, Any]) -> Contract:
+    return Contract(
+        registration_no=no,
+        registered_on=_day(r["registered_on"]),
+        contract_type=r["contract_type"],
+        seller=Party(**r["seller"]),
+        buyer=Party(**r["buyer"]),
+        brokers=tuple(r["brokers"]),
+        contract_amount_fen=r["contract_amount_fen"],
+        technology_amount_fen=r["technology_amount_fen"],
+        related_party=r["related_party"],
+        cancelled=r["cancelled"],
+        invoices=tuple(
+            Invoice(n, _day(day), amount, voided)
+            for n, (day, amount, voided) in r["invoices"].items()
+        ),
+        transfer_proofs=tuple(
+            TransferProof(s, _day(day), amount, withdrawn)
+            for s, (day, amount, withdrawn) in r["proofs"].items()
+        ),
+    )
+
+
+def _region(p: Mapping[str, Any]) -> str:
+    code = p.get("organisation_credit_code") or ""
+    return code[2:8] if len(code) == 18 else ""
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)

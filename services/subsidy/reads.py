@@ -1,0 +1,225 @@
+"""Finance's reads of the materialised projection: rows now, or as known at a log position.
+
+Every query names its year and reads through an index whose leading columns it fixes, so it
+costs the rows it returns (and, as of a past position, their earlier versions), never the log.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select, tuple_
+from sqlalchemy.engine import Connection
+
+from services.common.bulk import one_of
+from services.subsidy import tables as t
+from services.subsidy.projection import (
+    ClaimValue,
+    EntitlementKey,
+    EntitlementValue,
+    TotalValue,
+)
+from services.subsidy.store import Head, claim_value, entitlement_value, total_value
+
+_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Where in the log a read stands: the applied head (``now``), or a past position."""
+
+    position: int
+    now: bool
+
+    def holds(self, table: Table) -> ColumnElement[bool]:
+        """The rows of a versioned table that hold at this cut."""
+        if self.now:
+            return table.c.valid_to.is_(None)
+        return and_(
+            table.c.valid_from <= self.position,
+            or_(table.c.valid_to.is_(None), table.c.valid_to > self.position),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    key: EntitlementKey
+    value: EntitlementValue
+    claims: list[tuple[str, ClaimValue]]  # registration number, claim; in registration order
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One consistent view for several statements: the head and the rows it speaks for."""
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**options) as conn:
+        yield conn
+
+
+def head(conn: Connection) -> Head:
+    from services.common.envelope import GENESIS_HASH
+
+    row = conn.execute(select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at)).first()
+    return Head(row.position, row.hash, row.recorded_at) if row else Head(0, GENESIS_HASH, None)
+
+
+def position_at(conn: Connection, instant: str, upto: int) -> int:
+    """The end of the longest prefix of the log recorded at or before ``instant``."""
+    c = t.log.c
+    found = conn.execute(
+        select(c.position)
+        .where(c.recorded_at <= instant, c.position <= upto)
+        .order_by(c.recorded_at.desc(), c.position.desc())
+        .limit(1)
+    ).scalar()
+    return int(found or 0)
+
+
+def recorded_at(conn: Connection, position: int) -> str | None:
+    text: str | None = conn.execute(
+        select(t.log.c.recorded_at).where(t.log.c.position == position)
+    ).scalar()
+    return text
+
+
+def page(
+    conn: Connection,
+    year: int,
+    cut: Cut,
+    *,
+    category: str | None,
+    county: str | None,
+    min_fen: int | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Row]:
+    """Up to ``limit`` entitlements in (category, beneficiary) order after ``after``."""
+    e = t.entitlements
+    query = select(e).where(e.c.year == year, cut.holds(e))
+    if category is not None:
+        query = query.where(e.c.category == category)
+    if county is not None:
+        query = query.where(e.c.region_code == county)
+    if min_fen is not None:
+        query = query.where(e.c.entitlement_fen >= min_fen)
+    if after is not None:
+        query = query.where(tuple_(e.c.category, e.c.beneficiary) > tuple_(literal(after[0]), literal(after[1])))
+    rows = conn.execute(query.order_by(e.c.category, e.c.beneficiary).limit(limit)).all()
+    return with_claims(conn, year, cut, rows)
+
+
+def beneficiary(conn: Connection, year: int, who: str) -> list[Row]:
+    """One beneficiary's current entitlements in a year, by category."""
+    e = t.entitlements
+    rows = conn.execute(
+        select(e)
+        .where(e.c.beneficiary == who, e.c.year == year, e.c.valid_to.is_(None))
+        .order_by(e.c.category)
+    ).all()
+    return with_claims(conn, year, Cut(0, now=True), rows)
+
+
+def rows_at(conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey]) -> list[Row]:
+    """The entitlements of these keys as they held at ``cut`` (absent ones left out)."""
+    e = t.entitlements
+    wanted = set(keys)
+    found = []
+    for chunk in _chunks(sorted({k[2] for k in wanted})):
+        found += [
+            r
+            for r in conn.execute(
+                select(e).where(
+                    e.c.year == year, one_of(e.c.beneficiary, chunk, conn.dialect), cut.holds(e)
+                )
+            )
+            if (r.year, r.category, r.beneficiary) in wanted
+        ]
+    found.sort(key=lambda r: (r.category, r.beneficiary))
+    return with_claims(conn, year, cut, found)
+
+
+def with_claims(conn: Connection, year: int, cut: Cut, rows: Sequence[Any]) -> list[Row]:
+    """Entitlement rows with the claims that explain them, in one query per chunk."""
+    c = t.claims
+    claims: dict[tuple[str, str], list[tuple[str, ClaimValue]]] = defaultdict(list)
+    keys = {(r.category, r.beneficiary) for r in rows}
+    categories = sorted({k[0] for k in keys})
+    for chunk in _chunks(sorted({k[1] for k in keys})):
+        for r in conn.execute(
+            select(c)
+            .where(
+                c.c.year == year,
+                c.c.category.in_(categories),
+                one_of(c.c.beneficiary, chunk, conn.dialect),
+                cut.holds(c),
+            )
+            .order_by(c.c.registration_no)
+        ):
+            if (r.category, r.beneficiary) in keys:
+                claims[(r.category, r.beneficiary)].append((r.registration_no, claim_value(r)))
+    return [
+        Row(
+            (year, r.category, r.beneficiary),
+            entitlement_value(r),
+            claims[(r.category, r.beneficiary)],
+        )
+        for r in rows
+    ]
+
+
+def totals(conn: Connection, year: int, cut: Cut, county: str | None) -> dict[str, TotalValue]:
+    """Per category: beneficiaries, turnover and amounts over the year (or one county)."""
+    s = t.totals
+    area = county if county is not None else t.ALL_COUNTIES
+    found = {}
+    for category in ("absorption", "output", "broker"):
+        query = select(s).where(s.c.year == year, s.c.category == category, s.c.county == area)
+        if cut.now:
+            query = query.where(s.c.valid_to.is_(None))
+        else:
+            query = query.where(s.c.valid_from <= cut.position).order_by(s.c.valid_from.desc())
+        row = conn.execute(query.limit(1)).first()
+        if row is not None and (row.valid_to is None or row.valid_to > cut.position or cut.now):
+            found[category] = total_value(row)
+    return found
+
+
+def changed_since(conn: Connection, year: int, position: int) -> set[EntitlementKey]:
+    """Every entitlement whose amounts or explanation changed after ``position``."""
+    keys: set[EntitlementKey] = set()
+    e, c = t.entitlements.c, t.claims.c
+    for query in (
+        select(e.category, e.beneficiary).where(e.year == year, e.valid_from > position),
+        select(e.category, e.beneficiary).where(e.year == year, e.valid_to > position),
+        # A claim that ended without a successor changed its entitlement's count: seen above.
+        select(c.category, c.beneficiary).where(c.year == year, c.valid_from > position),
+    ):
+        keys |= {(year, r.category, r.beneficiary) for r in conn.execute(query.distinct())}
+    return keys
+
+
+def events(
+    conn: Connection, after: int, upto: int, subjects: Iterable[str]
+) -> list[dict[str, Any]]:
+    """Applied entries after ``after`` about any of these subjects, in log order."""
+    g = t.log.c
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(sorted(set(subjects))):
+        found += [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(g.position, g.type, g.subject, g.recorded_at).where(
+                    one_of(g.subject, chunk, conn.dialect), g.position > after, g.position <= upto
+                )
+            )
+        ]
+    return sorted(found, key=lambda r: int(r["position"]))
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]

@@ -1,0 +1,85 @@
+"""Versioned values by key: what a run of log entries changes, as rows to write.
+
+Each change at log position p ends the key's current version at p and starts a new one at p.
+A version begun and ended within the same run is written whole; a version already stored is
+only given its end. Several changes to one key at one position keep only the last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(eq=False)
+class Version(Generic[K, V]):
+    key: K
+    valid_from: int
+    value: V
+    valid_to: int | None = None
+    dropped: bool = False  # replaced at the very position it began: never held
+
+
+@dataclass
+class _Current(Generic[K, V]):
+    value: V | None
+    valid_from: int
+    new: Version[K, V] | None  # the version written in this run, None when stored already
+
+
+@dataclass
+class Versions(Generic[K, V]):
+    """The current value of every key one run has read or changed."""
+
+    load: Callable[[Iterable[K]], dict[K, tuple[V, int]]]  # stored current values, valid_from
+    _known: dict[K, _Current[K, V]] = field(default_factory=dict)
+    new: list[Version[K, V]] = field(default_factory=list)  # see `written`
+    ended: list[tuple[K, int, int]] = field(default_factory=list)  # stored: key, from, to
+
+    def prefetch(self, keys: Iterable[K]) -> None:
+        """Read the stored current values of keys not known yet, in one go."""
+        wanted = [k for k in keys if k not in self._known]
+        if not wanted:
+            return
+        stored = self.load(wanted)
+        for key in wanted:
+            value, valid_from = stored.get(key, (None, 0))
+            self._known[key] = _Current(value, valid_from, None)
+
+    def remember(self, key: K, value: V, valid_from: int) -> None:
+        """A stored current value read by other means than ``load``."""
+        self._known[key] = _Current(value, valid_from, None)
+
+    def get(self, key: K) -> V | None:
+        if key not in self._known:
+            self.prefetch([key])
+        return self._known[key].value
+
+    def set(self, key: K, value: V | None, position: int) -> None:
+        """The key's value from ``position`` on (None: it has none)."""
+        current = self._known.get(key)
+        if current is None:
+            self.prefetch([key])
+            current = self._known[key]
+        if current.value == value:
+            return
+        if current.value is not None and current.valid_from == position and current.new:
+            current.new.dropped = True
+        elif current.value is not None:
+            if current.new is not None:
+                current.new.valid_to = position
+            else:
+                self.ended.append((key, current.valid_from, position))
+        version = None
+        if value is not None:
+            version = Version(key, position, value)
+            self.new.append(version)
+        self._known[key] = _Current(value, position, version)
+
+    def written(self) -> list[Version[K, V]]:
+        """The versions this run begins, in the order they began."""
+        return [v for v in self.new if not v.dropped]
