@@ -107,7 +107,9 @@ def page(
     if min_fen is not None:
         query = query.where(e.c.entitlement_fen >= min_fen)
     if after is not None:
-        query = query.where(tuple_(e.c.category, e.c.beneficiary) > tuple_(literal(after[0]), literal(after[1])))
+        query = query.where(
+            tuple_(e.c.category, e.c.beneficiary) > tuple_(literal(after[0]), literal(after[1]))
+        )
     rows = conn.execute(query.order_by(e.c.category, e.c.beneficiary).limit(limit)).all()
     return with_claims(conn, year, cut, rows)
 
