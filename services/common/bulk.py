@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,51 @@ def _unnest_insert(
     if returning is not None:
         sql += f' RETURNING "{returning}"'
     return sql
+
+
+def update_columns(
+    conn: Connection,
+    table: Table,
+    where: dict[str, Sequence[Any]],
+    values: dict[str, Sequence[Any]],
+) -> None:
+    """Update one row per index of the given columns: the row whose ``where`` columns equal
+    those values gets the ``values``. One ``UPDATE … FROM unnest(…)`` on PostgreSQL (an
+    ``executemany`` paid a statement's work per row: a third of the subsidy consumer's time)."""
+    if not next(iter(where.values())):
+        return
+    if conn.dialect.name != "postgresql":
+        statement = (
+            update(table)
+            .where(*(table.c[n] == bindparam(f"w_{n}") for n in where))
+            .values({n: bindparam(f"v_{n}") for n in values})
+        )
+        rows = zip(*where.values(), *values.values(), strict=True)
+        names = [f"w_{n}" for n in where] + [f"v_{n}" for n in values]
+        conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    conn.exec_driver_sql(
+        _unnest_update(table, tuple(where), tuple(values), conn.dialect),
+        {f"c{i}": list(v) for i, v in enumerate([*where.values(), *values.values()])},
+    )
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(
+    table: Table, where: tuple[str, ...], values: tuple[str, ...], dialect: Dialect
+) -> str:
+    names = [*where, *values]
+    arrays = ", ".join(
+        f"CAST(%(c{i})b AS {table.c[name].type.compile(dialect=dialect)}[])"
+        for i, name in enumerate(names)
+    )
+    listed = ", ".join(f'"{n}"' for n in names)
+    assigned = ", ".join(f'"{n}" = v."{n}"' for n in values)
+    matched = " AND ".join(f't."{n}" = v."{n}"' for n in where)
+    return (
+        f'UPDATE "{table.name}" AS t SET {assigned} FROM unnest({arrays}) AS v ({listed}) '
+        f"WHERE {matched}"
+    )
 
 
 def one_of(

@@ -19,11 +19,11 @@ from fractions import Fraction
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, and_, bindparam, delete, select, update
+from sqlalchemy import Engine, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from services.common.bulk import insert_columns, one_of
+from services.common.bulk import insert_columns, one_of, update_columns
 from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
 from services.common.policy.loader import load_policy
@@ -38,6 +38,7 @@ from services.subsidy.projection import (
     Projection,
     TotalKey,
     TotalValue,
+    exact,
 )
 from services.subsidy.versions import Versions
 
@@ -321,7 +322,7 @@ class StoredRows:
 
 
 def claim_value(r: Any) -> ClaimValue:
-    return ClaimValue(r.name, r.region_code, Fraction(r.share), r.reason)
+    return ClaimValue(r.name, r.region_code, exact(Fraction(r.share)), r.reason)
 
 
 def entitlement_value(r: Any) -> EntitlementValue:
@@ -330,7 +331,7 @@ def entitlement_value(r: Any) -> EntitlementValue:
         r.region_code,
         r.first_registration_no,
         r.claims,
-        Fraction(r.turnover),
+        exact(Fraction(r.turnover)),
         int(r.gross_fen),
         int(r.entitlement_fen),
     )
@@ -338,7 +339,7 @@ def entitlement_value(r: Any) -> EntitlementValue:
 
 def total_value(r: Any) -> TotalValue:
     return TotalValue(
-        r.beneficiaries, Fraction(r.turnover), int(r.gross_fen), int(r.entitlement_fen)
+        r.beneficiaries, exact(Fraction(r.turnover)), int(r.gross_fen), int(r.entitlement_fen)
     )
 
 
@@ -448,25 +449,12 @@ def _write_versions(
 ) -> None:
     names = _KEYS[table.name]
     if versions.ended:
-        statement = (
-            update(table)
-            .where(
-                and_(*(table.c[n] == bindparam(f"k_{n}") for n in names)),
-                table.c.valid_from == bindparam("k_valid_from"),
-            )
-            .values(valid_to=bindparam("k_valid_to"))
-        )
-        conn.execute(
-            statement,
-            [
-                {
-                    **{f"k_{n}": v for n, v in zip(names, key, strict=True)},
-                    "k_valid_from": valid_from,
-                    "k_valid_to": valid_to,
-                }
-                for key, valid_from, valid_to in versions.ended
-            ],
-        )
+        where: dict[str, Sequence[Any]] = {
+            n: [key[i] for key, _, _ in versions.ended] for i, n in enumerate(names)
+        }
+        where["valid_from"] = [valid_from for _, valid_from, _ in versions.ended]
+        ended: dict[str, Sequence[Any]] = {"valid_to": [to for _, _, to in versions.ended]}
+        update_columns(conn, table, where, ended)
     written = versions.written()
     if written:
         rows = [

@@ -49,6 +49,12 @@ def evidenced_in_year(contract: Contract, year: int, policy: Policy) -> int:
     )
 
 
+def evidence_years(contract: Contract) -> set[int]:
+    """The only years in which :func:`evidenced_in_year` can be non-zero: E(d) moves only on
+    the days money is paid (the invoiced total and the ceiling do not depend on the day)."""
+    return {p.paid_on.year for p in contract.transfer_proofs if not p.withdrawn}
+
+
 def contract_exclusion(contract: Contract, year: int, policy: Policy) -> ExclusionReason | None:
     """Why a contract counts for no category in ``year``, or None when it may count."""
     if contract.cancelled:
@@ -124,7 +130,7 @@ def contract_claims(
             yield Claim(broker_id, name, "broker", no, share, reason)
 
 
-def amounts(turnover: Fraction, category: Category, policy: Policy) -> tuple[int, int]:
+def amounts(turnover: Fraction | int, category: Category, policy: Policy) -> tuple[int, int]:
     """(gross, entitlement) in fen of a beneficiary's turnover: rounded once, then capped."""
     rule = policy.categories[category]
     gross = round_half_up(turnover * rule.rate)
