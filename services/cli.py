@@ -93,6 +93,33 @@ def _subsidy_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subsidy_rebuild(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from services.subsidy.app import create_projector
+    from services.subsidy.settings import SubsidySettings
+
+    projector, store, feed = create_projector(SubsidySettings())
+    try:
+        target = feed.head()
+        started = time.monotonic()
+        with tqdm(
+            total=target, unit=" positions", unit_scale=True, disable=args.no_progress
+        ) as bar:
+            applied = projector.rebuild(bar.update)
+        seconds = time.monotonic() - started
+        print(
+            f"rebuilt the subsidy projection from {applied:,} entries up to position "
+            f"{projector.head.position:,} (registry head {target:,}) in {seconds:.1f} s"
+        )
+    finally:
+        feed.close()
+        store.close()
+    return 0 if projector.head.position >= target else 1
+
+
 def _stack(args: argparse.Namespace) -> int:
     from services.stack import StackConfig, run_stack
 
@@ -201,6 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     consume.set_defaults(func=_subsidy_consume)
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="drop the subsidy projection and build it again from the registry feed",
+        description=(
+            "Clear $TCR_SUBSIDY_DATABASE_URL (the registry's log is the truth; nothing there "
+            "changes) and apply the whole log again from the registry feed at "
+            "$TCR_REGISTRY_URL with $TCR_REGISTRY_TOKEN, with a progress bar. Finance reads an "
+            "empty or partial projection until it is done; consumers may keep running. Exits 1 "
+            "if the feed ended before the registry's head."
+        ),
+    )
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rebuild.set_defaults(func=_subsidy_rebuild)
     sserve = sub.add_parser("serve", help="serve the finance API (OpenAPI docs at /docs)")
     sserve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sserve.add_argument("--port", type=int, default=8001, help="port to bind (default 8001)")

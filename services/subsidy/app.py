@@ -28,9 +28,10 @@ def create_app(settings: SubsidySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EntryStore(settings.subsidy_database_url)
+        policy = load_policy(settings.policy_file)
+        store = EntryStore(settings.subsidy_database_url, policy)
         feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=2.0)
-        app.state.subsidy = Subsidy(store, load_policy(settings.policy_file), CachedHead(feed))
+        app.state.subsidy = Subsidy(store, policy, CachedHead(feed))
         log.info("finance API ready: applied position %d", store.head().position)
         try:
             yield
@@ -58,7 +59,7 @@ def app_from_environment() -> FastAPI:
 
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:
     """The consumer side: Kafka and the registry feed into the subsidy store."""
-    store = EntryStore(settings.subsidy_database_url)
+    store = EntryStore(settings.subsidy_database_url, load_policy(settings.policy_file))
     feed = RegistryFeed(settings.registry_url, settings.registry_token)
     factory: Callable[[], KafkaConsumer] = partial(
         make_consumer, settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_group

@@ -41,16 +41,20 @@ class Projector:
         self.from_kafka = 0
         self.from_feed = 0
 
-    def catch_up(self) -> int:
-        """Read the registry feed from the applied head until it has nothing more."""
+    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
+        """Read the registry feed from the applied head until it has nothing more;
+        ``progress`` is told how many log positions each page moved the head."""
         fetched = 0
         while True:
             page = self._feed.page(self.head.position)
             events = page["events"]
             if not events:
                 break
+            before = self.head.position
             self._apply(events)
             fetched += len(events)
+            if progress is not None:
+                progress(self.head.position - before)
             if self.head.position < events[-1]["position"]:
                 # The feed is contiguous; a head that did not reach its end means a broken chain.
                 log.error(
@@ -66,6 +70,14 @@ class Projector:
                 self.head.position,
             )
         return fetched
+
+    def rebuild(self, progress: Callable[[int], object] | None = None) -> int:
+        """Drop the projection and build it again from the registry feed, from position 1."""
+        self._store.reset()
+        self.head = self._store.head()
+        self._highest_seen = 0
+        log.info("subsidy store cleared; rebuilding from the registry feed")
+        return self.catch_up(progress)
 
     def run(self, stop: threading.Event) -> None:
         """Catch up, then follow Kafka; fill holes and idle periods from the feed."""

@@ -8,6 +8,7 @@ every year's entitlements over the registry's log.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from tests.conftest import Tokens
 from tests.support.broker import TansuBroker, kafka
 from tests.support.databases import fresh_postgres_database
 from tests.support.stack import (
+    TCR,
     YEARS,
     Stack,
     contract_commands,
@@ -250,3 +252,24 @@ def test_a_relay_killed_mid_batch_leaves_no_position_unpublished(stack: Stack) -
     stack.wait_for(lambda: stack.relay_position() == head, "the relay to publish up to head", 60)
     assert killed_at < big_batch_end, "the relay had saved the whole batch before it was killed"
     assert set(topic_positions(stack.bootstrap, stack.topic)) == set(range(1, head + 1))
+
+
+def test_a_rebuild_clears_the_projection_and_serves_the_same_from_the_feed(stack: Stack) -> None:
+    stack.post(setup_commands() + contract_commands(0, 20))
+    stack.post(correction_commands(range(0, 20, 3)))
+    head = stack.assert_serves_the_log()
+    stack.consumer.kill()
+
+    rebuilt = subprocess.run(
+        [TCR, "subsidy", "rebuild", "--no-progress"],
+        env=stack.consumer.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"up to position {head:,} (registry head {head:,})" in rebuilt.stdout
+    assert "subsidy store cleared" in rebuilt.stderr
+    stack.assert_serves_the_log()
