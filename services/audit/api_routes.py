@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.audit.report import render_html, report_json
 from services.common.errors import Invalid
@@ -49,6 +49,9 @@ class ReplayPublic(BaseModel):
 class CompareYearPublic(BaseModel):
     year: int
     position: int
+    as_of_position: bool = Field(
+        description="True: the subsidy service's materialised version as of this past position"
+    )
     entitlements: int
     differences: int
 

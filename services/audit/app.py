@@ -14,6 +14,7 @@ from services.audit.api_routes import router
 from services.audit.findings import StaleHistory, subsidy_differences
 from services.audit.replay import replay, replay_facts, until
 from services.audit.report import AuditReport, audit_report
+from services.audit.served import served_entitlements
 from services.audit.settings import AuditSettings
 from services.audit.sources import RegistrySource
 from services.audit.verify import verify_log
@@ -73,13 +74,12 @@ class Audit:
                 raise Unavailable("registry", f"{exc}; retry") from None
 
     @contextmanager
-    def _subsidy(self) -> Iterator[Callable[[int], dict[str, Any]]]:
+    def _subsidy(self) -> Iterator[Callable[[int, int | None], dict[str, Any]]]:
         client = self._open_subsidy()
 
-        def served(year: int) -> dict[str, Any]:
+        def served(year: int, position: int | None) -> dict[str, Any]:
             try:
-                response = client.get("/v1/entitlements", params={"year": year})
-                response.raise_for_status()
+                return served_entitlements(client, year, position)
             except httpx.HTTPStatusError as exc:
                 status = exc.response.status_code
                 raise Unavailable("subsidy", f"the subsidy service answered {status}") from None
@@ -87,8 +87,6 @@ class Audit:
                 raise Unavailable(
                     "subsidy", f"the subsidy service cannot be reached: {exc}"
                 ) from None
-            answer: dict[str, Any] = response.json()
-            return answer
 
         try:
             yield served

@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Literal
 
-from services.audit.replay import differences, replay_facts, until
+from services.audit.replay import differences, facts_at
 from services.common.money import format_fen
 from services.common.policy.engine import entitlements
 from services.common.policy.model import Contract, Facts, Policy
@@ -293,35 +293,47 @@ class StaleHistory(Exception):
 
 def subsidy_differences(
     envelopes: Callable[[], Iterable[dict[str, Any]]],
-    served: Callable[[int], dict[str, Any]],
+    served: Callable[[int, int | None], dict[str, Any]],
     policy: Policy,
 ) -> dict[str, Any]:
-    """Every year in force: the recomputation against what the subsidy service serves.
+    """Every year in force: the recomputation against what the subsidy service serves now, and
+    against its materialised versions at three past positions (a quarter, half and three
+    quarters of the way to the position it answers at).
 
-    ``served(year)`` is the subsidy service's answer to ``GET /v1/entitlements?year=``; the
-    history is replayed to the position it answers at, so both speak of the same log.
+    ``served(year, position)`` is the subsidy service's whole answer to
+    ``GET /v1/entitlements?year=&position=`` (every page; ``position`` None: now); the history
+    is replayed to the positions it answers at, so both speak of the same log.
     """
-    facts_at: dict[int, Facts] = {}
+    first = policy.first_year
+    head = int(served(first, None)["position"])
+    past = sorted({head * q // 4 for q in (1, 2, 3)} - {0})
+    answers = {
+        (year, at): served(year, at)
+        for year in range(first, policy.last_year + 1)
+        for at in (None, *past)
+    }
+    positions = {int(answer["position"]) for answer in answers.values()}
+    replayed = facts_at(envelopes(), positions)
     years: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
-    for year in range(policy.first_year, policy.last_year + 1):
-        answer = served(year)
+    for (year, at), answer in answers.items():
         position = int(answer["position"])
-        if position not in facts_at:
-            facts_at[position] = replay_facts(until(envelopes(), position))
-        facts = facts_at[position]
-        if facts.position < position:
+        facts = replayed[position]
+        if at is None and facts.position < position:
             raise StaleHistory(
                 f"the history ends at position {facts.position} but the subsidy service "
                 f"answers at {position}"
             )
         ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
-        diffs = differences(ours, answer["entitlements"], year)
+        diffs = [
+            {**d, "position": position} for d in differences(ours, answer["entitlements"], year)
+        ]
         found += diffs
         years.append(
             {
                 "year": year,
                 "position": position,
+                "as_of_position": at is not None,
                 "entitlements": len(ours),
                 "differences": len(diffs),
             }

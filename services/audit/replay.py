@@ -10,7 +10,7 @@ from services.common.envelope import format_instant
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Facts, Policy
-from services.common.policy.present import entitlement_json
+from services.common.policy.present import ENTITLEMENT_FIELDS, entitlement_json
 
 
 def until(
@@ -32,6 +32,21 @@ def replay_facts(envelopes: Iterable[dict[str, Any]]) -> Facts:
     return FactsBuilder().apply_all(envelopes).facts()
 
 
+def facts_at(envelopes: Iterable[dict[str, Any]], positions: Iterable[int]) -> dict[int, Facts]:
+    """The facts as of each position (the log up to it), in one pass over the history."""
+    wanted = sorted(set(positions))
+    found: dict[int, Facts] = {}
+    builder = FactsBuilder()
+    for envelope in envelopes:
+        while wanted and envelope["position"] > wanted[0]:
+            found[wanted.pop(0)] = builder.facts()
+        if not wanted:
+            break
+        builder.apply(envelope)
+    found.update({position: builder.facts() for position in wanted})
+    return found
+
+
 def replay(facts: Facts, policy: Policy) -> dict[str, Any]:
     """Every year in force's entitlements, recomputed from the facts."""
     return {
@@ -49,7 +64,12 @@ def differences(
 ) -> list[dict[str, Any]]:
     """Beneficiary by beneficiary, where the recomputation and the served answer differ."""
     mine = {(e["category"], e["beneficiary"]): e for e in ours}
-    served = {(e["category"], e["beneficiary"]): e for e in theirs}
+    # What finance adds beside the explanation (the county it files the row under) is not
+    # recomputed here, and not compared.
+    served = {
+        (e["category"], e["beneficiary"]): {k: v for k, v in e.items() if k in ENTITLEMENT_FIELDS}
+        for e in theirs
+    }
     found = []
     for key in sorted(mine.keys() | served.keys()):
         a, b = mine.get(key), served.get(key)

@@ -171,19 +171,26 @@ def _feed(registry: LiveRegistry) -> list[dict[str, Any]]:
     return events
 
 
-def subsidy_stand_in(registry: LiveRegistry, alter: str | None = None) -> httpx.MockTransport:
-    """Serves ``GET /v1/entitlements`` computed from the registry's feed; ``alter`` names a
-    beneficiary whose entitlement it serves one fen higher."""
+def subsidy_stand_in(
+    registry: LiveRegistry, alter: str | None = None, *, in_the_past: bool = False
+) -> httpx.MockTransport:
+    """Serves ``GET /v1/entitlements`` computed from the registry's feed, now or as of a
+    ``position``; ``alter`` names a beneficiary whose entitlement it serves one fen higher,
+    now (or, ``in_the_past``, only in its answers as of a past position)."""
     policy = load_policy()
 
     def handle(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/v1/entitlements"
         assert request.headers["Authorization"] == f"Bearer {registry.tokens['auditor']}"
         year = int(request.url.params["year"])
-        facts = FactsBuilder().apply_all(_feed(registry)).facts()
+        position = request.url.params.get("position")
+        history = _feed(registry)
+        if position is not None:  # as known at that position, as the subsidy service answers
+            history = [e for e in history if e["position"] <= int(position)]
+        facts = FactsBuilder().apply_all(history).facts()
         served = [entitlement_json(e) for e in entitlements(facts, year, policy)]
         for e in served:
-            if e["beneficiary"] == alter:
+            if e["beneficiary"] == alter and in_the_past == (position is not None):
                 whole, cents = e["entitlement"].split(".")
                 e["entitlement"] = f"{whole}.{int(cents) + 1:02d}"
         return httpx.Response(
@@ -191,8 +198,9 @@ def subsidy_stand_in(registry: LiveRegistry, alter: str | None = None) -> httpx.
             json={
                 "year": year,
                 "policy_version": policy.version,
-                "position": facts.position,
+                "position": int(position) if position is not None else facts.position,
                 "entitlements": served,
+                "next_cursor": None,
             },
         )
 
@@ -331,9 +339,32 @@ def test_compare_finds_no_difference_when_the_subsidy_service_serves_the_log(
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["differences"] == []
-    assert [y["year"] for y in answer["years"]] == list(range(2020, 2026))
-    assert all(y["position"] == registry.head for y in answer["years"])
-    assert {y["year"]: y["entitlements"] for y in answer["years"]}[2024] == 3
+    now = [y for y in answer["years"] if not y["as_of_position"]]
+    assert [y["year"] for y in now] == list(range(2020, 2026))
+    assert all(y["position"] == registry.head for y in now)
+    assert {y["year"]: y["entitlements"] for y in now}[2024] == 3
+    past = {y["position"] for y in answer["years"] if y["as_of_position"]}
+    assert past == {registry.head * q // 4 for q in (1, 2, 3)}
+
+
+def test_compare_names_a_past_version_the_subsidy_service_serves_wrong(
+    registry: LiveRegistry,
+) -> None:
+    settings = AuditSettings(
+        tokens_file=registry.tokens_file,
+        registry_url=registry.url,
+        registry_token=registry.tokens["auditor"],
+        subsidy_url="http://subsidy.test",
+    )
+    wrong = subsidy_stand_in(registry, alter=UNIVERSITY["credit_code"], in_the_past=True)
+    headers = {"Authorization": f"Bearer {registry.tokens['auditor']}"}
+    with TestClient(create_app(settings, subsidy_transport=wrong), headers=headers) as client:
+        answer = client.get("/v1/compare").json()
+    assert answer["differences"], "a wrong materialised version went unnoticed"
+    assert {d["position"] for d in answer["differences"]} <= {
+        registry.head * q // 4 for q in (1, 2, 3)
+    }
+    assert all(d["beneficiary"] == UNIVERSITY["credit_code"] for d in answer["differences"])
 
 
 def test_compare_names_the_entitlement_the_subsidy_service_serves_wrong(

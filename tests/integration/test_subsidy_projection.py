@@ -23,9 +23,7 @@ from tests.support.policy_facts import PINGDINGSHAN_2020, TECHNOLOGY_CEILING, nu
 from tests.unit.test_policy_properties import World, worlds
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
-PROJECTION = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROJECTION = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def stamped(envelopes: list[dict[str, Any]]) -> list[dict[str, Any]]:

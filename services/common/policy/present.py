@@ -15,6 +15,12 @@ def yuan(fen: Fraction | int) -> str:
     return format_fen(round_half_up(Fraction(fen)))
 
 
+ENTITLEMENT_FIELDS = frozenset(
+    {"beneficiary", "name", "category", "turnover", "gross", "entitlement", "capped", "contracts",
+     "excluded"}
+)  # fmt: skip
+
+
 def entitlement_json(e: Entitlement) -> dict[str, Any]:
     """One entitlement with its explanation, as finance and auditors read it."""
     return {
