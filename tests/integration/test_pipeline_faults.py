@@ -196,7 +196,7 @@ def test_every_event_delivered_twice_changes_no_entitlement(stack: Stack) -> Non
     engine = create_engine(stack.subsidy_database_url)
     try:
         with engine.connect() as conn:
-            stored = conn.execute(text("SELECT count(*) FROM subsidy_entries")).scalar_one()
+            stored = conn.execute(text("SELECT count(*) FROM subsidy_log")).scalar_one()
     finally:
         engine.dispose()
     assert stored == head
