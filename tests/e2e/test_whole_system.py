@@ -126,13 +126,13 @@ def test_the_whole_system_pays_exactly_the_hand_worked_entitlements_and_audits_c
     bundle = tmp_path / "bundle"
     auditor = stack.tokens["auditor"]
     export = _tcr(
-        "audit", "export", "--registry", stack.registry, "--token", auditor, "--out", bundle
+        "audit", "export", "--registry", stack.registry, f"--token={auditor}", "--out", bundle
     )
     assert export.returncode == 0, export.stdout + export.stderr
     verify = _tcr("audit", "verify", bundle, "--public-key", public_key)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert f"verified: {head} entries" in verify.stdout
-    compare = _tcr("audit", "compare", bundle, "--subsidy", stack.finance, "--token", auditor)
+    compare = _tcr("audit", "compare", bundle, "--subsidy", stack.finance, f"--token={auditor}")
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
     assert stack.stop() == 0, f"tcr stack did not stop cleanly:\n{stack.log_tail()}"

@@ -112,7 +112,7 @@ def test_a_history_is_stored_whole_and_a_rerun_stores_nothing_new(
     assert again.skipped_batches == first.batches and again.skipped_commands == commands
     assert (again.first_position, again.last_position) == (1, commands)
 
-    argv = ["demo", "load", str(path), "--registry", registry.url, "--token", registry.bureau]
+    argv = ["demo", "load", str(path), "--registry", registry.url, f"--token={registry.bureau}"]
     assert main([*argv, "--batch-size", "60", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"skipped {first.batches} batches" in out and "stored 0 in 0 batches" in out
