@@ -1154,3 +1154,86 @@ def test_replay_reads_the_bundle_not_the_registry(
 def test_orjson_reads_what_export_writes(bundle: Path) -> None:
     first = (bundle / "events.jsonl").read_bytes().splitlines()[0]
     assert canonical_bytes(orjson.loads(first)) == first
+
+
+# -- the registry's own check on a read-only database ----------------------------------------
+
+
+def registry_verify(*args: str) -> int:
+    return main(["registry", "verify", "--read-only", *args])
+
+
+def test_read_only_verify_checks_a_read_only_sqlite_copy_and_finds_it_altered(
+    stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import sqlite3
+
+    if not stored.database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file; PostgreSQL is checked through a read-only role below")
+    copies = tmp_path / "copy"
+    copies.mkdir()
+    copy = copies / "registry.db"
+    source = sqlite3.connect(stored.database_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    os.chmod(copy, 0o444)
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+
+    capsys.readouterr()
+    assert registry_verify("--database-url", f"sqlite:///{copy}") == 0
+    assert f"chain intact: {SIZE} entries" in capsys.readouterr().out
+    uri = f"sqlite:///file:{copy}?mode=ro&uri=true"
+    assert registry_verify("--database-url", uri) == 0
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+    assert not list(copies.glob("*lock*"))  # no schema lock taken
+
+    os.chmod(copy, 0o644)
+    alter_state(f"sqlite:///{copy}", 5, b'"amount_fen":100000000', b'"amount_fen":190000000')
+    os.chmod(copy, 0o444)
+    capsys.readouterr()
+    assert registry_verify("--database-url", f"sqlite:///{copy}") == 1
+    assert "chain BROKEN at position 5" in capsys.readouterr().out
+
+
+def test_read_only_verify_names_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no SQLite database at") as exit_:
+        registry_verify("--database-url", f"sqlite:///{tmp_path / 'absent.db'}")
+    assert exit_.value.code != 0
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_read_only_verify_works_through_a_postgresql_role_that_may_only_select(
+    stored: Stored, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    from sqlalchemy import make_url
+
+    if not stored.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL; SQLite is checked on a read-only file above")
+    role = f"tcr_reader_{uuid.uuid4().hex[:8]}"
+    database = make_url(stored.database_url).database
+    with sql(stored.database_url) as run:
+        run(f"CREATE ROLE {role} LOGIN")
+        run(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        run(f"GRANT USAGE ON SCHEMA public TO {role}")
+        run(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    reader = make_url(stored.database_url).set(username=role, password=None)
+    url = reader.render_as_string(hide_password=False)
+    try:
+        capsys.readouterr()
+        assert registry_verify("--database-url", url) == 0
+        assert f"chain intact: {SIZE} entries" in capsys.readouterr().out
+
+        alter_state(stored.database_url, 5, b'"amount_fen":100000000', b'"amount_fen":190000000')
+        assert registry_verify("--database-url", url) == 1
+        assert "chain BROKEN at position 5" in capsys.readouterr().out
+    finally:
+        with sql(stored.database_url) as run:
+            run(f"DROP OWNED BY {role}")
+            run(f"DROP ROLE {role}")
