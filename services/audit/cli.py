@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from services.audit.sources import BundleSource, LogSource, RegistrySource, export_bundle
+from services.common.cli_tokens import add_token_options, required_token
 
 
 def _instant(text: str) -> datetime:
@@ -36,7 +37,7 @@ def add_audit_commands(services: Any) -> None:
     export.add_argument(
         "--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8000"
     )
-    export.add_argument("--token", required=True, help="an auditor (or finance) token")
+    add_token_options(export, "an auditor (or finance) token")
     export.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     export.set_defaults(func=_export)
 
@@ -47,12 +48,12 @@ def add_audit_commands(services: Any) -> None:
             "Recompute every entry's hash and the chain, the Merkle root at every checkpoint, "
             "check each checkpoint's Ed25519 signature and, with --trusted-checkpoint, that the "
             "log extends a checkpoint you held before. Exits 1 naming the first bad position or "
-            "checkpoint. Give a bundle folder, or --registry and --token to verify live."
+            "checkpoint. Give a bundle folder, or --registry and a token to verify live."
         ),
     )
     verify.add_argument("bundle", nargs="?", type=Path, help="bundle folder (or use --registry)")
     verify.add_argument("--registry", help="verify the live registry at this URL instead")
-    verify.add_argument("--token", help="token for --registry")
+    add_token_options(verify, "the token for --registry")
     verify.add_argument(
         "--trusted-checkpoint", type=Path, help="a checkpoint JSON file you hold independently"
     )
@@ -82,7 +83,7 @@ def add_audit_commands(services: Any) -> None:
     )
     compare.add_argument("bundle", type=Path)
     compare.add_argument("--subsidy", required=True, help="subsidy (finance API) URL")
-    compare.add_argument("--token", required=True, help="a finance or auditor token")
+    add_token_options(compare, "a finance or auditor token")
     compare.set_defaults(func=_compare)
 
     report = actions.add_parser(
@@ -99,7 +100,7 @@ def add_audit_commands(services: Any) -> None:
     )
     report.add_argument("bundle", nargs="?", type=Path, help="bundle folder (or use --registry)")
     report.add_argument("--registry", help="read the live registry at this URL instead")
-    report.add_argument("--token", help="token for --registry")
+    add_token_options(report, "the token for --registry")
     report.add_argument("--year", type=int, required=True, help="the evaluation year")
     report.add_argument("--out", type=Path, required=True, help="folder to write the report to")
     report.add_argument(
@@ -128,7 +129,7 @@ def _bar(desc: str, total: int | None = None) -> tqdm[Any]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    source = RegistrySource(args.registry, args.token)
+    source = RegistrySource(args.registry, required_token(args, "tcr audit export"))
     try:
         with _bar("export", total=source.head()) as bar:
             manifest = export_bundle(source, args.out, bar.update)
@@ -143,9 +144,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
     if args.registry:
-        if not args.token:
-            raise SystemExit("tcr audit: --registry needs --token")
-        source = RegistrySource(args.registry, args.token)
+        source = RegistrySource(args.registry, required_token(args, "tcr audit: --registry"))
         stack.callback(source.close)
         return source
     if args.bundle is None:
@@ -220,12 +219,13 @@ def _compare(args: argparse.Namespace) -> int:
     from services.common.policy.loader import load_policy
     from services.common.policy.present import entitlement_json
 
+    token = required_token(args, "tcr audit compare")
     policy = load_policy()
     source = BundleSource(args.bundle)
     found: list[dict[str, Any]] = []
     facts_at: dict[int, Any] = {}
     with httpx.Client(
-        base_url=args.subsidy.rstrip("/"), headers={"Authorization": f"Bearer {args.token}"}
+        base_url=args.subsidy.rstrip("/"), headers={"Authorization": f"Bearer {token}"}
     ) as client:
         for year in range(policy.first_year, policy.last_year + 1):
             response = client.get("/v1/entitlements", params={"year": year})

@@ -1237,3 +1237,55 @@ def test_read_only_verify_works_through_a_postgresql_role_that_may_only_select(
         with sql(stored.database_url) as run:
             run(f"DROP OWNED BY {role}")
             run(f"DROP ROLE {role}")
+
+# -- tokens off the command line -------------------------------------------------------------
+
+
+def test_live_verify_reads_the_token_from_tcr_token(
+    history: History, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TCR_TOKEN", history.served.tokens.auditor)
+
+    code, out = cli_verify(capsys, "--registry", history.served.url)
+
+    assert code == 0, out
+    assert f"verified: {SIZE} entries" in out
+
+
+def test_export_reads_the_token_from_a_file(
+    history: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "auditor.token"
+    token_file.write_text(f"  {history.served.tokens.auditor}  \nsecond line ignored\n")
+    out = tmp_path / "exported"
+
+    code = main(
+        ["audit", "export", "--registry", history.served.url, "--token-file", str(token_file),
+         "--out", str(out)]
+    )  # fmt: skip
+
+    assert code == 0
+    assert f"exported {SIZE} events" in capsys.readouterr().out
+    assert verify_bundle(out).ok
+
+
+def test_a_token_file_that_is_missing_is_a_clear_error(
+    history: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such.token"
+
+    with pytest.raises(SystemExit) as exit_:
+        cli_verify(capsys, "--registry", history.served.url, "--token-file", str(missing))
+
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --token-file: cannot read the token from {missing}" in err
+
+
+def test_live_verify_without_any_token_says_how_to_give_one(
+    history: History, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TCR_TOKEN", raising=False)
+
+    with pytest.raises(SystemExit, match="--token-file PATH, \\$TCR_TOKEN or --token"):
+        cli_verify(capsys, "--registry", history.served.url)
