@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from services.audit.cli import add_audit_commands
 from services.common.logs import configure_logging
@@ -27,26 +29,47 @@ def _registry_serve(args: argparse.Namespace) -> int:
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
-    from services.registry.application import Registry
     from services.registry.settings import RegistrySettings
 
     url = args.database_url or RegistrySettings().registry_database_url
+    if args.read_only:
+        return _report_chain(_read_only_steps(url))
+    from services.registry.application import Registry
+
     registry = Registry(url)
     try:
-        for step in registry.verify():
-            if "ok" not in step:
-                print(f"  checked {step['checked']:,} entries…", file=sys.stderr)
-                continue
-            if step["ok"]:
-                print(f"chain intact: {step['checked']:,} entries, head hash {step['head_hash']}")
-                return 0
-            print(
-                f"chain BROKEN at position {step['position']}: {step['problem']} "
-                f"({step['checked']:,} entries before it are intact)"
-            )
-            return 1
+        return _report_chain(registry.verify())
     finally:
         registry.close()
+
+
+def _read_only_steps(url: str) -> Iterator[dict[str, Any]]:
+    import sqlalchemy.exc
+
+    from services.registry.verify import verify_read_only
+
+    try:
+        yield from verify_read_only(url)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"tcr registry verify: {exc}") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        why = getattr(exc, "orig", None) or exc
+        raise SystemExit(f"tcr registry verify: cannot read the registry's tables: {why}") from None
+
+
+def _report_chain(steps: Iterable[dict[str, Any]]) -> int:
+    for step in steps:
+        if "ok" not in step:
+            print(f"  checked {step['checked']:,} entries…", file=sys.stderr)
+            continue
+        if step["ok"]:
+            print(f"chain intact: {step['checked']:,} entries, head hash {step['head_hash']}")
+            return 0
+        print(
+            f"chain BROKEN at position {step['position']}: {step['problem']} "
+            f"({step['checked']:,} entries before it are intact)"
+        )
+        return 1
     return 1
 
 
@@ -202,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="recompute the hash chain from the database; names the first bad position"
     )
     verify.add_argument("--database-url", help="event store URL (default as for serve)")
+    verify.add_argument(
+        "--read-only",
+        action="store_true",
+        help="open the database so that nothing can be written: no lock, no table created; "
+        "checks a read-only SQLite file or copy, or PostgreSQL through a role that may only "
+        "SELECT",
+    )
     verify.set_defaults(func=_registry_verify)
 
     relay = services.add_parser(

@@ -35,9 +35,14 @@ class VerdictPublic(BaseModel):
     head_hash: str
     root_hash: str
     checkpoints_verified: int
+    covered: int
+    uncovered: int
+    max_uncovered: int | None = None
     position: int | None = None
     checkpoint: int | None = None
     problem: str | None = None
+    unproven: bool
+    message: str
 
 
 class ReplayPublic(BaseModel):

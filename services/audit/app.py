@@ -17,7 +17,7 @@ from services.audit.report import AuditReport, audit_report
 from services.audit.served import served_entitlements
 from services.audit.settings import AuditSettings
 from services.audit.sources import RegistrySource
-from services.audit.verify import verify_log
+from services.audit.verify import DEFAULT_CHECKPOINT_EVERY, verify_log
 from services.common.errors import Invalid, Unavailable
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
@@ -33,11 +33,13 @@ class Audit:
         open_subsidy: Callable[[], httpx.Client],
         policy: Policy,
         registry_url: str,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
     ) -> None:
         self._open_source = open_source
         self._open_subsidy = open_subsidy
         self._policy = policy
         self._registry_url = registry_url
+        self._checkpoint_every = checkpoint_every
 
     @contextmanager
     def _source(self) -> Iterator[RegistrySource]:
@@ -56,7 +58,13 @@ class Audit:
     def verify(self) -> dict[str, Any]:
         """The tamper-evidence verdict over the live log and its signed checkpoints."""
         with self._source() as source:
-            verdict = verify_log(source.envelopes(), source.checkpoints(), source.public_key_pem())
+            checkpoints = source.checkpoints()  # first: the log is then read as of them
+            verdict = verify_log(
+                source.envelopes(),
+                checkpoints,
+                source.public_key_pem(),
+                checkpoint_every=self._checkpoint_every,
+            )
         return verdict.as_json()
 
     def replay(self, position: int | None, as_of: datetime | None) -> dict[str, Any]:
@@ -97,7 +105,13 @@ class Audit:
         """The evaluation report of ``year`` over the live log."""
         with self._source() as source:
             try:
-                return audit_report(source, year, self._policy, described_as=self._registry_url)
+                return audit_report(
+                    source,
+                    year,
+                    self._policy,
+                    described_as=self._registry_url,
+                    checkpoint_every=self._checkpoint_every,
+                )
             except ValueError as exc:
                 raise Invalid("year", str(exc)) from None
 
@@ -148,6 +162,7 @@ def create_app(
         open_subsidy,
         load_policy(settings.policy_file),
         settings.registry_url,
+        settings.checkpoint_every,
     )
     return app
 

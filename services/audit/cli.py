@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from services.audit.sources import BundleSource, LogSource, RegistrySource, export_bundle
+from services.common.cli_tokens import add_token_options, required_token
+
+if TYPE_CHECKING:
+    from services.audit.verify import Verdict
 
 
 def _instant(text: str) -> datetime:
@@ -22,6 +27,43 @@ def _instant(text: str) -> datetime:
             f"{text!r} has no time zone, e.g. 2025-03-31T00:00:00+08:00"
         )
     return moment
+
+
+def _interval(text: str) -> int:
+    try:
+        every = int(text)
+    except ValueError:
+        every = 0
+    if every < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of entries above 0")
+    return every
+
+
+def _add_verification_options(parser: argparse.ArgumentParser, *, gate: bool) -> None:
+    """What verification trusts and how long a tail it allows; with ``gate``, --no-verify."""
+    parser.add_argument(
+        "--trusted-checkpoint", type=Path, help="a checkpoint JSON file you hold independently"
+    )
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        help="the registry's public key (PEM) as published to you; without it the key inside "
+        "the bundle is trusted, which proves integrity only against a trusted checkpoint",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_interval,
+        default=os.environ.get("TCR_CHECKPOINT_EVERY", "1000"),  # a string: parsed as given
+        metavar="N",
+        help="the registry's checkpoint interval: more entries than this after the last signed "
+        "checkpoint fail verification ($TCR_CHECKPOINT_EVERY, default 1000)",
+    )
+    if gate:
+        parser.add_argument(
+            "--no-verify",
+            action="store_true",
+            help="do not verify the history first (what follows then proves nothing about it)",
+        )
 
 
 def add_audit_commands(services: Any) -> None:
@@ -36,7 +78,7 @@ def add_audit_commands(services: Any) -> None:
     export.add_argument(
         "--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8000"
     )
-    export.add_argument("--token", required=True, help="an auditor (or finance) token")
+    add_token_options(export, "an auditor (or finance) token")
     export.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     export.set_defaults(func=_export)
 
@@ -46,27 +88,28 @@ def add_audit_commands(services: Any) -> None:
         description=(
             "Recompute every entry's hash and the chain, the Merkle root at every checkpoint, "
             "check each checkpoint's Ed25519 signature and, with --trusted-checkpoint, that the "
-            "log extends a checkpoint you held before. Exits 1 naming the first bad position or "
-            "checkpoint. Give a bundle folder, or --registry and --token to verify live."
+            "log extends a checkpoint you held before. Says how many entries no signed checkpoint "
+            "covers. Exits 1 naming the first bad position or checkpoint, when more entries "
+            "than --checkpoint-every follow the last checkpoint (or a log has none), or when "
+            "the bundle's manifest disagrees with its entries. Give a bundle folder, or "
+            "--registry and a token to verify live."
         ),
     )
     verify.add_argument("bundle", nargs="?", type=Path, help="bundle folder (or use --registry)")
     verify.add_argument("--registry", help="verify the live registry at this URL instead")
-    verify.add_argument("--token", help="token for --registry")
-    verify.add_argument(
-        "--trusted-checkpoint", type=Path, help="a checkpoint JSON file you hold independently"
-    )
-    verify.add_argument(
-        "--public-key",
-        type=Path,
-        help="the registry's public key (PEM) as published to you; without it the key inside "
-        "the bundle is trusted, which proves integrity only against a trusted checkpoint",
-    )
+    add_token_options(verify, "the token for --registry")
+    _add_verification_options(verify, gate=False)
     verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
     verify.set_defaults(func=_verify)
 
-    replay = actions.add_parser("replay", help="recompute all entitlements from the history alone")
+    replay = actions.add_parser(
+        "replay",
+        help="recompute all entitlements from the history alone",
+        description="Verify the bundle (as tcr audit verify), then recompute every year's "
+        "entitlements from it; a bundle that does not verify is refused.",
+    )
     replay.add_argument("bundle", type=Path)
+    _add_verification_options(replay, gate=True)
     cut = replay.add_mutually_exclusive_group()
     cut.add_argument("--until", type=int, metavar="POSITION", help="stop after this log position")
     cut.add_argument(
@@ -78,11 +121,15 @@ def add_audit_commands(services: Any) -> None:
     replay.set_defaults(func=_replay)
 
     compare = actions.add_parser(
-        "compare", help="compare the recomputation with what the subsidy service serves"
+        "compare",
+        help="compare the recomputation with what the subsidy service serves",
+        description="Verify the bundle (as tcr audit verify), then compare its recomputed "
+        "entitlements with the subsidy service's; a bundle that does not verify is refused.",
     )
     compare.add_argument("bundle", type=Path)
     compare.add_argument("--subsidy", required=True, help="subsidy (finance API) URL")
-    compare.add_argument("--token", required=True, help="a finance or auditor token")
+    add_token_options(compare, "a finance or auditor token")
+    _add_verification_options(compare, gate=True)
     compare.set_defaults(func=_compare)
 
     report = actions.add_parser(
@@ -93,18 +140,17 @@ def add_audit_commands(services: Any) -> None:
             "figures for every year in force up to --year (turnover against the targets, per "
             "county as seller and buyer, subsidies, brokers filed, achievements transformed "
             "locally) and the findings. Writes report.html (self-contained), figures.json, "
-            "figures.csv and findings.csv into --out. Exits 1 when the chain does not verify "
-            "(the report is still written, under that verdict)."
+            "figures.csv and findings.csv into --out. When the history does not verify (as "
+            "tcr audit verify) nothing is written and it exits 1; with --no-verify the report "
+            "is written all the same, under that verdict, and it still exits 1."
         ),
     )
     report.add_argument("bundle", nargs="?", type=Path, help="bundle folder (or use --registry)")
     report.add_argument("--registry", help="read the live registry at this URL instead")
-    report.add_argument("--token", help="token for --registry")
+    add_token_options(report, "the token for --registry")
     report.add_argument("--year", type=int, required=True, help="the evaluation year")
     report.add_argument("--out", type=Path, required=True, help="folder to write the report to")
-    report.add_argument(
-        "--trusted-checkpoint", type=Path, help="a checkpoint JSON file you hold independently"
-    )
+    _add_verification_options(report, gate=True)
     report.set_defaults(func=_report)
 
     serve = actions.add_parser(
@@ -128,7 +174,7 @@ def _bar(desc: str, total: int | None = None) -> tqdm[Any]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    source = RegistrySource(args.registry, args.token)
+    source = RegistrySource(args.registry, required_token(args, "tcr audit export"))
     try:
         with _bar("export", total=source.head()) as bar:
             manifest = export_bundle(source, args.out, bar.update)
@@ -143,9 +189,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
     if args.registry:
-        if not args.token:
-            raise SystemExit("tcr audit: --registry needs --token")
-        source = RegistrySource(args.registry, args.token)
+        source = RegistrySource(args.registry, required_token(args, "tcr audit: --registry"))
         stack.callback(source.close)
         return source
     if args.bundle is None:
@@ -153,38 +197,60 @@ def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
     return BundleSource(args.bundle)
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _trusted(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.trusted_checkpoint is None:
+        return None
+    loaded: dict[str, Any] = json.loads(args.trusted_checkpoint.read_text("utf-8"))
+    return loaded
+
+
+def _verdict_over(args: argparse.Namespace, source: LogSource, desc: str) -> Verdict:
     from services.audit.verify import verify_log
 
-    trusted = (
-        json.loads(args.trusted_checkpoint.read_text("utf-8")) if args.trusted_checkpoint else None
-    )
+    checkpoints = source.checkpoints()  # first: a live source then reads the log as of them
+    key = args.public_key.read_text("utf-8") if args.public_key else source.public_key_pem()
+    with _bar(desc) as bar:
+        return verify_log(
+            source.envelopes(),
+            checkpoints,
+            key,
+            _trusted(args),
+            bar.update,
+            checkpoint_every=args.checkpoint_every,
+            manifest=source.manifest(),
+        )
+
+
+def _verify(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         source = _open_source(args, stack)
-        with _bar("verify") as bar:
-            key = args.public_key.read_text("utf-8") if args.public_key else source.public_key_pem()
-            verdict = verify_log(source.envelopes(), source.checkpoints(), key, trusted, bar.update)
+        verdict = _verdict_over(args, source, "verify")
     if args.json:
         print(json.dumps(verdict.as_json(), indent=2))
-    elif verdict.ok:
-        extends = (
-            f"; it extends the trusted checkpoint of {trusted['tree_size']}" if trusted else ""
-        )
-        print(
-            f"verified: {verdict.checked:,} entries to position {verdict.last_position}, "
-            f"{verdict.checkpoints_verified} checkpoints, root {verdict.root_hash}{extends}"
-        )
     else:
-        where = (
-            f"position {verdict.position}"
-            if verdict.position is not None
-            else f"checkpoint {verdict.checkpoint}"
-            if verdict.checkpoint is not None
-            else "the bundle"
-        )
-        print(f"TAMPERING DETECTED at {where}: {verdict.problem}")
-        print(f"({verdict.checked:,} entries before it verified)")
+        print(verdict.summary())
     return 0 if verdict.ok else 1
+
+
+def _refused(args: argparse.Namespace, source: LogSource) -> bool:
+    """Verify before ``args.action`` and say why it is refused, or say loudly it was not."""
+    if args.no_verify:
+        print(
+            f"WARNING: tcr audit {args.action} --no-verify: the history was NOT verified; "
+            "nothing below proves it unaltered",
+            file=sys.stderr,
+        )
+        return False
+    verdict = _verdict_over(args, source, "verify")
+    print(verdict.summary(), file=sys.stderr)
+    if verdict.ok:
+        return False
+    print(
+        f"tcr audit {args.action}: refused: the history does not verify "
+        f"(--no-verify to {args.action} it all the same)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -192,6 +258,8 @@ def _replay(args: argparse.Namespace) -> int:
     from services.common.policy.loader import load_policy
 
     source = BundleSource(args.bundle)
+    if _refused(args, source):
+        return 1
     with _bar("replay") as bar:
 
         def counted() -> Any:
@@ -220,12 +288,15 @@ def _compare(args: argparse.Namespace) -> int:
     from services.common.policy.loader import load_policy
     from services.common.policy.present import entitlement_json
 
+    token = required_token(args, "tcr audit compare")
     policy = load_policy()
     source = BundleSource(args.bundle)
+    if _refused(args, source):
+        return 1
     found: list[dict[str, Any]] = []
     facts_at: dict[int, Any] = {}
     with httpx.Client(
-        base_url=args.subsidy.rstrip("/"), headers={"Authorization": f"Bearer {args.token}"}
+        base_url=args.subsidy.rstrip("/"), headers={"Authorization": f"Bearer {token}"}
     ) as client:
         for year in range(policy.first_year, policy.last_year + 1):
             response = client.get("/v1/entitlements", params={"year": year})
@@ -250,7 +321,10 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         print(f"{len(found)} differences between the recomputation and the subsidy service")
         return 1
-    print("the subsidy service serves exactly the recomputed entitlements")
+    print(
+        "the subsidy service serves exactly the recomputed entitlements"
+        + (" (of a history NOT verified: --no-verify)" if args.no_verify else "")
+    )
     return 0
 
 
@@ -258,29 +332,38 @@ def _report(args: argparse.Namespace) -> int:
     from services.audit.report import audit_report, write_report
     from services.common.policy.loader import load_policy
 
-    trusted = (
-        json.loads(args.trusted_checkpoint.read_text("utf-8")) if args.trusted_checkpoint else None
-    )
     with ExitStack() as stack:
         source = _open_source(args, stack)
         with _bar("report") as bar:
             try:
+                # Verified in the same pass that computes the figures; refused before writing.
                 report = audit_report(
                     source,
                     args.year,
                     load_policy(),
-                    trusted=trusted,
+                    trusted=_trusted(args),
                     described_as=str(args.registry or args.bundle),
                     progress=bar.update,
+                    checkpoint_every=args.checkpoint_every,
+                    public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
                 )
             except ValueError as exc:
                 raise SystemExit(f"tcr audit report: {exc}") from None
-    paths = write_report(report, args.out)
     verdict = report.verdict
-    if verdict.ok:
-        print(f"chain verified: {verdict.checked:,} entries to position {verdict.last_position}")
-    else:
-        print(f"TAMPERING DETECTED: {report.findings[0].detail}")
+    print(verdict.summary())
+    if not verdict.ok and not args.no_verify:
+        print(
+            f"tcr audit report: refused: the history does not verify; nothing written to "
+            f"{args.out} (--no-verify writes the report all the same, under this verdict)"
+        )
+        return 1
+    if not verdict.ok:
+        print(
+            "WARNING: tcr audit report --no-verify: the history does NOT verify; the report is "
+            "written all the same and proves nothing about it",
+            file=sys.stderr,
+        )
+    paths = write_report(report, args.out)
     print(f"{len(report.findings):,} findings; report of {args.year} written to:")
     for path in paths.values():
         print(f"  {path}")

@@ -43,7 +43,7 @@ from services.audit.findings import (
     history_findings,
 )
 from services.audit.sources import LogSource
-from services.audit.verify import Verdict, verify_log
+from services.audit.verify import DEFAULT_CHECKPOINT_EVERY, Verdict, verify_log
 from services.common.envelope import format_instant
 from services.common.money import format_fen
 from services.common.policy.facts import FactsBuilder
@@ -79,8 +79,14 @@ def audit_report(
     trusted: dict[str, Any] | None = None,
     described_as: str = "",
     progress: Callable[[int], None] = lambda n: None,
+    checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+    public_key_pem: str | None = None,
 ) -> AuditReport:
-    """Verify the history and compute the evaluation figures and findings for ``year``."""
+    """Verify the history and compute the evaluation figures and findings for ``year``.
+
+    ``checkpoint_every`` and ``public_key_pem`` (default: the source's key) as for
+    :func:`~services.audit.verify.verify_log`.
+    """
     report_years(policy, year)  # refuse a year with nothing in force before reading the log
     builder = FactsBuilder()
     watch = LogWatch()
@@ -96,8 +102,17 @@ def audit_report(
             watch.observe(envelope)
             yield envelope
 
+    checkpoints = source.checkpoints()  # first: a live source then reads the log as of them
     stream = folded()
-    verdict = verify_log(stream, source.checkpoints(), source.public_key_pem(), trusted, progress)
+    verdict = verify_log(
+        stream,
+        checkpoints,
+        public_key_pem if public_key_pem is not None else source.public_key_pem(),
+        trusted,
+        progress,
+        checkpoint_every=checkpoint_every,
+        manifest=source.manifest(),
+    )
     for _ in stream:  # verification stopped at a break: the figures still need the rest
         pass
     facts = builder.facts()
@@ -117,14 +132,7 @@ def audit_report(
 
 
 def _chain_break(verdict: Verdict) -> Finding:
-    where = (
-        f"position {verdict.position}"
-        if verdict.position is not None
-        else f"checkpoint of tree size {verdict.checkpoint}"
-        if verdict.checkpoint is not None
-        else "the bundle"
-    )
-    return Finding("chain_break", "", f"at {where}: {verdict.problem}", verdict.position)
+    return Finding("chain_break", "", verdict.summary(), verdict.position)
 
 
 def _unreadable(envelope: Any, exc: Exception) -> Finding:
@@ -320,20 +328,13 @@ def _verdict(verdict: Verdict) -> str:
             "Tamper-evident chain verified</strong>"
             f"<br>{verdict.checked:,} entries to position {verdict.last_position:,}; "
             f"{verdict.checkpoints_verified} signed checkpoints verified; Merkle root "
-            f"<code>{_e(verdict.root_hash)}</code></div>"
+            f"<code>{_e(verdict.root_hash)}</code><br>{_e(verdict.coverage())}</div>"
         )
-    where = (
-        f"position {verdict.position}"
-        if verdict.position is not None
-        else f"checkpoint {verdict.checkpoint}"
-        if verdict.checkpoint is not None
-        else "the bundle"
-    )
+    label = "未能证明" if verdict.unproven else "检测到篡改"
     return (
-        '<div class="verdict bad"><strong>✘ 检测到篡改 · TAMPERING DETECTED at '
-        f"{_e(where)}</strong><br>{_e(verdict.problem)}<br>{verdict.checked:,} entries before it "
-        "verified. The figures below are computed from the log as it reads and cannot be "
-        "trusted beyond that point.</div>"
+        f'<div class="verdict bad"><strong>✘ {label} · {_e(verdict.headline())} at '
+        f"{_e(verdict.where())}</strong><br>{_e(verdict.summary())}<br>The figures below are "
+        "computed from the log as it reads and cannot be trusted beyond that point.</div>"
     )
 
 

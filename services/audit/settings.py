@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.audit.verify import DEFAULT_CHECKPOINT_EVERY
 
 
 class AuditSettings(BaseSettings):
@@ -19,3 +22,5 @@ class AuditSettings(BaseSettings):
     # Empty: the registry token is used (an auditor token reads both services).
     subsidy_token: str = ""
     policy_file: Path | None = None
+    # The registry's own setting: a longer tail after the last signed checkpoint fails verify.
+    checkpoint_every: int = Field(default=DEFAULT_CHECKPOINT_EVERY, ge=1)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from services.common.envelope import canonical_bytes, format_instant
+from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 
 BUNDLE_FORMAT = "tcr-bundle/1"
 EVENTS = "events.jsonl"
@@ -33,6 +33,8 @@ class LogSource(Protocol):
     def checkpoints(self) -> list[dict[str, Any]]: ...
 
     def public_key_pem(self) -> str: ...
+
+    def manifest(self) -> dict[str, Any] | None: ...
 
 
 class BundleSource:
@@ -59,10 +61,13 @@ class BundleSource:
     def public_key_pem(self) -> str:
         return (self.folder / PUBLIC_KEY).read_text("utf-8")
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> dict[str, Any] | None:
+        """What the export said it wrote (None for a bundle without a manifest)."""
         path = self.folder / MANIFEST
-        loaded: dict[str, Any] = json.loads(path.read_text("utf-8")) if path.exists() else {}
-        return loaded
+        if not path.exists():
+            return None
+        loaded = json.loads(path.read_text("utf-8"))
+        return loaded if isinstance(loaded, dict) else {"events": None}
 
 
 class RegistrySource:
@@ -74,6 +79,7 @@ class RegistrySource:
             base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
         )
         self._page_size = page_size
+        self._until: int | None = None
 
     def close(self) -> None:
         self._client.close()
@@ -82,17 +88,28 @@ class RegistrySource:
         return int(self._get("/v1/health")["head"])
 
     def envelopes(self) -> Iterator[dict[str, Any]]:
-        after = 0
+        """The log in order; after :meth:`checkpoints`, only up to the head as it was then."""
+        after, until = 0, self._until
         while True:
             page = self._get("/v1/events", after=after, limit=self._page_size)
             if not page["events"]:
                 return
-            yield from page["events"]
+            for envelope in page["events"]:
+                if until is not None and envelope["position"] > until:
+                    return
+                yield envelope
             after = page["next_after"]
 
     def checkpoints(self) -> list[dict[str, Any]]:
+        """The signed checkpoints, and the head noted at once for :meth:`envelopes`."""
         found: list[dict[str, Any]] = self._get("/v1/checkpoints")
+        # Entries appended while a long read runs are covered by no checkpoint read before it:
+        # reading the log as it was when its checkpoints were read keeps an honest tail short.
+        self._until = self.head()
         return found
+
+    def manifest(self) -> dict[str, Any] | None:
+        return None  # a live log: nothing claims a length for it
 
     def public_key_pem(self) -> str:
         return str(self._get("/v1/checkpoints/public-key")["public_key_pem"])
@@ -108,20 +125,30 @@ def export_bundle(
 ) -> dict[str, Any]:
     """Write the registry's log, checkpoints and public key into ``folder``; returns the manifest.
 
-    Checkpoints are read first, so every one of them lies within the exported log.
+    The log is exported up to the head as it was when the checkpoints were read, so each of them
+    should lie within it (one that does not says the log lost entries). Checkpoints signed
+    during the export over entries it holds are added. The manifest records the count, the last
+    position and the head hash, which ``verify`` checks against the entries.
     """
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = source.checkpoints()
     public_key = source.public_key_pem()
-    count, last = 0, 0
+    count, last, head_hash = 0, 0, GENESIS_HASH
     with (folder / EVENTS).open("wb") as out:
         for envelope in source.envelopes():
             out.write(canonical_bytes(envelope) + b"\n")
             count += 1
-            last = envelope["position"]
+            last, head_hash = envelope["position"], envelope.get("hash", head_hash)
             if count % 5000 == 0:
                 progress(5000)
     progress(count % 5000)
+    sizes = {c.get("tree_size") for c in checkpoints}
+    checkpoints += [
+        c
+        for c in source.checkpoints()
+        if c.get("tree_size") not in sizes and int(c["tree_size"]) <= count
+    ]
+    checkpoints.sort(key=lambda c: int(c["tree_size"]))
     (folder / CHECKPOINTS).write_text(json.dumps(checkpoints, indent=2) + "\n", "utf-8")
     (folder / PUBLIC_KEY).write_text(public_key, "utf-8")
     manifest = {
@@ -130,6 +157,7 @@ def export_bundle(
         "exported_at": format_instant(datetime.now(UTC)),
         "events": count,
         "last_position": last,
+        "head_hash": head_hash,
         "checkpoints": len(checkpoints),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")

@@ -4,6 +4,15 @@ One streaming pass over the log recomputes every entry's hash and the chain betw
 and the Merkle tree's root at every checkpoint's size; then each checkpoint's signature is
 checked, and, given a checkpoint the auditor already held, that the log extends it. The first
 thing wrong is named: the position of an entry, or the tree size of a checkpoint.
+
+The chain alone proves nothing against someone who rewrites an entry and recomputes every hash
+after it: only a signed checkpoint does. So the verdict says how many entries no checkpoint
+covers, and fails when that tail is longer than the registry signs checkpoints at (every
+``TCR_CHECKPOINT_EVERY`` entries), when a non-empty log has no checkpoint at all, or when the
+bundle's manifest disagrees with the entries it holds.
+
+:meth:`Verdict.summary` is the verdict's one wording, for the command line, the API and the
+report alike.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import CompactRange, leaf_hash
 from services.common.signing import checkpoint_signed_by, load_public_key
 
+DEFAULT_CHECKPOINT_EVERY = 1000  # the registry's default TCR_CHECKPOINT_EVERY
+
 
 @dataclass
 class Verdict:
@@ -27,19 +38,73 @@ class Verdict:
     head_hash: str = GENESIS_HASH
     root_hash: str = ""
     checkpoints_verified: int = 0
+    # Entries within the largest checkpoint verified, and after it (chain-checked only).
+    covered: int = 0
+    uncovered: int = 0
+    max_uncovered: int | None = None
+    manifest_checked: bool = False
     position: int | None = None
     checkpoint: int | None = None
     problem: str | None = None
+    # True when nothing was found wrong but the log could not be proved unaltered.
+    unproven: bool = False
     trusted: dict[str, Any] | None = field(default=None)
 
     def fail(
-        self, problem: str, *, position: int | None = None, checkpoint: int | None = None
+        self,
+        problem: str,
+        *,
+        position: int | None = None,
+        checkpoint: int | None = None,
+        unproven: bool = False,
     ) -> Verdict:
         self.ok, self.problem, self.position, self.checkpoint = False, problem, position, checkpoint
+        self.unproven = unproven
         return self
 
+    def where(self) -> str:
+        """What the failure is named by: an entry's position, a checkpoint, or the log."""
+        if self.position is not None:
+            return f"position {self.position}"
+        if self.checkpoint is not None:
+            return f"checkpoint {self.checkpoint}"
+        return "the log's tail" if self.unproven else "the bundle"
+
+    def headline(self) -> str:
+        if self.ok:
+            return "VERIFIED"
+        return "NOT PROVEN" if self.unproven else "TAMPERING DETECTED"
+
+    def summary(self) -> str:
+        """The verdict in words: what was proved, or the first thing wrong and where."""
+        if self.ok:
+            extends = (
+                f"; it extends the trusted checkpoint of {self.trusted['tree_size']}"
+                if self.trusted
+                else ""
+            )
+            return (
+                f"verified: {self.checked:,} entries to position {self.last_position}, "
+                f"{self.checkpoints_verified} checkpoints, root {self.root_hash}{extends}; "
+                f"{self.coverage()}"
+            )
+        after = self.coverage() if self.unproven else f"{self.checked:,} entries before it verified"
+        return f"{self.headline()} at {self.where()}: {self.problem} ({after})"
+
+    def coverage(self) -> str:
+        """How much of the log a signed checkpoint covers, and how much only the chain does."""
+        allowed = (
+            f", at most {self.max_uncovered:,} allowed" if self.max_uncovered is not None else ""
+        )
+        return (
+            f"{self.covered:,} entries covered by a signed checkpoint, {self.uncovered:,} after "
+            f"the last one by the chain alone{allowed}"
+        )
+
     def as_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        shown = {k: v for k, v in self.__dict__.items() if v is not None}
+        shown["message"] = self.summary()
+        return shown
 
 
 def verify_log(
@@ -48,9 +113,17 @@ def verify_log(
     public_key_pem: str,
     trusted: dict[str, Any] | None = None,
     progress: Callable[[int], None] = lambda n: None,
+    *,
+    checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
+    manifest: dict[str, Any] | None = None,
 ) -> Verdict:
-    """Verify a log, its checkpoints and (optionally) that it extends a trusted checkpoint."""
-    verdict = Verdict(trusted=trusted)
+    """Verify a log, its checkpoints and (optionally) that it extends a trusted checkpoint.
+
+    ``checkpoint_every`` is the registry's checkpoint interval: a longer tail after the last
+    checkpoint fails (``None``: any tail passes, still counted). ``manifest``, a bundle's,
+    must agree with the entries.
+    """
+    verdict = Verdict(trusted=trusted, max_uncovered=checkpoint_every)
     try:
         public_key = load_public_key(public_key_pem)
     except ValueError as exc:
@@ -117,6 +190,7 @@ def verify_log(
                     checkpoint=tree.size,
                 )
             verdict.checkpoints_verified += 1
+            verdict.covered = tree.size
         prev, last_position = envelope["hash"], position
         verdict.checked += 1
         if verdict.checked % 10_000 == 0:
@@ -128,6 +202,7 @@ def verify_log(
         prev,
         tree.root().hex(),
     )
+    verdict.uncovered = tree.size - verdict.covered
     beyond = [size for size in expected if size > tree.size]
     if beyond:
         return verdict.fail(
@@ -135,4 +210,48 @@ def verify_log(
             "were removed from its end",
             checkpoint=min(beyond),
         )
+    if manifest is not None:
+        disagreement = _manifest_disagreement(manifest, verdict, len(checkpoints))
+        if disagreement is not None:
+            return verdict.fail(disagreement)
+        verdict.manifest_checked = True
+    return _tail_verdict(verdict, checkpoint_every)
+
+
+def _tail_verdict(verdict: Verdict, checkpoint_every: int | None) -> Verdict:
+    if verdict.checked and not verdict.covered:
+        return verdict.fail(
+            f"no signed checkpoint covers any of the {verdict.checked:,} entries: the chain "
+            "alone can be recomputed by whoever rewrites the log (checkpoints deleted, or none "
+            "issued yet: ask the registry for one, POST /v1/checkpoints)",
+            unproven=True,
+        )
+    if checkpoint_every is not None and verdict.uncovered > checkpoint_every:
+        return verdict.fail(
+            f"{verdict.uncovered:,} entries after the last signed checkpoint (tree size "
+            f"{verdict.covered:,}) are covered by none, but the registry signs one every "
+            f"{checkpoint_every:,} entries: later checkpoints were removed, or entries were "
+            "appended without the registry's key",
+            unproven=True,
+        )
     return verdict
+
+
+def _manifest_disagreement(
+    manifest: dict[str, Any], verdict: Verdict, checkpoints: int
+) -> str | None:
+    said: list[tuple[str, Any, Any]] = [("events", manifest.get("events"), verdict.checked)]
+    for name, found in (
+        ("last_position", verdict.last_position),
+        ("checkpoints", checkpoints),
+        ("head_hash", verdict.head_hash),
+    ):
+        if name in manifest:
+            said.append((name, manifest[name], found))
+    for name, claimed, found in said:
+        if claimed != found:
+            return (
+                f"the bundle's manifest says {name} {claimed!r} but the bundle holds {found!r}: "
+                "entries or checkpoints were removed or added after the export"
+            )
+    return None

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy.exc
-from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, text
+from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 
 # Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
@@ -45,6 +46,32 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine that cannot write, for checking a copy or through a role that may only read.
+
+    A SQLite file is opened by a ``mode=ro`` URI (nothing created: no folder, no file, no WAL
+    switch, no ``BEGIN IMMEDIATE``); PostgreSQL sessions start read-only, so that even a role
+    allowed to write writes nothing. Raises ``FileNotFoundError`` for a SQLite file not there.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            raise ValueError("a read-only check needs a SQLite file, not an in-memory database")
+        if not database.startswith("file:"):
+            path = Path(database).absolute()
+            if not path.is_file():
+                raise FileNotFoundError(f"no SQLite database at {path}")
+            database = f"file:{quote(str(path))}"
+        parsed = parsed.set(database=database, query={**parsed.query, "mode": "ro", "uri": "true"})
+        return create_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            parsed, connect_args={"options": "-c default_transaction_read_only=on"}
+        )
+    return create_engine(parsed)
 
 
 _SCHEMA_LOCK_KEY = 0x7463_7200  # "tcr\0": PostgreSQL advisory lock taken while creating tables

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.common.cli_tokens import add_token_options, required_token
 from services.demo.generate import (
     DEFAULT_PER_YEAR,
     DEFAULT_SEED,
@@ -60,7 +61,7 @@ def add_demo_commands(services: Any) -> None:
     )
     load.add_argument("file", type=Path, help="history written by tcr demo generate")
     load.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8000")
-    load.add_argument("--token", required=True, help="the science bureau's token")
+    add_token_options(load, "the science bureau's token")
     load.add_argument(
         "--batch-size", type=int, default=500, help="commands per request (default 500, max 1000)"
     )
@@ -103,7 +104,11 @@ def _load(args: argparse.Namespace) -> int:
 
     try:
         summary = load_history(
-            args.file, args.registry, args.token, args.batch_size, progress=not args.no_progress
+            args.file,
+            args.registry,
+            required_token(args, "tcr demo load"),
+            args.batch_size,
+            progress=not args.no_progress,
         )
     except (LoadError, OSError) as exc:
         print(f"tcr demo load: {exc}", file=sys.stderr)

@@ -11,20 +11,18 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, func, select
 
 from services.common.db import SingleHolderLock, make_engine, schema_lock
-from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
-from services.common.merkle import leaf_hash
 from services.common.money import format_fen
 from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.event_store import FACTORY_TOPIC
-from services.registry.log import storage_problem, unhashed_envelope
+from services.registry.log import row_notification, unhashed_envelope
 from services.registry.store import chain, create_tables
+from services.registry.verify import verify_chain
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
 MAX_PAGE = 5000
@@ -194,7 +192,7 @@ class Registry(Application[UUID]):
             row = stored.get(link.position)
             if row is None:  # a chain entry without its event: verify names it
                 continue
-            envelope = unhashed_envelope(_notification(row), self.mapper.transcoder)
+            envelope = unhashed_envelope(row_notification(row), self.mapper.transcoder)
             envelope["prev_hash"] = link.prev_hash
             envelope["hash"] = link.hash
             envelopes.append(envelope)
@@ -202,82 +200,8 @@ class Registry(Application[UUID]):
         return {"events": envelopes, "next_after": next_after, "head": max(head, next_after)}
 
     def verify(self, batch_size: int = 5000) -> Iterator[dict[str, Any]]:
-        """Recompute the hash chain from the stored events; yields progress, then the verdict.
-
-        Each progress item is ``{"checked": n}``; the last item has ``"ok"`` and, when the chain
-        is broken, ``"position"`` and ``"problem"`` naming the first entry that does not match.
-        """
-        e, c = self.events_table, chain
-        query = (
-            select(
-                e.c.id,
-                e.c.originator_id,
-                e.c.originator_version,
-                e.c.topic,
-                e.c.state,
-                c.c.position,
-                c.c.prev_hash,
-                c.c.hash,
-                c.c.leaf_hash,
-            )
-            .join(c, c.c.position == e.c.id, full=True)
-            .order_by(func.coalesce(e.c.id, c.c.position))
-        )
-        prev, checked = GENESIS_HASH, 0
-        with self.engine.connect() as conn:
-            rows = conn.execution_options(yield_per=batch_size).execute(query)
-            with rows:  # closed on an early return, too (a server-side cursor on PostgreSQL)
-                for row in rows:
-                    problem = _chain_problem(row, prev, self.mapper.transcoder)
-                    if problem is not None:
-                        position = row.id if row.id is not None else row.position
-                        yield {
-                            "ok": False,
-                            "checked": checked,
-                            "position": position,
-                            "problem": problem,
-                        }
-                        return
-                    prev = row.hash
-                    checked += 1
-                    if checked % batch_size == 0:
-                        yield {"checked": checked}
-        yield {"ok": True, "checked": checked, "head_hash": prev}
-
-
-def _chain_problem(row: Any, prev: str, transcoder: Any) -> str | None:
-    if row.id is None:
-        return "the chain records an entry whose event is missing"
-    if row.position is None:
-        return "the event has no chain entry"
-    if row.prev_hash != prev:
-        return "prev_hash does not match the hash of the entry before it"
-    notification = _notification(row)
-    try:
-        envelope = unhashed_envelope(notification, transcoder)
-        misfiled = storage_problem(notification, transcoder)
-    except Exception as exc:  # a row altered so far that it no longer decodes
-        return f"the stored event does not decode ({type(exc).__name__})"
-    if misfiled is not None:
-        return misfiled
-    envelope["prev_hash"] = prev
-    envelope["hash"] = entry_hash(prev, envelope)
-    if envelope["hash"] != row.hash:
-        return "the stored event does not match its hash"
-    if leaf_hash(canonical_bytes(envelope)).hex() != row.leaf_hash:
-        return "the Merkle leaf hash does not match the entry"
-    return None
-
-
-def _notification(row: Any) -> Notification:
-    state = row.state
-    return Notification(
-        id=row.id,
-        originator_id=row.originator_id,
-        originator_version=row.originator_version,
-        topic=row.topic,
-        state=bytes(state) if isinstance(state, memoryview) else state,
-    )
+        """Recompute the hash chain from the stored events, as :func:`verify_chain` says."""
+        return verify_chain(self.engine, self.events_table, self.mapper.transcoder, batch_size)
 
 
 def _money(item: dict[str, Any]) -> dict[str, Any]:

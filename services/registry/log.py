@@ -100,6 +100,18 @@ def placed(position: int, draft: dict[str, Any]) -> dict[str, Any]:
     return {"position": position, **draft}
 
 
+def row_notification(row: Any) -> Notification:
+    """The notification of a row selected from the events table (bytes whatever the driver)."""
+    state = row.state
+    return Notification(
+        id=row.id,
+        originator_id=row.originator_id,
+        originator_version=row.originator_version,
+        topic=row.topic,
+        state=bytes(state) if isinstance(state, memoryview) else state,
+    )
+
+
 def storage_problem(notification: Notification, transcoder: Transcoder) -> str | None:
     """Why a stored event's topic or creating aggregate is not what its type must be stored as."""
     kind = event_type(notification.topic)

@@ -728,7 +728,7 @@ def test_a_year_before_the_plan_is_refused(bundle: Path) -> None:
 # -- a tampered bundle -------------------------------------------------------------------------
 
 
-def test_a_break_in_the_chain_heads_the_report_and_the_figures_still_cover_the_log(
+def test_a_break_in_the_chain_refuses_the_report_unless_told_and_then_heads_it(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tampered = tmp_path / "tampered"
@@ -743,10 +743,19 @@ def test_a_break_in_the_chain_heads_the_report_and_the_figures_still_cover_the_l
     (tampered / "events.jsonl").write_bytes(b"\n".join(lines) + b"\n")
 
     out = tmp_path / "report"
-    code = main(["audit", "report", str(tampered), "--year", str(YEAR), "--out", str(out)])
+    refused = main(["audit", "report", str(tampered), "--year", str(YEAR), "--out", str(out)])
     printed = capsys.readouterr().out
+    assert refused == 1
+    assert f"TAMPERING DETECTED at position {envelope['position']}" in printed
+    assert "refused" in printed and not out.exists()
+
+    argv = ["audit", "report", str(tampered), "--year", str(YEAR), "--out", str(out)]
+    code = main([*argv, "--no-verify"])
+    captured = capsys.readouterr()
+    printed = captured.out
     assert code == 1
     assert "TAMPERING DETECTED" in printed and str(out / "report.html") in printed
+    assert "--no-verify: the history does NOT verify" in captured.err
 
     figures = json.loads((out / "figures.json").read_text("utf-8"))
     assert figures["verdict"]["ok"] is False

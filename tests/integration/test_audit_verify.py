@@ -587,6 +587,8 @@ def test_an_entry_appended_after_the_last_checkpoint_is_only_chain_checked(
 
     assert verdict.ok
     assert (verdict.checked, verdict.checkpoints_verified) == (SIZE + 1, len(CHECKPOINTS))
+    assert (verdict.covered, verdict.uncovered) == (SIZE, 1)
+    assert "1 after the last one by the chain alone" in verdict.summary()
     assert verdict.root_hash != checkpoints_of(bundle)[-1]["root_hash"]
 
 
@@ -746,7 +748,7 @@ def test_a_rewritten_and_re_signed_history_passes_alone_but_fails_the_trusted_ch
     assert "TAMPERING DETECTED at checkpoint 8:" in out
 
 
-def test_a_rewritten_history_without_checkpoints_fails_only_the_trusted_checkpoint(
+def test_a_rewritten_history_without_checkpoints_is_unproven_and_fails_the_trusted_checkpoint(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     older = checkpoints_of(bundle)[1]
@@ -755,7 +757,8 @@ def test_a_rewritten_history_without_checkpoints_fails_only_the_trusted_checkpoi
     write_envelopes(bundle, rechain(entries))
     write_checkpoints(bundle, [])
 
-    assert verify_bundle(bundle).ok
+    alone = verify_bundle(bundle)
+    assert (alone.ok, alone.unproven, alone.covered, alone.uncovered) == (False, True, 0, SIZE)
     verdict = verify_bundle(bundle, older)
     fails_at_checkpoint(verdict, 8)
     assert "Merkle root of the first 8 entries" in (verdict.problem or "")
@@ -1139,13 +1142,13 @@ def test_replay_until_and_as_of_together_are_refused(
 def test_replay_reads_the_bundle_not_the_registry(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # An altered bundle replays to the altered figures: verify first, then replay.
+    # An altered bundle replays to the altered figures when told not to verify it first.
     entries = envelopes(bundle)
     change_an_amount(entries, 5)  # INV-2: 1,000,000.00 → 1,900,000.00
     change_an_amount(entries, 6)  # BANK-2 too
     write_envelopes(bundle, entries)
 
-    result = replayed(bundle, tmp_path, capsys, "--until", "6")
+    result = replayed(bundle, tmp_path, capsys, "--until", "6", "--no-verify")
 
     assert of_2024(result)[("absorption", FIRM)] == "190000.00"
     assert not verify_bundle(bundle).ok
@@ -1154,3 +1157,377 @@ def test_replay_reads_the_bundle_not_the_registry(
 def test_orjson_reads_what_export_writes(bundle: Path) -> None:
     first = (bundle / "events.jsonl").read_bytes().splitlines()[0]
     assert canonical_bytes(orjson.loads(first)) == first
+
+
+# -- what no checkpoint covers, and the manifest ---------------------------------------------
+
+
+def rewrite_manifest(bundle: Path) -> None:
+    """Make the manifest agree with the bundle's entries, as a careful adversary would."""
+    entries, path = envelopes(bundle), bundle / "manifest.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    manifest |= {
+        "events": len(entries),
+        "last_position": entries[-1]["position"] if entries else 0,
+        "head_hash": entries[-1]["hash"] if entries else GENESIS_HASH,
+        "checkpoints": len(checkpoints_of(bundle)),
+    }
+    path.write_text(json.dumps(manifest), "utf-8")
+
+
+def cli_verify_every(capsys: pytest.CaptureFixture[str], bundle: Path) -> tuple[int, str]:
+    return cli_verify(capsys, bundle, "--checkpoint-every", str(EVERY))
+
+
+def test_the_honest_bundle_is_covered_by_its_checkpoints_and_agrees_with_its_manifest(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = cli_verify_every(capsys, bundle)
+    assert code == 0, out
+    assert f"{SIZE} entries covered by a signed checkpoint, 0 after the last one" in out
+
+    code, out = cli_verify(capsys, bundle, "--checkpoint-every", str(EVERY), "--json")
+    verdict = json.loads(out)
+    assert (verdict["covered"], verdict["uncovered"], verdict["max_uncovered"]) == (SIZE, 0, EVERY)
+    assert verdict["manifest_checked"] is True and verdict["message"].startswith("verified:")
+
+
+def test_a_rewritten_tail_whose_checkpoints_were_deleted_is_not_proven(
+    bundle: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = envelopes(bundle)
+    entries[12]["payload"]["reason"] = "另有原因"  # position 13, the cancellation
+    change_an_amount(entries, 11)  # and INV-4
+    write_envelopes(bundle, rechain(entries))
+    write_checkpoints(bundle, [c for c in checkpoints_of(bundle) if c["tree_size"] <= 8])
+    rewrite_manifest(bundle)
+
+    verdict = verify_log(
+        BundleSource(bundle).envelopes(),
+        checkpoints_of(bundle),
+        BundleSource(bundle).public_key_pem(),
+        checkpoint_every=EVERY,
+    )
+
+    assert (verdict.ok, verdict.unproven, verdict.covered, verdict.uncovered) == (
+        False,
+        True,
+        8,
+        SIZE - 8,
+    )
+    assert "6 entries after the last signed checkpoint (tree size 8) are covered by none" in (
+        verdict.problem or ""
+    )
+    code, out = cli_verify_every(capsys, bundle)
+    assert code == 1
+    assert "NOT PROVEN at the log's tail: 6 entries after the last signed checkpoint" in out
+    # The interval is the registry's setting, read from the same variable.
+    monkeypatch.setenv("TCR_CHECKPOINT_EVERY", str(EVERY))
+    assert cli_verify(capsys, bundle)[0] == 1
+    monkeypatch.setenv("TCR_CHECKPOINT_EVERY", "1000")
+    assert cli_verify(capsys, bundle)[0] == 0  # six uncovered are within a 1000 interval
+
+
+def test_an_empty_checkpoints_file_is_not_proven(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_checkpoints(bundle, [])
+
+    code, out = cli_verify(capsys, bundle)
+    assert code == 1
+    assert "TAMPERING DETECTED at the bundle: the bundle's manifest says checkpoints 4" in out
+
+    rewrite_manifest(bundle)
+    code, out = cli_verify(capsys, bundle)
+    assert code == 1
+    assert f"NOT PROVEN at the log's tail: no signed checkpoint covers any of the {SIZE}" in out
+
+
+def test_a_bundle_with_its_tail_cut_off_disagrees_with_its_manifest(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_envelopes(bundle, envelopes(bundle)[:12])
+    write_checkpoints(bundle, [c for c in checkpoints_of(bundle) if c["tree_size"] <= 12])
+    assert verify_bundle(bundle).ok  # the chain and the checkpoints left are intact
+
+    code, out = cli_verify_every(capsys, bundle)
+
+    assert code == 1
+    assert f"the bundle's manifest says events {SIZE} but the bundle holds 12" in out
+
+
+def test_a_manifest_whose_head_hash_differs_is_named(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text("utf-8"))
+    path.write_text(json.dumps({**manifest, "head_hash": "d" * 64}), "utf-8")
+
+    code, out = cli_verify_every(capsys, bundle)
+
+    assert code == 1 and "manifest says head_hash" in out
+
+
+def test_the_audit_api_says_the_same_verdict_as_the_cli(
+    history: History, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.audit.app import create_app as create_audit_app
+    from services.audit.settings import AuditSettings
+
+    served = history.served
+    settings = AuditSettings(
+        tokens_file=served.tokens.path,
+        registry_url=served.url,
+        registry_token=served.tokens.auditor,
+        checkpoint_every=EVERY,
+    )
+    with TestClient(create_audit_app(settings)) as audit:
+        answer = audit.get("/v1/verify", headers=served.tokens.header("auditor")).json()
+    code, out = cli_verify(
+        capsys, "--registry", served.url, "--token", served.tokens.auditor,
+        "--checkpoint-every", str(EVERY),
+    )  # fmt: skip
+
+    assert code == 0 and answer["ok"] is True
+    assert out.strip() == answer["message"]
+    assert (answer["covered"], answer["uncovered"]) == (SIZE, 0)
+
+
+# -- replay, compare and report verify first ------------------------------------------------
+
+
+def tamper(bundle: Path) -> None:
+    entries = envelopes(bundle)
+    change_an_amount(entries, 5)
+    write_envelopes(bundle, entries)
+
+
+def test_replay_refuses_a_bundle_that_does_not_verify(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(bundle)
+    out = tmp_path / "replay.json"
+
+    code = main(["audit", "replay", str(bundle), "--out", str(out)])
+
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert "TAMPERING DETECTED at position 5" in err and "replay: refused" in err
+
+
+def test_replay_with_no_verify_runs_and_says_so(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(bundle)
+    out = tmp_path / "replay.json"
+
+    code = main(["audit", "replay", str(bundle), "--out", str(out), "--no-verify"])
+
+    assert code == 0 and out.exists()
+    assert "WARNING: tcr audit replay --no-verify: the history was NOT verified" in (
+        capsys.readouterr().err
+    )
+
+
+def test_replay_of_an_honest_bundle_says_it_verified_it_first(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "replay", str(bundle), "--out", str(tmp_path / "r.json")]) == 0
+    assert capsys.readouterr().err.startswith(f"verified: {SIZE} entries")
+
+
+@pytest.fixture
+def subsidy_answering_nothing() -> Iterator[str]:
+    """A subsidy API that serves no entitlements at the bundle's head: every one differs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"position": SIZE, "entitlements": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_compare_refuses_a_bundle_that_does_not_verify_and_runs_with_no_verify(
+    bundle: Path, subsidy_answering_nothing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tamper(bundle)
+    argv = ["audit", "compare", str(bundle), "--subsidy", subsidy_answering_nothing]
+
+    code = main([*argv, "--token", "t"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "TAMPERING DETECTED at position 5" in captured.err
+    assert "compare: refused" in captured.err and "entitlements at position" not in captured.out
+
+    code = main([*argv, "--token", "t", "--no-verify"])
+    captured = capsys.readouterr()
+    assert code == 1  # it ran: every recomputed entitlement differs from none served
+    assert "2024: 3 entitlements at position 14" in captured.out
+    assert "NOT verified" in captured.err
+
+
+def test_report_refuses_a_bundle_that_does_not_verify(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_checkpoints(bundle, [])
+    rewrite_manifest(bundle)
+    out = tmp_path / "report"
+
+    code = main(["audit", "report", str(bundle), "--year", "2024", "--out", str(out)])
+
+    assert code == 1 and not out.exists()
+    assert "NOT PROVEN at the log's tail" in capsys.readouterr().out
+
+
+# -- the registry's own check on a read-only database ----------------------------------------
+
+
+def registry_verify(*args: str) -> int:
+    return main(["registry", "verify", "--read-only", *args])
+
+
+def test_read_only_verify_checks_a_read_only_sqlite_copy_and_finds_it_altered(
+    stored: Stored, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import sqlite3
+
+    if not stored.database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file; PostgreSQL is checked through a read-only role below")
+    copies = tmp_path / "copy"
+    copies.mkdir()
+    copy = copies / "registry.db"
+    source = sqlite3.connect(stored.database_url.removeprefix("sqlite:///"))
+    target = sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    os.chmod(copy, 0o444)
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+
+    capsys.readouterr()
+    assert registry_verify("--database-url", f"sqlite:///{copy}") == 0
+    assert f"chain intact: {SIZE} entries" in capsys.readouterr().out
+    uri = f"sqlite:///file:{copy}?mode=ro&uri=true"
+    assert registry_verify("--database-url", uri) == 0
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+    assert not list(copies.glob("*lock*"))  # no schema lock taken
+
+    os.chmod(copy, 0o644)
+    alter_state(f"sqlite:///{copy}", 5, b'"amount_fen":100000000', b'"amount_fen":190000000')
+    os.chmod(copy, 0o444)
+    capsys.readouterr()
+    assert registry_verify("--database-url", f"sqlite:///{copy}") == 1
+    assert "chain BROKEN at position 5" in capsys.readouterr().out
+
+
+def test_read_only_verify_names_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no SQLite database at") as exit_:
+        registry_verify("--database-url", f"sqlite:///{tmp_path / 'absent.db'}")
+    assert exit_.value.code != 0
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_read_only_verify_works_through_a_postgresql_role_that_may_only_select(
+    stored: Stored, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    from sqlalchemy import make_url
+
+    if not stored.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL; SQLite is checked on a read-only file above")
+    role = f"tcr_reader_{uuid.uuid4().hex[:8]}"
+    database = make_url(stored.database_url).database
+    with sql(stored.database_url) as run:
+        run(f"CREATE ROLE {role} LOGIN")
+        run(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        run(f"GRANT USAGE ON SCHEMA public TO {role}")
+        run(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    reader = make_url(stored.database_url).set(username=role, password=None)
+    url = reader.render_as_string(hide_password=False)
+    try:
+        capsys.readouterr()
+        assert registry_verify("--database-url", url) == 0
+        assert f"chain intact: {SIZE} entries" in capsys.readouterr().out
+
+        alter_state(stored.database_url, 5, b'"amount_fen":100000000', b'"amount_fen":190000000')
+        assert registry_verify("--database-url", url) == 1
+        assert "chain BROKEN at position 5" in capsys.readouterr().out
+    finally:
+        with sql(stored.database_url) as run:
+            run(f"DROP OWNED BY {role}")
+            run(f"DROP ROLE {role}")
+
+
+# -- tokens off the command line -------------------------------------------------------------
+
+
+def test_live_verify_reads_the_token_from_tcr_token(
+    history: History, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TCR_TOKEN", history.served.tokens.auditor)
+
+    code, out = cli_verify(capsys, "--registry", history.served.url)
+
+    assert code == 0, out
+    assert f"verified: {SIZE} entries" in out
+
+
+def test_export_reads_the_token_from_a_file(
+    history: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "auditor.token"
+    token_file.write_text(f"  {history.served.tokens.auditor}  \nsecond line ignored\n")
+    out = tmp_path / "exported"
+
+    code = main(
+        ["audit", "export", "--registry", history.served.url, "--token-file", str(token_file),
+         "--out", str(out)]
+    )  # fmt: skip
+
+    assert code == 0
+    assert f"exported {SIZE} events" in capsys.readouterr().out
+    assert verify_bundle(out).ok
+
+
+def test_a_token_file_that_is_missing_is_a_clear_error(
+    history: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such.token"
+
+    with pytest.raises(SystemExit) as exit_:
+        cli_verify(capsys, "--registry", history.served.url, "--token-file", str(missing))
+
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --token-file: cannot read the token from {missing}" in err
+
+
+def test_live_verify_without_any_token_says_how_to_give_one(
+    history: History, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TCR_TOKEN", raising=False)
+
+    with pytest.raises(SystemExit, match="--token-file PATH, \\$TCR_TOKEN or --token"):
+        cli_verify(capsys, "--registry", history.served.url)
