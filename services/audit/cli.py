@@ -283,47 +283,41 @@ def _replay(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import httpx
 
-    from services.audit.replay import differences, replay_facts, until
-    from services.common.policy.engine import entitlements
+    from services.audit.findings import StaleHistory, subsidy_differences
+    from services.audit.served import served_entitlements
     from services.common.policy.loader import load_policy
-    from services.common.policy.present import entitlement_json
 
     token = required_token(args, "tcr audit compare")
     policy = load_policy()
     source = BundleSource(args.bundle)
     if _refused(args, source):
         return 1
-    found: list[dict[str, Any]] = []
-    facts_at: dict[int, Any] = {}
     with httpx.Client(
-        base_url=args.subsidy.rstrip("/"), headers={"Authorization": f"Bearer {token}"}
+        base_url=args.subsidy.rstrip("/"),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60.0,
     ) as client:
-        for year in range(policy.first_year, policy.last_year + 1):
-            response = client.get("/v1/entitlements", params={"year": year})
-            response.raise_for_status()
-            served = response.json()
-            position = int(served["position"])
-            if position not in facts_at:
-                facts_at[position] = replay_facts(until(source.envelopes(), position))
-            facts = facts_at[position]
-            if facts.position < position:
-                print(
-                    f"the bundle ends at position {facts.position} but the subsidy service "
-                    f"answers at {position}: export a newer bundle",
-                    file=sys.stderr,
-                )
-                return 2
-            ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
-            found += differences(ours, served["entitlements"], year)
-            print(f"{year}: {len(ours)} entitlements at position {position}, "
-                  f"{sum(1 for d in found if d['year'] == year)} differences")  # fmt: skip
+        try:
+            result = subsidy_differences(
+                source.envelopes,
+                lambda year, position: served_entitlements(client, year, position),
+                policy,
+            )
+        except StaleHistory as exc:
+            print(f"{exc}: export a newer bundle", file=sys.stderr)
+            return 2
+    for row in result["years"]:
+        when = "as of position" if row["as_of_position"] else "now, at position"
+        print(f"{row['year']} {when} {row['position']}: {row['entitlements']} entitlements, "
+              f"{row['differences']} differences")  # fmt: skip
+    found = result["differences"]
     if found:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         print(f"{len(found)} differences between the recomputation and the subsidy service")
         return 1
     print(
-        "the subsidy service serves exactly the recomputed entitlements"
-        + (" (of a history NOT verified: --no-verify)" if args.no_verify else "")
+        "the subsidy service serves exactly the recomputed entitlements, now and as of three "
+        "past positions" + (" (of a history NOT verified: --no-verify)" if args.no_verify else "")
     )
     return 0
 
