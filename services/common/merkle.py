@@ -234,6 +234,12 @@ class CompactRange:
         self.size += 1
         return completed
 
+    def copy(self) -> CompactRange:
+        """An independent copy, to advance tentatively."""
+        other = CompactRange()
+        other.size, other._peaks = self.size, list(self._peaks)
+        return other
+
     def root(self) -> bytes:
         if not self._peaks:
             return EMPTY_ROOT
