@@ -80,6 +80,7 @@ checkpoints = Table(
 # Node (level, index) is the root of leaves [index << level, (index + 1) << level), stored
 # once the last of them is in the log; level 0 (the leaves) is ``registry_chain.leaf_hash``.
 # A proof reads O(log n) of these by key instead of every leaf. One row per leaf, ~n in all.
+# A log older than the table gains it here and its rows from the checkpointer's first pass.
 merkle_nodes = Table(
     "registry_merkle_nodes",
     metadata,
