@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Engine, LargeBinary, String, cast, literal, null, select, tuple_, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.envelope import format_instant
@@ -191,26 +191,29 @@ class Checkpointer:
         return found
 
     def _read(self, wanted: set[Node]) -> dict[Node, bytes]:
-        """Two look-ups by key: leaves from the chain, the perfect subtrees above them."""
-        leaves = [index for level, index in wanted if level == 0]
-        above = [node for node in wanted if node[0] > 0]
-        found: dict[Node, bytes] = {}
+        """One query by key: leaves from the chain (hex), the perfect subtrees above them."""
+        leaves = select(
+            literal(0).label("level"),
+            chain.c.leaf_index.label("index"),
+            chain.c.leaf_hash.label("hex"),
+            cast(null(), LargeBinary).label("hash"),
+        ).where(chain.c.leaf_index.in_([index for level, index in wanted if level == 0]))
+        above = select(
+            merkle_nodes.c.level,
+            merkle_nodes.c.index,
+            cast(null(), String).label("hex"),
+            merkle_nodes.c.hash,
+        ).where(
+            tuple_(merkle_nodes.c.level, merkle_nodes.c.index).in_(
+                [node for node in wanted if node[0] > 0]
+            )
+        )
         with self._engine.connect() as conn:
-            if leaves:
-                rows = conn.execute(
-                    select(chain.c.leaf_index, chain.c.leaf_hash).where(
-                        chain.c.leaf_index.in_(leaves)
-                    )
-                )
-                found.update(((0, index), bytes.fromhex(leaf)) for index, leaf in rows)
-            if above:
-                rows = conn.execute(
-                    select(merkle_nodes.c.level, merkle_nodes.c.index, merkle_nodes.c.hash).where(
-                        tuple_(merkle_nodes.c.level, merkle_nodes.c.index).in_(above)
-                    )
-                )
-                found.update(((level, index), bytes(node)) for level, index, node in rows)
-        return found
+            rows = conn.execute(union_all(leaves, above)).all()
+        return {
+            (level, index): bytes.fromhex(hex_hash) if level == 0 else bytes(node)
+            for level, index, hex_hash, node in rows
+        }
 
     def _log_size(self) -> int:
         """Leaves in the log: the highest leaf index plus one, read from its unique index."""
