@@ -33,8 +33,8 @@ from services.registry.store import chain, checkpoints, merkle_nodes
 
 # Leaves per pass, and per transaction of the subtree roots they complete (about one per leaf).
 # Every process starts from leaf 0: that catch-up (and filling in the roots of a log written
-# before the node table) took 22 s per million leaves over stored roots, 30 s storing them
-# (bench/proofs.py, 2 shared cores; 45,000 and 34,000 leaves/s).
+# before the node table) took 20-40 s per million leaves, whether storing the roots or finding
+# them stored (bench/proofs.py on 2 busy shared cores: 27,000-48,000 leaves/s).
 _PAGE = 20_000
 _NODE_COLUMNS = ("level", "index", "hash")
 _INSERT_NODES_UNNEST = (
