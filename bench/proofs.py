@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
     ).stdout.strip()
+    measured_on = machine()
     results = [
         measure(args.admin_url, size, args.proofs, args.baseline_proofs) for size in args.sizes
     ]
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "bench": "proofs",
         "commit": commit,
-        "machine": machine(),
+        "machine": measured_on,
         "parameters": vars(args),
         "results": results,
         "goal_p99_ms": GOAL_P99_MS,
