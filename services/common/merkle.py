@@ -8,9 +8,14 @@ in log order; leaf indexes count entries from 0 (log positions may have gaps).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+# A perfect subtree: (level, index) is the root of leaves [index << level, (index + 1) << level).
+Node = tuple[int, int]
+# A subtree as proofs name it: the leaves [start, end), perfect or at the tree's right edge.
+Span = tuple[int, int]
 
 
 def leaf_hash(entry: bytes) -> bytes:
@@ -127,6 +132,82 @@ def verify_consistency(
     return sn == 0 and fr == first_root and sr == second_root
 
 
+# -- proofs from stored perfect subtrees ------------------------------------------------------
+
+
+def perfect_nodes(start: int, end: int) -> list[Node]:
+    """The perfect subtrees whose roots fold into MTH(D[start:end]), largest first.
+
+    Every subtree in an RFC 6962 tree starts at a multiple of a power of two at least its
+    size, so its split (the largest power of two below its size) leaves a perfect left half:
+    the pieces are the binary digits of ``end - start``, highest first.
+    """
+    if not 0 <= start < end:
+        raise ValueError(f"no subtree spans leaves [{start}, {end})")
+    nodes: list[Node] = []
+    for level in range((end - start).bit_length() - 1, -1, -1):
+        if (end - start) >> level & 1:
+            if start % (1 << level):
+                raise ValueError(f"leaves [{start}, {end}) are not a subtree of a Merkle tree")
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes
+
+
+def fold(pieces: Sequence[bytes]) -> bytes:
+    """MTH of a subtree from the roots of its perfect pieces, largest (leftmost) first."""
+    acc = pieces[-1]
+    for piece in reversed(pieces[:-1]):
+        acc = node_hash(piece, acc)
+    return acc
+
+
+def inclusion_spans(index: int, tree_size: int) -> list[Span]:
+    """The subtrees whose roots make PATH(index, D[tree_size]), in the proof's order."""
+    if not 0 <= index < tree_size:
+        raise ValueError(f"leaf index {index} is outside a tree of {tree_size} leaves")
+    spans: list[Span] = []
+    start, end = 0, tree_size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            spans.append((start + k, end))
+            end = start + k
+        else:
+            spans.append((start, start + k))
+            start += k
+    return spans[::-1]  # the recursion lists the deepest sibling first
+
+
+def consistency_spans(first: int, second: int) -> list[Span]:
+    """The subtrees whose roots make PROOF(first, D[second]), in the proof's order."""
+    if not 0 < first <= second:
+        raise ValueError(f"cannot prove a tree of {first} leaves consistent with one of {second}")
+    spans: list[Span] = []
+    start, end, m, complete = 0, second, first, True
+    while m != end - start:
+        k = _split(end - start)
+        if m <= k:
+            spans.append((start + k, end))
+            end = start + k
+        else:
+            spans.append((start, start + k))
+            start, m, complete = start + k, m - k, False
+    if not complete:
+        spans.append((start, end))
+    return spans[::-1]
+
+
+def nodes_of(spans: Sequence[Span]) -> set[Node]:
+    """Every perfect subtree the given subtrees fold from."""
+    return {node for start, end in spans for node in perfect_nodes(start, end)}
+
+
+def span_hash(span: Span, hashes: Mapping[Node, bytes]) -> bytes:
+    """MTH(D[start:end]) from the roots of its perfect subtrees (level 0: the leaf hashes)."""
+    return fold([hashes[node] for node in perfect_nodes(*span)])
+
+
 class CompactRange:
     """The roots of the perfect subtrees along the right edge: O(log n) memory, any n.
 
@@ -138,15 +219,26 @@ class CompactRange:
         self.size = 0
         self._peaks: list[bytes] = []  # highest subtree first
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add the next leaf; answer the perfect subtrees it completes as (level, index, hash)."""
         self._peaks.append(leaf)
-        size = self.size
+        completed: list[tuple[int, int, bytes]] = []
+        size, level = self.size, 0
         while size & 1:
             right = self._peaks.pop()
             left = self._peaks.pop()
             self._peaks.append(node_hash(left, right))
             size >>= 1
+            level += 1
+            completed.append((level, size, self._peaks[-1]))
         self.size += 1
+        return completed
+
+    def copy(self) -> CompactRange:
+        """An independent copy, to advance tentatively."""
+        other = CompactRange()
+        other.size, other._peaks = self.size, list(self._peaks)
+        return other
 
     def root(self) -> bytes:
         if not self._peaks:

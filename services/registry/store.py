@@ -5,6 +5,7 @@
 - ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
 - ``registry_relay``: the last log position the relay has published to Kafka.
 - ``registry_checkpoints``: signed Merkle tree heads over the log.
+- ``registry_merkle_nodes``: the root of every perfect subtree of the log's Merkle tree.
 
 The first three are written in the same transaction as the events they belong to.
 """
@@ -76,7 +77,20 @@ checkpoints = Table(
     Column("signature", String(128), nullable=False),
 )
 
+# Node (level, index) is the root of leaves [index << level, (index + 1) << level), stored
+# once the last of them is in the log; level 0 (the leaves) is ``registry_chain.leaf_hash``.
+# A proof reads O(log n) of these by key instead of every leaf. One row per leaf, ~n in all.
+# A log older than the table gains it here and its rows from the checkpointer's first pass.
+merkle_nodes = Table(
+    "registry_merkle_nodes",
+    metadata,
+    Column("level", Integer, nullable=False),
+    Column("index", BIGINT, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    PrimaryKeyConstraint("level", "index"),
+)
+
 
 def create_tables(engine: Engine) -> None:
-    """The registry's own tables (the event store's are the library's)."""
+    """The registry's own tables (the event store's are the library's); adds missing ones."""
     metadata.create_all(engine)
