@@ -45,6 +45,23 @@ class VerdictPublic(BaseModel):
     message: str
 
 
+class FindingPublic(BaseModel):
+    kind: str
+    label: str
+    label_en: str
+    registration_no: str
+    detail: str
+    position: int | None
+
+
+class FindingsPage(BaseModel):
+    report_year: int
+    position: int
+    total: int
+    findings: list[FindingPublic]
+    next_cursor: str | None
+
+
 class ReplayPublic(BaseModel):
     policy_version: str
     position: int
@@ -121,8 +138,23 @@ def compare(request: Request, who: Auditor) -> dict[str, Any]:
 
 @router.get("/report", responses=_READ)
 def report(request: Request, who: Auditor, year: Year) -> dict[str, Any]:
-    """The evaluation figures, chain verdict and findings of a year, as JSON."""
-    return report_json(audit(request).report(year), with_findings=True)
+    """The evaluation figures, chain verdict and finding counts of a year, as JSON; the
+    findings themselves page through ``/v1/findings``."""
+    return report_json(audit(request).report(year))
+
+
+@router.get("/findings", response_model=FindingsPage, responses=_READ)
+def findings(
+    request: Request,
+    who: Auditor,
+    year: Year,
+    cursor: Annotated[
+        str | None, Query(max_length=40, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="Findings per page")] = 1000,
+) -> dict[str, Any]:
+    """The report's findings of a year, a page at a time, in the report's order."""
+    return audit(request).findings(year, cursor, limit)
 
 
 @router.get("/report.html", response_class=HTMLResponse, responses=_READ)

@@ -39,6 +39,7 @@ class Audit:
         self._open_subsidy = open_subsidy
         self._policy = policy
         self._registry_url = registry_url
+        self._reports: dict[int, AuditReport] = {}  # the last report of each year
         self._checkpoint_every = checkpoint_every
 
     @contextmanager
@@ -102,10 +103,15 @@ class Audit:
             client.close()
 
     def report(self, year: int) -> AuditReport:
-        """The evaluation report of ``year`` over the live log."""
+        """The evaluation report of ``year`` over the live log: computed afresh when the log
+        has moved on since the last one, else that one (pages of findings read the same)."""
         with self._source() as source:
+            head = source.head()
+            cached = self._reports.get(year)
+            if cached is not None and cached.position == head:
+                return cached
             try:
-                return audit_report(
+                report = audit_report(
                     source,
                     year,
                     self._policy,
@@ -114,6 +120,30 @@ class Audit:
                 )
             except ValueError as exc:
                 raise Invalid("year", str(exc)) from None
+        self._reports[year] = report
+        return report
+
+    def findings(self, year: int, cursor: str | None, limit: int) -> dict[str, Any]:
+        """One page of the report's findings, in the report's order."""
+        report = self.report(year)
+        offset = 0
+        if cursor is not None:
+            position, offset = _decode_cursor(cursor)
+            if position != report.position:
+                raise Invalid(
+                    "cursor",
+                    f"the log has moved on from position {position} to {report.position} "
+                    "since this cursor was given: read the findings again from the first page",
+                )
+        page = report.findings[offset : offset + limit]
+        more = offset + limit < len(report.findings)
+        return {
+            "report_year": year,
+            "position": report.position,
+            "total": len(report.findings),
+            "findings": [f.as_json() for f in page],
+            "next_cursor": _encode_cursor(report.position, offset + limit) if more else None,
+        }
 
     def health(self) -> dict[str, Any]:
         """Liveness, the policy in force, and the registry's head (None if unreachable)."""
@@ -170,3 +200,14 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """Factory for uvicorn: settings from the environment."""
     return server_app(create_app, AuditSettings())
+
+
+def _encode_cursor(position: int, offset: int) -> str:
+    return f"{position}.{offset}"
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int]:
+    position, _, offset = cursor.partition(".")
+    if position.isdigit() and offset.isdigit() and len(cursor) <= 40:
+        return int(position), int(offset)
+    raise Invalid("cursor", "is not a cursor this service gave out: pass next_cursor as it came")

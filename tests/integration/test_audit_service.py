@@ -45,6 +45,7 @@ PATHS = [
     "/v1/replay",
     "/v1/compare",
     "/v1/report?year=2024",
+    "/v1/findings?year=2024",
     "/v1/report.html?year=2024",
 ]
 
@@ -315,8 +316,37 @@ def test_report_gives_the_figures_and_findings_of_the_live_log(
     assert subsidies["total"] == "116000.00"
     assert [b["filed"] for b in report["brokers"] if b["year"] == 2024] == [1]
     # C1 is paid 600,000 of 1,200,000 and invoiced as much: no finding on its evidence yet.
-    kinds = {(f["registration_no"], f["kind"]) for f in report["findings"]}
+    findings = audit.get("/v1/findings", params={"year": 2024}).json()
+    kinds = {(f["registration_no"], f["kind"]) for f in findings["findings"]}
     assert not {k for _, k in kinds} & {"chain_break", "paid_not_invoiced", "invoiced_not_paid"}
+    assert findings["total"] == sum(report["findings_by_kind"].values()) == len(kinds) > 0
+    assert "findings" not in report  # they page through /v1/findings
+
+
+def test_findings_page_in_the_reports_order_and_a_stale_cursor_is_refused(
+    audit: TestClient, registry: LiveRegistry
+) -> None:
+    whole = audit.get("/v1/findings", params={"year": 2024, "limit": 10_000}).json()
+    assert whole["total"] >= 2, "too few findings to page"
+    pages, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"year": 2024, "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = audit.get("/v1/findings", params=params).json()
+        pages += page["findings"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == whole["findings"]
+
+    stale = f"{registry.head - 1}.1"
+    response = audit.get("/v1/findings", params={"year": 2024, "cursor": stale})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "cursor"
+    for bad in ("x", "1.", "..", "1.2.3"):
+        refused = audit.get("/v1/findings", params={"year": 2024, "cursor": bad})
+        assert refused.status_code == 422, bad
 
 
 def test_report_html_is_the_page(audit: TestClient) -> None:
