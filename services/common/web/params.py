@@ -1,0 +1,36 @@
+"""Query parameters several services take, parsed by the shared functions behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from services.common.instants import parse_instant
+
+# Log positions and tree sizes are BIGINT in both stores: a larger number is no position at
+# all, and reached the database as an overflow (a 500) before.
+MAX_POSITION = 2**63 - 1
+
+
+def optional_instant(name: str, description: str) -> Callable[..., Awaitable[datetime | None]]:
+    """A dependency reading the query parameter ``name`` as an instant in UTC (None if absent);
+    a bad one is a 422 naming ``name``. Use it as
+    ``as_of: Annotated[datetime | None, Depends(optional_instant("as_of", "…"))]``."""
+
+    async def instant(
+        value: Annotated[
+            str | None,
+            Query(
+                alias=name,
+                description=description,
+                json_schema_extra={"format": "date-time"},
+                examples=["2025-03-31T00:00:00+08:00"],
+            ),
+        ] = None,
+    ) -> datetime | None:
+        return None if value is None else parse_instant(name, value)
+
+    return instant
