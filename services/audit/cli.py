@@ -13,15 +13,15 @@ from typing import Any
 from tqdm import tqdm
 
 from services.audit.sources import BundleSource, LogSource, RegistrySource, export_bundle
+from services.common.errors import Invalid
+from services.common.instants import parse_instant
 
 
 def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no time zone, e.g. 2025-03-31T00:00:00+08:00"
-        )
-    return moment
+    try:
+        return parse_instant("--as-of", text)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc.message}") from None
 
 
 def add_audit_commands(services: Any) -> None:

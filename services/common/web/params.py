@@ -1,6 +1,7 @@
 """Query parameters several services take, parsed by the shared functions behind them."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI reads the dependency's parameter
+# annotation at run time, and it refers to this factory's arguments.
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,18 +20,17 @@ def optional_instant(name: str, description: str) -> Callable[..., Awaitable[dat
     """A dependency reading the query parameter ``name`` as an instant in UTC (None if absent);
     a bad one is a 422 naming ``name``. Use it as
     ``as_of: Annotated[datetime | None, Depends(optional_instant("as_of", "…"))]``."""
+    text = Annotated[
+        str | None,
+        Query(
+            alias=name,
+            description=description,
+            json_schema_extra={"format": "date-time"},
+            examples=["2025-03-31T00:00:00+08:00"],
+        ),
+    ]
 
-    async def instant(
-        value: Annotated[
-            str | None,
-            Query(
-                alias=name,
-                description=description,
-                json_schema_extra={"format": "date-time"},
-                examples=["2025-03-31T00:00:00+08:00"],
-            ),
-        ] = None,
-    ) -> datetime | None:
+    async def instant(value: text = None) -> datetime | None:
         return None if value is None else parse_instant(name, value)
 
     return instant
