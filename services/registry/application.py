@@ -198,7 +198,11 @@ class Registry(Application[UUID]):
             envelope["prev_hash"] = link.prev_hash
             envelope["hash"] = link.hash
             envelopes.append(envelope)
-        next_after = envelopes[-1]["position"] if envelopes else after
+        if not envelopes:
+            # Nothing after ``after``: the client keeps its place, and learns the real head even
+            # when it asked beyond it (a position from another store, or a restore).
+            return {"events": [], "next_after": after, "head": head}
+        next_after = envelopes[-1]["position"]
         return {"events": envelopes, "next_after": next_after, "head": max(head, next_after)}
 
     def verify(self, batch_size: int = 5000) -> Iterator[dict[str, Any]]:
