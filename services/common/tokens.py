@@ -11,9 +11,10 @@ import secrets
 import tempfile
 import threading
 import tomllib
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.common.text import text_problem
 
 ROLES = ("station", "bureau", "finance", "auditor")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -76,17 +77,14 @@ def parse_principals(content: bytes, path: Path) -> dict[str, Principal]:
 
 
 def label_problem(value: object) -> str | None:
-    """Why ``value`` cannot name a principal or station, or None: it must be non-empty text
-    free of control characters and of lone surrogates (what a shell passes for bytes that are
-    not UTF-8, e.g. ``$'bad\\xffname'``), which TOML cannot hold."""
+    """Why ``value`` cannot name a principal or station, or None: it must be non-empty one-line
+    text by the rule of every text field (no control characters, no lone surrogates: what a
+    shell passes for bytes that are not UTF-8, e.g. ``$'bad\\xffname'``, and TOML cannot hold)."""
     if not isinstance(value, str) or not value.strip():
         return "must be non-empty text"
-    for char in value:
-        if "\ud800" <= char <= "\udfff":
-            return "must be valid UTF-8 text (it holds bytes that are not UTF-8)"
-        if unicodedata.category(char) == "Cc":
-            return f"must not hold control characters (it holds U+{ord(char):04X})"
-    return None
+    if any("\ud800" <= char <= "\udfff" for char in value):
+        return "must be valid UTF-8 text (it holds bytes that are not UTF-8)"
+    return text_problem(value)
 
 
 def add_principal(path: Path, name: str, role: str, station_id: str | None = None) -> str:
