@@ -24,6 +24,7 @@ from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.event_store import FACTORY_TOPIC
 from services.registry.log import storage_problem, unhashed_envelope
+from services.registry.migrations import claim_number_keys
 from services.registry.store import chain, create_tables
 from services.registry.writer import Answer, GroupCommitWriter, Submission
 
@@ -57,7 +58,8 @@ class Registry(Application[UUID]):
                 }
             )
             create_tables(self.engine)
-        self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            claim_number_keys(self.engine, self.events_table, self.mapper)
         self.writer = GroupCommitWriter(
             self,
             self.engine,

@@ -1,10 +1,12 @@
 """The registry's own tables beside the event store, and the engine that writes them.
 
 - ``registry_chain``: one row per log entry: its hash and its predecessor's, its Merkle leaf.
-- ``registry_claims``: invoice numbers and bank serials, unique across the whole registry.
+- ``registry_claims``: registration numbers, invoice numbers and bank serials, each unique
+  across the whole registry under ``domain.number_key`` (case, width and spaces aside).
 - ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
 - ``registry_relay``: the last log position the relay has published to Kafka.
 - ``registry_checkpoints``: signed Merkle tree heads over the log.
+- ``registry_migrations``: the one-time changes already made to this store's content.
 
 The first three are written in the same transaction as the events they belong to.
 """
@@ -74,6 +76,12 @@ checkpoints = Table(
     Column("root_hash", String(64), nullable=False),
     Column("issued_at", String(32), nullable=False),
     Column("signature", String(128), nullable=False),
+)
+
+migrations = Table(
+    "registry_migrations",
+    metadata,
+    Column("name", String(64), primary_key=True),
 )
 
 

@@ -196,3 +196,54 @@ def test_a_broker_name_passes_the_same_rule(client: TestClient) -> None:
     broker = {**broker_body("B1"), "name": "=HYPERLINK(\x00)"}
     assert_invalid(client.post("/v1/brokers", json=broker), "name")
     assert _head(client) == 0
+
+
+# -- numbers are unique ignoring case (NFKC, case-folded, trimmed) -----------------------------
+
+
+def test_a_registration_number_differing_only_in_case_is_a_conflict(client: TestClient) -> None:
+    assert client.post("/v1/contracts", json=contract_body("TX-2024-0001")).status_code == 201
+    response = client.post("/v1/contracts", json=contract_body("tx-2024-0001"))
+    body = assert_invalid(response, "registration_no", status=409)
+    assert "tx-2024-0001" in body["message"] and "TX-2024-0001" in body["message"]
+    assert _head(client) == 1
+    assert client.get("/v1/contracts/tx-2024-0001").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "second", "field"),
+    [
+        ("invoices", invoice_body("INV-1", "1.00"), invoice_body("inv-1", "1.00"), "invoice_no"),
+        (
+            "transfer-proofs",
+            transfer_body("BANK-1", "1.00"),
+            transfer_body("Bank-1", "1.00"),
+            "serial_no",
+        ),
+    ],
+)
+def test_an_invoice_or_serial_number_differing_only_in_case_is_a_conflict_on_any_contract(
+    client: TestClient, path: str, first: dict[str, Any], second: dict[str, Any], field: str
+) -> None:
+    for number in (NO, "2024410400000002"):
+        assert client.post("/v1/contracts", json=contract_body(number)).status_code == 201
+    assert client.post(f"/v1/contracts/{NO}/{path}", json=first).status_code == 201
+    for number in (NO, "2024410400000002"):
+        response = client.post(f"/v1/contracts/{number}/{path}", json=second)
+        body = assert_invalid(response, field, status=409)
+        assert f"already recorded on contract {NO}" in body["message"]
+    assert _head(client) == 3
+
+
+def test_two_numbers_differing_only_in_case_in_one_batch_store_nothing(
+    client: TestClient,
+) -> None:
+    commands = [
+        {"op": "register_contract", "body": contract_body("TX-1")},
+        {"op": "register_contract", "body": contract_body("Tx-1")},
+    ]
+    body = assert_invalid(
+        client.post("/v1/batch", json={"commands": commands}), "registration_no", 409
+    )
+    assert body["index"] == 1
+    assert _head(client) == 0
