@@ -34,3 +34,22 @@ def optional_instant(name: str, description: str) -> Callable[..., Awaitable[dat
         return None if value is None else parse_instant(name, value)
 
     return instant
+
+
+def required_instant(name: str, description: str) -> Callable[..., Awaitable[datetime]]:
+    """Like :func:`optional_instant`, for a parameter that must be given (a 422 when absent):
+    ``since: Annotated[datetime, Depends(required_instant("since", "…"))]``."""
+    text = Annotated[
+        str,
+        Query(
+            alias=name,
+            description=description,
+            json_schema_extra={"format": "date-time"},
+            examples=["2025-03-31T00:00:00+08:00"],
+        ),
+    ]
+
+    async def instant(value: text) -> datetime:
+        return parse_instant(name, value)
+
+    return instant
