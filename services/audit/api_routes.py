@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from services.audit.report import render_html, report_json
-from services.common.errors import Invalid
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
+from services.common.web.params import MAX_POSITION, optional_instant
 
 if TYPE_CHECKING:
     from services.audit.app import Audit
@@ -102,6 +102,9 @@ Year = Annotated[
 ]
 
 
+_AS_OF = optional_instant("as_of", "Only events recorded at or before this instant")
+
+
 def audit(request: Request) -> Audit:
     app: Audit = request.app.state.audit
     return app
@@ -117,16 +120,12 @@ def verify(request: Request, who: Auditor) -> dict[str, Any]:
 def replay(
     request: Request,
     who: Auditor,
-    until: Annotated[int | None, Query(ge=0, description="Stop after this log position")] = None,
-    as_of: Annotated[
-        datetime | None, Query(description="Only events recorded at or before this instant")
+    as_of: Annotated[datetime | None, Depends(_AS_OF)],
+    until: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="Stop after this log position")
     ] = None,
 ) -> dict[str, Any]:
     """Every year's entitlements recomputed from the log alone, optionally as known earlier."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise Invalid(
-            "as_of", "must be an ISO 8601 instant with a time zone, e.g. 2025-03-31T00:00:00+08:00"
-        )
     return audit(request).replay(until, as_of)
 
 

@@ -15,18 +15,18 @@ from tqdm import tqdm
 
 from services.audit.sources import BundleSource, LogSource, RegistrySource, export_bundle
 from services.common.cli_tokens import add_token_options, required_token
+from services.common.errors import Invalid
+from services.common.instants import parse_instant
 
 if TYPE_CHECKING:
     from services.audit.verify import Verdict
 
 
 def _instant(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no time zone, e.g. 2025-03-31T00:00:00+08:00"
-        )
-    return moment
+    try:
+        return parse_instant("--as-of", text)
+    except Invalid as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} {exc.message}") from None
 
 
 def _interval(text: str) -> int:

@@ -48,6 +48,7 @@ from services.common.envelope import format_instant
 from services.common.money import format_fen
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import CATEGORIES, Policy
+from services.common.spreadsheet import safe_cell
 
 REPORT_HTML = "report.html"
 FIGURES_JSON = "figures.json"
@@ -203,7 +204,7 @@ def _csv_value(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return safe_cell(str(value))  # no cell an auditor opens may run as a formula
 
 
 # -- the page ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.event_store import FACTORY_TOPIC
 from services.registry.log import row_notification, unhashed_envelope
+from services.registry.migrations import claim_number_keys
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
 from services.registry.writer import Answer, GroupCommitWriter, Submission
@@ -55,7 +56,8 @@ class Registry(Application[UUID]):
                 }
             )
             create_tables(self.engine)
-        self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            claim_number_keys(self.engine, self.events_table, self.mapper)
         self.writer = GroupCommitWriter(
             self,
             self.engine,
@@ -196,7 +198,11 @@ class Registry(Application[UUID]):
             envelope["prev_hash"] = link.prev_hash
             envelope["hash"] = link.hash
             envelopes.append(envelope)
-        next_after = envelopes[-1]["position"] if envelopes else after
+        if not envelopes:
+            # Nothing after ``after``: the client keeps its place, and learns the real head even
+            # when it asked beyond it (a position from another store, or a restore).
+            return {"events": [], "next_after": after, "head": head}
+        next_after = envelopes[-1]["position"]
         return {"events": envelopes, "next_after": next_after, "head": max(head, next_after)}
 
     def verify(self, batch_size: int = 5000) -> Iterator[dict[str, Any]]:

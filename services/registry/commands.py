@@ -52,6 +52,7 @@ def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> 
     registration_no = args["registration_no"]
     if uow.get(contract_aggregate_id(registration_no)) is not None:
         raise Conflict("registration_no", f"registration number {registration_no} is already used")
+    uow.claim("registration", registration_no, registration_no, field="registration_no")
     return uow.add(Contract(principal=who.name, **args))
 
 
@@ -147,6 +148,8 @@ def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
         if command.op == "record_invoice"
         else [("serial", args["serial_no"])]
         if command.op == "record_transfer_proof"
+        else [("registration", args["registration_no"])]
+        if command.op == "register_contract"
         else []
     )
     return [contract_aggregate_id(args["registration_no"])], claim

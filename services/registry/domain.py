@@ -7,6 +7,7 @@ replaying history always reproduces the same state.
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -18,6 +19,15 @@ from services.registry.errors import Conflict, InvalidCommand, NotFound
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://tcr.example/registry")
 
 Party = dict[str, str]
+
+
+def number_key(number: str) -> str:
+    """The form in which registration, invoice and serial numbers are unique: NFKC-normalised,
+    case-folded and trimmed, so "INV-1", "inv-1" and "ＩＮＶ－１ " are one number.
+
+    Only uniqueness uses it: a contract's aggregate id is derived from its registration number
+    exactly as written, as it always was, so stored logs replay to the same ids."""
+    return unicodedata.normalize("NFKC", number).casefold().strip()
 
 
 @lru_cache(maxsize=65536)  # asked for by every command on a contract, several times

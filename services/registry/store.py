@@ -1,11 +1,13 @@
 """The registry's own tables beside the event store, and the engine that writes them.
 
 - ``registry_chain``: one row per log entry: its hash and its predecessor's, its Merkle leaf.
-- ``registry_claims``: invoice numbers and bank serials, unique across the whole registry.
+- ``registry_claims``: registration numbers, invoice numbers and bank serials, each unique
+  across the whole registry under ``domain.number_key`` (case, width and spaces aside).
 - ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
 - ``registry_relay``: the last log position the relay has published to Kafka.
 - ``registry_checkpoints``: signed Merkle tree heads over the log.
 - ``registry_merkle_nodes``: the root of every perfect subtree of the log's Merkle tree.
+- ``registry_migrations``: the one-time changes already made to this store's content.
 
 The first three are written in the same transaction as the events they belong to.
 """
@@ -88,6 +90,12 @@ merkle_nodes = Table(
     Column("index", BIGINT, nullable=False),
     Column("hash", LargeBinary(32), nullable=False),
     PrimaryKeyConstraint("level", "index"),
+)
+
+migrations = Table(
+    "registry_migrations",
+    metadata,
+    Column("name", String(64), primary_key=True),
 )
 
 

@@ -19,10 +19,16 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns, one_of
+from services.registry.domain import number_key
 from services.registry.errors import Conflict
 from services.registry.store import claims
 
 A = TypeVar("A", bound=Aggregate)
+
+_TAKEN = {
+    "registration": "registration number {number} is already used, written {holder} "
+    "(numbers are unique ignoring case, width and surrounding spaces)",
+}
 
 
 class AggregateCache:
@@ -85,7 +91,8 @@ class UnitOfWork:
         if wanted:
             self._aggregates.update(self._load(wanted))
         by_kind: dict[str, set[str]] = defaultdict(set)
-        for kind, key in claim_keys:
+        for kind, number in claim_keys:
+            key = number_key(number)
             if (kind, key) not in self._known_claims:
                 by_kind[kind].add(key)
         for kind, keys in by_kind.items():
@@ -132,15 +139,18 @@ class UnitOfWork:
         self._aggregates[aggregate.id] = aggregate
         return aggregate
 
-    def claim(self, kind: str, key: str, owner: str, *, field: str) -> None:
-        """Reserve a registry-wide unique key (an invoice number, a bank serial) for ``owner``."""
+    def claim(self, kind: str, number: str, owner: str, *, field: str) -> None:
+        """Reserve a registry-wide unique number (a registration or invoice number, a bank
+        serial) for the contract ``owner``; numbers equal under :func:`number_key` are one."""
+        key = number_key(number)
         holder = self._claims.get((kind, key))
         if holder is None:
             if (kind, key) not in self._known_claims:
-                self.prefetch([], [(kind, key)])
+                self.prefetch([], [(kind, number)])
             holder = self._known_claims[(kind, key)] or None
         if holder is not None:
-            raise Conflict(field, f"{key} is already recorded on contract {holder}")
+            taken = _TAKEN.get(kind, "{number} is already recorded on contract {holder}")
+            raise Conflict(field, taken.format(number=number, holder=holder))
         self._claims[(kind, key)] = owner
 
     def took_event(self, aggregate: Aggregate) -> tuple[UUID, int]:

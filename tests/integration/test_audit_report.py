@@ -37,6 +37,7 @@ from services.cli import main
 from services.common.envelope import canonical_bytes
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Party
+from services.common.spreadsheet import safe_cell
 from services.registry.api.models import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
@@ -705,6 +706,14 @@ def test_figures_csv_holds_the_same_figures_as_figures_json(written: dict[str, A
     assert kinds["turnover"] == len(YEARS) * 4 + 2  # one year with a target: target and met
     assert kinds["brokers"] == len(YEARS) * 2 + 2
     assert kinds["achievements"] == len(YEARS) * 2 + 3
+
+
+def test_no_cell_of_the_report_csvs_starts_a_formula(written: dict[str, Any]) -> None:
+    for name in ("figures.csv", "findings.csv"):
+        with (written["out"] / name).open(encoding="utf-8-sig", newline="") as f:
+            cells = [cell for row in csv.reader(f) for cell in row]
+        for cell in cells:
+            assert safe_cell(cell) == cell, (name, cell)  # numbers such as "-0.5" included
 
 
 def test_the_report_reads_the_log_in_one_pass(bundle: Path) -> None:

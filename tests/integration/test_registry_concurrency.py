@@ -251,11 +251,12 @@ def test_a_refused_submission_whose_group_then_loses_a_race_is_answered_once(
                 outside.connect() as watch,
             ):
                 watch.execution_options(isolation_level="AUTOCOMMIT")
-                # Another server process is about to record INV-X on R2: claimed, not committed.
+                # Another server process is about to record INV-X on R2: claimed (under the
+                # number's key, inv-x), not committed.
                 other_process.execute(
                     text(
                         "INSERT INTO registry_claims (kind, key, registration_no) "
-                        "VALUES ('invoice', 'INV-X', 'R2')"
+                        "VALUES ('invoice', 'inv-x', 'R2')"
                     )
                 )
                 # Hold the writer on its first submission so the next two form one group.

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eventsourcing.application import Application, project_aggregate
 
-from services.registry.domain import Contract, contract_aggregate_id
+from services.registry.domain import Contract, contract_aggregate_id, number_key
 from services.registry.errors import Conflict, InvalidCommand, NotFound, RegistryError
 from tests.support.parties import LOCAL_ENTERPRISE, OUTSIDE_ENTERPRISE, UNIVERSITY
 
@@ -525,3 +525,17 @@ def test_a_contract_stored_and_reloaded_through_the_event_mapper_is_the_same() -
         app.close()
 
     assert reloaded == original
+
+
+def test_numbers_are_one_number_ignoring_case_width_and_surrounding_spaces() -> None:
+    assert number_key("INV-1") == number_key("inv-1") == number_key(" ＩＮＶ－１ ") == "inv-1"
+    assert number_key("2024410400000001") == "2024410400000001"  # already in its key form
+    assert number_key("INV-1") != number_key("INV-2")
+
+
+def test_a_contracts_id_is_derived_from_its_number_as_written() -> None:
+    """Ids stored before uniqueness ignored case must still be found by the same number."""
+    # The ids the registry derived before numbers were unique ignoring case.
+    assert str(contract_aggregate_id("2024410400000001")) == "60b8379a-2034-5225-816d-ab3dea2b1387"
+    assert str(contract_aggregate_id("TX-1")) == "c56b0fdd-e42f-5585-80d4-42203778b441"
+    assert contract_aggregate_id("TX-1") != contract_aggregate_id("tx-1")

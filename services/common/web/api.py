@@ -13,6 +13,7 @@ from services.common.logs import configure_logging
 from services.common.runtime import settle_heap
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
+from services.common.web.headers import SecurityHeaders
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -25,12 +26,23 @@ def build_api(
     tokens_file: Path,
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
-    """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB."""
-    app = FastAPI(title=title, version="1", description=description, lifespan=lifespan)
+    """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB,
+    every answer marked nosniff and no-store."""
+    # No trailing-slash redirects: Starlette builds their Location from the Host header, which
+    # the client chooses (an open redirect, and a cache poisoner behind a proxy). No client of
+    # these APIs needs one; a path with a stray slash is a 404 in the usual error shape.
+    app = FastAPI(
+        title=title,
+        version="1",
+        description=description,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
     app.state.tokens = TokenBook(tokens_file)
     install_error_handlers(app)
     app.include_router(router)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # outermost: a 413 from BodyLimit carries them too
     return app
 
 

@@ -1,22 +1,40 @@
-"""How refusals look on the wire: one JSON shape naming the field and the rule."""
+"""How refusals look on the wire: one JSON shape naming the field and the rule, on every route."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from services.common.errors import ApiError
+from services.common.web.asgi import ASGIApp, Receive, Send
+from services.common.web.headers import SECURITY_HEADERS
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_ERRORS_LISTED = 20  # a body with 70,000 unknown keys once got a 6 MB list back
+
+log = logging.getLogger("tcr.web")
+
+# What the framework's own refusals (no route, wrong method, unparsable body) are called.
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map the service's errors and request validation errors to JSON bodies."""
+    """Map the service's errors, request validation errors and the framework's own refusals
+    (404, 405, unparsable bodies, unexpected failures) to the one JSON shape."""
 
     @app.exception_handler(ApiError)
     async def _registry_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -25,17 +43,66 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_describe(e) for e in exc.errors()]
-        first = errors[0]
-        body: dict[str, Any] = {
-            "error": "invalid",
-            "field": first["field"],
-            "message": first["message"],
-            "errors": errors,
+        return JSONResponse(validation_body(exc.errors()), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; {', '.join(allowed)} is"
+        else:
+            message = str(exc.detail)
+        body = {
+            "error": _HTTP_CODES.get(exc.status_code, "bad_request"),
+            "field": None,
+            "message": message,
         }
-        if first.get("index") is not None:
-            body["index"] = first["index"]
-        return JSONResponse(body, status_code=422)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
+        body = {"error": "internal", "field": None, "message": "the service failed; see its log"}
+        # Answered outside the middlewares (by the server-error one): set its headers here.
+        headers = {n.decode(): v.decode() for n, v in SECURITY_HEADERS}
+        return JSONResponse(body, status_code=500, headers=headers)
+
+
+def validation_body(errors: Any) -> dict[str, Any]:
+    """The refusal of a request that failed validation: the first error as field and message,
+    then at most ``MAX_ERRORS_LISTED`` errors and how many there were in all."""
+    listed = [_describe(e) for e in errors[:MAX_ERRORS_LISTED]]
+    first = listed[0]
+    body: dict[str, Any] = {
+        "error": "invalid",
+        "field": first["field"],
+        "message": first["message"],
+        "errors": listed,
+        "error_count": len(errors),
+    }
+    if first.get("index") is not None:
+        body["index"] = first["index"]
+    return body
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this path: several routes may share a
+    path, and an included router is one route to Starlette, so each method is tried."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def _describe(error: Any) -> dict[str, Any]:
@@ -59,11 +126,6 @@ def _describe(error: Any) -> dict[str, Any]:
     if index is not None:
         described["index"] = index
     return described
-
-
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
 class BodyLimit:

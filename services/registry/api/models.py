@@ -23,6 +23,7 @@ from pydantic import (
 
 from services.common.codes import credit_code_problem, region_code_problem
 from services.common.money import parse_yuan
+from services.common.text import text_problem
 
 _CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -39,6 +40,26 @@ def _region_code(value: str) -> str:
     problem = region_code_problem(value)
     if problem:
         raise ValueError(problem)
+    return value
+
+
+def _one_line(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _paragraph(value: str) -> str:
+    problem = text_problem(value, multiline=True)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _no_slash(value: str) -> str:
+    if "/" in value:
+        raise ValueError('must not contain "/": the number names its record in URL paths')
     return value
 
 
@@ -74,8 +95,12 @@ Day = Annotated[date, BeforeValidator(_date_string), AfterValidator(_not_future)
 Key = Annotated[
     StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 ]
+# Registration, invoice and serial numbers: each names its record in a URL path.
+Number = Annotated[Key, AfterValidator(_no_slash)]
 _AMOUNTS = frozenset({"contract_amount", "technology_amount", "amount"})
-Text = Annotated[StrictStr, Field(min_length=1, max_length=500)]
+# Every text field passes services.common.text's one rule; a reason may run to several lines.
+Text = Annotated[StrictStr, Field(min_length=1, max_length=500), AfterValidator(_one_line)]
+Paragraph = Annotated[StrictStr, Field(min_length=1, max_length=500), AfterValidator(_paragraph)]
 ContractType = Literal["development", "transfer", "licensing", "consulting", "service"]
 PartyKind = Literal["enterprise", "university", "research_institute", "new_rd_institution", "other"]
 
@@ -102,7 +127,7 @@ class Party(Incoming):
 
 
 class ContractCreate(Incoming):
-    registration_no: Key
+    registration_no: Number
     station_id: Key
     registered_on: Day
     signed_on: Day
@@ -127,7 +152,7 @@ class ContractAmendment(Incoming):
     related_party: StrictBool | None = None
     title: Text | None = None
     amended_on: Day
-    reason: Text
+    reason: Paragraph
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         changes = self.body_args(exclude_none=True)
@@ -141,14 +166,14 @@ class ContractAmendment(Incoming):
 
 class ContractCancellation(Incoming):
     cancelled_on: Day
-    reason: Text
+    reason: Paragraph
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no))
 
 
 class InvoiceCreate(Incoming):
-    invoice_no: Key
+    invoice_no: Number
     issued_on: Day
     amount: Yuan
     issuer_credit_code: CreditCode
@@ -160,14 +185,14 @@ class InvoiceCreate(Incoming):
 
 class InvoiceVoid(Incoming):
     voided_on: Day
-    reason: Text
+    reason: Paragraph
 
     def to_args(self, registration_no: str, invoice_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no), ("invoice_no", invoice_no))
 
 
 class TransferProofCreate(Incoming):
-    serial_no: Key
+    serial_no: Number
     paid_on: Day
     amount: Yuan
     payer_credit_code: CreditCode
@@ -180,7 +205,7 @@ class TransferProofCreate(Incoming):
 
 class TransferProofWithdrawal(Incoming):
     withdrawn_on: Day
-    reason: Text
+    reason: Paragraph
 
     def to_args(self, registration_no: str, serial_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no), ("serial_no", serial_no))
@@ -224,7 +249,7 @@ _BATCH_MODELS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
         create_model(  # type: ignore[call-overload]
             f"{model.__name__}InBatch",
             __base__=model,
-            **{p: (Key, ...) for p in params if p not in model.model_fields},
+            **{p: (Number, ...) for p in params if p not in model.model_fields},
         ),
         params,
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
+from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.application import Registry
 from services.registry.commands import Command
@@ -229,7 +230,9 @@ def get_contract(request: Request, registration_no: str, who: Caller) -> dict[st
 def get_events(
     request: Request,
     who: Caller,
-    after: Annotated[int, Query(ge=0, description="Last position already read")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="Last position already read")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:
     """The log in order, hashed; page on with ``after=next_after``."""
@@ -282,8 +285,10 @@ def issue_checkpoint(
 def inclusion_proof(
     request: Request,
     who: Caller,
-    position: Annotated[int, Query(ge=1, description="The entry's log position")],
-    tree_size: Annotated[int, Query(ge=1, description="Size of the tree (a checkpoint's)")],
+    position: Annotated[int, Query(ge=1, le=MAX_POSITION, description="The entry's log position")],
+    tree_size: Annotated[
+        int, Query(ge=1, le=MAX_POSITION, description="Size of the tree (a checkpoint's)")
+    ],
 ) -> dict[str, Any]:
     """The audit path showing the entry at ``position`` is in the tree of ``tree_size``."""
     return registry(request).checkpoints.inclusion(position, tree_size)
@@ -293,8 +298,8 @@ def inclusion_proof(
 def consistency_proof(
     request: Request,
     who: Caller,
-    first: Annotated[int, Query(alias="from", ge=1)],
-    second: Annotated[int, Query(alias="to", ge=1)],
+    first: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)],
+    second: Annotated[int, Query(alias="to", ge=1, le=MAX_POSITION)],
 ) -> dict[str, Any]:
     """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves."""
     return registry(request).checkpoints.consistency(first, second)

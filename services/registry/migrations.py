@@ -1,0 +1,90 @@
+"""One-time changes to what an existing store holds, made at start-up under the schema lock."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic
+from sqlalchemy import Engine, Table, func, insert, select
+
+from services.registry.domain import Contract, number_key
+from services.registry.store import claims, migrations
+
+log = logging.getLogger("tcr.registry")
+
+NUMBER_KEYS = "claims-by-number-key"
+_REGISTERED = get_topic(Contract.ContractRegistered)  # type: ignore[attr-defined]
+
+
+def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> None:
+    """Registration, invoice and serial numbers became unique under ``number_key``: claim the
+    keys of the numbers stored before, once per store, so a new number differing from an old
+    one only in case or width is refused too. Nothing already stored changes."""
+    with engine.begin() as conn:
+        done = select(migrations.c.name).where(migrations.c.name == NUMBER_KEYS)
+        if conn.execute(done).first() is not None:
+            return
+        # Invoice and serial claims were kept as written. Keys are ASCII (the API's pattern),
+        # where number_key is lower(), so only the claims lower() changes need a second row.
+        wanted: dict[tuple[str, str], str] = {}
+        written = conn.execute(
+            select(claims.c.kind, claims.c.key, claims.c.registration_no).where(
+                claims.c.key != func.lower(claims.c.key)
+            )
+        )
+        for row in written:
+            _want(wanted, row.kind, row.key, row.registration_no)
+        registered = conn.execute(
+            select(
+                events.c.originator_id, events.c.originator_version, events.c.topic, events.c.state
+            )
+            .where(events.c.topic == _REGISTERED)
+            .order_by(events.c.id)
+            .execution_options(yield_per=5000)
+        )
+        for row in registered:
+            number = _decoded(mapper, row).registration_no
+            _want(wanted, "registration", number, number)
+        held = set()
+        for kind in {kind for kind, _ in wanted}:
+            keys = [key for k, key in wanted if k == kind]
+            for start in range(0, len(keys), 1000):
+                rows = conn.execute(
+                    select(claims.c.key).where(
+                        claims.c.kind == kind, claims.c.key.in_(keys[start : start + 1000])
+                    )
+                )
+                held |= {(kind, r.key) for r in rows}
+        new = [
+            {"kind": kind, "key": key, "registration_no": owner}
+            for (kind, key), owner in wanted.items()
+            if (kind, key) not in held
+        ]
+        if new:
+            conn.execute(insert(claims), new)
+        conn.execute(insert(migrations).values(name=NUMBER_KEYS))
+    log.info("claimed the number keys of %d numbers stored before", len(new))
+
+
+def _want(wanted: dict[tuple[str, str], str], kind: str, number: str, owner: str) -> None:
+    key = number_key(number)
+    first = wanted.setdefault((kind, key), owner)
+    if first != owner:  # stored before the rule: both stand, the first keeps the key
+        log.warning(
+            "%s %s of %s is %s of %s but for case or width", kind, number, owner, key, first
+        )
+
+
+def _decoded(mapper: Mapper[UUID], row: Any) -> Any:
+    state = row.state
+    return mapper.to_domain_event(
+        StoredEvent(
+            originator_id=row.originator_id,
+            originator_version=row.originator_version,
+            topic=row.topic,
+            state=bytes(state) if isinstance(state, memoryview) else state,
+        )
+    )
