@@ -18,6 +18,7 @@ from services.common.money import format_fen
 from services.common.policy.engine import Claim, entitlement_of
 from services.common.policy.model import Category, Policy
 from services.common.policy.present import entitlement_json, yuan
+from services.common.spreadsheet import safe_cell
 from services.subsidy import reads
 from services.subsidy.projection import TotalValue
 from services.subsidy.reads import Cut, Row
@@ -116,13 +117,12 @@ class Subsidy:
              "capped", "contracts", "excluded", "policy_version", "position"]
         )  # fmt: skip
         for e in self.all_entitlements(year):
-            writer.writerow(
-                [year, e["beneficiary"], e["name"], e["category"], e["turnover"], e["gross"],
-                 e["entitlement"], "yes" if e["capped"] else "no",
-                 ";".join(f"{c['registration_no']}={c['evidenced']}" for c in e["contracts"]),
-                 ";".join(f"{x['registration_no']}:{x['reason']}" for x in e["excluded"]),
-                 self._policy.version, position]
-            )  # fmt: skip
+            row = [year, e["beneficiary"], e["name"], e["category"], e["turnover"], e["gross"],
+                   e["entitlement"], "yes" if e["capped"] else "no",
+                   ";".join(f"{c['registration_no']}={c['evidenced']}" for c in e["contracts"]),
+                   ";".join(f"{x['registration_no']}:{x['reason']}" for x in e["excluded"]),
+                   self._policy.version, position]  # fmt: skip
+            writer.writerow([safe_cell(str(cell)) for cell in row])
         return "\ufeff" + out.getvalue()
 
     def revisions(self, year: int, since: datetime) -> dict[str, Any]:

@@ -452,3 +452,21 @@ def _in_beijing(instant: str) -> str:
 
     moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
     return moment.astimezone(timezone(timedelta(hours=8))).isoformat()
+
+
+def test_a_name_that_would_start_a_formula_reaches_the_csv_as_text(tmp_path: Path) -> None:
+    from services.subsidy.application import Subsidy
+    from tests.support.policy_facts import contract, contract_events, numbered, party
+
+    formula = '=HYPERLINK("http://example.invalid","点击")'
+    buyer = party("enterprise", "410403", 77, formula)
+    deal = contract(buyer=buyer, settled=[(datetime(2024, 5, 1).date(), 100_000_00)])
+    store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}")
+    try:
+        store.add(numbered(contract_events(deal)))
+        rows = list(csv.reader(io.StringIO(Subsidy(store, store.policy).csv(2024)[1:])))
+    finally:
+        store.close()
+    (row,) = [r for r in rows[1:] if r[1] == buyer.credit_code]
+    assert row[2] == "'" + formula
+    assert row[6] == "10000.00"  # amounts stay numbers

@@ -12,6 +12,7 @@ from services.common.errors import Invalid
 from services.common.money import AmountError, parse_yuan
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
+from services.common.web.params import MAX_POSITION, optional_instant, required_instant
 from services.subsidy.api import models as m
 from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT, Subsidy
 
@@ -41,30 +42,23 @@ def _amount(name: str, value: str | None) -> int | None:
         raise Invalid(name, str(exc)) from None
 
 
-def _instant(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise Invalid(
-            name, "must be an ISO 8601 instant with a time zone, e.g. 2025-03-31T00:00:00+08:00"
-        )
-    return value
-
-
 @router.get("/entitlements", response_model=m.EntitlementsPage, responses=_READ)
 def list_entitlements(
     request: Request,
     who: Reader,
     year: Year,
-    category: Literal["absorption", "output", "broker"] | None = None,
     as_of: Annotated[
         datetime | None,
-        Query(
-            description="As known at this instant: the log up to its last entry recorded then",
-            examples=["2025-03-31T23:59:59+08:00"],
+        Depends(
+            optional_instant(
+                "as_of", "As known at this instant: the log up to its last entry recorded then"
+            )
         ),
-    ] = None,
+    ],
+    category: Literal["absorption", "output", "broker"] | None = None,
     position: Annotated[
         int | None,
-        Query(ge=0, le=2**63 - 1, description="As known at this log position (not with as_of)"),
+        Query(ge=0, le=MAX_POSITION, description="As known at this log position (not with as_of)"),
     ] = None,
     county: Annotated[
         str | None,
@@ -92,7 +86,7 @@ def list_entitlements(
     return subsidy(request).entitlements(
         year,
         category,
-        _instant("as_of", as_of),
+        as_of,
         position=position,
         county=county,
         min_fen=_amount("min_amount", min_amount),
@@ -125,12 +119,12 @@ def revisions(
     request: Request,
     who: Reader,
     year: Year,
-    since: Annotated[datetime, Query(description="Show what changed after this instant")],
+    since: Annotated[
+        datetime, Depends(required_instant("since", "Show what changed after this instant"))
+    ],
 ) -> dict[str, Any]:
     """Entitlements changed after ``since`` (e.g. the payout): before, after, and why."""
-    moment = _instant("since", since)
-    assert moment is not None
-    return subsidy(request).revisions(year, moment)
+    return subsidy(request).revisions(year, since)
 
 
 @router.get("/health", response_model=m.HealthPublic)
