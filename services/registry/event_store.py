@@ -53,13 +53,23 @@ class OrjsonTranscoder(JSONTranscoder):
 class GroupRecorder(SQLAlchemyApplicationRecorder):
     """Inserts a group of stored events in one statement on PostgreSQL."""
 
+    def lock(self, session: Session) -> None:
+        """Hold the event store's lock until the session's transaction ends: from then on no
+        other writer inserts, so what the log ends with now stays its end until we insert.
+
+        PostgreSQL: the library's table lock. SQLite: the registry's engine begins every
+        transaction with BEGIN IMMEDIATE, which holds the database's write lock already.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            self._lock_table(session)
+
     def _insert_stored_events(
         self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int]:
         if session.get_bind().dialect.name != "postgresql":
             return super()._insert_stored_events(session, stored_events, **kwargs)
         table: Table = self.events_record_cls.__table__
-        self._lock_table(session)
+        self.lock(session)  # again, for callers that did not: granted at once if held
         # No NOTIFY (the library's, for its subscriptions): nothing here listens; the relay and
         # the checkpointer poll. It was a round trip per group and work at every commit.
         return insert_columns(
