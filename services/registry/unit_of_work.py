@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -147,6 +149,19 @@ class UnitOfWork:
         """Note the event a command just triggered, keeping the order commands ran in."""
         self.events.append(aggregate.pending_events[-1])
         return aggregate.id, aggregate.version
+
+    def stamp(self, recorded_at: datetime) -> list[Any]:
+        """The events re-stamped with the instant the event store records them at, which is
+        then also their aggregates' ``modified_on``, as a reload from the store would say.
+
+        A new aggregate's ``created_on`` keeps the instant its command ran, a few milliseconds
+        earlier: the library gives it no setter, and nothing here reads it.
+        """
+        self.events = [replace(e, timestamp=recorded_at) for e in self.events]
+        for aggregate in self._aggregates.values():
+            if aggregate is not None and aggregate.pending_events:
+                aggregate.modified_on = recorded_at
+        return self.events
 
     def flush_claims(self) -> None:
         """Insert the staged claims; a racing writer's claim makes this raise IntegrityError."""

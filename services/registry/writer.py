@@ -20,22 +20,25 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
+from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
-from services.common.envelope import GENESIS_HASH, canonical_bytes
+from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
-from services.registry.log import chain_envelopes, draft_envelope, placed
+from services.registry.event_store import GroupRecorder
+from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, UnitOfWork
 
@@ -43,6 +46,11 @@ log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
 _RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)
+
+
+def clock() -> datetime:
+    """Now, as the library stamps events (in its TZINFO): the writer's clock."""
+    return datetime_now_with_tzinfo()
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,10 @@ class GroupCommitWriter:
         *,
         max_group_events: int = 2000,
     ) -> None:
+        if not isinstance(app.recorder, GroupRecorder):
+            raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
         self._app = app
+        self._recorder = app.recorder
         self._engine = engine
         self._events_table = events_table
         self._cache = AggregateCache()
@@ -282,17 +293,30 @@ class GroupCommitWriter:
         uow.flush_claims()
         mapper = self._app.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
-        stored = [mapper.to_stored_event(e) for e in uow.events]
-        drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
-        # The insert takes the event store's lock (table lock / BEGIN IMMEDIATE), held until
-        # the commit: other writers wait, so only placing and hashing happen from here on.
-        positions = self._app.recorder.insert_events(stored, session=session)
-        assert positions is not None and list(positions) == sorted(positions), positions
-        # Writers are serialised, so the last chain entry is the predecessor of our first.
+        drafts = [draft_envelope(mapper.to_stored_event(e), mapper.transcoder) for e in uow.events]
+        # Held until the commit: other writers wait, so only stamping, placing and hashing
+        # happen from here on, and the log's last entry now is the predecessor of our first.
+        self._recorder.lock(session)
+        events = self._events_table
         last = session.execute(
-            select(chain.c.hash, chain.c.leaf_index).order_by(chain.c.position.desc()).limit(1)
+            select(chain.c.hash, chain.c.leaf_index, events.c.state)
+            .outerjoin(events, events.c.id == chain.c.position)
+            .order_by(chain.c.position.desc())
+            .limit(1)
         ).first()
         prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
+        # Stamped under the lock, never before the last entry (a clock stepping back, another
+        # host's clock behind): recorded_at never decreases along the log, so a cut of the log
+        # by time is a prefix of it. Commands stamp their events earlier, before the lock.
+        recorded_at = clock()
+        if last is not None and last.state is not None:
+            recorded_at = max(recorded_at, recorded_instant(bytes(last.state), mapper.transcoder))
+        stored = [mapper.to_stored_event(event) for event in uow.stamp(recorded_at)]
+        recorded_text = format_instant(recorded_at)
+        for draft in drafts:
+            draft["recorded_at"] = recorded_text
+        positions = self._recorder.insert_events(stored, session=session)
+        assert positions is not None and list(positions) == sorted(positions), positions
         envelopes = list(
             chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
         )
