@@ -8,7 +8,8 @@ more there than everything else it does:
   :class:`GroupRecorder` inserts the group as one ``unnest`` statement instead, under the
   library's own table lock, so notification ids are still assigned and committed in order;
 - the transcoder encodes with the standard ``json`` module. :class:`OrjsonTranscoder` writes
-  the same bytes with orjson.
+  the same bytes with orjson, and :func:`restamped` changes an encoded event's timestamp
+  without encoding it again (the writer stamps events once it holds the lock).
 
 Everything else is the library's, except ``subscribe()``, which relies on notifications the
 group recorder does not send.
@@ -17,6 +18,7 @@ group recorder does not send.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -48,6 +50,20 @@ class OrjsonTranscoder(JSONTranscoder):
 
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj, default=self._encode_obj, option=_ORJSON_OPTIONS)
+
+
+# How the mapper and OrjsonTranscoder begin an event's state: with its timestamp (the first
+# attribute kept once the originator's id and version are taken out), tagged as the library does.
+_TIMESTAMP_PREFIX = b'{"timestamp":{"_type_":"datetime_iso","_data_":"'
+
+
+def restamped(state: bytes, timestamp: datetime) -> bytes:
+    """An event's stored state with its timestamp replaced: the bytes the mapper writes for
+    the event so stamped, for a tenth of the cost of encoding it again."""
+    end = state.find(b'"', len(_TIMESTAMP_PREFIX)) if state.startswith(_TIMESTAMP_PREFIX) else -1
+    if end < 0:  # compressed or encrypted: then nothing of the registry's log would decode
+        raise ValueError("not an event state as the registry's transcoder writes it")
+    return _TIMESTAMP_PREFIX + timestamp.isoformat().encode() + state[end:]
 
 
 class GroupRecorder(SQLAlchemyApplicationRecorder):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -150,18 +149,15 @@ class UnitOfWork:
         self.events.append(aggregate.pending_events[-1])
         return aggregate.id, aggregate.version
 
-    def stamp(self, recorded_at: datetime) -> list[Any]:
-        """The events re-stamped with the instant the event store records them at, which is
-        then also their aggregates' ``modified_on``, as a reload from the store would say.
-
-        A new aggregate's ``created_on`` keeps the instant its command ran, a few milliseconds
-        earlier: the library gives it no setter, and nothing here reads it.
-        """
-        self.events = [replace(e, timestamp=recorded_at) for e in self.events]
+    def recorded(self, recorded_at: datetime) -> None:
+        """Note that the store records this unit's events at ``recorded_at``, a few
+        milliseconds after their commands stamped them: it is the changed aggregates'
+        ``modified_on`` from now on, as a reload from the store would say. (A new aggregate's
+        ``created_on`` keeps its command's instant: the library gives it no setter, and
+        nothing here reads it.)"""
         for aggregate in self._aggregates.values():
             if aggregate is not None and aggregate.pending_events:
                 aggregate.modified_on = recorded_at
-        return self.events
 
     def flush_claims(self) -> None:
         """Insert the staged claims; a racing writer's claim makes this raise IntegrityError."""

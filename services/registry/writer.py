@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
-from services.registry.event_store import GroupRecorder
+from services.registry.event_store import GroupRecorder, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, UnitOfWork
@@ -293,7 +293,8 @@ class GroupCommitWriter:
         uow.flush_claims()
         mapper = self._app.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
-        drafts = [draft_envelope(mapper.to_stored_event(e), mapper.transcoder) for e in uow.events]
+        stored = [mapper.to_stored_event(e) for e in uow.events]
+        drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
         self._recorder.lock(session)
@@ -311,7 +312,8 @@ class GroupCommitWriter:
         recorded_at = clock()
         if last is not None and last.state is not None:
             recorded_at = max(recorded_at, recorded_instant(bytes(last.state), mapper.transcoder))
-        stored = [mapper.to_stored_event(event) for event in uow.stamp(recorded_at)]
+        stored = [replace(e, state=restamped(e.state, recorded_at)) for e in stored]
+        uow.recorded(recorded_at)
         recorded_text = format_instant(recorded_at)
         for draft in drafts:
             draft["recorded_at"] = recorded_text
