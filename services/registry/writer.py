@@ -298,12 +298,18 @@ class GroupCommitWriter:
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
         self._recorder.lock(session)
-        events = self._events_table
-        last = session.execute(
-            select(chain.c.hash, chain.c.leaf_index, events.c.state)
-            .outerjoin(events, events.c.id == chain.c.position)
+        # The last link, then its event: with the limit inside, no plan joins the whole tables.
+        link = (
+            select(chain.c.position, chain.c.hash, chain.c.leaf_index)
             .order_by(chain.c.position.desc())
             .limit(1)
+            .subquery()
+        )
+        events = self._events_table
+        last = session.execute(
+            select(link.c.hash, link.c.leaf_index, events.c.state).outerjoin(
+                events, events.c.id == link.c.position
+            )
         ).first()
         prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
         # Stamped under the lock, never before the last entry (a clock stepping back, another
