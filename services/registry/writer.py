@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import eventsourcing.domain
 import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
-from eventsourcing.domain import datetime_now_with_tzinfo
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
 from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
@@ -49,8 +49,9 @@ _RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.Ope
 
 
 def clock() -> datetime:
-    """Now, as the library stamps events (in its TZINFO): the writer's clock."""
-    return datetime_now_with_tzinfo()
+    """Now, by the event library's clock (in its TZINFO), the one its events are stamped by."""
+    # Looked up at each call, so that whoever sets the library's clock sets the writer's too.
+    return eventsourcing.domain.datetime_now_with_tzinfo()
 
 
 @dataclass(frozen=True)
