@@ -8,7 +8,8 @@ more there than everything else it does:
   :class:`GroupRecorder` inserts the group as one ``unnest`` statement instead, under the
   library's own table lock, so notification ids are still assigned and committed in order;
 - the transcoder encodes with the standard ``json`` module. :class:`OrjsonTranscoder` writes
-  the same bytes with orjson.
+  the same bytes with orjson, and :func:`restamped` changes an encoded event's timestamp
+  without encoding it again (the writer stamps events once it holds the lock).
 
 Everything else is the library's, except ``subscribe()``, which relies on notifications the
 group recorder does not send.
@@ -17,6 +18,7 @@ group recorder does not send.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -50,8 +52,32 @@ class OrjsonTranscoder(JSONTranscoder):
         return orjson.dumps(obj, default=self._encode_obj, option=_ORJSON_OPTIONS)
 
 
+# How the mapper and OrjsonTranscoder begin an event's state: with its timestamp (the first
+# attribute kept once the originator's id and version are taken out), tagged as the library does.
+_TIMESTAMP_PREFIX = b'{"timestamp":{"_type_":"datetime_iso","_data_":"'
+
+
+def restamped(state: bytes, timestamp: datetime) -> bytes:
+    """An event's stored state with its timestamp replaced: the bytes the mapper writes for
+    the event so stamped, for a tenth of the cost of encoding it again."""
+    end = state.find(b'"', len(_TIMESTAMP_PREFIX)) if state.startswith(_TIMESTAMP_PREFIX) else -1
+    if end < 0:  # compressed or encrypted: then nothing of the registry's log would decode
+        raise ValueError("not an event state as the registry's transcoder writes it")
+    return _TIMESTAMP_PREFIX + timestamp.isoformat().encode() + state[end:]
+
+
 class GroupRecorder(SQLAlchemyApplicationRecorder):
     """Inserts a group of stored events in one statement on PostgreSQL."""
+
+    def lock(self, session: Session) -> None:
+        """Hold the event store's lock until the session's transaction ends: from then on no
+        other writer inserts, so what the log ends with now stays its end until we insert.
+
+        PostgreSQL: the library's table lock. SQLite: the registry's engine begins every
+        transaction with BEGIN IMMEDIATE, which holds the database's write lock already.
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            self._lock_table(session)
 
     def _insert_stored_events(
         self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -59,7 +85,7 @@ class GroupRecorder(SQLAlchemyApplicationRecorder):
         if session.get_bind().dialect.name != "postgresql":
             return super()._insert_stored_events(session, stored_events, **kwargs)
         table: Table = self.events_record_cls.__table__
-        self._lock_table(session)
+        self.lock(session)  # again, for callers that did not: granted at once if held
         # No NOTIFY (the library's, for its subscriptions): nothing here listens; the relay and
         # the checkpointer poll. It was a round trip per group and work at every commit.
         return insert_columns(

@@ -78,7 +78,7 @@ def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dic
 def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any]:
     """What an envelope says that does not depend on the event's place in the log: all but
     ``position``, ``prev_hash`` and ``hash``. The writer drafts envelopes before it takes the
-    event store's lock, so that the lock is held only to place and hash them."""
+    event store's lock, so that the lock is held only to stamp, place and hash them."""
     state = decode_state(stored.state, transcoder)
     kind = event_type(stored.topic)
     payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
@@ -93,6 +93,12 @@ def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any
         "subject": payload[SUBJECT_FIELD[kind]],
         "payload": payload,
     }
+
+
+def recorded_instant(state: bytes, transcoder: Transcoder) -> datetime:
+    """The instant a stored event's envelope says it was recorded at (its ``recorded_at``)."""
+    stamp: datetime = decode_state(state, transcoder)["timestamp"]
+    return stamp
 
 
 def placed(position: int, draft: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -157,6 +158,16 @@ class UnitOfWork:
         """Note the event a command just triggered, keeping the order commands ran in."""
         self.events.append(aggregate.pending_events[-1])
         return aggregate.id, aggregate.version
+
+    def recorded(self, recorded_at: datetime) -> None:
+        """Note that the store records this unit's events at ``recorded_at``, a few
+        milliseconds after their commands stamped them: it is the changed aggregates'
+        ``modified_on`` from now on, as a reload from the store would say. (A new aggregate's
+        ``created_on`` keeps its command's instant: the library gives it no setter, and
+        nothing here reads it.)"""
+        for aggregate in self._aggregates.values():
+            if aggregate is not None and aggregate.pending_events:
+                aggregate.modified_on = recorded_at
 
     def flush_claims(self) -> None:
         """Insert the staged claims; a racing writer's claim makes this raise IntegrityError."""

@@ -19,9 +19,11 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
+import eventsourcing.domain
 import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
@@ -30,12 +32,13 @@ from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
-from services.common.envelope import GENESIS_HASH, canonical_bytes
+from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
-from services.registry.log import chain_envelopes, draft_envelope, placed
+from services.registry.event_store import GroupRecorder, restamped
+from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, UnitOfWork
 
@@ -43,6 +46,12 @@ log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
 _RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)
+
+
+def clock() -> datetime:
+    """Now, by the event library's clock (in its TZINFO), the one its events are stamped by."""
+    # Looked up at each call, so that whoever sets the library's clock sets the writer's too.
+    return eventsourcing.domain.datetime_now_with_tzinfo()
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,10 @@ class GroupCommitWriter:
         *,
         max_group_events: int = 2000,
     ) -> None:
+        if not isinstance(app.recorder, GroupRecorder):
+            raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
         self._app = app
+        self._recorder = app.recorder
         self._engine = engine
         self._events_table = events_table
         self._cache = AggregateCache()
@@ -284,15 +296,36 @@ class GroupCommitWriter:
         # As events, not aggregates, so the log keeps the order the commands ran in.
         stored = [mapper.to_stored_event(e) for e in uow.events]
         drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
-        # The insert takes the event store's lock (table lock / BEGIN IMMEDIATE), held until
-        # the commit: other writers wait, so only placing and hashing happen from here on.
-        positions = self._app.recorder.insert_events(stored, session=session)
-        assert positions is not None and list(positions) == sorted(positions), positions
-        # Writers are serialised, so the last chain entry is the predecessor of our first.
+        # Held until the commit: other writers wait, so only stamping, placing and hashing
+        # happen from here on, and the log's last entry now is the predecessor of our first.
+        self._recorder.lock(session)
+        # The last link, then its event: with the limit inside, no plan joins the whole tables.
+        link = (
+            select(chain.c.position, chain.c.hash, chain.c.leaf_index)
+            .order_by(chain.c.position.desc())
+            .limit(1)
+            .subquery()
+        )
+        events = self._events_table
         last = session.execute(
-            select(chain.c.hash, chain.c.leaf_index).order_by(chain.c.position.desc()).limit(1)
+            select(link.c.hash, link.c.leaf_index, events.c.state).outerjoin(
+                events, events.c.id == link.c.position
+            )
         ).first()
         prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
+        # Stamped under the lock, never before the last entry (a clock stepping back, another
+        # host's clock behind): recorded_at never decreases along the log, so a cut of the log
+        # by time is a prefix of it. Commands stamp their events earlier, before the lock.
+        recorded_at = clock()
+        if last is not None and last.state is not None:
+            recorded_at = max(recorded_at, recorded_instant(bytes(last.state), mapper.transcoder))
+        stored = [replace(e, state=restamped(e.state, recorded_at)) for e in stored]
+        uow.recorded(recorded_at)
+        recorded_text = format_instant(recorded_at)
+        for draft in drafts:
+            draft["recorded_at"] = recorded_text
+        positions = self._recorder.insert_events(stored, session=session)
+        assert positions is not None and list(positions) == sorted(positions), positions
         envelopes = list(
             chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
         )
