@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select,
 from sqlalchemy.engine import Connection
 
 from services.common.bulk import one_of
+from services.common.envelope import GENESIS_HASH
 from services.subsidy import tables as t
 from services.subsidy.projection import (
     ClaimValue,
@@ -61,8 +62,6 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 
 
 def head(conn: Connection) -> Head:
-    from services.common.envelope import GENESIS_HASH
-
     row = conn.execute(select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at)).first()
     return Head(row.position, row.hash, row.recorded_at) if row else Head(0, GENESIS_HASH, None)
 

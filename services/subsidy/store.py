@@ -68,7 +68,6 @@ class EntryStore:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_head = insert(t.head).on_conflict_do_nothing(index_elements=["id"])
         self._insert_pending = insert(t.pending).on_conflict_do_nothing(index_elements=["position"])
-        self._insert_role = insert(t.roles).on_conflict_do_nothing()
         self.skipped = 0  # entries of types this reader does not know, since start
 
     def close(self) -> None:
@@ -385,10 +384,9 @@ def _write_facts(conn: Connection, projection: Projection) -> None:
             {"credit_code": [c for c, _ in funded], "year": [y for _, y in funded]},
         )
     if projection.new_roles:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            postgresql.insert(t.roles).on_conflict_do_nothing()
-            if conn.dialect.name == "postgresql"
-            else sqlite.insert(t.roles).on_conflict_do_nothing(),
+            insert(t.roles).on_conflict_do_nothing(),  # an amendment may name a broker again
             [
                 {"party": party, "role": role, "registration_no": no}
                 for party, role, no in sorted(projection.new_roles)
