@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from services.common.policy.engine import (
     entitlements,
+    evidence_years,
     evidenced_in_year,
     evidenced_until,
     round_half_up,
@@ -300,3 +301,13 @@ def test_brokers_never_share_more_than_the_contracts_evidence(world: World, poli
             # Equal shares of all brokers named; a share not filed for is forfeited, not passed on.
             assert total == Fraction(evidenced_in_year(c, year, policy) * filed, len(c.brokers))
             assert total <= evidenced_in_year(c, year, policy)
+
+
+@PROPERTY
+@given(worlds(min_contracts=1), policies)
+def test_money_is_evidenced_only_in_the_years_it_was_paid(world: World, policy: Policy) -> None:
+    # The projection recomputes a contract only for these years: none may be missed.
+    for c in world.contracts:
+        for year in YEARS:
+            if evidenced_in_year(c, year, policy) != 0:
+                assert year in evidence_years(c)
