@@ -210,9 +210,31 @@ def test_an_unknown_beneficiary_is_not_found(client: TestClient) -> None:
         {"year": YEAR, "category": "bonus"},
         {"year": YEAR, "as_of": "yesterday"},
         {"year": YEAR, "as_of": "2025-03-31T00:00:00"},
-        {"year": YEAR, "as_of": "2025-03-31"},
+        {"year": YEAR, "as_of": "2025-02-30"},
+        {"year": YEAR, "limit": 0},
+        {"year": YEAR, "limit": 10_001},
+        {"year": YEAR, "cursor": "not-a-cursor"},
+        {"year": YEAR, "county": "4104"},
+        {"year": YEAR, "min_amount": "-5"},
+        {"year": YEAR, "position": -1},
+        {"year": YEAR, "position": 2**63},
     ],
-    ids=["no-year", "word", "year-1800", "category", "as-of-word", "as-of-naive", "as-of-date"],
+    ids=[
+        "no-year",
+        "word",
+        "year-1800",
+        "category",
+        "as-of-word",
+        "as-of-naive",
+        "as-of-no-such-day",
+        "limit-0",
+        "limit-too-big",
+        "cursor",
+        "county",
+        "min-amount",
+        "position-negative",
+        "position-too-big",
+    ],
 )
 def test_bad_parameters_are_refused_with_422(client: TestClient, params: dict[str, Any]) -> None:
     response = client.get("/v1/entitlements", params=params)
@@ -470,3 +492,70 @@ def test_a_name_that_would_start_a_formula_reaches_the_csv_as_text(tmp_path: Pat
     (row,) = [r for r in rows[1:] if r[1] == buyer.credit_code]
     assert row[2] == "'" + formula
     assert row[6] == "10000.00"  # amounts stay numbers
+
+
+def test_as_of_a_date_is_the_end_of_that_day_in_beijing(client: TestClient) -> None:
+    by_date = client.get("/v1/entitlements", params={"year": YEAR, "as_of": "2025-03-31"})
+    by_instant = client.get(
+        "/v1/entitlements", params={"year": YEAR, "as_of": "2025-03-31T23:59:59.999999+08:00"}
+    )
+    assert by_date.status_code == 200, by_date.text
+    assert by_date.json() == by_instant.json()
+
+
+def test_a_position_beyond_what_is_applied_is_refused(client: TestClient, history: History) -> None:
+    response = client.get("/v1/entitlements", params={"year": YEAR, "position": history.head + 1})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "position"
+
+
+def test_pages_follow_one_another_and_cover_the_year_once(
+    client: TestClient, history: History
+) -> None:
+    expected = recompute(history.envelopes)[YEAR]
+    rows, cursor, pages = [], None, 0
+    while True:
+        params: dict[str, Any] = {"year": YEAR, "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        body = client.get("/v1/entitlements", params=params).json()
+        rows += body["entitlements"]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages > 2, "too few entitlements to page"
+    assert served({"entitlements": rows}) == expected
+    assert len(rows) == len(expected)
+
+
+def test_totals_add_up_the_year_and_the_county_whatever_the_page(
+    client: TestClient, history: History
+) -> None:
+    whole = client.get("/v1/entitlements", params={"year": YEAR, "limit": 10_000}).json()
+    first = client.get("/v1/entitlements", params={"year": YEAR, "limit": 1}).json()
+    assert first["totals"] == whole["totals"]
+    for category, total in whole["totals"].items():
+        rows = [e for e in whole["entitlements"] if e["category"] == category]
+        assert total["beneficiaries"] == len(rows)
+        assert total["entitlement"] == _sum_yuan(e["entitlement"] for e in rows)
+    county = OTHER_LOCAL_FIRM.region_code
+    local = client.get("/v1/entitlements", params={"year": YEAR, "county": county}).json()
+    assert local["entitlements"] and all(e["county"] == county for e in local["entitlements"])
+    assert local["totals"]["absorption"]["entitlement"] == _sum_yuan(
+        e["entitlement"] for e in local["entitlements"] if e["category"] == "absorption"
+    )
+
+
+def test_min_amount_leaves_out_smaller_entitlements(client: TestClient) -> None:
+    body = client.get("/v1/entitlements", params={"year": YEAR, "min_amount": "10000.00"}).json()
+    whole = client.get("/v1/entitlements", params={"year": YEAR}).json()
+    kept = [e for e in whole["entitlements"] if float(e["entitlement"]) >= 10000]
+    assert [e["beneficiary"] for e in body["entitlements"]] == [e["beneficiary"] for e in kept]
+    assert len(kept) < len(whole["entitlements"]), "nothing left out: the test proves nothing"
+
+
+def _sum_yuan(amounts: Any) -> str:
+    from decimal import Decimal
+
+    return f"{sum((Decimal(a) for a in amounts), Decimal(0)):.2f}"

@@ -37,3 +37,17 @@ def test_text_that_is_no_instant_is_invalid(value: str) -> None:
     with pytest.raises(Invalid) as refused:
         parse_instant("as_of", value)
     assert refused.value.field == "as_of"
+
+
+def test_a_date_alone_is_the_end_of_that_day_in_beijing() -> None:
+    assert parse_instant("as_of", "2025-03-31") == datetime(
+        2025, 3, 31, 15, 59, 59, 999_999, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("value", ["2025-02-30", "2025-13-01", "0000-01-01"])
+def test_a_date_not_of_the_calendar_is_invalid(value: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        parse_instant("as_of", value)
+    assert refused.value.field == "as_of"
+    assert value in refused.value.message

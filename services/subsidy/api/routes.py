@@ -51,7 +51,9 @@ def list_entitlements(
         datetime | None,
         Depends(
             optional_instant(
-                "as_of", "As known at this instant: the log up to its last entry recorded then"
+                "as_of",
+                "As known at this instant (a date alone: the end of that day, Beijing time): "
+                "the log up to its last entry recorded then",
             )
         ),
     ],
@@ -120,7 +122,12 @@ def revisions(
     who: Reader,
     year: Year,
     since: Annotated[
-        datetime, Depends(required_instant("since", "Show what changed after this instant"))
+        datetime,
+        Depends(
+            required_instant(
+                "since", "Show what changed after this instant (a date: after that day, Beijing)"
+            )
+        ),
     ],
 ) -> dict[str, Any]:
     """Entitlements changed after ``since`` (e.g. the payout): before, after, and why."""
