@@ -88,8 +88,9 @@ TOPIC = "bench.read-scale"
 PARTITIONS = 3
 
 
-class Stop(Exception):
-    """SIGTERM: unwind like Ctrl-C so every process and database is cleaned up."""
+class Stop(BaseException):
+    """SIGTERM: unwind like Ctrl-C so every process and database is cleaned up (a
+    BaseException, so that no ``except Exception`` of a size swallows it)."""
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -195,12 +196,19 @@ def timed_series(
     statuses: dict[str, int] = {}
     size: dict[str, Any] = {}
     spent = 0.0
+    failed: str | None = None
     for _ in range(count):
         if before is not None:
             for k, v in before().items():
                 extras.setdefault(k, []).append(v)
         t = time.perf_counter()
-        response = request()
+        try:
+            response = request()
+        except httpx.HTTPError as exc:  # a timeout above all: recorded, and the figure ends
+            spent += time.perf_counter() - t
+            failed = f"{type(exc).__name__} after {time.perf_counter() - t:,.1f} s"
+            statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+            break
         elapsed = time.perf_counter() - t
         times.append(elapsed)
         spent += elapsed
@@ -212,6 +220,7 @@ def timed_series(
             break
     result = {**ms_stats(times), "requested": count, "capped": len(times) < count}
     result.update(statuses=statuses, response=size, seconds_spent=round(spent, 2))
+    result["failed"] = failed
     for k, v in extras.items():
         result[k] = ms_stats(v)
     stats = ms_stats(times)
@@ -219,6 +228,7 @@ def timed_series(
         f"  {label}: {len(times)} requests, p50 {ps.fmt(stats['p50_ms'], ',.1f')} ms, "
         f"p99 {ps.fmt(stats['p99_ms'], ',.1f')} ms"
         + (f" (capped at {cap_seconds:.0f} s)" if result["capped"] else "")
+        + (f"; then {failed}" if failed else "")
     )
     if set(statuses) != {"200"}:
         ps.log(f"  {label}: statuses {statuses}")
@@ -232,15 +242,23 @@ def contracts_per_year(size: int, years: int) -> int:
     return max(1, round(size / (years * COMMANDS_PER_CONTRACT)))
 
 
-def generate(size: int, workdir: Path) -> dict[str, Any]:
+def generate(size: int, workdir: Path, history_dir: Path | None) -> dict[str, Any]:
+    """The demo history of about ``size`` commands; from ``history_dir`` when an earlier run
+    left it there (the generator is deterministic: same years, size and seed, same bytes)."""
     per_year = contracts_per_year(size, 6)
-    path = workdir / f"history-{size}.jsonl"
-    ps.log(f"generating a history of ~{size:,} events ({per_year:,} contracts a year, {YEARS})…")
-    t = time.perf_counter()
-    command = [*ps.tcr_command(), "demo", "generate", "--years", YEARS]
-    command += ["--contracts-per-year", str(per_year), "--out", str(path)]
-    subprocess.run(command, check=True, cwd=ps.REPO, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - t
+    name = f"history-{YEARS}-{per_year}.jsonl"
+    path = (history_dir or workdir) / name
+    if history_dir is not None and path.exists():
+        ps.log(f"reusing {path} ({per_year:,} contracts a year, {YEARS})")
+        seconds: float | None = None
+    else:
+        ps.log(f"generating a history of ~{size:,} events ({per_year:,} contracts a year)…")
+        t = time.perf_counter()
+        command = [*ps.tcr_command(), "demo", "generate", "--years", YEARS]
+        command += ["--contracts-per-year", str(per_year), "--out", str(path) + ".part"]
+        subprocess.run(command, check=True, cwd=ps.REPO, stdout=subprocess.DEVNULL)
+        Path(str(path) + ".part").rename(path)
+        seconds = time.perf_counter() - t
     with path.open("rb") as f:
         commands = sum(1 for line in f if line.strip())
     return {
@@ -248,7 +266,8 @@ def generate(size: int, workdir: Path) -> dict[str, Any]:
         "contracts_per_year": per_year,
         "years": YEARS,
         "commands": commands,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1) if seconds is not None else None,
+        "reused": seconds is None,
     }
 
 
@@ -286,9 +305,9 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
     tokens = {
         r: ps.add_token(tokens_file, f"bench-{r}", r) for r in ("bureau", "auditor", "finance")
     }
-    history = generate(size, workdir)
+    history = generate(size, workdir, args.history_dir)
     result["history"] = {k: v for k, v in history.items() if k != "path"}
-    ps.log(f"  {history['commands']:,} commands in {history['seconds']} s")
+    ps.log(f"  {history['commands']:,} commands (generated in {ps.fmt(history['seconds'])} s)")
     names = {role: ps.db_name("readscale", f"{size}_{role}") for role in ("registry", "subsidy")}
     result["databases"] = {**names, "kept": args.keep}
     started: list[ps.Process] = []
@@ -325,7 +344,7 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
             ps.log(
                 f"  log head {head:,} after {loaded['seconds']} s ({loaded['events_per_s']:,.0f}/s)"
             )
-            if not args.keep:
+            if not args.keep and args.history_dir is None:
                 history["path"].unlink()
 
             # 2. relay to Kafka, then the consumer's catch-up from empty
@@ -559,14 +578,6 @@ def run_queries(
         n,
         cap,
     )
-    since = iter(instants)
-    out["revisions_since"] = timed_series(
-        "revisions since the middle",
-        lambda: fin.get("/v1/revisions", params={**listing, "since": next(since)}),
-        n,
-        cap,
-    )
-
     rows = fin.get("/v1/entitlements", params=listing).json()["entitlements"]
     coded = [r for r in rows if r["category"] != "broker"] or rows
     beneficiary = coded[len(coded) // 2]["beneficiary"]
@@ -604,6 +615,15 @@ def run_queries(
         n,
         cap,
     )
+    # Last: today one revisions request can outlast the client's timeout, and the server then
+    # goes on computing it, which would disturb any figure measured after it.
+    since = iter(instants)
+    out["revisions_since"] = timed_series(
+        "revisions since the middle",
+        lambda: fin.get("/v1/revisions", params={**listing, "since": next(since)}),
+        n,
+        cap,
+    )
     return out
 
 
@@ -618,7 +638,13 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     command += ["--rate", str(args.e2e_rate), "--duration", str(args.e2e_duration)]
     command += ["--warmup", "5", "--baseline-seconds", "5", "--out", str(out)]
     ps.log(f"end-to-end lag: {' '.join(command[1:])}")
-    process = subprocess.Popen(command, cwd=ps.REPO, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command,
+        cwd=ps.REPO,
+        stdout=subprocess.DEVNULL,
+        # A shell's background job starts with SIGINT ignored, and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         code = process.wait()
     except BaseException:
@@ -777,6 +803,7 @@ def table(report: dict[str, Any]) -> str:
             "  contracts a year (6 years)",
             *cells(lambda r: f"{r['history']['contracts_per_year']:,}"),
         ],
+        ["history generated in s", *cells(lambda r: ps.fmt(r["history"]["seconds"], ",.0f"))],
         ["load s (events/s)", *cells(timed("load"))],
         ["relay to Kafka s (events/s)", *cells(timed("relay"))],
         ["catch-up from empty s (events/s)", *cells(timed("catch_up"))],
@@ -890,7 +917,10 @@ def main(argv: list[str] | None = None) -> int:
         help="stop a figure's requests once they took this long together (at least one is made)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=600, help="seconds one HTTP request may take"
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds one HTTP request may take; a request that takes longer ends its figure",
     )
     parser.add_argument(
         "--stage-timeout",
@@ -924,6 +954,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the databases, history files and service logs (names and path printed)",
     )
+    parser.add_argument(
+        "--history-dir",
+        type=Path,
+        help=(
+            "keep generated histories in this directory and reuse them on later runs "
+            "(generating 1,000,000 events takes minutes)"
+        ),
+    )
     parser.add_argument("--out", help="JSON result file (default bench/results/read_scale-*.json)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -932,6 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format=ps.LOG_FORMAT)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # the broker's start-up refusals
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in background
 
     workdir = Path(tempfile.mkdtemp(prefix="tcr-read-scale-"))
     # The registry's checkpoint signing key, in the run's own directory rather than var/.
