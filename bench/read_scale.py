@@ -669,8 +669,14 @@ def run_e2e(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def _p99(size_result: dict[str, Any], figure: str) -> float | None:
-    value = size_result.get("queries", {}).get(figure, {}).get("p99_ms")
-    return float(value) if value is not None else None
+    """A figure's p99 in ms; when its first request already timed out, that request's time
+    (a lower bound, so the goal reads as not met rather than unmeasured)."""
+    series = size_result.get("queries", {}).get(figure, {})
+    if series.get("p99_ms") is not None:
+        return float(series["p99_ms"])
+    if series.get("failed"):
+        return float(series["seconds_spent"]) * 1000
+    return None
 
 
 def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -756,6 +762,8 @@ def table(report: dict[str, Any]) -> str:
     def series(figure: str) -> Callable[[dict[str, Any]], str]:
         def get(r: dict[str, Any]) -> str:
             s = r["queries"][figure]
+            if not s["count"] and s.get("failed"):
+                return f"none: {s['failed']}"
             capped = "*" if s["capped"] else ""
             p50, p99 = ps.fmt(s["p50_ms"], ",.1f"), ps.fmt(s["p99_ms"], ",.1f")
             return f"{p50} / {p99} ({s['count']}{capped})"
@@ -981,11 +989,16 @@ def main(argv: list[str] | None = None) -> int:
         "commit": ps.git_commit(),
         "machine": ps.machine(),
         "store": "postgresql",
-        "parameters": {k: v for k, v in vars(args).items() if k not in ("admin_url", "out")},
+        "parameters": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k not in ("admin_url", "out")
+        },
         "year": YEAR,
         "goals_issue_9": GOALS,
         "sizes": {},
     }
+    orjson.dumps(report)  # fail now, not after half an hour, if something cannot be written
     interrupted = False
     try:
         for size in args.sizes:
