@@ -97,8 +97,35 @@ def machine() -> dict[str, Any]:
         "host": platform.node(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "load_average_at_start": os.getloadavg(),
     }
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def git_commit() -> str:
+    """``git rev-parse HEAD``, suffixed ``+dirty-services`` when services/ has uncommitted
+    changes (the figures then belong to code no commit holds)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "services"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty-services" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def write_results(name: str, report: dict[str, Any], out: str | None = None) -> Path:

@@ -65,6 +65,7 @@ from pipeline_support import (  # noqa: E402
     credit_code,
     free_port,
     get_json,
+    git_commit,
     log,
     percentile,
     postgres_database,
@@ -1146,23 +1147,6 @@ def goals(results: dict[str, Any]) -> list[dict[str, str]]:
     else:
         out.append({"goal": "batch", "measured": "not run", "verdict": "—"})
     return out
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        )
-        commit = out.stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "services"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return commit + ("+dirty-services" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def machine() -> dict[str, Any]:
