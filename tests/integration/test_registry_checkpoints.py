@@ -28,6 +28,7 @@ from services.common.signing import (
     load_public_key,
     public_key_pem,
 )
+from services.registry import checkpoints as checkpoints_module
 from services.registry.app import create_app
 from services.registry.checkpoints import Checkpointer
 from services.registry.settings import RegistrySettings
@@ -488,6 +489,33 @@ def test_the_checkpointer_resumes_from_the_stored_leaves(engine: Engine) -> None
     assert [(c["tree_size"], c["root_hash"]) for c in restarted.all()] == [
         (n, root(tree[:n]).hex()) for n in (2, 4, 6)
     ]
+
+
+def signed_roots(checkpointer: Checkpointer) -> list[tuple[int, str]]:
+    return [(c["tree_size"], c["root_hash"]) for c in checkpointer.all()]
+
+
+def test_after_a_pass_fails_a_restart_signs_every_checkpoint_it_made_due(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = add_leaves(engine, 0, 9)
+    key = Ed25519PrivateKey.generate()
+    sign = checkpoints_module.sign_checkpoint
+
+    def fail_at_size_8(key: Ed25519PrivateKey, checkpoint: dict[str, Any]) -> str:
+        if checkpoint["tree_size"] == 8:
+            raise OSError("the process stops here")
+        return sign(key, checkpoint)
+
+    monkeypatch.setattr(checkpoints_module, "sign_checkpoint", fail_at_size_8)
+    with pytest.raises(OSError, match="stops here"):
+        Checkpointer(engine, key, every=2).advance()
+    monkeypatch.undo()
+
+    restarted = Checkpointer(engine, key, every=2)
+
+    assert restarted.advance() == 9
+    assert signed_roots(restarted) == [(n, root(tree[:n]).hex()) for n in (2, 4, 6, 8)]
 
 
 def test_a_checkpoint_issued_while_the_log_grows_signs_the_root_of_its_own_size(
