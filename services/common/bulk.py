@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 
@@ -17,10 +18,12 @@ def insert_columns(
     columns: dict[str, Sequence[Any]],
     *,
     returning: str | None = None,
+    on_conflict_do_nothing: bool = False,
 ) -> list[Any]:
     """Insert rows given column by column (equal lengths), in order, in the session's (or
     connection's) transaction; with ``returning``, that column's values in row order
-    (PostgreSQL only).
+    (PostgreSQL only). With ``on_conflict_do_nothing``, a row that would break a unique
+    constraint is skipped and the others inserted (``returning`` then answers the inserted).
 
     On PostgreSQL the rows travel as one array per column through ``unnest``: a single short
     statement whatever the count. A multi-row ``VALUES`` list is re-parsed by the driver for
@@ -34,12 +37,15 @@ def insert_columns(
         if returning is not None:
             raise NotImplementedError("insert_columns(returning=…) is for PostgreSQL")
         names = list(columns)
+        plain = insert(table)
+        if on_conflict_do_nothing:  # the other store is SQLite
+            plain = sqlite.insert(table).on_conflict_do_nothing()
         conn.execute(
-            insert(table),
+            plain,
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
         )
         return []
-    statement = _unnest_insert(table, tuple(columns), returning, dialect)
+    statement = _unnest_insert(table, tuple(columns), returning, on_conflict_do_nothing, dialect)
     # Sent straight to the driver so that the arrays go in binary (``%b``): psycopg writes
     # text arrays element by element in Python, eight times slower.
     result = conn.exec_driver_sql(
@@ -50,7 +56,11 @@ def insert_columns(
 
 @lru_cache(maxsize=64)
 def _unnest_insert(
-    table: Table, names: tuple[str, ...], returning: str | None, dialect: Dialect
+    table: Table,
+    names: tuple[str, ...],
+    returning: str | None,
+    on_conflict_do_nothing: bool,
+    dialect: Dialect,
 ) -> str:
     arrays = ", ".join(
         f"CAST(%(c{i})b AS {table.c[name].type.compile(dialect=dialect)}[])"
@@ -61,6 +71,8 @@ def _unnest_insert(
         f'INSERT INTO "{table.name}" ({listed}) SELECT {listed} FROM unnest({arrays})'
         f" WITH ORDINALITY AS rows ({listed}, row_number) ORDER BY row_number"
     )
+    if on_conflict_do_nothing:
+        sql += " ON CONFLICT DO NOTHING"
     if returning is not None:
         sql += f' RETURNING "{returning}"'
     return sql

@@ -208,6 +208,11 @@ def span_hash(span: Span, hashes: Mapping[Node, bytes]) -> bytes:
     return fold([hashes[node] for node in perfect_nodes(*span)])
 
 
+def right_edge(tree_size: int) -> list[Node]:
+    """The perfect subtrees whose roots are a tree's compact range, largest first."""
+    return perfect_nodes(0, tree_size) if tree_size else []
+
+
 class CompactRange:
     """The roots of the perfect subtrees along the right edge: O(log n) memory, any n.
 
@@ -218,6 +223,15 @@ class CompactRange:
     def __init__(self) -> None:
         self.size = 0
         self._peaks: list[bytes] = []  # highest subtree first
+
+    @classmethod
+    def of_right_edge(cls, tree_size: int, roots: Sequence[bytes]) -> CompactRange:
+        """The range of a tree of ``tree_size`` leaves from the roots of its ``right_edge``."""
+        if len(roots) != len(right_edge(tree_size)):
+            raise ValueError(f"a tree of {tree_size} leaves has {tree_size.bit_count()} peaks")
+        compact = cls()
+        compact.size, compact._peaks = tree_size, list(roots)
+        return compact
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
         """Add the next leaf; answer the perfect subtrees it completes as (level, index, hash)."""

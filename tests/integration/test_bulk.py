@@ -18,6 +18,7 @@ from sqlalchemy import (
     Uuid,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns, one_of
@@ -30,6 +31,13 @@ rows = Table(
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
     Column("ref", Uuid, nullable=False),
     Column("name", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+keyed_rows = Table(
+    "bulk_keyed_rows",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("key", String(16), nullable=False, unique=True),
     Column("body", LargeBinary, nullable=False),
 )
 # Awkward values on purpose: quotes, commas, braces, backslashes and non-ASCII in text arrays;
@@ -94,6 +102,60 @@ def test_nothing_is_stored_when_the_transaction_rolls_back(engine: Engine) -> No
         session.rollback()
 
     assert stored(engine) == []
+
+
+def keyed(first: int, count: int, body: bytes) -> dict[str, list[object]]:
+    return {"key": [f"k{i}" for i in range(first, first + count)], "body": [body] * count}
+
+
+def stored_keyed(engine: Engine) -> dict[str, bytes]:
+    with engine.connect() as conn:
+        return {k: bytes(b) for k, b in conn.execute(select(keyed_rows.c.key, keyed_rows.c.body))}
+
+
+def test_with_on_conflict_do_nothing_rows_already_stored_are_kept_and_the_rest_inserted(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, keyed(0, 10, b"first"))
+    with Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, keyed(5, 10, b"second"), on_conflict_do_nothing=True)
+
+    assert stored_keyed(engine) == {
+        **{f"k{i}": b"first" for i in range(10)},
+        **{f"k{i}": b"second" for i in range(10, 15)},
+    }
+
+
+def test_without_on_conflict_do_nothing_a_row_already_stored_fails_the_insert(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, keyed(0, 3, b"first"))
+
+    with pytest.raises(IntegrityError), Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, keyed(2, 3, b"second"))
+    assert stored_keyed(engine) == {f"k{i}": b"first" for i in range(3)}
+
+
+def test_on_postgresql_returning_with_on_conflict_do_nothing_answers_the_inserted_rows(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("returning ids is for PostgreSQL")
+    with Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, keyed(0, 4, b"first"))
+        ids = insert_columns(
+            session,
+            keyed_rows,
+            keyed(2, 4, b"second"),
+            returning="id",
+            on_conflict_do_nothing=True,
+        )
+
+    with engine.connect() as conn:
+        by_id = dict(conn.execute(select(keyed_rows.c.id, keyed_rows.c.key)).all())
+    assert [by_id[i] for i in ids] == ["k4", "k5"]
 
 
 @pytest.mark.parametrize("wanted", [0, 1, 300])

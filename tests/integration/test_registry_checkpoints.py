@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, delete, insert
 
 from services.common.db import SingleHolderLock, make_engine
 from services.common.envelope import canonical_bytes
@@ -28,10 +28,11 @@ from services.common.signing import (
     load_public_key,
     public_key_pem,
 )
+from services.registry import checkpoints as checkpoints_module
 from services.registry.app import create_app
 from services.registry.checkpoints import Checkpointer
 from services.registry.settings import RegistrySettings
-from services.registry.store import chain, create_tables
+from services.registry.store import chain, create_tables, merkle_nodes
 from tests.conftest import Tokens
 from tests.support.parties import contract_body, invoice_body
 
@@ -488,6 +489,71 @@ def test_the_checkpointer_resumes_from_the_stored_leaves(engine: Engine) -> None
     assert [(c["tree_size"], c["root_hash"]) for c in restarted.all()] == [
         (n, root(tree[:n]).hex()) for n in (2, 4, 6)
     ]
+
+
+def signed_roots(checkpointer: Checkpointer) -> list[tuple[int, str]]:
+    return [(c["tree_size"], c["root_hash"]) for c in checkpointer.all()]
+
+
+def test_checkpoints_signed_across_restarts_are_the_roots_recomputed_from_every_leaf(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four leaves a pass: restarts land inside passes, on odd and even sizes, at multiples.
+    monkeypatch.setattr(checkpoints_module, "_PAGE", 4)
+    key = Ed25519PrivateKey.generate()
+    tree: list[bytes] = []
+    for step in (1, 2, 5, 8, 3, 13, 1, 31, 64):
+        tree += add_leaves(engine, len(tree), step)
+        restarted = Checkpointer(engine, key, every=3)
+        assert restarted.advance() == len(tree)
+        issued = restarted.issue()  # on demand, after a restart, at a size no multiple of 3
+        assert (issued["tree_size"], issued["root_hash"]) == (len(tree), root(tree).hex())
+
+    sizes = sorted({*range(3, len(tree) + 1, 3), 1, 3, 8, 16, 19, 32, 33, 64, 128})
+    assert signed_roots(restarted) == [(n, root(tree[:n]).hex()) for n in sizes]
+
+
+def test_a_checkpointer_on_a_log_whose_node_table_is_empty_catches_up_from_leaf_0(
+    engine: Engine,
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    tree = add_leaves(engine, 0, 45)
+    first = Checkpointer(engine, key, every=10)
+    first.advance()
+    signed = first.all()
+    with engine.begin() as conn:  # as a log written before the node table
+        conn.execute(delete(merkle_nodes))
+    tree += add_leaves(engine, 45, 10)
+
+    restarted = Checkpointer(engine, key, every=10)
+
+    assert restarted.advance() == 55
+    assert restarted.all()[:4] == signed  # the checkpoints signed before are kept as they were
+    assert signed_roots(restarted) == [(n, root(tree[:n]).hex()) for n in (10, 20, 30, 40, 50)]
+    assert restarted.issue()["root_hash"] == root(tree).hex()
+
+
+def test_after_a_pass_fails_a_restart_signs_every_checkpoint_it_made_due(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = add_leaves(engine, 0, 9)
+    key = Ed25519PrivateKey.generate()
+    sign = checkpoints_module.sign_checkpoint
+
+    def fail_at_size_8(key: Ed25519PrivateKey, checkpoint: dict[str, Any]) -> str:
+        if checkpoint["tree_size"] == 8:
+            raise OSError("the process stops here")
+        return sign(key, checkpoint)
+
+    monkeypatch.setattr(checkpoints_module, "sign_checkpoint", fail_at_size_8)
+    with pytest.raises(OSError, match="stops here"):
+        Checkpointer(engine, key, every=2).advance()
+    monkeypatch.undo()
+
+    restarted = Checkpointer(engine, key, every=2)
+
+    assert restarted.advance() == 9
+    assert signed_roots(restarted) == [(n, root(tree[:n]).hex()) for n in (2, 4, 6, 8)]
 
 
 def test_a_checkpoint_issued_while_the_log_grows_signs_the_root_of_its_own_size(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy import Engine, event, func, insert, select, update
 from sqlalchemy.schema import DropTable
 
 from services.common.db import make_engine
@@ -164,6 +164,38 @@ def test_a_proof_beyond_the_stored_nodes_catches_up_first(engine: Engine) -> Non
     assert behind.inclusion(3, 19) == expected_inclusion(tree, 2, 19)
     assert behind.consistency(5, 19) == expected_consistency(tree, 5, 19)
     assert stored_nodes(engine) == perfect_subtrees(tree)
+
+
+def overwrite_leaves(engine: Engine, below: int) -> None:
+    """Leaves a checkpointer should not read again: folding them would give another root."""
+    with engine.begin() as conn:
+        conn.execute(update(chain).where(chain.c.leaf_index < below).values(leaf_hash="ff" * 32))
+
+
+def test_a_restarted_checkpointer_takes_the_right_edge_from_the_stored_nodes_not_the_leaves(
+    engine: Engine,
+) -> None:
+    tree = add_leaves(engine, 0, 1000)
+    checkpointer(engine).advance()
+    overwrite_leaves(engine, 1000)
+    tree += add_leaves(engine, 1000, 7)
+
+    restarted = checkpointer(engine)
+
+    assert restarted.issue()["root_hash"] == root(tree).hex()
+    assert restarted.consistency(1000, 1007) == expected_consistency(tree, 1000, 1007)
+
+
+def test_a_checkpointer_behind_another_skips_to_the_nodes_it_stored(engine: Engine) -> None:
+    tree = add_leaves(engine, 0, 5)
+    behind, ahead = checkpointer(engine), checkpointer(engine)
+    behind.advance()
+    tree += add_leaves(engine, 5, 995)
+    ahead.advance()
+    overwrite_leaves(engine, 1000)
+    tree += add_leaves(engine, 1000, 3)
+
+    assert behind.issue()["root_hash"] == root(tree).hex()
 
 
 def test_a_proof_beyond_the_log_is_refused_with_the_logs_size(engine: Engine) -> None:

@@ -22,6 +22,7 @@ from services.common.merkle import (
     leaf_hash,
     nodes_of,
     perfect_nodes,
+    right_edge,
     root,
     span_hash,
 )
@@ -118,6 +119,27 @@ def test_the_compact_range_completes_every_perfect_subtree_once_as_leaves_arrive
             completed[level, index] = node
 
     assert completed == {node: h for node, h in NODES.items() if node[0] > 0}
+
+
+def test_a_compact_range_rebuilt_from_its_right_edge_goes_on_as_one_built_leaf_by_leaf() -> None:
+    for size in range(SMALL):
+        built = CompactRange()
+        for leaf in LEAVES[:size]:
+            built.append(leaf)
+        rebuilt = CompactRange.of_right_edge(size, [NODES[node] for node in right_edge(size)])
+
+        assert (rebuilt.size, rebuilt.root()) == (size, root(LEAVES[:size])), size
+        for leaf in LEAVES[size:]:
+            assert rebuilt.append(leaf) == built.append(leaf), size
+            assert rebuilt.root() == built.root(), size
+
+
+def test_the_right_edge_of_a_tree_is_one_perfect_subtree_per_binary_digit_of_its_size() -> None:
+    assert right_edge(0) == []
+    assert right_edge(1) == [(0, 0)]
+    assert right_edge(1000) == [(9, 0), (8, 2), (7, 6), (6, 14), (5, 30), (3, 124)]
+    with pytest.raises(ValueError, match="6 peaks"):
+        CompactRange.of_right_edge(1000, [LEAVES[0]] * 5)
 
 
 @settings(max_examples=30, deadline=None)
