@@ -17,9 +17,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine, delete
 
-from services.common.db import SingleHolderLock, make_engine
+from services.common.db import SingleHolderLock
 from services.common.envelope import canonical_bytes
 from services.common.merkle import leaf_hash, root, verify_consistency, verify_inclusion
 from services.common.signing import (
@@ -32,8 +32,9 @@ from services.registry import checkpoints as checkpoints_module
 from services.registry.app import create_app
 from services.registry.checkpoints import Checkpointer
 from services.registry.settings import RegistrySettings
-from services.registry.store import chain, create_tables, merkle_nodes
+from services.registry.store import merkle_nodes
 from tests.conftest import Tokens
+from tests.support.chain import add_leaves
 from tests.support.parties import contract_body, invoice_body
 
 EVERY = 3
@@ -444,36 +445,6 @@ def test_proofs_need_a_token(client: TestClient) -> None:
 
 
 # -- the checkpointer itself -------------------------------------------------------------------
-
-
-def add_leaves(engine: Engine, start: int, count: int) -> list[bytes]:
-    """Chain rows for leaves ``start``..``start+count-1``, as the writer would commit them."""
-    hashes = [leaf_hash(f"entry {i}".encode()) for i in range(start, start + count)]
-    with engine.begin() as conn:
-        conn.execute(
-            insert(chain),
-            [
-                {
-                    "position": i + 1,
-                    "prev_hash": "0" * 64,
-                    "hash": f"{i + 1:064x}",
-                    "leaf_index": i,
-                    "leaf_hash": h.hex(),
-                }
-                for i, h in zip(range(start, start + count), hashes, strict=True)
-            ],
-        )
-    return hashes
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    write_engine = make_engine(database_url)
-    create_tables(write_engine)
-    try:
-        yield write_engine
-    finally:
-        write_engine.dispose()
 
 
 def test_the_checkpointer_resumes_from_the_stored_leaves(engine: Engine) -> None:

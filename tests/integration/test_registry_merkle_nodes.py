@@ -6,52 +6,22 @@ a few of them by key. Every answer here is held to the proofs recomputed from al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, event, func, insert, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.schema import DropTable
 
 from services.common.db import make_engine
 from services.common.errors import Invalid
-from services.common.merkle import consistency_proof, inclusion_proof, leaf_hash, root
+from services.common.merkle import consistency_proof, inclusion_proof, root
 from services.registry.application import Registry
 from services.registry.checkpoints import Checkpointer
-from services.registry.store import chain, create_tables, merkle_nodes
+from services.registry.store import chain, merkle_nodes
+from tests.support.chain import add_leaves
 
 SIZES = [1, 2, 3, 5, 8, 13, 64, 100, 257]
-
-
-def add_leaves(engine: Engine, start: int, count: int) -> list[bytes]:
-    """Chain rows for leaves ``start``..``start+count-1``, as the writer would commit them."""
-    hashes = [leaf_hash(f"entry {i}".encode()) for i in range(start, start + count)]
-    with engine.begin() as conn:
-        conn.execute(
-            insert(chain),
-            [
-                {
-                    "position": i + 1,
-                    "prev_hash": "0" * 64,
-                    "hash": f"{i + 1:064x}",
-                    "leaf_index": i,
-                    "leaf_hash": h.hex(),
-                }
-                for i, h in zip(range(start, start + count), hashes, strict=True)
-            ],
-        )
-    return hashes
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    write_engine = make_engine(database_url)
-    create_tables(write_engine)
-    try:
-        yield write_engine
-    finally:
-        write_engine.dispose()
 
 
 def checkpointer(engine: Engine) -> Checkpointer:
