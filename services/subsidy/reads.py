@@ -211,7 +211,12 @@ def events(
     found: list[dict[str, Any]] = []
     for chunk in _chunks(sorted(set(subjects))):
         found += [
-            dict(r._mapping)
+            {
+                "position": r.position,
+                "type": r.type,
+                "subject": r.subject,
+                "recorded_at": r.recorded_at,
+            }
             for r in conn.execute(
                 select(g.position, g.type, g.subject, g.recorded_at).where(
                     one_of(g.subject, chunk, conn.dialect), g.position > after, g.position <= upto

@@ -35,10 +35,10 @@ from services.subsidy.projection import (
     ClaimValue,
     EntitlementKey,
     EntitlementValue,
+    Fen,
     Projection,
     TotalKey,
     TotalValue,
-    exact,
 )
 from services.subsidy.versions import Versions
 
@@ -320,8 +320,14 @@ class StoredRows:
         return found
 
 
+def fen(text: str) -> Fen:
+    """An exact amount as stored: whole fen as an int, a split share as a Fraction (parsing
+    every amount as a Fraction was most of the time of a page of 1,000 entitlements)."""
+    return Fraction(text) if "/" in text else int(text)
+
+
 def claim_value(r: Any) -> ClaimValue:
-    return ClaimValue(r.name, r.region_code, exact(Fraction(r.share)), r.reason)
+    return ClaimValue(r.name, r.region_code, fen(r.share), r.reason)
 
 
 def entitlement_value(r: Any) -> EntitlementValue:
@@ -330,16 +336,14 @@ def entitlement_value(r: Any) -> EntitlementValue:
         r.region_code,
         r.first_registration_no,
         r.claims,
-        exact(Fraction(r.turnover)),
+        fen(r.turnover),
         int(r.gross_fen),
         int(r.entitlement_fen),
     )
 
 
 def total_value(r: Any) -> TotalValue:
-    return TotalValue(
-        r.beneficiaries, exact(Fraction(r.turnover)), int(r.gross_fen), int(r.entitlement_fen)
-    )
+    return TotalValue(r.beneficiaries, fen(r.turnover), int(r.gross_fen), int(r.entitlement_fen))
 
 
 # -- what the projection writes ------------------------------------------------------------------

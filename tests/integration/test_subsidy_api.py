@@ -559,3 +559,22 @@ def _sum_yuan(amounts: Any) -> str:
     from decimal import Decimal
 
     return f"{sum((Decimal(a) for a in amounts), Decimal(0)):.2f}"
+
+
+def test_revisions_page_and_the_pages_hold_every_revision_once(
+    client: TestClient, history: History
+) -> None:
+    since = history.first_phase_end["recorded_at"]
+    whole = client.get("/v1/revisions", params={"year": YEAR, "since": since}).json()
+    assert len(whole["revisions"]) >= 2, "too few revisions to page"
+    paged, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"year": YEAR, "since": since, "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        body = client.get("/v1/revisions", params=params).json()
+        paged += body["revisions"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == whole["revisions"]

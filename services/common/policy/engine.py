@@ -67,8 +67,10 @@ def contract_exclusion(contract: Contract, year: int, policy: Policy) -> Exclusi
     return None
 
 
-def round_half_up(amount: Fraction) -> int:
+def round_half_up(amount: Fraction | int) -> int:
     """Round a non-negative amount of fen to whole fen, halves up."""
+    if isinstance(amount, int):
+        return amount
     return math.floor(amount + Fraction(1, 2))
 
 
@@ -151,7 +153,8 @@ def entitlement_of(
             counted.append(ContractShare(claim.registration_no, claim.share))
         else:
             excluded.append(Exclusion(claim.registration_no, claim.reason))
-    turnover = sum((c.evidenced for c in counted), Fraction(0))
+    # Whole shares add as ints, far faster than Fractions; a broker's split share makes it one.
+    turnover: Fraction | int = sum((c.evidenced for c in counted), 0)
     gross, entitled = amounts(turnover, category, policy)
     return Entitlement(
         beneficiary=beneficiary,

@@ -126,7 +126,7 @@ class Entitlement:
     name: str
     category: Category
     year: int
-    turnover: Fraction  # fen, exact
+    turnover: Fraction | int  # fen, exact
     gross_fen: int
     entitlement_fen: int
     contracts: tuple[ContractShare, ...]

@@ -12,7 +12,7 @@ from services.common.policy.model import Entitlement
 
 def yuan(fen: Fraction | int) -> str:
     """Yuan with two decimals; a fraction of a fen (a broker's share) rounds half up."""
-    return format_fen(round_half_up(Fraction(fen)))
+    return format_fen(round_half_up(fen))
 
 
 ENTITLEMENT_FIELDS = frozenset(

@@ -83,6 +83,7 @@ class RevisionsPublic(BaseModel):
     position_before: int
     position: int
     revisions: list[RevisionPublic]
+    next_cursor: str | None
 
 
 class HealthPublic(BaseModel):

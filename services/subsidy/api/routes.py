@@ -129,9 +129,16 @@ def revisions(
             )
         ),
     ],
+    cursor: Annotated[
+        str | None, Query(max_length=600, description="next_cursor of the previous page")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Entitlements per page (at most 10,000)")
+    ] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    """Entitlements changed after ``since`` (e.g. the payout): before, after, and why."""
-    return subsidy(request).revisions(year, since)
+    """Entitlements changed after ``since`` (e.g. the payout), a page at a time: before,
+    after, and the events about them since."""
+    return subsidy(request).revisions(year, since, cursor=cursor, limit=limit)
 
 
 @router.get("/health", response_model=m.HealthPublic)
