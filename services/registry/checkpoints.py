@@ -29,6 +29,7 @@ from services.common.merkle import (
     span_hash,
 )
 from services.common.signing import public_key_pem, sign_checkpoint
+from services.registry import metrics
 from services.registry.store import chain, checkpoints, merkle_nodes
 
 # Leaves per pass, and per transaction of the subtree roots they complete (about one per leaf).
@@ -133,6 +134,7 @@ class Checkpointer:
         checkpoint["signature"] = sign_checkpoint(self._key, checkpoint)
         with self._engine.begin() as conn:
             conn.execute(self._insert.values(**checkpoint))
+        metrics.checkpoint_issued()
         return self.checkpoint(tree_size)
 
     def checkpoint(self, tree_size: int) -> dict[str, Any]:
