@@ -72,7 +72,7 @@ class Observe:
             route = _route(scope)
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(seconds)
-            if route != METRICS_PATH:
+            if route != METRICS_PATH and log.isEnabledFor(logging.INFO):
                 extra: dict[str, Any] = {
                     "method": method,
                     "route": route,
