@@ -162,3 +162,21 @@ def test_signed_checkpoints_are_counted(registry: TestClient) -> None:
     assert registry.post("/v1/batch", json={"commands": setup_commands()}).status_code == 201
     assert registry.post("/v1/checkpoints").status_code == 201
     assert value(registry, "tcr_registry_checkpoints_issued_total") >= before + 1
+
+
+def test_every_error_the_database_driver_raises_is_counted_by_class(
+    tmp_path: Path, registry: TestClient
+) -> None:
+    import sqlalchemy.exc
+    from sqlalchemy import text
+
+    from services.common.db import make_engine
+
+    before = value(registry, "tcr_store_errors_total", error="OperationalError")
+    engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        with engine.connect() as conn, pytest.raises(sqlalchemy.exc.OperationalError):
+            conn.execute(text("SELECT * FROM no_such_table"))
+    finally:
+        engine.dispose()
+    assert value(registry, "tcr_store_errors_total", error="OperationalError") == before + 1
