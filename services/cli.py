@@ -17,6 +17,7 @@ from services.demo.cli import add_demo_commands
 
 
 def _registry_serve(args: argparse.Namespace) -> int:
+    _configure_service_logging()
     if args.database_url:
         os.environ["TCR_REGISTRY_DATABASE_URL"] = args.database_url
     if args.workers > 1:
@@ -77,11 +78,14 @@ def _relay(args: argparse.Namespace) -> int:
     from functools import partial
 
     from services.common.kafka import ensure_topic, make_producer
+    from services.common.metrics import serve_metrics
     from services.registry.application import Registry
     from services.registry.relay import Relay, RelayPosition
     from services.registry.settings import RelaySettings
 
+    _configure_service_logging()
     settings = RelaySettings()
+    serve_metrics(settings.relay_metrics_port, settings.metrics_host)
     registry = Registry(settings.registry_database_url)
     relay = Relay(
         registry.read_log,
@@ -99,15 +103,26 @@ def _relay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_service_logging() -> None:
+    """A long-running service logs as the settings say (JSON unless TCR_LOG_FORMAT=text)."""
+    from services.common.settings import LogSettings
+
+    configure_logging(LogSettings().log_format)
+
+
 def _subsidy_serve(args: argparse.Namespace) -> int:
     return serve("services.subsidy.app:app_from_environment", args)
 
 
 def _subsidy_consume(args: argparse.Namespace) -> int:
+    from services.common.metrics import serve_metrics
     from services.subsidy.app import create_projector
     from services.subsidy.settings import SubsidySettings
 
-    projector, store, feed = create_projector(SubsidySettings())
+    _configure_service_logging()
+    settings = SubsidySettings()
+    serve_metrics(settings.consumer_metrics_port, settings.metrics_host)
+    projector, store, feed = create_projector(settings)
     try:
         run_until_signalled(projector.run)
     finally:
@@ -217,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
-        "--no-access-log", dest="access_log", action="store_false", help="do not log every request"
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="do not log a line per request (as TCR_ACCESS_LOG=false); refusals still are",
     )
     serve.set_defaults(func=_registry_serve)
 

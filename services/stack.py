@@ -200,6 +200,8 @@ def build_children(config: StackConfig) -> list[Child]:
     env.setdefault("TCR_SIGNING_KEY_FILE", str(config.var / "registry-signing-key.pem"))
     env.setdefault("TCR_REGISTRY_TOKEN", os.environ.get("TCR_REGISTRY_TOKEN") or feed_token)
     env.setdefault("TCR_SUBSIDY_URL", f"http://{config.host}:{config.subsidy_port}")
+    # One machine, one terminal: its reader is a person, not a log collector.
+    env.setdefault("TCR_LOG_FORMAT", "text")
     children = []
     if config.kafka_bootstrap is None:
         children.append(broker_child(config, env))

@@ -13,6 +13,8 @@ import sqlalchemy.exc
 from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 
+from services.common.metrics import count_store_errors
+
 # Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
 # declared INTEGER becomes the rowid.
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
@@ -34,6 +36,7 @@ def make_engine(url: str) -> Engine:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
     engine = create_engine(url, **kwargs)
+    count_store_errors(engine)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

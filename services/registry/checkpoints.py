@@ -43,6 +43,7 @@ from services.common.merkle import (
     span_hash,
 )
 from services.common.signing import public_key_pem, sign_checkpoint
+from services.registry import metrics
 from services.registry.store import chain, checkpoints, merkle_nodes
 
 # Leaves per pass, and per transaction of the subtree roots they complete (about one per leaf).
@@ -181,6 +182,8 @@ class Checkpointer:
             {name: [c[name] for c in signed] for name in signed[0]},
             on_conflict_do_nothing=True,
         )
+        for _ in signed:
+            metrics.checkpoint_issued()
 
     def checkpoint(self, tree_size: int) -> dict[str, Any]:
         with self._engine.connect() as conn:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.envelope import canonical_bytes
+from services.registry import relay_metrics as metrics
 from services.registry.store import relay_positions
 
 log = logging.getLogger("tcr.relay")
@@ -77,6 +78,7 @@ class Relay:
         backoff = 0.5
         producer: KafkaProducer | None = None
         position = self._position.load()
+        metrics.relay_at(position)
         log.info("relay starting after position %d, topic %s", position, self._topic)
         page: list[dict[str, Any]] | None = None
         while not stop.is_set():
@@ -112,7 +114,9 @@ class Relay:
         log.info("relay stopped at position %d (%d events published)", position, self.published)
 
     def _read(self, after: int) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = self._read_log(after, self._page_size)["events"]
+        page = self._read_log(after, self._page_size)
+        metrics.relay_read(int(page["head"]))
+        events: list[dict[str, Any]] = page["events"]
         return events
 
     def _publish(
@@ -131,6 +135,7 @@ class Relay:
         for future in futures:
             future.get(timeout=0)  # raises if any record was not acknowledged
         self._position.save(last)
+        metrics.relay_published(last, len(events))
         self.published += len(events)
         log.debug(
             "published %d events up to %d in %.3fs",

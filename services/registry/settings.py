@@ -20,7 +20,8 @@ class RegistrySettings(BaseSettings):
 
 
 class RelaySettings(BaseSettings):
-    """The relay: the registry's store to follow and the Kafka topic to publish to."""
+    """The relay: the registry's store to follow, the Kafka topic to publish to, and where its
+    metrics are served (``TCR_RELAY_METRICS_PORT``; unset, they are not)."""
 
     model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
 
@@ -28,3 +29,5 @@ class RelaySettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic: str = "tcr.events"
     kafka_partitions: int = 3
+    relay_metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"

@@ -35,6 +35,7 @@ from services.common.bulk import insert_columns
 from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
+from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, RegistryError
 from services.registry.event_store import GroupRecorder, restamped
@@ -127,6 +128,7 @@ class GroupCommitWriter:
         """Queue a submission; its future holds the answer once the group has committed."""
         if not self._started:
             raise RuntimeError("writer not started")
+        metrics.watch(submission)
         self._queue.put(submission)
         return submission.future
 
@@ -150,6 +152,7 @@ class GroupCommitWriter:
                     break
                 group.append(nxt)
                 events += nxt.event_count
+            started = time.perf_counter()
             try:
                 self._process(group)
             except Exception as exc:  # the writer must survive anything one group does
@@ -157,6 +160,7 @@ class GroupCommitWriter:
                 for sub in group:
                     if not sub.future.done():
                         sub.future.set_exception(exc)
+            metrics.group_done(group, time.perf_counter() - started)
             if stop:
                 return
 

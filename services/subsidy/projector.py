@@ -13,6 +13,7 @@ import httpx
 import orjson
 from kafka import KafkaConsumer
 
+from services.subsidy import metrics
 from services.subsidy.feed import RegistryFeed
 from services.subsidy.store import EntryStore, Head
 
@@ -38,6 +39,7 @@ class Projector:
         self._idle_check = idle_check
         self.head = store.head()
         self._highest_seen = store.highest_stored()
+        metrics.applied(self.head.position, self._highest_seen)
         self.from_kafka = 0
         self.from_feed = 0
 
@@ -47,6 +49,7 @@ class Projector:
         fetched = 0
         while True:
             page = self._feed.page(self.head.position)
+            metrics.registry_head(int(page.get("head", 0)))
             events = page["events"]
             if not events:
                 break
@@ -64,6 +67,7 @@ class Projector:
                 break
         if fetched:
             self.from_feed += fetched
+            metrics.delivered("feed", fetched)
             log.info(
                 "caught up %d events from the registry feed; applied to %d",
                 fetched,
@@ -97,6 +101,7 @@ class Projector:
                 if envelopes:
                     self._apply(envelopes)
                     self.from_kafka += len(envelopes)
+                    metrics.delivered("kafka", len(envelopes))
                     consumer.commit()
                     last_heard = now
                 if self._highest_seen > self.head.position:
@@ -145,6 +150,7 @@ class Projector:
     def _apply(self, envelopes: list[dict[str, Any]]) -> Head:
         self._highest_seen = max(self._highest_seen, max(e["position"] for e in envelopes))
         self.head = self._store.add(envelopes)
+        metrics.applied(self.head.position, self._highest_seen)
         return self.head
 
 

@@ -8,7 +8,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SubsidySettings(BaseSettings):
-    """Its own store, where events come from (Kafka, the registry feed), and the policy."""
+    """Its own store, where events come from (Kafka, the registry feed), the policy, and where
+    the consumer's metrics are served (``TCR_CONSUMER_METRICS_PORT``; unset, they are not)."""
 
     model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
 
@@ -22,3 +23,5 @@ class SubsidySettings(BaseSettings):
     policy_file: Path | None = None
     # A hole in the chain older than this is filled from the registry feed.
     gap_grace_seconds: float = 1.0
+    consumer_metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"

@@ -11,9 +11,11 @@ from fastapi import APIRouter, FastAPI
 
 from services.common.logs import configure_logging
 from services.common.runtime import settle_heap
+from services.common.settings import LogSettings
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
 from services.common.web.headers import SecurityHeaders
+from services.common.web.observe import Observe, add_metrics_route
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -27,7 +29,7 @@ def build_api(
     lifespan: Lifespan | None = None,
 ) -> FastAPI:
     """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB,
-    every answer marked nosniff and no-store."""
+    every answer marked nosniff and no-store, counted, timed and logged; ``GET /metrics``."""
     # No trailing-slash redirects: Starlette builds their Location from the Host header, which
     # the client chooses (an open redirect, and a cache poisoner behind a proxy). No client of
     # these APIs needs one; a path with a stray slash is a 404 in the usual error shape.
@@ -41,14 +43,17 @@ def build_api(
     app.state.tokens = TokenBook(tokens_file)
     install_error_handlers(app)
     app.include_router(router)
+    add_metrics_route(app)
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders)  # outermost: a 413 from BodyLimit carries them too
+    app.add_middleware(SecurityHeaders)  # a 413 from BodyLimit carries them too
+    app.add_middleware(Observe)  # outermost: every answer is counted and logged
     return app
 
 
 def server_app(create_app: Callable[[Any], FastAPI], settings: Any) -> FastAPI:
     """What a uvicorn factory returns: logging set up, the app built, the heap settled."""
-    configure_logging()
+    log_settings = LogSettings()
+    configure_logging(log_settings.log_format, access_log=log_settings.access_log)
     app = create_app(settings)
     settle_heap()  # what is built by now lives as long as the server process
     return app

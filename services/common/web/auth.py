@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.common.errors import Forbidden, Unauthenticated
 from services.common.tokens import Principal, TokenBook
+from services.common.web.context import note_principal
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `tcr tokens add`")
 
@@ -28,6 +29,7 @@ async def authenticate(
     principal = book.holder(credentials.credentials)
     if principal is None:
         raise Unauthenticated("Authorization", "unknown token")
+    note_principal(principal.name)  # for the request's log line; the token never is
     return principal
 
 

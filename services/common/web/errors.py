@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from services.common.errors import ApiError
 from services.common.web.asgi import ASGIApp, Receive, Send
+from services.common.web.context import note_refusal
 from services.common.web.headers import SECURITY_HEADERS
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -39,11 +40,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _registry_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+        body = exc.as_json()
+        note_refusal(body)
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(validation_body(exc.errors()), status_code=422)
+        body = validation_body(exc.errors())
+        note_refusal(body)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -61,6 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "field": None,
             "message": message,
         }
+        note_refusal(body)
         return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)

@@ -1,0 +1,90 @@
+"""The registry's metrics: the writer's groups and refusals, checkpoints issued.
+
+The writer and the checkpointer call these few functions and know nothing of Prometheus;
+refusals are also logged here, at info, with the rule they broke.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Histogram
+
+from services.common.web.context import current
+
+if TYPE_CHECKING:
+    from services.registry.writer import Answer, Submission
+
+log = logging.getLogger("tcr.registry.refusals")
+
+_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+GROUP_SUBMISSIONS = Histogram(
+    "tcr_registry_writer_group_submissions", "Submissions (requests) the writer ran as one group.",
+    buckets=_SIZES,
+)  # fmt: skip
+GROUP_EVENTS = Histogram(
+    "tcr_registry_writer_group_events", "Commands (events) in one writer group.", buckets=_SIZES
+)
+GROUP_SECONDS = Histogram(
+    "tcr_registry_writer_group_seconds",
+    "Time from a group's first statement to its answers, commit and any retries included.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REFUSALS = Counter(
+    "tcr_registry_refusals",
+    "Writes the registry refused, by error (conflict, invalid, not_found…) and field.",
+    ["error", "field"],
+)
+CHECKPOINTS = Counter("tcr_registry_checkpoints_issued", "Signed checkpoints stored.")
+
+
+
+def watch(submission: Submission) -> None:
+    """Count and log the submission's answer when the writer gives it (call when queued, in
+    the request's context, whose id the log line then carries)."""
+    request = current()
+    request_id = request.request_id if request is not None else None
+
+    def answered(future: Future[Answer]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        answer = future.result()
+        if 400 <= answer.status < 500:
+            _refused(submission, answer.body, request_id)
+
+    submission.future.add_done_callback(answered)
+
+
+def _refused(submission: Submission, body: dict[str, Any], request_id: str | None) -> None:
+    error, field = str(body.get("error")), body.get("field")
+    # Fields name the model's attributes; digits (a batch index, a list item) are folded so
+    # that the series stay few whatever the requests.
+    label = re.sub(r"\d+", "N", str(field))[:64] if field is not None else ""
+    REFUSALS.labels(error, label).inc()
+    log.info(
+        "write refused: %s on %s: %s",
+        error,
+        field,
+        body.get("message"),
+        extra={
+            "rule": error,
+            "field": field,
+            "index": body.get("index"),
+            "principal": submission.principal.name,
+            "request_id": request_id,
+        },
+    )
+
+
+def group_done(group: list[Submission], seconds: float) -> None:
+    GROUP_SUBMISSIONS.observe(len(group))
+    GROUP_EVENTS.observe(sum(sub.event_count for sub in group))
+    GROUP_SECONDS.observe(seconds)
+
+
+def checkpoint_issued() -> None:
+    CHECKPOINTS.inc()
