@@ -42,7 +42,6 @@ REFUSALS = Counter(
 CHECKPOINTS = Counter("tcr_registry_checkpoints_issued", "Signed checkpoints stored.")
 
 
-
 def watch(submission: Submission) -> None:
     """Count and log the submission's answer when the writer gives it (call when queued, in
     the request's context, whose id the log line then carries)."""

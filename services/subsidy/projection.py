@@ -107,12 +107,12 @@ class StoredState(Protocol):
     def brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts]: ...
     def funded(self, credit_codes: Iterable[str]) -> set[tuple[str, int]]: ...
     def roles(self, party: str, role: str) -> set[str]: ...
-    def claims(self, numbers: Iterable[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]: ...
+    def claims(self, numbers: set[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]: ...
     def first_claims(self, key: EntitlementKey, limit: int) -> list[tuple[str, ClaimValue]]: ...
     def entitlements(
-        self, keys: Iterable[EntitlementKey]
+        self, beneficiaries: set[str]
     ) -> dict[EntitlementKey, tuple[EntitlementValue, int]]: ...
-    def totals(self, keys: Iterable[TotalKey]) -> dict[TotalKey, tuple[TotalValue, int]]: ...
+    def totals(self, counties: set[str]) -> dict[TotalKey, tuple[TotalValue, int]]: ...
 
 
 @dataclass
@@ -153,7 +153,8 @@ class Projection:
     changed_contracts: set[str] = field(default_factory=set)
     new_brokers: dict[str, BrokerFacts] = field(default_factory=dict)
     new_funding: set[tuple[str, int]] = field(default_factory=set)
-    new_roles: set[tuple[str, str, str]] = field(default_factory=set)
+    # (party, role) → contract numbers: who is seller or broker where, added by this run.
+    new_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     skipped: int = 0  # entries of types this reader does not know
     _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
     _funded: set[tuple[str, int]] = field(default_factory=set)
@@ -161,13 +162,16 @@ class Projection:
     _claims_of: dict[str, dict[EntitlementKey, ClaimValue]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # A contract's claims are read whole before any changes (see `_load_contracts`), so a
-        # claim key not read is one that does not exist.
-        self.claims: Versions[ClaimKey, ClaimValue] = Versions(lambda keys: {})
-        self.entitlements: Versions[EntitlementKey, EntitlementValue] = Versions(
-            self.stored.entitlements
+        # Read by contract, by beneficiary and by county.
+        self.claims: Versions[ClaimKey, ClaimValue, str] = Versions(
+            lambda key: key[3], self.stored.claims
         )
-        self.totals: Versions[TotalKey, TotalValue] = Versions(self.stored.totals)
+        self.entitlements: Versions[EntitlementKey, EntitlementValue, str] = Versions(
+            lambda key: key[2], self.stored.entitlements
+        )
+        self.totals: Versions[TotalKey, TotalValue, str] = Versions(
+            lambda key: key[2], self.stored.totals
+        )
         self._years = range(self.policy.first_year, self.policy.last_year + 1)
         self._broker_lookup = _Lookup(self)
         self._funded_lookup = _Funded(self)
@@ -206,13 +210,15 @@ class Projection:
             self._load_contracts([no])
             self.contracts[no] = _registered(p)
             self._claims_of.setdefault(no, {})
-            self.new_roles.add((p["seller"]["credit_code"], "seller", no))
-            self.new_roles.update((b, "broker", no) for b in p["brokers"])
+            self._add_role(p["seller"]["credit_code"], "seller", no)
+            for broker_id in p["brokers"]:
+                self._add_role(broker_id, "broker", no)
         else:
             record = self._contract(no, position, kind)
             _change(record, kind, p)
             if kind == "ContractAmended" and "brokers" in p["changes"]:
-                self.new_roles.update((b, "broker", no) for b in p["changes"]["brokers"])
+                for broker_id in p["changes"]["brokers"]:
+                    self._add_role(broker_id, "broker", no)
         self.changed_contracts.add(no)
         self._recompute(no, position)
 
@@ -241,9 +247,12 @@ class Projection:
 
     def _roles(self, party: str, role: str) -> set[str]:
         numbers = self.stored.roles(party, role)
-        numbers |= {no for who, r, no in self.new_roles if who == party and r == role}
+        numbers |= self.new_roles.get((party, role), set())
         self._load_contracts(numbers)
         return numbers
+
+    def _add_role(self, party: str, role: str, no: str) -> None:
+        self.new_roles.setdefault((party, role), set()).add(no)
 
     def _contract(self, no: str, position: int, kind: str) -> dict[str, Any]:
         self._load_contracts([no])
@@ -262,9 +271,10 @@ class Projection:
         for no in wanted:
             self.contracts[no] = found.get(no)
             self._claims_of[no] = {}
-        for key, (value, valid_from) in self.stored.claims(wanted).items():
+        stored = self.stored.claims(set(wanted))
+        self.claims.loaded(wanted, stored)
+        for key, (value, _) in stored.items():
             self._claims_of[key[3]][key[:3]] = value
-            self.claims.remember(key, value, valid_from)
         self._read_brokers_of(found.values())
 
     def _read_brokers_of(self, records: Iterable[dict[str, Any]]) -> None:
@@ -286,20 +296,10 @@ class Projection:
         self._read_brokers_of(records)
         beneficiaries = {b for r in records for b in r["brokers"]}
         beneficiaries |= {r[side]["credit_code"] for r in records for side in ("buyer", "seller")}
-        self.entitlements.prefetch(
-            (year, category, who)
-            for year in self._years
-            for category in self.policy.categories
-            for who in beneficiaries
-        )
+        self.entitlements.prefetch(beneficiaries)
         counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
         counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}
-        self.totals.prefetch(
-            (year, category, county)
-            for year in self._years
-            for category in self.policy.categories
-            for county in counties
-        )
+        self.totals.prefetch(counties)
 
     # -- claims, entitlements, totals ------------------------------------------------------------
 

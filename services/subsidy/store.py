@@ -252,7 +252,7 @@ class StoredRows:
         )
         return {no for (no,) in rows}
 
-    def claims(self, numbers: Iterable[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]:
+    def claims(self, numbers: set[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]:
         c = t.claims.c
         found = {}
         for chunk in _chunks(numbers):
@@ -288,35 +288,34 @@ class StoredRows:
         return [(r.registration_no, claim_value(r)) for r in rows]
 
     def entitlements(
-        self, keys: Iterable[EntitlementKey]
+        self, beneficiaries: set[str]
     ) -> dict[EntitlementKey, tuple[EntitlementValue, int]]:
         c = t.entitlements.c
-        wanted = set(keys)
         found = {}
-        for chunk in _chunks({k[2] for k in wanted}):
+        for chunk in _chunks(beneficiaries):
             rows = self._conn.execute(
                 select(t.entitlements).where(
                     one_of(c.beneficiary, chunk, self._dialect), c.valid_to.is_(None)
                 )
             )
-            for r in rows:
-                key = (r.year, r.category, r.beneficiary)
-                if key in wanted:
-                    found[key] = (entitlement_value(r), int(r.valid_from))
+            found.update(
+                {
+                    (r.year, r.category, r.beneficiary): (entitlement_value(r), int(r.valid_from))
+                    for r in rows
+                }
+            )
         return found
 
-    def totals(self, keys: Iterable[TotalKey]) -> dict[TotalKey, tuple[TotalValue, int]]:
+    def totals(self, counties: set[str]) -> dict[TotalKey, tuple[TotalValue, int]]:
         c = t.totals.c
-        wanted = set(keys)
         found = {}
-        for chunk in _chunks({k[2] for k in wanted}):
+        for chunk in _chunks(counties):
             rows = self._conn.execute(
                 select(t.totals).where(one_of(c.county, chunk, self._dialect), c.valid_to.is_(None))
             )
-            for r in rows:
-                key = (r.year, r.category, r.county)
-                if key in wanted:
-                    found[key] = (total_value(r), int(r.valid_from))
+            found.update(
+                {(r.year, r.category, r.county): (total_value(r), int(r.valid_from)) for r in rows}
+            )
         return found
 
 
@@ -388,13 +387,20 @@ def _write_facts(conn: Connection, projection: Projection) -> None:
             {"credit_code": [c for c, _ in funded], "year": [y for _, y in funded]},
         )
     if projection.new_roles:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(
-            insert(t.roles).on_conflict_do_nothing(),  # an amendment may name a broker again
-            [
-                {"party": party, "role": role, "registration_no": no}
-                for party, role, no in sorted(projection.new_roles)
-            ],
+        rows = sorted(
+            (party, role, no)
+            for (party, role), numbers in projection.new_roles.items()
+            for no in numbers
+        )
+        insert_columns(  # an amendment may name a broker again: its role is stored already
+            conn,
+            t.roles,
+            {
+                "party": [r[0] for r in rows],
+                "role": [r[1] for r in rows],
+                "registration_no": [r[2] for r in rows],
+            },
+            on_conflict_do_nothing=True,
         )
 
 
@@ -447,7 +453,7 @@ _KEYS = {
 
 
 def _write_versions(
-    conn: Connection, table: Table, versions: Versions[Any, Any], columns: Any
+    conn: Connection, table: Table, versions: Versions[Any, Any, Any], columns: Any
 ) -> None:
     names = _KEYS[table.name]
     if versions.ended:

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
+G = TypeVar("G")
 
 
 @dataclass(eq=False)
@@ -32,39 +33,50 @@ class _Current(Generic[K, V]):
 
 
 @dataclass
-class Versions(Generic[K, V]):
-    """The current value of every key one run has read or changed."""
+class Versions(Generic[K, V, G]):
+    """The current value of every key one run has read or changed.
 
-    load: Callable[[Iterable[K]], dict[K, tuple[V, int]]]  # stored current values, valid_from
+    Keys are read a group at a time (a contract's claims, a beneficiary's entitlements, a
+    county's totals): once a group is read, a key of it that was not found has no value, with
+    nothing to ask again.
+    """
+
+    group_of: Callable[[K], G]
+    load: Callable[[set[G]], dict[K, tuple[V, int]]]  # stored current values, valid_from
     _known: dict[K, _Current[K, V]] = field(default_factory=dict)
+    _groups: set[G] = field(default_factory=set)
     new: list[Version[K, V]] = field(default_factory=list)  # see `written`
     ended: list[tuple[K, int, int]] = field(default_factory=list)  # stored: key, from, to
 
-    def prefetch(self, keys: Iterable[K]) -> None:
-        """Read the stored current values of keys not known yet, in one go."""
-        wanted = [k for k in keys if k not in self._known]
-        if not wanted:
-            return
-        stored = self.load(wanted)
-        for key in wanted:
-            value, valid_from = stored.get(key, (None, 0))
-            self._known[key] = _Current(value, valid_from, None)
+    def prefetch(self, groups: Iterable[G]) -> None:
+        """Read the stored current values of the groups not read yet, in one go."""
+        wanted = set(groups) - self._groups
+        if wanted:
+            self.loaded(wanted, self.load(wanted))
 
-    def remember(self, key: K, value: V, valid_from: int) -> None:
-        """A stored current value read by other means than ``load``."""
-        self._known[key] = _Current(value, valid_from, None)
+    def loaded(self, groups: Iterable[G], rows: dict[K, tuple[V, int]]) -> None:
+        """The stored current values of these groups, read by the caller."""
+        for key, (value, valid_from) in rows.items():
+            self._known.setdefault(key, _Current(value, valid_from, None))
+        self._groups.update(groups)
+
+    def _current(self, key: K) -> _Current[K, V]:
+        current = self._known.get(key)
+        if current is None:
+            group = self.group_of(key)
+            if group not in self._groups:
+                self.prefetch([group])
+                current = self._known.get(key)
+            if current is None:
+                current = self._known[key] = _Current(None, 0, None)
+        return current
 
     def get(self, key: K) -> V | None:
-        if key not in self._known:
-            self.prefetch([key])
-        return self._known[key].value
+        return self._current(key).value
 
     def set(self, key: K, value: V | None, position: int) -> None:
         """The key's value from ``position`` on (None: it has none)."""
-        current = self._known.get(key)
-        if current is None:
-            self.prefetch([key])
-            current = self._known[key]
+        current = self._current(key)
         if current.value == value:
             return
         if current.value is not None and current.valid_from == position and current.new:
