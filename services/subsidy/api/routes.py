@@ -14,7 +14,12 @@ from services.common.tokens import Principal
 from services.common.web.auth import require_roles
 from services.common.web.params import MAX_POSITION, optional_instant, required_instant
 from services.subsidy.api import models as m
-from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT, Subsidy
+from services.subsidy.application import (
+    DEFAULT_LIMIT,
+    DEFAULT_REVISIONS_LIMIT,
+    MAX_LIMIT,
+    Subsidy,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -133,8 +138,8 @@ def revisions(
         str | None, Query(max_length=600, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Entitlements per page (at most 10,000)")
-    ] = DEFAULT_LIMIT,
+        int, Query(ge=1, le=MAX_LIMIT, description="Revisions per page (at most 10,000)")
+    ] = DEFAULT_REVISIONS_LIMIT,
 ) -> dict[str, Any]:
     """Entitlements changed after ``since`` (e.g. the payout), a page at a time: before,
     after, and the events about them since."""
