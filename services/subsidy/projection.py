@@ -173,8 +173,6 @@ class Projection:
             lambda key: key[2], self.stored.totals
         )
         self._years = range(self.policy.first_year, self.policy.last_year + 1)
-        self._broker_lookup = _Lookup(self)
-        self._funded_lookup = _Funded(self)
 
     # -- a run ---------------------------------------------------------------------------------
 
@@ -307,10 +305,13 @@ class Projection:
         record = self.contracts[no]
         assert record is not None
         contract = _contract(no, record)
+        # Made here, not kept: a projection holding views of itself would be a reference cycle,
+        # freed only by the cycle collector, which a catch-up outran (1.7 GB at 1M events).
+        brokers, funded = _Lookup(self), _Funded(self)
         new: dict[EntitlementKey, ClaimValue] = {}
         for year in sorted(evidence_years(contract).intersection(self._years)):
             for claim in contract_claims(
-                contract, year, self._broker_lookup, self._funded_lookup, self.policy
+                contract, year, brokers, funded, self.policy
             ):
                 if claim.category == "broker":
                     facts = self.broker(claim.beneficiary)
