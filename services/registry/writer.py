@@ -5,10 +5,10 @@ the event store's table lock). The writer takes every submission waiting in its 
 them one after another against one unit of work, and commits them together: the events, the
 claims, the hash chain and the idempotency records of the whole group in one transaction.
 
-A submission that breaks a rule is answered with its error and the rest of the group is run
-again without it, from the stored state, so a failure never leaks into its neighbours. A
-transaction that loses a race with another process (a version or claim conflict) is retried
-submission by submission.
+A submission that breaks a rule is answered with its error and undone in memory (a savepoint of
+the unit of work); the rest of the group goes on as it was, so a refusal costs its neighbours
+nothing. A transaction that loses a race with another process (a version or claim conflict) is
+retried submission by submission.
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ from services.registry.errors import Conflict, RegistryError
 from services.registry.event_store import GroupRecorder, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
-from services.registry.unit_of_work import AggregateCache, UnitOfWork
+from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
 
 log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
-_RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)
+_RACES = (
+    StoreIntegrityError,
+    sqlalchemy.exc.IntegrityError,
+    sqlalchemy.exc.OperationalError,
+    StaleAggregate,
+)
 
 
 def clock() -> datetime:
@@ -194,22 +199,13 @@ class GroupCommitWriter:
 
     def _run_group(self, group: list[Submission]) -> None:
         """Run and commit a group; rule-breaking submissions are answered and dropped."""
-        remaining = list(group)
-        while remaining:
-            try:
-                answers = self._transaction(remaining)
-            except _Rejected as rejected:
-                rejected.submission.future.set_result(
-                    Answer(rejected.error.status, rejected.error.as_json())
-                )
-                remaining.remove(rejected.submission)
-                continue
-            for sub, answer in answers:
-                sub.future.set_result(answer)
-            return
+        for sub, answer in self._transaction(group):
+            sub.future.set_result(answer)
 
     def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
-        with Session(self._engine) as session, session.begin():
+        session = Session(self._engine)
+        try:
+            session.begin()
             uow = UnitOfWork(session, self._events_table, self._app.mapper, self._cache)
             wanted_ids, wanted_claims = [], []
             for sub in group:
@@ -221,20 +217,16 @@ class GroupCommitWriter:
             outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
             for sub in group:
-                earlier = self._earlier(session, sub, keyed)
-                if earlier is not None:
-                    outcomes.append((sub, earlier))
-                    continue
-                produced: list[tuple[Any, int]] = []
-                for index, command in enumerate(sub.commands):
-                    try:
-                        aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
-                    except RegistryError as error:
-                        if sub.batch:
-                            error.index = index
-                        raise _Rejected(sub, error) from None
-                    produced.append(uow.took_event(aggregate))
-                outcomes.append((sub, produced))
+                try:
+                    earlier = self._earlier(session, sub, keyed)
+                    if earlier is not None:
+                        outcomes.append((sub, earlier))
+                        continue
+                    outcomes.append((sub, self._run_submission(uow, sub)))
+                except _Rejected as rejected:
+                    if keyed.get(_key(sub)) is sub:
+                        del keyed[_key(sub)]  # a same-key neighbour runs on its own
+                    sub.future.set_result(Answer(rejected.error.status, rejected.error.as_json()))
 
             envelopes = self._store(session, uow)
             answers: dict[int, Answer] = {}
@@ -256,8 +248,27 @@ class GroupCommitWriter:
                             )
                         )
                 answers[id(sub)] = answer
+            session.commit()
+        finally:
+            session.close()
         uow.committed()
-        return [(sub, answers[id(sub)]) for sub in group]
+        return [(sub, answers[id(sub)]) for sub, _ in outcomes]
+
+    def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
+        """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
+        savepoint = uow.savepoint()
+        produced: list[tuple[Any, int]] = []
+        for index, command in enumerate(sub.commands):
+            try:
+                aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
+            except RegistryError as error:
+                if sub.batch:
+                    error.index = index
+                uow.roll_back(savepoint)
+                raise _Rejected(sub, error) from None
+            produced.append(uow.took_event(aggregate))
+        uow.release(savepoint)
+        return produced
 
     def _earlier(
         self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
@@ -344,6 +355,10 @@ class GroupCommitWriter:
             (e.originator_id, e.originator_version): envelope
             for e, envelope in zip(stored, envelopes, strict=True)
         }
+
+
+def _key(sub: Submission) -> tuple[str, str]:
+    return (sub.principal.name, sub.idempotency_key or "")
 
 
 def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
