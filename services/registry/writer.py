@@ -9,6 +9,13 @@ A submission that breaks a rule is answered with its error and undone in memory 
 the unit of work); the rest of the group goes on as it was, so a refusal costs its neighbours
 nothing. A transaction that loses a race with another process (a version or claim conflict) is
 retried submission by submission.
+
+A COMMIT that fails has an unknown outcome: the server may have committed before the
+connection dropped. The writer then finds out on a fresh connection, once the failed
+transaction has ended, whether its first event is stored at the position the store gave it
+(positions come from a sequence: no other transaction is given the same one). Committed, each
+submission gets the answer it was going to get; not committed, the group is run again. Only if
+the store cannot be asked is the answer a 503 that says so. Nothing is ever stored twice.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
@@ -45,11 +52,29 @@ from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitO
 log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
+# How long the writer keeps asking whether a transaction whose COMMIT failed was committed.
+OUTCOME_LOOKUP_SECONDS = 2.0
+
+
+class _NotCommitted(Exception):
+    """A COMMIT failed and the transaction is known not to have committed."""
+
+
+class _OutcomeUnknown(Exception):
+    """A COMMIT failed and the store could not be asked whether it committed."""
+
+
 _RACES = (
     StoreIntegrityError,
     sqlalchemy.exc.IntegrityError,
     sqlalchemy.exc.OperationalError,
     StaleAggregate,
+    _NotCommitted,
+)
+OUTCOME_UNKNOWN = Unavailable(
+    None,
+    "the store lost the connection while committing and could not be asked whether the write "
+    "was stored: outcome unknown, retry with the same Idempotency-Key",
 )
 
 
@@ -168,6 +193,8 @@ class GroupCommitWriter:
     def _process(self, group: list[Submission]) -> None:
         try:
             self._run_group(group)
+        except _OutcomeUnknown:
+            _answer_unknown(group)
         except _RACES as exc:
             # Submissions refused before the race were answered already; retry only the rest.
             pending = [sub for sub in group if not sub.future.done()]
@@ -187,6 +214,9 @@ class GroupCommitWriter:
                 time.sleep(0.002 * attempt)
             try:
                 self._run_group([sub])
+                return
+            except _OutcomeUnknown:
+                _answer_unknown([sub])
                 return
             except _RACES as exc:
                 last = exc
@@ -228,7 +258,7 @@ class GroupCommitWriter:
                         del keyed[_key(sub)]  # a same-key neighbour runs on its own
                     sub.future.set_result(Answer(rejected.error.status, rejected.error.as_json()))
 
-            envelopes = self._store(session, uow)
+            envelopes, first = self._store(session, uow)
             answers: dict[int, Answer] = {}
             for sub, outcome in outcomes:
                 if isinstance(outcome, Answer):
@@ -248,7 +278,16 @@ class GroupCommitWriter:
                             )
                         )
                 answers[id(sub)] = answer
-            session.commit()
+            session.flush()  # from here on, a failure is the COMMIT's own
+            try:
+                session.commit()
+            except Exception as exc:
+                if first is None:  # nothing written: nothing to find out
+                    raise
+                log.warning("COMMIT of a group of %d failed (%s); finding out", len(group), exc)
+                if not self._was_committed(*first):
+                    raise _NotCommitted(str(exc)) from exc
+                log.warning("the group had been committed; answering as committed")
         finally:
             session.close()
         uow.committed()
@@ -269,6 +308,41 @@ class GroupCommitWriter:
             produced.append(uow.took_event(aggregate))
         uow.release(savepoint)
         return produced
+
+    def _was_committed(self, position: int, stored: Any) -> bool:
+        """Whether the transaction that gave its first event ``position`` committed.
+
+        Asked on a fresh connection (the pool drops the broken one), under the event store's
+        lock: the failed transaction held it, so once granted that transaction has ended one
+        way or the other. Positions come from a sequence, never given twice; the stored bytes
+        are compared too, for a store (SQLite) that may reuse the position of a rollback.
+        Raises :class:`_OutcomeUnknown` when the store cannot be asked."""
+        events = self._events_table
+        deadline = time.monotonic() + OUTCOME_LOOKUP_SECONDS
+        while True:
+            try:
+                with Session(self._engine) as session, session.begin():
+                    if session.get_bind().dialect.name == "postgresql":
+                        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+                    self._recorder.lock(session)
+                    row = session.execute(
+                        select(
+                            events.c.originator_id, events.c.originator_version, events.c.state
+                        ).where(events.c.id == position)
+                    ).first()
+                return (
+                    row is not None
+                    and row.originator_id == stored.originator_id
+                    and row.originator_version == stored.originator_version
+                    and bytes(row.state) == stored.state
+                )
+            except sqlalchemy.exc.DBAPIError as exc:
+                if time.monotonic() >= deadline:
+                    log.error(
+                        "could not find out whether position %d was committed: %s", position, exc
+                    )
+                    raise _OutcomeUnknown(position) from exc
+                time.sleep(0.1)
 
     def _earlier(
         self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
@@ -298,10 +372,13 @@ class GroupCommitWriter:
             raise reused
         return Answer(row.status, orjson.loads(row.body))
 
-    def _store(self, session: Session, uow: UnitOfWork) -> dict[tuple[Any, int], dict[str, Any]]:
-        """Save the unit of work's events and chain them; envelopes by (aggregate id, version)."""
+    def _store(
+        self, session: Session, uow: UnitOfWork
+    ) -> tuple[dict[tuple[Any, int], dict[str, Any]], tuple[int, Any] | None]:
+        """Save the unit of work's events and chain them; envelopes by (aggregate id, version),
+        and the first event's position and stored form (None when there are no events)."""
         if not uow.events:
-            return {}
+            return {}, None
         uow.flush_claims()
         mapper = self._app.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
@@ -351,14 +428,21 @@ class GroupCommitWriter:
                 "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
             },
         )
-        return {
+        by_key = {
             (e.originator_id, e.originator_version): envelope
             for e, envelope in zip(stored, envelopes, strict=True)
         }
+        return by_key, (positions[0], stored[0])
 
 
 def _key(sub: Submission) -> tuple[str, str]:
     return (sub.principal.name, sub.idempotency_key or "")
+
+
+def _answer_unknown(group: list[Submission]) -> None:
+    for sub in group:
+        if not sub.future.done():
+            sub.future.set_result(Answer(OUTCOME_UNKNOWN.status, OUTCOME_UNKNOWN.as_json()))
 
 
 def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
