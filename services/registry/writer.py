@@ -16,6 +16,9 @@ transaction has ended, whether its first event is stored at the position the sto
 (positions come from a sequence: no other transaction is given the same one). Committed, each
 submission gets the answer it was going to get; not committed, the group is run again. Only if
 the store cannot be asked is the answer a 503 that says so. Nothing is ever stored twice.
+
+While the store is unreachable (the breaker is open) submissions are answered 503 at once,
+queued or not, instead of each being retried against a store that is not there.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sqlalchemy import Engine, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
+from services.common.db import StoreBreaker, store_unavailable
 from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
@@ -129,6 +133,7 @@ class GroupCommitWriter:
         events_table: Table,
         *,
         max_group_events: int = 2000,
+        breaker: StoreBreaker | None = None,
     ) -> None:
         if not isinstance(app.recorder, GroupRecorder):
             raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
@@ -138,6 +143,7 @@ class GroupCommitWriter:
         self._events_table = events_table
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
+        self._breaker = breaker or StoreBreaker(engine)
         self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._started = False
@@ -157,7 +163,10 @@ class GroupCommitWriter:
         """Queue a submission; its future holds the answer once the group has committed."""
         if not self._started:
             raise RuntimeError("writer not started")
-        self._queue.put(submission)
+        if self._breaker.open:
+            _answer_unreachable([submission])
+        else:
+            self._queue.put(submission)
         return submission.future
 
     # -- the writer thread ------------------------------------------------------------------
@@ -191,11 +200,18 @@ class GroupCommitWriter:
                 return
 
     def _process(self, group: list[Submission]) -> None:
+        if self._breaker.open:  # queued before the store went away: no need to try
+            _answer_unreachable(group)
+            return
         try:
             self._run_group(group)
-        except _OutcomeUnknown:
+        except _OutcomeUnknown as exc:
+            self._breaker.failed(exc)
             _answer_unknown(group)
         except _RACES as exc:
+            if self._breaker.failed(exc):
+                _answer_unreachable(group)  # nothing was committed: the COMMIT was not sent
+                return
             # Submissions refused before the race were answered already; retry only the rest.
             pending = [sub for sub in group if not sub.future.done()]
             log.info(
@@ -215,10 +231,14 @@ class GroupCommitWriter:
             try:
                 self._run_group([sub])
                 return
-            except _OutcomeUnknown:
+            except _OutcomeUnknown as exc:
+                self._breaker.failed(exc)
                 _answer_unknown([sub])
                 return
             except _RACES as exc:
+                if self._breaker.failed(exc):
+                    _answer_unreachable([sub])
+                    return
                 last = exc
         log.warning(
             "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
@@ -437,6 +457,13 @@ class GroupCommitWriter:
 
 def _key(sub: Submission) -> tuple[str, str]:
     return (sub.principal.name, sub.idempotency_key or "")
+
+
+def _answer_unreachable(group: list[Submission]) -> None:
+    error = store_unavailable()
+    for sub in group:
+        if not sub.future.done():
+            sub.future.set_result(Answer(error.status, error.as_json()))
 
 
 def _answer_unknown(group: list[Submission]) -> None:

@@ -2,6 +2,8 @@
 
 Exactly once: a request whose COMMIT's answer is lost (the server committed, the connection
 dropped) is stored once and answered as it would have been, with or without an Idempotency-Key.
+Outages: with the store unreachable every request gets a 503 in the error shape at once, and
+writes succeed again once it is back.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tests.support.pg_proxy import PostgresProxy
 from tests.support.stack import TCR, Service, _base_env
 
 NO = contract_body()["registration_no"]
+OUTAGE_CLIENTS = 128
 
 
 class Registry:
@@ -167,6 +170,9 @@ def test_a_write_whose_commit_outcome_cannot_be_learnt_is_a_503_that_says_so(
     assert len(log) == 2
 
 
+# -- the store unreachable --------------------------------------------------------------------
+
+
 def wait_for_201(
     registry: Registry,
     path: str,
@@ -184,3 +190,45 @@ def wait_for_201(
         if time.monotonic() > deadline:
             pytest.fail(f"still 503 after {timeout} s: {response.text}")
         time.sleep(0.2)
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "unavailable"
+    assert set(body) >= {"error", "field", "message"}
+
+
+def test_with_the_store_unreachable_every_request_is_a_503_and_writes_resume_after(
+    registry: Registry,
+) -> None:
+    registry.proxy.close()
+
+    async def post_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=OUTAGE_CLIENTS)
+        async with httpx.AsyncClient(
+            base_url=registry.url, headers=dict(registry.http.headers), timeout=30, limits=limits
+        ) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(f"/v1/contracts/{NO}/invoices", json=invoice_body(f"INV-{i}", "1"))
+                    for i in range(OUTAGE_CLIENTS)
+                )
+            )
+
+    responses = asyncio.run(post_all())
+
+    assert len(responses) == OUTAGE_CLIENTS
+    for response in responses:
+        assert_unavailable(response)
+    assert_unavailable(registry.http.get("/v1/health"))
+    assert_unavailable(registry.http.get(f"/v1/contracts/{NO}"))
+    assert_unavailable(registry.http.get("/v1/events"))
+    assert_unavailable(registry.http.get("/v1/checkpoints/latest"))
+    assert "Traceback" not in registry.service.tail(400)
+
+    registry.proxy.reopen()
+    stored = wait_for_201(registry, f"/v1/contracts/{NO}/invoices", invoice_body("INV-AFTER"))
+    assert registry.http.get("/v1/health").status_code == 200
+    assert [e["position"] for e in registry.log()][-1] == stored["position"]
