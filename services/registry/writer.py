@@ -5,10 +5,10 @@ the event store's table lock). The writer takes every submission waiting in its 
 them one after another against one unit of work, and commits them together: the events, the
 claims, the hash chain and the idempotency records of the whole group in one transaction.
 
-A submission that breaks a rule is answered with its error and undone in memory (a savepoint of
-the unit of work); the rest of the group goes on as it was, so a refusal costs its neighbours
-nothing. A transaction that loses a race with another process (a version or claim conflict) is
-retried submission by submission.
+A submission that breaks a rule is undone in memory (a savepoint of the unit of work) and
+answered with its error once the group has committed; the rest of the group goes on as it was,
+so a refusal costs its neighbours nothing. A transaction that loses a race with another process
+(a version or claim conflict) is retried submission by submission.
 
 A COMMIT that fails has an unknown outcome: the server may have committed before the
 connection dropped. The writer then finds out on a fresh connection, once the failed
@@ -212,7 +212,7 @@ class GroupCommitWriter:
             if self._breaker.failed(exc):
                 _answer_unreachable(group)  # nothing was committed: the COMMIT was not sent
                 return
-            # Submissions refused before the race were answered already; retry only the rest.
+            # Nothing of the group was answered (refusals wait for the commit): retry each.
             pending = [sub for sub in group if not sub.future.done()]
             log.info(
                 "group of %d lost a race (%s); retrying %d one by one",
@@ -266,6 +266,10 @@ class GroupCommitWriter:
             uow.prefetch(wanted_ids, wanted_claims)
             outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
+            # Answered with the group, once it has committed: a refusal may rest on what an
+            # earlier submission of the group did, and a flood of refusals then gets no more
+            # than one answer per connection and group, like everyone else.
+            refusals: list[tuple[Submission, Answer]] = []
             for sub in group:
                 try:
                     earlier = self._earlier(session, sub, keyed)
@@ -276,7 +280,7 @@ class GroupCommitWriter:
                 except _Rejected as rejected:
                     if keyed.get(_key(sub)) is sub:
                         del keyed[_key(sub)]  # a same-key neighbour runs on its own
-                    sub.future.set_result(Answer(rejected.error.status, rejected.error.as_json()))
+                    refusals.append((sub, Answer(rejected.error.status, rejected.error.as_json())))
 
             envelopes, first = self._store(session, uow)
             answers: dict[int, Answer] = {}
@@ -305,13 +309,19 @@ class GroupCommitWriter:
                 if first is None:  # nothing written: nothing to find out
                     raise
                 log.warning("COMMIT of a group of %d failed (%s); finding out", len(group), exc)
-                if not self._was_committed(*first):
+                try:
+                    committed = self._was_committed(*first)
+                except _OutcomeUnknown:
+                    for sub, answer in refusals:  # refused either way
+                        sub.future.set_result(answer)
+                    raise
+                if not committed:
                     raise _NotCommitted(str(exc)) from exc
                 log.warning("the group had been committed; answering as committed")
         finally:
             session.close()
         uow.committed()
-        return [(sub, answers[id(sub)]) for sub, _ in outcomes]
+        return [(sub, answers[id(sub)]) for sub, _ in outcomes] + refusals
 
     def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
         """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
