@@ -173,7 +173,12 @@ class SingleHolderLock:
         held, self._held = self._held, None
         if held is None:
             return
-        with suppress(Exception):  # a dropped session released it already
+        if isinstance(held, Connection):
+            # Unlocked now: ending the session below releases it too, but only once the server
+            # has noticed, and a new holder asking at once was then refused.
+            with suppress(Exception):  # a dropped session released it already
+                held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+        with suppress(Exception):
             if isinstance(held, Connection):
                 held.invalidate()  # ends the session, and its lock: not back into the pool
             held.close()
