@@ -1,8 +1,11 @@
-"""Database engines on SQLite files or PostgreSQL, and the locks that processes sharing one take."""
+"""Database engines on SQLite files or PostgreSQL, the locks that processes sharing one take,
+and the breaker that stops a service from queueing work for a store it cannot reach."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -13,11 +16,17 @@ import sqlalchemy.exc
 from sqlalchemy import BigInteger, Engine, Integer, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 
+from services.common.errors import Unavailable
 from services.common.metrics import count_store_errors
+
+log = logging.getLogger("tcr.db")
 
 # Log positions: 64-bit on PostgreSQL; SQLite's INTEGER is 64-bit already and only a column
 # declared INTEGER becomes the rowid.
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+
+
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def make_engine(url: str) -> Engine:
@@ -31,6 +40,9 @@ def make_engine(url: str) -> Engine:
     # No pre-ping: it doubled the round trips of short queries. A connection the server
     # dropped fails one statement (the writer retries it); the pool then replaces it.
     kwargs: dict[str, Any] = {"pool_recycle": 3600}
+    if url.startswith("postgresql"):
+        # A server that does not answer fails a connection in seconds, not the system's minutes.
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and ":memory:" not in url:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +175,111 @@ class SingleHolderLock:
         held, self._held = self._held, None
         if held is None:
             return
-        with suppress(Exception):  # a dropped session released it already
+        if isinstance(held, Connection):
+            # Unlocked now: ending the session below releases it too, but only once the server
+            # has noticed, and a new holder asking at once was then refused.
+            with suppress(Exception):  # a dropped session released it already
+                held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+        with suppress(Exception):
             if isinstance(held, Connection):
                 held.invalidate()  # ends the session, and its lock: not back into the pool
             held.close()
+
+
+# PostgreSQL SQLSTATEs of a server going away: class 08 (connection exception), and shutdown,
+# crash and start-up (57P01-57P03).
+_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """Whether an error (SQLAlchemy's, or the event library's wrapping one) means the database
+    could not be reached or the connection was lost, rather than a statement being refused."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.DBAPIError):
+            if seen.connection_invalidated:
+                return True
+            orig = seen.orig
+            sqlstate = getattr(orig, "sqlstate", None)
+            if sqlstate is not None:
+                return str(sqlstate).startswith(_GONE)
+            # psycopg gives no SQLSTATE to a failure to connect or a connection lost
+            return type(orig).__module__.startswith("psycopg") and isinstance(
+                seen, sqlalchemy.exc.OperationalError
+            )
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def store_unavailable() -> Unavailable:
+    """The refusal of work while the store is unreachable (HTTP 503): nothing was done."""
+    return Unavailable(None, "the store is unreachable; nothing was done, retry later")
+
+
+class StoreBreaker:
+    """A circuit breaker around a service's store.
+
+    Closed, it lets everything through. Open (the store could not be reached), :meth:`check`
+    refuses at once with 503, so a queue of requests is answered in milliseconds instead of each
+    waiting for its own failed connection; a thread probes the store every ``probe_every``
+    seconds and closes the breaker at the first answer. A lost connection alone does not open
+    it: :meth:`failed` first asks the store on a fresh connection.
+    """
+
+    def __init__(self, engine: Engine, *, probe_every: float = 0.5) -> None:
+        self._engine = engine
+        self._probe_every = probe_every
+        self._open = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._prober: threading.Thread | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._open.is_set()
+
+    def check(self) -> None:
+        """Raise :func:`store_unavailable` while the breaker is open."""
+        if self._open.is_set():
+            raise store_unavailable()
+
+    def failed(self, exc: BaseException) -> bool:
+        """Note an error from the store; whether the store is now taken as unreachable (the
+        breaker is open). Errors that are not about reaching the store change nothing."""
+        if not store_unreachable(exc):
+            return False
+        if self._open.is_set():
+            return True
+        if self.probe():  # one connection lost; the store itself answers
+            return False
+        with self._lock:
+            if not self._open.is_set() and not self._stopping.is_set():
+                log.error("store unreachable (%s); answering 503 until it answers again", exc)
+                self._open.set()
+                self._prober = threading.Thread(
+                    target=self._probe_until_back, name="store-breaker", daemon=True
+                )
+                self._prober.start()
+        return True
+
+    def probe(self) -> bool:
+        """Whether the store answers a query now."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except sqlalchemy.exc.DBAPIError:
+            return False
+
+    def _probe_until_back(self) -> None:
+        while not self._stopping.wait(self._probe_every):
+            if self.probe():
+                log.warning("store reachable again; accepting work")
+                self._open.clear()
+                return
+
+    def stop(self) -> None:
+        self._stopping.set()
+        prober = self._prober
+        if prober is not None:
+            prober.join()

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import AggregateNotFoundError, Application
 from sqlalchemy import Engine, func, select
 
-from services.common.db import SingleHolderLock, make_engine, schema_lock
+from services.common.db import (
+    SingleHolderLock,
+    StoreBreaker,
+    make_engine,
+    schema_lock,
+    store_unavailable,
+    store_unreachable,
+)
 from services.common.money import format_fen
 from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
@@ -58,11 +66,14 @@ class Registry(Application[UUID]):
             create_tables(self.engine)
             self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
             claim_number_keys(self.engine, self.events_table, self.mapper)
+        # Open while the store is unreachable: writes and reads are then answered 503 at once.
+        self.breaker = StoreBreaker(self.engine)
         self.writer = GroupCommitWriter(
             self,
             self.engine,
             self.events_table,
             max_group_events=max_group_events,
+            breaker=self.breaker,
         )
         self.checkpoints = Checkpointer(
             self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every
@@ -91,11 +102,16 @@ class Registry(Application[UUID]):
         # checkpoint. Every process following every leaf cost each a tenth of a core at
         # 10,000 events/s. When the holder stops, another takes over within a pass.
         while not self._stopping.wait(CHECKPOINT_POLL_SECONDS):
+            if self.breaker.open:
+                continue
             try:
                 if self._checkpointer_lock.try_hold():
                     self.checkpoints.advance()
-            except Exception:  # a failed pass is retried on the next one
-                log.exception("checkpointer pass failed")
+            except Exception as exc:  # a failed pass is retried on the next one
+                if self.breaker.failed(exc):
+                    log.warning("checkpointer pass skipped: the store is unreachable")
+                else:
+                    log.exception("checkpointer pass failed")
 
     def close(self) -> None:
         self._stopping.set()
@@ -103,6 +119,7 @@ class Registry(Application[UUID]):
             self._checkpointer.join()
         self._checkpointer_lock.release()
         self.writer.stop()
+        self.breaker.stop()
         self.engine.dispose()
         super().close()
         # The event store's own engine keeps pooled connections; release them too.
@@ -126,10 +143,23 @@ class Registry(Application[UUID]):
 
     # -- reads ------------------------------------------------------------------------------
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read of the store: refused at once while the breaker is open, and a store that
+        cannot be reached is a 503 (:func:`store_unavailable`), not a library error."""
+        self.breaker.check()
+        try:
+            yield
+        except Exception as exc:
+            if self.breaker.failed(exc) or store_unreachable(exc):
+                raise store_unavailable() from None
+            raise
+
     def contract(self, registration_no: str) -> dict[str, Any]:
         """The current state of a contract, with its evidence and totals."""
         try:
-            c: Contract = self.repository.get(contract_aggregate_id(registration_no))
+            with self._reading():
+                c: Contract = self.repository.get(contract_aggregate_id(registration_no))
         except AggregateNotFoundError:
             raise NotFound(
                 "registration_no", f"no contract registered as {registration_no}"
@@ -159,7 +189,7 @@ class Registry(Application[UUID]):
 
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""
-        with self.engine.connect() as conn:
+        with self._reading(), self.engine.connect() as conn:
             return int(
                 conn.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one()
             )
@@ -171,7 +201,7 @@ class Registry(Application[UUID]):
         # Two range scans, not a join: with stale statistics the planner joined the whole
         # chain table and sorted it on disk for every page. Positions commit in order (the
         # event store's lock), so the events up to the page's last position are all there.
-        with self.engine.connect() as conn:
+        with self._reading(), self.engine.connect() as conn:
             links = conn.execute(
                 select(c.c.position, c.c.prev_hash, c.c.hash)
                 .where(c.c.position > after)

@@ -3,12 +3,17 @@
 A group's reads are the writer's bottleneck when made one by one (a round trip per aggregate
 and per claim), so the writer prefetches everything a group names in two queries, and keeps
 recently committed aggregates in a cache across groups.
+
+A submission that breaks a rule is undone in memory (:meth:`UnitOfWork.savepoint`,
+:meth:`UnitOfWork.roll_back`): its staged events and claims are dropped and the aggregates it
+created forgotten, so the rest of the group keeps its working state and goes on.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -30,6 +35,23 @@ _TAKEN = {
     "registration": "registration number {number} is already used, written {holder} "
     "(numbers are unique ignoring case, width and surrounding spaces)",
 }
+
+
+class StaleAggregate(Exception):
+    """An aggregate this unit of work started from is no longer the stored one (another
+    process moved it on): the group cannot commit as it stands."""
+
+
+_ABSENT = object()  # "not looked up yet" among a savepoint's earlier entries
+
+
+@dataclass
+class Savepoint:
+    """Where a submission started: how many events were staged, and what it changed since."""
+
+    events: int
+    claims: list[tuple[str, str]] = field(default_factory=list)
+    entries: dict[UUID, object] = field(default_factory=dict)  # id -> aggregate, None or _ABSENT
 
 
 class AggregateCache:
@@ -77,6 +99,7 @@ class UnitOfWork:
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self._known_claims: dict[tuple[str, str], str] = {}
         self._claims: dict[tuple[str, str], str] = {}
+        self._savepoint: Savepoint | None = None
         self.events: list[Any] = []
 
     def prefetch(
@@ -137,6 +160,10 @@ class UnitOfWork:
 
     def add(self, aggregate: A) -> A:
         """Hold a new aggregate so that later commands in this unit of work see it."""
+        if self._savepoint is not None:
+            self._savepoint.entries.setdefault(
+                aggregate.id, self._aggregates.get(aggregate.id, _ABSENT)
+            )
         self._aggregates[aggregate.id] = aggregate
         return aggregate
 
@@ -153,11 +180,72 @@ class UnitOfWork:
             taken = _TAKEN.get(kind, "{number} is already recorded on contract {holder}")
             raise Conflict(field, taken.format(number=number, holder=holder))
         self._claims[(kind, key)] = owner
+        if self._savepoint is not None:
+            self._savepoint.claims.append((kind, key))
 
     def took_event(self, aggregate: Aggregate) -> tuple[UUID, int]:
         """Note the event a command just triggered, keeping the order commands ran in."""
         self.events.append(aggregate.pending_events[-1])
         return aggregate.id, aggregate.version
+
+    def savepoint(self) -> Savepoint:
+        """Mark where a submission starts; :meth:`roll_back` returns to it."""
+        self._savepoint = Savepoint(len(self.events))
+        return self._savepoint
+
+    def roll_back(self, savepoint: Savepoint) -> None:
+        """Undo everything since ``savepoint``: its events, claims and new aggregates, in
+        memory, at a cost that depends on the undone submission alone.
+
+        A refused command changed nothing: the library applies an event to its aggregate
+        before it counts it (version, pending events), and every domain method checks its
+        invariants before it assigns anything. So only aggregates changed by the submission's
+        earlier, accepted commands need rebuilding: from the store, plus this group's events
+        before the savepoint. Raises :class:`StaleAggregate` if the store has moved on."""
+        undone = self.events[savepoint.events :]
+        del self.events[savepoint.events :]
+        for claim in savepoint.claims:
+            self._claims.pop(claim, None)
+        for aggregate_id, before in savepoint.entries.items():
+            if before is _ABSENT:
+                self._aggregates.pop(aggregate_id, None)
+            else:
+                self._aggregates[aggregate_id] = before  # type: ignore[assignment]
+        self._savepoint = None
+        changed: dict[UUID, int] = defaultdict(int)
+        for e in undone:
+            if e.originator_id not in savepoint.entries:
+                changed[e.originator_id] += 1
+        if changed:
+            self._rebuild(changed)
+
+    def _rebuild(self, undone_by_id: dict[UUID, int]) -> None:
+        kept: dict[UUID, list[Any]] = {}
+        from_store = set()
+        for aggregate_id, undone in undone_by_id.items():
+            current = self._aggregates[aggregate_id]
+            assert current is not None
+            pending = current.pending_events
+            kept[aggregate_id] = list(pending[: len(pending) - undone])
+            if current.version > len(pending):  # stored before this group
+                from_store.add(aggregate_id)
+        stored = self._load(from_store) if from_store else {}
+        for aggregate_id, events in kept.items():
+            current = self._aggregates[aggregate_id]
+            assert current is not None
+            base = stored.get(aggregate_id)
+            if (base.version if base else 0) != current.version - len(current.pending_events):
+                raise StaleAggregate(aggregate_id)
+            rebuilt = project_aggregate(base, events)
+            assert rebuilt is not None
+            # The group's earlier events on it are still to be saved: pending, as they were.
+            rebuilt._pending_events.extend(events)
+            self._aggregates[aggregate_id] = rebuilt
+
+    def release(self, savepoint: Savepoint) -> None:
+        """The submission since ``savepoint`` stands; nothing of it will be undone."""
+        if self._savepoint is savepoint:
+            self._savepoint = None
 
     def recorded(self, recorded_at: datetime) -> None:
         """Note that the store records this unit's events at ``recorded_at``, a few

@@ -5,10 +5,20 @@ the event store's table lock). The writer takes every submission waiting in its 
 them one after another against one unit of work, and commits them together: the events, the
 claims, the hash chain and the idempotency records of the whole group in one transaction.
 
-A submission that breaks a rule is answered with its error and the rest of the group is run
-again without it, from the stored state, so a failure never leaks into its neighbours. A
-transaction that loses a race with another process (a version or claim conflict) is retried
-submission by submission.
+A submission that breaks a rule is undone in memory (a savepoint of the unit of work) and
+answered with its error once the group has committed; the rest of the group goes on as it was,
+so a refusal costs its neighbours nothing. A transaction that loses a race with another process
+(a version or claim conflict) is retried submission by submission.
+
+A COMMIT that fails has an unknown outcome: the server may have committed before the
+connection dropped. The writer then finds out on a fresh connection, once the failed
+transaction has ended, whether its first event is stored at the position the store gave it
+(positions come from a sequence: no other transaction is given the same one). Committed, each
+submission gets the answer it was going to get; not committed, the group is run again. Only if
+the store cannot be asked is the answer a 503 that says so. Nothing is ever stored twice.
+
+While the store is unreachable (the breaker is open) submissions are answered 503 at once,
+queued or not, instead of each being retried against a store that is not there.
 """
 
 from __future__ import annotations
@@ -28,10 +38,11 @@ import orjson
 import sqlalchemy.exc
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from sqlalchemy import Engine, Table, insert, select
+from sqlalchemy import Engine, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
+from services.common.db import StoreBreaker, store_unavailable
 from services.common.envelope import GENESIS_HASH, canonical_bytes, format_instant
 from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
@@ -41,12 +52,35 @@ from services.registry.errors import Conflict, RegistryError
 from services.registry.event_store import GroupRecorder, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
-from services.registry.unit_of_work import AggregateCache, UnitOfWork
+from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
 
 log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
-_RACES = (StoreIntegrityError, sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError)
+# How long the writer keeps asking whether a transaction whose COMMIT failed was committed.
+OUTCOME_LOOKUP_SECONDS = 2.0
+
+
+class _NotCommitted(Exception):
+    """A COMMIT failed and the transaction is known not to have committed."""
+
+
+class _OutcomeUnknown(Exception):
+    """A COMMIT failed and the store could not be asked whether it committed."""
+
+
+_RACES = (
+    StoreIntegrityError,
+    sqlalchemy.exc.IntegrityError,
+    sqlalchemy.exc.OperationalError,
+    StaleAggregate,
+    _NotCommitted,
+)
+OUTCOME_UNKNOWN = Unavailable(
+    None,
+    "the store lost the connection while committing and could not be asked whether the write "
+    "was stored: outcome unknown, retry with the same Idempotency-Key",
+)
 
 
 def clock() -> datetime:
@@ -100,6 +134,7 @@ class GroupCommitWriter:
         events_table: Table,
         *,
         max_group_events: int = 2000,
+        breaker: StoreBreaker | None = None,
     ) -> None:
         if not isinstance(app.recorder, GroupRecorder):
             raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
@@ -109,6 +144,7 @@ class GroupCommitWriter:
         self._events_table = events_table
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
+        self._breaker = breaker or StoreBreaker(engine)
         self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._started = False
@@ -129,7 +165,10 @@ class GroupCommitWriter:
         if not self._started:
             raise RuntimeError("writer not started")
         metrics.watch(submission)
-        self._queue.put(submission)
+        if self._breaker.open:
+            _answer_unreachable([submission])
+        else:
+            self._queue.put(submission)
         return submission.future
 
     # -- the writer thread ------------------------------------------------------------------
@@ -165,10 +204,19 @@ class GroupCommitWriter:
                 return
 
     def _process(self, group: list[Submission]) -> None:
+        if self._breaker.open:  # queued before the store went away: no need to try
+            _answer_unreachable(group)
+            return
         try:
             self._run_group(group)
+        except _OutcomeUnknown as exc:
+            self._breaker.failed(exc)
+            _answer_unknown(group)
         except _RACES as exc:
-            # Submissions refused before the race were answered already; retry only the rest.
+            if self._breaker.failed(exc):
+                _answer_unreachable(group)  # nothing was committed: the COMMIT was not sent
+                return
+            # Nothing of the group was answered (refusals wait for the commit): retry each.
             pending = [sub for sub in group if not sub.future.done()]
             log.info(
                 "group of %d lost a race (%s); retrying %d one by one",
@@ -187,7 +235,14 @@ class GroupCommitWriter:
             try:
                 self._run_group([sub])
                 return
+            except _OutcomeUnknown as exc:
+                self._breaker.failed(exc)
+                _answer_unknown([sub])
+                return
             except _RACES as exc:
+                if self._breaker.failed(exc):
+                    _answer_unreachable([sub])
+                    return
                 last = exc
         log.warning(
             "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
@@ -198,22 +253,13 @@ class GroupCommitWriter:
 
     def _run_group(self, group: list[Submission]) -> None:
         """Run and commit a group; rule-breaking submissions are answered and dropped."""
-        remaining = list(group)
-        while remaining:
-            try:
-                answers = self._transaction(remaining)
-            except _Rejected as rejected:
-                rejected.submission.future.set_result(
-                    Answer(rejected.error.status, rejected.error.as_json())
-                )
-                remaining.remove(rejected.submission)
-                continue
-            for sub, answer in answers:
-                sub.future.set_result(answer)
-            return
+        for sub, answer in self._transaction(group):
+            sub.future.set_result(answer)
 
     def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
-        with Session(self._engine) as session, session.begin():
+        session = Session(self._engine)
+        try:
+            session.begin()
             uow = UnitOfWork(session, self._events_table, self._app.mapper, self._cache)
             wanted_ids, wanted_claims = [], []
             for sub in group:
@@ -224,23 +270,23 @@ class GroupCommitWriter:
             uow.prefetch(wanted_ids, wanted_claims)
             outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
+            # Answered with the group, once it has committed: a refusal may rest on what an
+            # earlier submission of the group did, and a flood of refusals then gets no more
+            # than one answer per connection and group, like everyone else.
+            refusals: list[tuple[Submission, Answer]] = []
             for sub in group:
-                earlier = self._earlier(session, sub, keyed)
-                if earlier is not None:
-                    outcomes.append((sub, earlier))
-                    continue
-                produced: list[tuple[Any, int]] = []
-                for index, command in enumerate(sub.commands):
-                    try:
-                        aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
-                    except RegistryError as error:
-                        if sub.batch:
-                            error.index = index
-                        raise _Rejected(sub, error) from None
-                    produced.append(uow.took_event(aggregate))
-                outcomes.append((sub, produced))
+                try:
+                    earlier = self._earlier(session, sub, keyed)
+                    if earlier is not None:
+                        outcomes.append((sub, earlier))
+                        continue
+                    outcomes.append((sub, self._run_submission(uow, sub)))
+                except _Rejected as rejected:
+                    if keyed.get(_key(sub)) is sub:
+                        del keyed[_key(sub)]  # a same-key neighbour runs on its own
+                    refusals.append((sub, Answer(rejected.error.status, rejected.error.as_json())))
 
-            envelopes = self._store(session, uow)
+            envelopes, first = self._store(session, uow)
             answers: dict[int, Answer] = {}
             for sub, outcome in outcomes:
                 if isinstance(outcome, Answer):
@@ -260,8 +306,77 @@ class GroupCommitWriter:
                             )
                         )
                 answers[id(sub)] = answer
+            session.flush()  # from here on, a failure is the COMMIT's own
+            try:
+                session.commit()
+            except Exception as exc:
+                if first is None:  # nothing written: nothing to find out
+                    raise
+                log.warning("COMMIT of a group of %d failed (%s); finding out", len(group), exc)
+                try:
+                    committed = self._was_committed(*first)
+                except _OutcomeUnknown:
+                    for sub, answer in refusals:  # refused either way
+                        sub.future.set_result(answer)
+                    raise
+                if not committed:
+                    raise _NotCommitted(str(exc)) from exc
+                log.warning("the group had been committed; answering as committed")
+        finally:
+            session.close()
         uow.committed()
-        return [(sub, answers[id(sub)]) for sub in group]
+        return [(sub, answers[id(sub)]) for sub, _ in outcomes] + refusals
+
+    def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
+        """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
+        savepoint = uow.savepoint()
+        produced: list[tuple[Any, int]] = []
+        for index, command in enumerate(sub.commands):
+            try:
+                aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
+            except RegistryError as error:
+                if sub.batch:
+                    error.index = index
+                uow.roll_back(savepoint)
+                raise _Rejected(sub, error) from None
+            produced.append(uow.took_event(aggregate))
+        uow.release(savepoint)
+        return produced
+
+    def _was_committed(self, position: int, stored: Any) -> bool:
+        """Whether the transaction that gave its first event ``position`` committed.
+
+        Asked on a fresh connection (the pool drops the broken one), under the event store's
+        lock: the failed transaction held it, so once granted that transaction has ended one
+        way or the other. Positions come from a sequence, never given twice; the stored bytes
+        are compared too, for a store (SQLite) that may reuse the position of a rollback.
+        Raises :class:`_OutcomeUnknown` when the store cannot be asked."""
+        events = self._events_table
+        deadline = time.monotonic() + OUTCOME_LOOKUP_SECONDS
+        while True:
+            try:
+                with Session(self._engine) as session, session.begin():
+                    if session.get_bind().dialect.name == "postgresql":
+                        session.execute(text("SET LOCAL lock_timeout = '2s'"))
+                    self._recorder.lock(session)
+                    row = session.execute(
+                        select(
+                            events.c.originator_id, events.c.originator_version, events.c.state
+                        ).where(events.c.id == position)
+                    ).first()
+                return (
+                    row is not None
+                    and row.originator_id == stored.originator_id
+                    and row.originator_version == stored.originator_version
+                    and bytes(row.state) == stored.state
+                )
+            except sqlalchemy.exc.DBAPIError as exc:
+                if time.monotonic() >= deadline:
+                    log.error(
+                        "could not find out whether position %d was committed: %s", position, exc
+                    )
+                    raise _OutcomeUnknown(position) from exc
+                time.sleep(0.1)
 
     def _earlier(
         self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
@@ -291,10 +406,13 @@ class GroupCommitWriter:
             raise reused
         return Answer(row.status, orjson.loads(row.body))
 
-    def _store(self, session: Session, uow: UnitOfWork) -> dict[tuple[Any, int], dict[str, Any]]:
-        """Save the unit of work's events and chain them; envelopes by (aggregate id, version)."""
+    def _store(
+        self, session: Session, uow: UnitOfWork
+    ) -> tuple[dict[tuple[Any, int], dict[str, Any]], tuple[int, Any] | None]:
+        """Save the unit of work's events and chain them; envelopes by (aggregate id, version),
+        and the first event's position and stored form (None when there are no events)."""
         if not uow.events:
-            return {}
+            return {}, None
         uow.flush_claims()
         mapper = self._app.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
@@ -344,10 +462,28 @@ class GroupCommitWriter:
                 "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
             },
         )
-        return {
+        by_key = {
             (e.originator_id, e.originator_version): envelope
             for e, envelope in zip(stored, envelopes, strict=True)
         }
+        return by_key, (positions[0], stored[0])
+
+
+def _key(sub: Submission) -> tuple[str, str]:
+    return (sub.principal.name, sub.idempotency_key or "")
+
+
+def _answer_unreachable(group: list[Submission]) -> None:
+    error = store_unavailable()
+    for sub in group:
+        if not sub.future.done():
+            sub.future.set_result(Answer(error.status, error.as_json()))
+
+
+def _answer_unknown(group: list[Submission]) -> None:
+    for sub in group:
+        if not sub.future.done():
+            sub.future.set_result(Answer(OUTCOME_UNKNOWN.status, OUTCOME_UNKNOWN.as_json()))
 
 
 def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:

@@ -267,12 +267,15 @@ def test_a_refused_submission_whose_group_then_loses_a_race_is_answered_once(
                 racing = registry.submit(STATION, [invoice("R1", "INV-X")])
                 table_lock.commit()
                 assert first.result(ANSWER_TIMEOUT).status == 201
-                # The group [refused, racing]: refused is answered, racing blocks on the claim.
-                assert refused.result(ANSWER_TIMEOUT).status == 422
+                # The group [refused, racing]: racing blocks on the claim, refused waits for
+                # the group's commit to be answered.
                 wait_for_the_writer_to_block(watch, "INSERT INTO %registry_claims")
+                assert not refused.done()
                 other_process.commit()
 
                 answer = racing.result(ANSWER_TIMEOUT)
+                # The group lost the race; each was run again alone and answered once.
+                assert refused.result(ANSWER_TIMEOUT).status == 422
 
             assert answer.status == 409, answer
             assert answer.body["field"] == "invoice_no"

@@ -7,12 +7,14 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from services.common.db import store_unavailable, store_unreachable
 from services.common.errors import ApiError
 from services.common.web.asgi import ASGIApp, Receive, Send
 from services.common.web.context import note_refusal
@@ -68,6 +70,17 @@ def install_error_handlers(app: FastAPI) -> None:
         }
         note_refusal(body)
         return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
+
+    @app.exception_handler(sqlalchemy.exc.DBAPIError)
+    async def _store_error(request: Request, exc: sqlalchemy.exc.DBAPIError) -> JSONResponse:
+        # Here, not in the catch-all below: the server-error middleware that runs that one
+        # re-raises after answering, and the server then logs a traceback and drops the
+        # connection. An outage is no fault of the request: one line, and a 503.
+        if not store_unreachable(exc):
+            raise exc
+        log.warning("store unreachable on %s %s: %s", request.method, request.url.path, exc)
+        refusal = store_unavailable()
+        return JSONResponse(refusal.as_json(), status_code=refusal.status)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
