@@ -141,13 +141,11 @@ class Projector:
                         last_heard = now
                     if self._highest_seen > self.head.position:
                         hole_since = hole_since or now
-                        if now - hole_since >= self._gap_grace:
-                            log.info(
-                                "hole after position %d; filling from the registry feed",
-                                self.head.position,
-                            )
-                            if self._catch_up_unless_down():
-                                hole_since = None
+                        if now - hole_since >= self._gap_grace and self._catch_up_unless_down(
+                            f"hole after position {self.head.position}; filling from the "
+                            "registry feed"
+                        ):
+                            hole_since = None
                     else:
                         hole_since = None
                         # Kafka quiet for a while: ask the feed for anything it never delivered
@@ -172,12 +170,14 @@ class Projector:
             self.from_feed,
         )
 
-    def _catch_up_unless_down(self) -> bool:
+    def _catch_up_unless_down(self, why: str = "") -> bool:
         """Catch up from the feed, unless it is down (Kafka is followed meanwhile); whether it
         was asked. The store failing is raised, as everywhere."""
         now = time.monotonic()
         if now < self._feed_due:
             return False
+        if why:
+            log.info("%s", why)
         try:
             self.catch_up()
         except Unavailable as outage:
