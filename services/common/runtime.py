@@ -100,12 +100,14 @@ class Retries:
         return pause
 
     def succeeded(self, *sides: str) -> None:
-        """The sides worked again (all of them when none is named)."""
-        self._pause = self._first
+        """The sides worked again (all of them when none is named); the pause starts again
+        from ``first`` once no side is down."""
         for side in sides or list(self._down):
             if side in self._down:
                 since, _, _ = self._down.pop(side)
                 self._log.info("%s is back after %.1fs", side, time.monotonic() - since)
+        if not self._down:
+            self._pause = self._first
 
 
 def _first_line(exc: BaseException) -> str:

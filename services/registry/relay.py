@@ -154,8 +154,7 @@ class Relay:
         except Unavailable as outage:  # the page is acknowledged all the same, then retried
             unread = outage
         self._kafka(self._flush, producer, stop)
-        for future in futures:
-            self._kafka(future.get, timeout=0)  # raises if any record was not acknowledged
+        self._kafka(_acknowledged, futures)
         self.position = last
         self.published += len(events)
         self._registry(self._position.save, last)
@@ -187,19 +186,26 @@ class Relay:
             self._registry(self._position.save, self.position)
             self._saved = self.position
 
-    @staticmethod
-    def _registry(call: Callable[..., _T], *args: Any) -> _T:
+    def _registry(self, call: Callable[..., _T], *args: Any) -> _T:
         try:
-            return call(*args)
+            answer = call(*args)
         except Exception as exc:  # whatever the store raises, it is that side that failed
             raise Unavailable(REGISTRY_DATABASE, exc) from exc
+        self._retries.succeeded(REGISTRY_DATABASE)
+        return answer
 
-    @staticmethod
-    def _kafka(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    def _kafka(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
-            return call(*args, **kwargs)
+            answer = call(*args, **kwargs)
         except Exception as exc:  # kafka-python raises KafkaError subclasses and OSError
             raise Unavailable(KAFKA, exc) from exc
+        self._retries.succeeded(KAFKA)
+        return answer
+
+
+def _acknowledged(futures: list[Any]) -> None:
+    for future in futures:
+        future.get(timeout=0)  # raises if the record was not acknowledged
 
 
 def _close_quietly(producer: KafkaProducer) -> None:

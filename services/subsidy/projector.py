@@ -216,11 +216,13 @@ class Projector:
 
     def _add(self, envelopes: list[dict[str, Any]]) -> Head:
         try:
-            return self._store.add(envelopes)
+            head = self._store.add(envelopes)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             if _database_down(exc):
                 raise Unavailable(SUBSIDY_DATABASE, exc) from exc
             raise
+        self._retries.succeeded(SUBSIDY_DATABASE)
+        return head
 
     def _halt_at_failing_entry(
         self, envelopes: list[dict[str, Any]], origins: Mapping[int, str], exc: Exception
@@ -262,12 +264,13 @@ class Projector:
             "Fix the entry or this reader, then start again"
         ) from failed
 
-    @staticmethod
-    def _kafka(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    def _kafka(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
-            return call(*args, **kwargs)
+            answer = call(*args, **kwargs)
         except Exception as exc:  # kafka-python raises KafkaError subclasses and OSError
             raise Unavailable(KAFKA, exc) from exc
+        self._retries.succeeded(KAFKA)
+        return answer
 
 
 def _decode(

@@ -131,7 +131,7 @@ def test_the_relay_outlives_its_registry_database_going_away_and_publishes_on_it
             print(f"relay published again {took:.2f}s after its database returned")
             assert took < RESUMED_WITHIN
             stack.assert_serves_the_log()
-    assert stack.relay.logged("registry database is back after")
+            wait_logged(stack, stack.relay, "registry database is back after")
     assert not lines_with(stack.relay, "Kafka unavailable")
 
 
@@ -166,7 +166,7 @@ def test_the_consumer_outlives_its_database_going_away_and_applies_on_its_return
             print(f"consumer applied again {took:.2f}s after its database returned")
             assert took < RESUMED_WITHIN
             stack.assert_serves_the_log()
-    assert stack.consumer.logged("subsidy database is back after")
+            wait_logged(stack, stack.consumer, "subsidy database is back after")
     assert not lines_with(stack.consumer, "Kafka unavailable")
 
 
