@@ -13,6 +13,20 @@ from kafka.partitioner import Partitioner
 
 log = logging.getLogger("tcr.kafka")
 
+# kafka-python's defaults suit a client that may block: a constructor waits up to 30 s for a
+# broker that is down, a consumer's close or commit up to its 30 s request timeout, and a
+# reconnection backs off to 30 s. The relay and the consumer must stop within seconds of a
+# signal and use a broker within a second of its return, so every wait is bounded here.
+BOOTSTRAP_TIMEOUT_MS = 2_000  # each attempt to reach a broker when a client is made
+RECONNECT_BACKOFF_MAX_MS = 1_000
+CLOSE_TIMEOUT = 1.0  # seconds a client may take to close; what it has not sent is resent
+COMMIT_TIMEOUT_MS = 2_000
+
+_BOUNDED: dict[str, Any] = {
+    "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
+    "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+}
+
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create the topic with ``partitions`` partitions, or grow it to that many.
@@ -21,7 +35,7 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     have made it with its own default count; fewer partitions than asked are added to, more
     are left alone (Kafka cannot remove partitions).
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5_000, **_BOUNDED)
     try:
         if topic not in admin.list_topics():
             try:
@@ -81,7 +95,10 @@ def make_producer(bootstrap: str) -> KafkaProducer:
         batch_size=256 * 1024,
         retries=5,
         request_timeout_ms=10_000,
-        max_block_ms=10_000,
+        # How long send() may wait for the topic's metadata: a broker that is up answers in
+        # milliseconds, and one that is down must not hold the relay past a signal.
+        max_block_ms=3_000,
+        **_BOUNDED,
     )
 
 
@@ -101,6 +118,9 @@ def make_consumer(bootstrap: str, topic: str, group: str, **overrides: Any) -> K
         "heartbeat_interval_ms": 1_000,
         "max_poll_records": 5_000,
         "allow_auto_create_topics": False,
+        # Bounds what a fetch, a commit or a close waits for a broker that went away.
+        "request_timeout_ms": 5_000,
+        **_BOUNDED,
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)

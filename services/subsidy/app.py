@@ -60,7 +60,9 @@ def app_from_environment() -> FastAPI:
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:
     """The consumer side: Kafka and the registry feed into the subsidy store."""
     store = EntryStore(settings.subsidy_database_url, load_policy(settings.policy_file))
-    feed = RegistryFeed(settings.registry_url, settings.registry_token)
+    # A registry that hangs holds the loop (Kafka included) for at most this long; a page of
+    # 5,000 entries takes well under a second.
+    feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=10.0)
     factory: Callable[[], KafkaConsumer] = partial(
         make_consumer, settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_group
     )

@@ -53,6 +53,10 @@ KNOWN_EVENTS = CONTRACT_EVENTS | {"BrokerFiled", "ProvincialFundingRecorded"}
 class ProjectionError(ValueError):
     """An entry that cannot be applied to the facts (it names what the log never recorded)."""
 
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimValue:
@@ -180,7 +184,18 @@ class Projection:
         """Apply entries in log order, after reading in a few queries what they will touch."""
         self._prefetch(envelopes)
         for envelope in envelopes:
-            self.apply(envelope)
+            try:
+                self.apply(envelope)
+            except ProjectionError as exc:
+                exc.position = exc.position or envelope.get("position")
+                raise
+            except (KeyError, TypeError, ValueError) as exc:  # a payload not as its schema says
+                position = envelope.get("position")
+                raise ProjectionError(
+                    f"position {position}: {envelope.get('type')} cannot be applied "
+                    f"({type(exc).__name__}: {exc})",
+                    position,
+                ) from exc
         return self
 
     def apply(self, envelope: Mapping[str, Any]) -> None:
@@ -257,7 +272,8 @@ class Projection:
         record = self.contracts[no]
         if record is None:
             raise ProjectionError(
-                f"position {position}: {kind} names contract {no}, which the log never registered"
+                f"position {position}: {kind} names contract {no}, which the log never registered",
+                position,
             )
         return record
 

@@ -1,23 +1,49 @@
 """Keeps the subsidy store complete: follows Kafka, and fills from the registry feed what
-Kafka does not hold (first start, a broker that lost its data, a hole in the chain)."""
+Kafka does not hold (first start, a broker that lost its data, a hole in the chain).
+
+Three sides can fail: the subsidy database, the registry feed and Kafka. Each failure is
+logged under the side's name and retried within a second, and a batch the store could not take
+is kept and applied first when it is back. An entry that cannot be decoded or applied stops the
+loop, naming its position: skipping it would leave every later entitlement computed without it
+while ``applied_position`` claimed otherwise, and retrying it changes nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-import httpx
 import orjson
+import sqlalchemy.exc
 from kafka import KafkaConsumer
 
+from services.common.kafka import CLOSE_TIMEOUT, COMMIT_TIMEOUT_MS
+from services.common.runtime import LoopHalted, Retries, Unavailable
 from services.subsidy import metrics
 from services.subsidy.feed import RegistryFeed
 from services.subsidy.store import EntryStore, Head
 
 log = logging.getLogger("tcr.subsidy.projector")
+
+SUBSIDY_DATABASE = "subsidy database"
+REGISTRY_FEED = "registry feed"
+KAFKA = "Kafka"
+
+_T = TypeVar("_T")
+
+# What the store and the projection read of an envelope, and the type each must have.
+_ENVELOPE_TYPES: dict[str, type] = {
+    "position": int,
+    "type": str,
+    "subject": str,
+    "recorded_at": str,
+    "prev_hash": str,
+    "hash": str,
+    "payload": dict,
+}
 
 
 class Projector:
@@ -31,12 +57,16 @@ class Projector:
         *,
         gap_grace: float = 1.0,
         idle_check: float = 1.0,
+        retry_cap: float = 1.0,
     ) -> None:
         self._store = store
         self._feed = feed
         self._consumer_factory = consumer_factory
         self._gap_grace = gap_grace
         self._idle_check = idle_check
+        self._retries = Retries(log, cap=retry_cap)
+        self._feed_retries = Retries(log, cap=retry_cap)
+        self._feed_due = 0.0  # while the feed is down, when it may be asked again
         self.head = store.head()
         self._highest_seen = store.highest_stored()
         metrics.applied(self.head.position, self._highest_seen)
@@ -48,13 +78,12 @@ class Projector:
         ``progress`` is told how many log positions each page moved the head."""
         fetched = 0
         while True:
-            page = self._feed.page(self.head.position)
-            metrics.registry_head(int(page.get("head", 0)))
+            page = self._page(self.head.position)
             events = page["events"]
             if not events:
                 break
             before = self.head.position
-            self._apply(events)
+            self._apply(events, {e["position"]: "from the registry feed" for e in events})
             fetched += len(events)
             if progress is not None:
                 progress(self.head.position - before)
@@ -84,62 +113,60 @@ class Projector:
         return self.catch_up(progress)
 
     def run(self, stop: threading.Event) -> None:
-        """Catch up, then follow Kafka; fill holes and idle periods from the feed."""
+        """Catch up, then follow Kafka; fill holes and idle periods from the feed. Raises
+        :class:`LoopHalted` for an entry that cannot be decoded or applied."""
         consumer: KafkaConsumer | None = None
+        unapplied: list[dict[str, Any]] = []  # taken from Kafka, not yet in the store
+        origins: dict[int, str] = {}
         hole_since: float | None = None
         last_heard = last_check = time.monotonic()
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                if consumer is None:
-                    self.catch_up()
-                    consumer = self._consumer_factory()
-                    log.info("following Kafka from applied position %d", self.head.position)
-                batch = consumer.poll(timeout_ms=200)
-                envelopes = [orjson.loads(r.value) for records in batch.values() for r in records]
-                now = time.monotonic()
-                if envelopes:
-                    self._apply(envelopes)
-                    self.from_kafka += len(envelopes)
-                    metrics.delivered("kafka", len(envelopes))
-                    consumer.commit()
-                    last_heard = now
-                if self._highest_seen > self.head.position:
-                    hole_since = hole_since or now
-                    if now - hole_since >= self._gap_grace:
-                        log.info(
-                            "hole after position %d; filling from the registry feed",
-                            self.head.position,
-                        )
-                        self.catch_up()
+        try:
+            while not stop.is_set():
+                try:
+                    if unapplied:
+                        self._apply(unapplied, origins)
+                        self.from_kafka += len(unapplied)
+                        unapplied = []
+                        if consumer is not None:
+                            self._kafka(consumer.commit, timeout_ms=COMMIT_TIMEOUT_MS)
+                    if consumer is None:
+                        self._catch_up_unless_down()
+                        consumer = self._kafka(self._consumer_factory)
+                        log.info("following Kafka from applied position %d", self.head.position)
+                    batch = self._kafka(consumer.poll, timeout_ms=200)
+                    unapplied, origins = _decode(batch, self.head.position)
+                    now = time.monotonic()
+                    if unapplied:
+                        self._apply(unapplied, origins)
+                        self.from_kafka += len(unapplied)
+                        metrics.delivered("kafka", len(unapplied))
+                        unapplied = []
+                        self._kafka(consumer.commit, timeout_ms=COMMIT_TIMEOUT_MS)
+                        last_heard = now
+                    if self._highest_seen > self.head.position:
+                        hole_since = hole_since or now
+                        if now - hole_since >= self._gap_grace and self._catch_up_unless_down(
+                            f"hole after position {self.head.position}; filling from the "
+                            "registry feed"
+                        ):
+                            hole_since = None
+                    else:
                         hole_since = None
-                else:
-                    hole_since = None
-                    # Kafka quiet for a while: ask the feed for anything it never delivered (a
-                    # broker that lost its data). Not while Kafka flows: that doubles the work.
-                    quiet = min(now - last_heard, now - last_check)
-                    if quiet >= self._idle_check:
-                        self.catch_up()
-                        last_check = now
-                backoff = 0.5
-            except (httpx.HTTPError, OSError) as exc:
-                log.warning("registry feed unavailable (%s); retrying in %.1fs", exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-            except Exception as exc:  # Kafka errors: reconnect after a pause
-                log.warning(
-                    "Kafka unavailable (%s: %s); retrying in %.1fs",
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                if consumer is not None:
-                    _close_quietly(consumer)
-                    consumer = None
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-        if consumer is not None:
-            _close_quietly(consumer)
+                        # Kafka quiet for a while: ask the feed for anything it never delivered
+                        # (a broker that lost its data). Not while Kafka flows: that doubles the
+                        # work.
+                        quiet = min(now - last_heard, now - last_check)
+                        if quiet >= self._idle_check and self._catch_up_unless_down():
+                            last_check = now
+                    self._retries.succeeded()
+                except Unavailable as outage:
+                    if outage.side == KAFKA and consumer is not None:
+                        _close_quietly(consumer)
+                        consumer = None
+                    stop.wait(self._retries.failed(outage))
+        finally:
+            if consumer is not None:
+                _close_quietly(consumer)
         log.info(
             "projector stopped at position %d (%d from Kafka, %d from the feed)",
             self.head.position,
@@ -147,15 +174,175 @@ class Projector:
             self.from_feed,
         )
 
-    def _apply(self, envelopes: list[dict[str, Any]]) -> Head:
+    def _catch_up_unless_down(self, why: str = "") -> bool:
+        """Catch up from the feed, unless it is down (Kafka is followed meanwhile); whether it
+        was asked. The store failing is raised, as everywhere."""
+        now = time.monotonic()
+        if now < self._feed_due:
+            return False
+        if why:
+            log.info("%s", why)
+        try:
+            self.catch_up()
+        except Unavailable as outage:
+            if outage.side != REGISTRY_FEED:
+                raise
+            self._feed_due = now + self._feed_retries.failed(outage)
+            return False
+        self._feed_retries.succeeded()
+        return True
+
+    def _page(self, after: int) -> dict[str, Any]:
+        try:
+            page = self._feed.page(after)
+            events = page["events"]
+        except Exception as exc:  # httpx errors, an error status, an answer that is not a page
+            raise Unavailable(REGISTRY_FEED, exc) from exc
+        metrics.registry_head(int(page.get("head", 0)))
+        for envelope in events:
+            why = _not_an_envelope(envelope)
+            if why:
+                raise LoopHalted(
+                    f"the registry feed answered after position {after} with an entry that is "
+                    f"not an envelope ({why}); nothing after position {self.head.position} is "
+                    "applied"
+                )
+        return page
+
+    def _apply(self, envelopes: list[dict[str, Any]], origins: Mapping[int, str]) -> Head:
         self._highest_seen = max(self._highest_seen, max(e["position"] for e in envelopes))
-        self.head = self._store.add(envelopes)
-        metrics.applied(self.head.position, self._highest_seen)
+        try:
+            self.head = self._add(envelopes)
+        except Unavailable:
+            raise
+        except Exception as exc:  # this batch cannot be applied: find the entry, then stop
+            self._halt_at_failing_entry(envelopes, origins, exc)
         return self.head
+
+    def _add(self, envelopes: list[dict[str, Any]]) -> Head:
+        try:
+            head = self._store.add(envelopes)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            if _database_down(exc):
+                raise Unavailable(SUBSIDY_DATABASE, exc) from exc
+            raise
+        self._retries.succeeded(SUBSIDY_DATABASE)
+        metrics.applied(head.position, self._highest_seen)
+        return head
+
+    def _halt_at_failing_entry(
+        self, envelopes: list[dict[str, Any]], origins: Mapping[int, str], exc: Exception
+    ) -> None:
+        """Stop naming the entry that made a batch fail.
+
+        The store applies a batch in one transaction, so the batch tells nothing of which entry
+        failed: unless the error names it, the entries are applied one at a time in log order
+        (each one that applies is one the log holds; it would be applied anyway) until one
+        fails. A batch whose entries all apply alone failed as a whole only, and is done.
+        """
+        failed: Exception = exc
+        position = getattr(exc, "position", None)
+        if position is None:
+            for envelope in sorted(envelopes, key=lambda e: int(e["position"])):
+                try:
+                    self.head = self._add([envelope])
+                except Unavailable:
+                    raise
+                except Exception as alone:  # this entry, or one waiting that it let through
+                    failed = alone
+                    position = getattr(alone, "position", None) or envelope["position"]
+                    break
+            else:
+                log.warning(
+                    "a batch of %d entries failed (%s: %s) but each applied alone",
+                    len(envelopes),
+                    type(exc).__name__,
+                    exc,
+                )
+                return
+        origin = origins.get(position, "")
+        source = f"subsidy database refused it ({type(failed).__name__})"
+        if not isinstance(failed, sqlalchemy.exc.SQLAlchemyError):
+            source = f"{type(failed).__name__}: {_first_line(failed)}"
+        raise LoopHalted(
+            f"the entry at position {position}{' ' + origin if origin else ''} cannot be "
+            f"applied ({source}); nothing after position {self.head.position} is applied. "
+            "Fix the entry or this reader, then start again"
+        ) from failed
+
+    def _kafka(self, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            answer = call(*args, **kwargs)
+        except Exception as exc:  # kafka-python raises KafkaError subclasses and OSError
+            raise Unavailable(KAFKA, exc) from exc
+        self._retries.succeeded(KAFKA)
+        return answer
+
+
+def _decode(
+    batch: Mapping[Any, list[Any]], applied: int
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """The envelopes of a poll, and where in Kafka each came from."""
+    envelopes: list[dict[str, Any]] = []
+    origins: dict[int, str] = {}
+    for records in batch.values():
+        for r in records:
+            where = f"(Kafka topic {r.topic}, partition {r.partition}, offset {r.offset})"
+            try:
+                envelope = orjson.loads(r.value)
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                raise LoopHalted(
+                    f"the record at {where[1:-1]} is not JSON ({_first_line(exc)}); nothing "
+                    f"after position {applied} is applied. Only the relay writes this topic: "
+                    "find what produced the record, then move the group past it"
+                ) from exc
+            why = _not_an_envelope(envelope)
+            if why:
+                raise LoopHalted(
+                    f"the record at {where[1:-1]} is not an envelope ({why}); nothing after "
+                    f"position {applied} is applied. Only the relay writes this topic: find "
+                    "what produced the record, then move the group past it"
+                )
+            envelopes.append(envelope)
+            origins[envelope["position"]] = where
+    return envelopes, origins
+
+
+def _not_an_envelope(value: Any) -> str:
+    """Why ``value`` cannot be read as an envelope, or '' when it can."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__}, not an object"
+    missing = [k for k in _ENVELOPE_TYPES if k not in value]
+    if missing:
+        return f"no {', '.join(missing)}"
+    wrong = [
+        k
+        for k, kind in _ENVELOPE_TYPES.items()
+        if not isinstance(value[k], kind) or isinstance(value[k], bool)
+    ]
+    if wrong:
+        return f"{', '.join(wrong)} of the wrong type"
+    if value["position"] < 1:
+        return f"position {value['position']}"
+    return ""
+
+
+def _database_down(exc: sqlalchemy.exc.SQLAlchemyError) -> bool:
+    """Whether the database failed (retried), rather than refused what it was given (not)."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+        )
+    return isinstance(exc, sqlalchemy.exc.DisconnectionError | sqlalchemy.exc.TimeoutError)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "no message"
 
 
 def _close_quietly(consumer: KafkaConsumer) -> None:
     try:
-        consumer.close(autocommit=False)
+        consumer.close(autocommit=False, timeout_ms=int(CLOSE_TIMEOUT * 1000))
     except Exception:  # a consumer of a dead broker may fail to close; it is dropped anyway
         log.debug("consumer close failed", exc_info=True)

@@ -25,11 +25,12 @@ from tests.support.stack import (
     TCR,
     YEARS,
     Stack,
+    committed_offsets,
     contract_commands,
     correction_commands,
+    follow_until_every_partition_is_committed,
     in_chunks,
     setup_commands,
-    topic_partitions,
     topic_positions,
 )
 
@@ -81,17 +82,6 @@ def stack(
         yield s
 
 
-def committed_offsets(stack: Stack, partitions: list[int]) -> dict[int, int | None]:
-    """The subsidy consumer group's committed offset of each partition."""
-    consumer = kafka.KafkaConsumer(
-        bootstrap_servers=stack.bootstrap, group_id=stack.group, enable_auto_commit=False
-    )
-    try:
-        return {p: consumer.committed(kafka.TopicPartition(stack.topic, p)) for p in partitions}
-    finally:
-        consumer.close()
-
-
 def topic_ends(stack: Stack) -> dict[int, int]:
     """Each partition's offset after its last record, found by reading the records."""
     consumer = kafka.KafkaConsumer(
@@ -113,22 +103,6 @@ def topic_ends(stack: Stack) -> dict[int, int]:
         return ends
     finally:
         consumer.close()
-
-
-def follow_until_every_partition_is_committed(stack: Stack, next_contract: int) -> None:
-    """Post a contract at a time until the consumer group has committed on every partition:
-    then it has joined and follows the topic (it starts at the end of the topic, not before)."""
-    numbers = iter(range(next_contract, next_contract + 1000))
-
-    def committed_everywhere() -> bool:
-        partitions = topic_partitions(stack.bootstrap, stack.topic)
-        if partitions and None not in committed_offsets(stack, sorted(partitions)).values():
-            return True
-        stack.post(contract_commands(next(numbers), 1))
-        time.sleep(0.3)
-        return False
-
-    stack.wait_for(committed_everywhere, "the consumer to join its group", 60)
 
 
 def wait_until_the_group_has_consumed_the_topic(stack: Stack) -> None:

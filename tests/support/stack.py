@@ -97,6 +97,35 @@ class Service:
         self.kill()
         self.start()
 
+    def terminate(self, timeout: float) -> tuple[float, int | None]:
+        """SIGTERM, as a supervisor stops a service: (seconds until it exited, its exit code),
+        or (``timeout``, None) when it had not exited by then and was SIGKILLed."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"{self.name} is not running")
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - started
+        self.kill()
+        return took, code
+
+    def wait_exited(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end by itself; its exit code."""
+        deadline = time.monotonic() + timeout
+        while self.exited() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.exited()
+
+    def logged(self, text: str) -> bool:
+        """Whether the service's log holds ``text`` (every start of it)."""
+        return self.log_path.exists() and text in self.log_path.read_text(
+            encoding="utf-8", errors="replace"
+        )
+
     def pause(self) -> None:
         """SIGSTOP: the process holds still until :meth:`resume`."""
         if self._process is not None:
@@ -443,6 +472,33 @@ def topic_partitions(bootstrap: str, topic: str) -> set[int]:
         return set(consumer.partitions_for_topic(topic) or ())
     finally:
         consumer.close()
+
+
+def committed_offsets(stack: Stack, partitions: list[int]) -> dict[int, int | None]:
+    """The subsidy consumer group's committed offset of each partition."""
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, group_id=stack.group, enable_auto_commit=False
+    )
+    try:
+        return {p: consumer.committed(kafka.TopicPartition(stack.topic, p)) for p in partitions}
+    finally:
+        consumer.close()
+
+
+def follow_until_every_partition_is_committed(stack: Stack, next_contract: int) -> None:
+    """Post a contract at a time until the consumer group has committed on every partition:
+    then it has joined and follows the topic (it starts at the end of the topic, not before)."""
+    numbers = iter(range(next_contract, next_contract + 1000))
+
+    def committed_everywhere() -> bool:
+        partitions = topic_partitions(stack.bootstrap, stack.topic)
+        if partitions and None not in committed_offsets(stack, sorted(partitions)).values():
+            return True
+        stack.post(contract_commands(next(numbers), 1))
+        time.sleep(0.3)
+        return False
+
+    stack.wait_for(committed_everywhere, "the consumer to join its group", 60)
 
 
 # -- a history to load -------------------------------------------------------------------------
