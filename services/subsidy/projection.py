@@ -326,9 +326,7 @@ class Projection:
         brokers, funded = _Lookup(self), _Funded(self)
         new: dict[EntitlementKey, ClaimValue] = {}
         for year in sorted(evidence_years(contract).intersection(self._years)):
-            for claim in contract_claims(
-                contract, year, brokers, funded, self.policy
-            ):
+            for claim in contract_claims(contract, year, brokers, funded, self.policy):
                 if claim.category == "broker":
                     facts = self.broker(claim.beneficiary)
                     region = facts.region_code if facts else ""
