@@ -165,4 +165,4 @@ def test_a_dump_of_the_live_registry_restores_verifies_and_feeds_the_subsidy_aga
             head = stack.assert_serves_the_log()
             assert head > restored_head
             stack.wait_for(lambda: stack.relay_position() == head, "the relay to publish", 30)
-            assert f"relay starting after position {resumes_after}" in stack.relay.tail(200)
+            assert f"relay resumes after position {resumes_after}" in stack.relay.tail(200)
