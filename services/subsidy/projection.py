@@ -212,7 +212,8 @@ class Projection:
             return
         if kind == "ProvincialFundingRecorded":
             code, year = p["credit_code"], int(p["year"])
-            self.is_funded(code, year)  # read what is stored first
+            if self.is_funded(code, year):  # another programme's funding of the same year
+                return
             self._funded.add((code, year))
             self.new_funding.add((code, year))
             for no in sorted(self._roles(code, "seller")):

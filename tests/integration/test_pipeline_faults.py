@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.support.stack import (
     correction_commands,
     follow_until_every_partition_is_committed,
     in_chunks,
+    make_stack,
     setup_commands,
     topic_positions,
 )
@@ -50,24 +50,6 @@ def subsidy_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     else:
         with fresh_postgres_database() as url:
             yield url
-
-
-def make_stack(
-    tmp_path: Path, database_url: str, subsidy_database_url: str, bootstrap: str, tokens: Tokens
-) -> Stack:
-    name = uuid.uuid4().hex[:8]
-    return Stack(
-        tmp_path,
-        registry_database_url=database_url,
-        subsidy_database_url=subsidy_database_url,
-        bootstrap=bootstrap,
-        topic=f"events-{name}",
-        group=f"subsidy-{name}",
-        tokens_file=tokens.path,
-        writer_token=tokens.bureau,
-        feed_token=tokens.auditor,
-        finance_token=tokens.finance,
-    )
 
 
 @pytest.fixture

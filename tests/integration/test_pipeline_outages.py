@@ -27,6 +27,7 @@ from tests.support.stack import (
     Stack,
     contract_commands,
     follow_until_every_partition_is_committed,
+    make_stack,
     setup_commands,
 )
 
@@ -51,24 +52,6 @@ def registry_database() -> Iterator[str]:
 def subsidy_database() -> Iterator[str]:
     with fresh_postgres_database() as url:
         yield url
-
-
-def make_stack(
-    tmp_path: Path, registry_url: str, subsidy_url: str, bootstrap: str, tokens: Tokens
-) -> Stack:
-    name = uuid.uuid4().hex[:8]
-    return Stack(
-        tmp_path,
-        registry_database_url=registry_url,
-        subsidy_database_url=subsidy_url,
-        bootstrap=bootstrap,
-        topic=f"events-{name}",
-        group=f"subsidy-{name}",
-        tokens_file=tokens.path,
-        writer_token=tokens.bureau,
-        feed_token=tokens.auditor,
-        finance_token=tokens.finance,
-    )
 
 
 def proxy_to(url: str) -> DbProxy:

@@ -118,3 +118,39 @@ def test_entries_delivered_out_of_order_and_again_project_as_the_log_in_order(
             assert served(subsidy, PINGDINGSHAN_2020) == from_scratch(log, PINGDINGSHAN_2020)
         finally:
             store.close()
+
+
+def test_a_second_funding_record_of_the_same_seller_and_year_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from tests.support.policy_facts import (
+        LOCAL_FIRM,
+        LOCAL_UNIVERSITY,
+        contract,
+        contract_events,
+        funding_recorded,
+    )
+
+    deal = contract(
+        seller=LOCAL_UNIVERSITY,
+        buyer=LOCAL_FIRM,
+        settled=[(datetime(2024, 5, 1).date(), 100_000_00)],
+    )
+    twice = [
+        *contract_events(deal),
+        funding_recorded(LOCAL_UNIVERSITY.credit_code, 2024),
+        funding_recorded(LOCAL_UNIVERSITY.credit_code, 2024, amount_fen=50_000_00),
+    ]
+    log = stamped(numbered(twice))
+    store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}", PINGDINGSHAN_2020)
+    try:
+        for envelope in log:  # each in a transaction of its own: the second finds the first
+            store.add([envelope])
+        served_now = served(Subsidy(store, PINGDINGSHAN_2020), PINGDINGSHAN_2020)
+    finally:
+        store.close()
+    assert served_now == from_scratch(log, PINGDINGSHAN_2020)
+    (output,) = [e for e in served_now[2024] if e["category"] == "output"]
+    assert output["excluded"] == [
+        {"registration_no": deal.registration_no, "reason": "provincial_funding"}
+    ]

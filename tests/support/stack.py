@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -396,6 +397,26 @@ class Stack:
             assert position == head, f"{year}: served at position {position}, head {head}"
             assert served == expected[year], f"entitlements of {year} differ from the log"
         return head
+
+
+def make_stack(
+    tmp_path: Path, registry_url: str, subsidy_url: str, bootstrap: str, tokens: Any
+) -> Stack:
+    """A stack over these stores and broker, on a topic and consumer group of its own, with the
+    bureau writing, an auditor reading the feed and finance reading entitlements."""
+    name = uuid.uuid4().hex[:8]
+    return Stack(
+        tmp_path,
+        registry_database_url=registry_url,
+        subsidy_database_url=subsidy_url,
+        bootstrap=bootstrap,
+        topic=f"events-{name}",
+        group=f"subsidy-{name}",
+        tokens_file=tokens.path,
+        writer_token=tokens.bureau,
+        feed_token=tokens.auditor,
+        finance_token=tokens.finance,
+    )
 
 
 def read_feed(client: httpx.Client, after: int = 0) -> list[dict[str, Any]]:
