@@ -87,16 +87,17 @@ class Subsidy:
         }
 
     def all_entitlements(
-        self, year: int, as_of: datetime | None = None
+        self, year: int, as_of: datetime | None = None, position: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every entitlement of a year, page by page (for exports)."""
-        cursor = None
-        while True:
-            answer = self.entitlements(year, as_of=as_of, cursor=cursor, limit=MAX_LIMIT)
+        """Every entitlement of a year, page by page (for exports); the pages after the first
+        are read at the first one's position, so an export speaks of one log however it grows."""
+        answer = self.entitlements(year, as_of=as_of, position=position, limit=MAX_LIMIT)
+        yield from answer["entitlements"]
+        while answer["next_cursor"] is not None:
+            answer = self.entitlements(
+                year, position=answer["position"], cursor=answer["next_cursor"], limit=MAX_LIMIT
+            )
             yield from answer["entitlements"]
-            cursor = answer["next_cursor"]
-            if cursor is None:
-                return
 
     def beneficiary(self, beneficiary: str, year: int) -> dict[str, Any]:
         """One beneficiary's entitlements in a year, each explained."""
@@ -119,7 +120,7 @@ class Subsidy:
             ["year", "beneficiary", "name", "category", "turnover", "gross", "entitlement",
              "capped", "contracts", "excluded", "policy_version", "position"]
         )  # fmt: skip
-        for e in self.all_entitlements(year):
+        for e in self.all_entitlements(year, position=position):
             row = [year, e["beneficiary"], e["name"], e["category"], e["turnover"], e["gross"],
                    e["entitlement"], "yes" if e["capped"] else "no",
                    ";".join(f"{c['registration_no']}={c['evidenced']}" for c in e["contracts"]),

@@ -578,3 +578,24 @@ def test_revisions_page_and_the_pages_hold_every_revision_once(
         if cursor is None:
             break
     assert paged == whole["revisions"]
+
+
+def test_an_export_reads_every_page_at_the_position_of_its_first(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.subsidy import application
+    from services.subsidy.application import Subsidy
+
+    monkeypatch.setattr(application, "MAX_LIMIT", 1)  # a page per entitlement
+    cut = history.envelopes.index(history.first_phase_end) + 1
+    store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}")
+    try:
+        store.add(history.envelopes[:cut])
+        pages = Subsidy(store, store.policy).all_entitlements(YEAR)
+        exported = [next(pages)]
+        store.add(history.envelopes[cut:])  # the late invoice and the cancellation arrive
+        exported += list(pages)
+    finally:
+        store.close()
+    assert served({"entitlements": exported}) == recompute(history.envelopes[:cut])[YEAR]
+    assert recompute(history.envelopes[:cut])[YEAR] != recompute(history.envelopes)[YEAR]
