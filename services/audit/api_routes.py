@@ -56,7 +56,7 @@ class FindingPublic(BaseModel):
 
     kind: str = about("类别 Kind of finding", "invoiced_not_paid")
     label: str = about("名称 The kind, in Chinese", "已开票未付款")
-    label_en: str = about("Name The kind, in English", "invoiced, never paid")
+    label_en: str = about("英文名称 The kind, in English", "invoiced, never paid")
     registration_no: str = about("登记号 The contract", "2024410400000001")
     detail: str = about("详情 What was found", "invoice INV-0001 of 600000.00 has no payment")
     position: int | None = about("日志位置 The entry it concerns, if one", 12)

@@ -112,10 +112,14 @@ def _add_refusals(operation: dict[str, Any]) -> None:
     if operation.get("parameters"):
         statuses.add(422)
     responses = operation.setdefault("responses", {})
+    for status in statuses:
+        responses.setdefault(str(status), {"description": _MEANING[status]})
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    for status in sorted(statuses):
-        answer = responses.setdefault(str(status), {"description": _MEANING[status]})
-        answer["content"] = body  # FastAPI's own 422 shape is not what is answered
+    for status, answer in responses.items():
+        if status[0] in "45":
+            # A refusal is JSON even where the route answers HTML or CSV, and FastAPI's own
+            # 422 shape is not what is answered.
+            answer["content"] = body
 
 
 def serve_docs(app: FastAPI) -> None:
@@ -135,4 +139,6 @@ def serve_docs(app: FastAPI) -> None:
             swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_ASSETS}/favicon.png",
+            # Its default sends the document to validator.swagger.io for a badge.
+            swagger_ui_parameters={"validatorUrl": None},
         )
