@@ -13,20 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.registry.api import models as m
-from tests.conftest import Tokens, make_tokens
+from tests.conftest import Tokens
 from tests.integration.test_error_shape import SERVICES
 
 
-@pytest.fixture
-def tokens(tmp_path: Path) -> Tokens:
-    return make_tokens(tmp_path)
-
-
 @pytest.fixture(params=sorted(SERVICES))
-def service(request: pytest.FixtureRequest, tmp_path: Path, tokens: Tokens) -> TestClient:
-    """One service's app, not started (the document and /docs need no store)."""
-    app = SERVICES[request.param](tmp_path, tokens.path)
-    return TestClient(app, headers=tokens.header("auditor"))
+def app(request: pytest.FixtureRequest, tmp_path: Path, tokens: Tokens) -> TestClient:
+    """One service's app, not started: a document and /docs need no store."""
+    return TestClient(
+        SERVICES[request.param](tmp_path, tokens.path), headers=tokens.header("auditor")
+    )
 
 
 def _properties(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -42,9 +38,9 @@ def _refers(spec: dict[str, Any]) -> bool:
 
 
 def test_every_field_has_a_description_naming_its_chinese_term_and_an_example(
-    service: TestClient,
+    app: TestClient,
 ) -> None:
-    document = service.get("/openapi.json").json()
+    document = app.get("/openapi.json").json()
     missing = [
         name
         for name, spec in _properties(document)
@@ -54,8 +50,8 @@ def test_every_field_has_a_description_naming_its_chinese_term_and_an_example(
     assert missing == []
 
 
-def test_every_operation_documents_its_refusals_with_the_error_body(service: TestClient) -> None:
-    document = service.get("/openapi.json").json()
+def test_every_operation_documents_its_refusals_with_the_error_body(app: TestClient) -> None:
+    document = app.get("/openapi.json").json()
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             refusals = {s: r for s, r in operation["responses"].items() if s.startswith(("4", "5"))}
@@ -67,19 +63,19 @@ def test_every_operation_documents_its_refusals_with_the_error_body(service: Tes
 
 
 def test_options_on_any_path_is_a_405_allowing_exactly_the_documented_methods(
-    service: TestClient,
+    app: TestClient,
 ) -> None:
-    document = service.get("/openapi.json").json()
+    document = app.get("/openapi.json").json()
     for path, operations in document["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "X", path)
-        response = service.options(concrete)
+        response = app.options(concrete)
         assert response.status_code == 405, path
         allowed = set(response.headers["Allow"].split(", "))
         assert allowed == {method.upper() for method in operations}, path
 
 
-def test_docs_loads_swagger_ui_from_the_service_itself(service: TestClient) -> None:
-    page = service.get("/docs")
+def test_docs_loads_swagger_ui_from_the_service_itself(app: TestClient) -> None:
+    page = app.get("/docs")
 
     assert page.status_code == 200
     urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", page.text)
@@ -87,7 +83,7 @@ def test_docs_loads_swagger_ui_from_the_service_itself(service: TestClient) -> N
     assert [u for u in urls if re.match(r"(https?:)?//", u)] == []
     assert '"validatorUrl": null' in page.text  # no badge fetched from validator.swagger.io
     for url in urls:
-        asset = service.get(url)
+        asset = app.get(url)
         assert asset.status_code == 200, url
         assert asset.content, url
 
