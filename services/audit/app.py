@@ -176,6 +176,7 @@ def create_app(
             transport=subsidy_transport,
         )
 
+    policy = settings.policy()
     app = build_api(
         title="Technology contract audit",
         description=(
@@ -186,11 +187,13 @@ def create_app(
         ),
         router=router,
         tokens_file=settings.tokens_file,
+        # An evaluation year before the policy's first has nothing to evaluate (a 422).
+        parameters={"year": {"minimum": policy.first_year, "examples": [policy.last_year]}},
     )
     app.state.audit = Audit(
         lambda: RegistrySource(settings.registry_url, registry_token),
         open_subsidy,
-        settings.policy(),
+        policy,
         settings.registry_url,
         settings.checkpoint_every,
     )

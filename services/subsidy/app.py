@@ -24,10 +24,10 @@ log = logging.getLogger("tcr.subsidy")
 
 def create_app(settings: SubsidySettings) -> FastAPI:
     """Wire the finance API over the subsidy store; opened at start-up, closed at shutdown."""
+    policy = settings.policy()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        policy = settings.policy()
         store = EntryStore(settings.subsidy_database_url.get_secret_value(), policy)
         token = settings.registry_token.get_secret_value()
         feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
@@ -49,6 +49,14 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         router=router,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
+        # The years the policy is in force: any other is a 404, so the document says which.
+        parameters={
+            "year": {
+                "minimum": policy.first_year,
+                "maximum": policy.last_year,
+                "examples": [policy.last_year - 1],
+            }
+        },
     )
 
 
