@@ -90,7 +90,11 @@ def with_evidence(client: TestClient) -> str:
 @pytest.fixture
 def open_registry(database_url: str, tokens: Tokens) -> Callable[[], TestClient]:
     """Builds a new registry application over the same store and tokens: a restart."""
-    settings = RegistrySettings(registry_database_url=database_url, tokens_file=tokens.path)
+    settings = RegistrySettings(
+        registry_database_url=database_url,
+        tokens_file=tokens.path,
+        signing_key_file=tokens.path.with_name("signing-key.pem"),
+    )
 
     def open_() -> TestClient:
         return TestClient(create_app(settings), headers=tokens.header("station"))

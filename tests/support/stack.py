@@ -202,7 +202,11 @@ class Stack:
             "TCR_KAFKA_TOPIC": topic,
             "TCR_KAFKA_PARTITIONS": str(partitions),
         }
-        registry_env = {**common, "TCR_REGISTRY_DATABASE_URL": registry_database_url}
+        registry_env = {
+            **common,
+            "TCR_REGISTRY_DATABASE_URL": registry_database_url,
+            "TCR_SIGNING_KEY_FILE": str(tmp_path / "registry-signing-key.pem"),
+        }
         subsidy_env = {
             **common,
             "TCR_SUBSIDY_DATABASE_URL": subsidy_database_url,
