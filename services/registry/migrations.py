@@ -8,10 +8,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, inspect, select, text
 
 from services.registry.domain import Contract, number_key
-from services.registry.store import claims, migrations
+from services.registry.store import claims, idempotency, migrations
 
 log = logging.getLogger("tcr.registry")
 
@@ -67,6 +67,19 @@ def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> No
             conn.execute(insert(claims), new)
         conn.execute(insert(migrations).values(name=NUMBER_KEYS))
     log.info("claimed the number keys of %d numbers stored before", len(new))
+
+
+def idempotency_receipts(engine: Engine) -> None:
+    """Idempotency rows kept an HTTP answer (``status``, ``body``); they keep the receipt now
+    (``result``). Every stored answer was a 201 whose body is the receipt, so the body becomes
+    the result as it is and the status goes: a key stored before is answered as it was."""
+    columns = {c["name"] for c in inspect(engine).get_columns(idempotency.name)}
+    if "status" not in columns:
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {idempotency.name} DROP COLUMN status"))
+        conn.execute(text(f"ALTER TABLE {idempotency.name} RENAME COLUMN body TO result"))
+    log.info("idempotency keys now keep receipts, not HTTP answers")
 
 
 def _want(wanted: dict[tuple[str, str], str], kind: str, number: str, owner: str) -> None:

@@ -5,20 +5,23 @@ the event store's table lock). The writer takes every submission waiting in its 
 them one after another against one unit of work, and commits them together: the events, the
 claims, the hash chain and the idempotency records of the whole group in one transaction.
 
-A submission that breaks a rule is undone in memory (a savepoint of the unit of work) and
-answered with its error once the group has committed; the rest of the group goes on as it was,
-so a refusal costs its neighbours nothing. A transaction that loses a race with another process
-(a version or claim conflict) is retried submission by submission.
+Each submission's future holds its receipt (what its recorded envelopes say about it) or the
+domain error that refused it: the writer speaks no HTTP. A submission that breaks a rule is
+undone in memory (a savepoint of the unit of work) and refused once the group has committed;
+the rest of the group goes on as it was, so a refusal costs its neighbours nothing. A
+transaction that loses a race with another process (a version or claim conflict) is retried
+submission by submission.
 
 A COMMIT that fails has an unknown outcome: the server may have committed before the
 connection dropped. The writer then finds out on a fresh connection, once the failed
 transaction has ended, whether its first event is stored at the position the store gave it
 (positions come from a sequence: no other transaction is given the same one). Committed, each
-submission gets the answer it was going to get; not committed, the group is run again. Only if
-the store cannot be asked is the answer a 503 that says so. Nothing is ever stored twice.
+submission gets the receipt it was going to get; not committed, the group is run again. Only if
+the store cannot be asked is the answer :class:`Unavailable`, saying so. Nothing is ever stored
+twice.
 
-While the store is unreachable (the breaker is open) submissions are answered 503 at once,
-queued or not, instead of each being retried against a store that is not there.
+While the store is unreachable (the breaker is open) submissions are refused as unavailable at
+once, queued or not, instead of each being retried against a store that is not there.
 """
 
 from __future__ import annotations
@@ -76,11 +79,15 @@ _RACES = (
     StaleAggregate,
     _NotCommitted,
 )
-OUTCOME_UNKNOWN = Unavailable(
-    None,
-    "the store lost the connection while committing and could not be asked whether the write "
-    "was stored: outcome unknown, retry with the same Idempotency-Key",
-)
+
+
+def outcome_unknown() -> Unavailable:
+    """The refusal of a submission whose COMMIT failed and whose outcome could not be learnt."""
+    return Unavailable(
+        None,
+        "the store lost the connection while committing and could not be asked whether the "
+        "write was stored: outcome unknown, retry with the same Idempotency-Key",
+    )
 
 
 def clock() -> datetime:
@@ -89,12 +96,11 @@ def clock() -> datetime:
     return eventsourcing.domain.datetime_now_with_tzinfo()
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What a client is told: an HTTP status and a JSON body."""
-
-    status: int
-    body: dict[str, Any]
+# What a stored submission's events say about it: for one command, its event's position,
+# event_id, type, subject, recorded_at and hash; for a batch, the first and last positions and
+# the count. The result an idempotency key keeps, and what its retry is given again.
+Receipt = dict[str, Any]
+_RECEIPT_FIELDS = ("position", "event_id", "type", "subject", "recorded_at", "hash")
 
 
 @dataclass
@@ -106,7 +112,7 @@ class Submission:
     batch: bool = False
     idempotency_key: str | None = None
     request_sha256: str | None = None
-    future: Future[Answer] = field(default_factory=Future)
+    future: Future[Receipt] = field(default_factory=Future)
 
     @property
     def event_count(self) -> int:
@@ -160,8 +166,9 @@ class GroupCommitWriter:
             self._thread.join()
             self._started = False
 
-    def submit(self, submission: Submission) -> Future[Answer]:
-        """Queue a submission; its future holds the answer once the group has committed."""
+    def submit(self, submission: Submission) -> Future[Receipt]:
+        """Queue a submission; once its group has committed, its future holds its receipt or
+        the domain error that refused it."""
         if not self._started:
             raise RuntimeError("writer not started")
         metrics.watch(submission)
@@ -248,15 +255,18 @@ class GroupCommitWriter:
             "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
         )
         # Races are resolved by re-running; one that persists is a fault, not the client's.
-        error = Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
-        sub.future.set_result(Answer(error.status, error.as_json()))
+        sub.future.set_exception(
+            Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
+        )
 
     def _run_group(self, group: list[Submission]) -> None:
-        """Run and commit a group; rule-breaking submissions are answered and dropped."""
-        for sub, answer in self._transaction(group):
-            sub.future.set_result(answer)
+        """Run and commit a group; rule-breaking submissions are refused and dropped."""
+        for sub, outcome in self._transaction(group):
+            _resolve(sub, outcome)
 
-    def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
+    def _transaction(
+        self, group: list[Submission]
+    ) -> list[tuple[Submission, Receipt | RegistryError]]:
         session = Session(self._engine)
         try:
             session.begin()
@@ -268,12 +278,12 @@ class GroupCommitWriter:
                     wanted_ids += ids
                     wanted_claims += keys
             uow.prefetch(wanted_ids, wanted_claims)
-            outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
+            outcomes: list[tuple[Submission, Receipt | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
             # Answered with the group, once it has committed: a refusal may rest on what an
             # earlier submission of the group did, and a flood of refusals then gets no more
             # than one answer per connection and group, like everyone else.
-            refusals: list[tuple[Submission, Answer]] = []
+            refusals: list[tuple[Submission, Receipt | RegistryError]] = []
             for sub in group:
                 try:
                     earlier = self._earlier(session, sub, keyed)
@@ -284,28 +294,27 @@ class GroupCommitWriter:
                 except _Rejected as rejected:
                     if keyed.get(_key(sub)) is sub:
                         del keyed[_key(sub)]  # a same-key neighbour runs on its own
-                    refusals.append((sub, Answer(rejected.error.status, rejected.error.as_json())))
+                    refusals.append((sub, rejected.error))
 
             envelopes, first = self._store(session, uow)
-            answers: dict[int, Answer] = {}
+            receipts: dict[int, Receipt] = {}
             for sub, outcome in outcomes:
-                if isinstance(outcome, Answer):
-                    answer = outcome
+                if isinstance(outcome, dict):
+                    kept = outcome
                 elif isinstance(outcome, Submission):
-                    answer = answers[id(outcome)]  # a retry racing its original, same group
+                    kept = receipts[id(outcome)]  # a retry racing its original, same group
                 else:
-                    answer = _answer(sub, [envelopes[key] for key in outcome])
+                    kept = receipt(sub, [envelopes[key] for key in outcome])
                     if sub.idempotency_key is not None:
                         session.execute(
                             insert(idempotency).values(
                                 principal=sub.principal.name,
                                 key=sub.idempotency_key,
                                 request_sha256=sub.request_sha256,
-                                status=answer.status,
-                                body=orjson.dumps(answer.body),
+                                result=orjson.dumps(kept),
                             )
                         )
-                answers[id(sub)] = answer
+                receipts[id(sub)] = kept
             session.flush()  # from here on, a failure is the COMMIT's own
             try:
                 session.commit()
@@ -316,8 +325,8 @@ class GroupCommitWriter:
                 try:
                     committed = self._was_committed(*first)
                 except _OutcomeUnknown:
-                    for sub, answer in refusals:  # refused either way
-                        sub.future.set_result(answer)
+                    for sub, error in refusals:  # refused either way
+                        _resolve(sub, error)
                     raise
                 if not committed:
                     raise _NotCommitted(str(exc)) from exc
@@ -325,7 +334,7 @@ class GroupCommitWriter:
         finally:
             session.close()
         uow.committed()
-        return [(sub, answers[id(sub)]) for sub, _ in outcomes] + refusals
+        return [(sub, receipts[id(sub)]) for sub, _ in outcomes] + refusals
 
     def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
         """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
@@ -380,8 +389,8 @@ class GroupCommitWriter:
 
     def _earlier(
         self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
-    ) -> Answer | Submission | None:
-        """The answer an idempotency key already has: stored, or that of an earlier submission
+    ) -> Receipt | Submission | None:
+        """The receipt an idempotency key already has: stored, or that of an earlier submission
         in this group with the same key; None for a key not seen (or no key)."""
         if sub.idempotency_key is None:
             return None
@@ -395,7 +404,7 @@ class GroupCommitWriter:
                 raise reused
             return first
         row = session.execute(
-            select(idempotency.c.request_sha256, idempotency.c.status, idempotency.c.body).where(
+            select(idempotency.c.request_sha256, idempotency.c.result).where(
                 idempotency.c.principal == sub.principal.name,
                 idempotency.c.key == sub.idempotency_key,
             )
@@ -404,7 +413,8 @@ class GroupCommitWriter:
             return None
         if row.request_sha256 != sub.request_sha256:
             raise reused
-        return Answer(row.status, orjson.loads(row.body))
+        kept: Receipt = orjson.loads(row.result)
+        return kept
 
     def _store(
         self, session: Session, uow: UnitOfWork
@@ -473,28 +483,29 @@ def _key(sub: Submission) -> tuple[str, str]:
     return (sub.principal.name, sub.idempotency_key or "")
 
 
+def _resolve(sub: Submission, outcome: Receipt | RegistryError) -> None:
+    if isinstance(outcome, RegistryError):
+        sub.future.set_exception(outcome)
+    else:
+        sub.future.set_result(outcome)
+
+
 def _answer_unreachable(group: list[Submission]) -> None:
-    error = store_unavailable()
     for sub in group:
         if not sub.future.done():
-            sub.future.set_result(Answer(error.status, error.as_json()))
+            sub.future.set_exception(store_unavailable())
 
 
 def _answer_unknown(group: list[Submission]) -> None:
     for sub in group:
         if not sub.future.done():
-            sub.future.set_result(Answer(OUTCOME_UNKNOWN.status, OUTCOME_UNKNOWN.as_json()))
+            sub.future.set_exception(outcome_unknown())
 
 
-def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
+def receipt(sub: Submission, envelopes: list[dict[str, Any]]) -> Receipt:
+    """What a submission's recorded envelopes say about it (see :data:`Receipt`)."""
     if sub.batch:
         positions = [e["position"] for e in envelopes]
-        return Answer(201, {"positions": [positions[0], positions[-1]], "count": len(positions)})
+        return {"positions": [positions[0], positions[-1]], "count": len(positions)}
     (envelope,) = envelopes
-    return Answer(
-        201,
-        {
-            k: envelope[k]
-            for k in ("position", "event_id", "type", "subject", "recorded_at", "hash")
-        },
-    )
+    return {k: envelope[k] for k in _RECEIPT_FIELDS}

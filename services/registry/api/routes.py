@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
-from services.common.web.context import note_refusal
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.application import Registry
@@ -61,10 +60,8 @@ async def _store(
     future = registry(request).submit(
         who, commands, batch=batch, idempotency_key=key, request_sha256=digest
     )
-    answer = await asyncio.wrap_future(future)
-    if answer.status >= 400:
-        note_refusal(answer.body)
-    return JSONResponse(answer.body, status_code=answer.status)
+    # A refusal raises its domain error, which the error table answers.
+    return JSONResponse(await asyncio.wrap_future(future), status_code=201)
 
 
 @router.post("/contracts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
