@@ -91,3 +91,4 @@ class HealthPublic(BaseModel):
     registry_head: int | None
     lag_events: int | None
     lag_seconds: float | None
+    skipped_events: int  # entries of event types this service does not know: upgrade it
