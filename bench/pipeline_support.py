@@ -366,7 +366,7 @@ def fill_registry(
     raises if any submission is refused.
     """
     from services.common.tokens import Principal
-    from services.registry.api.models import batch_args
+    from services.registry.api.batch import batch_args
     from services.registry.application import Registry
     from services.registry.commands import Command
 

@@ -8,41 +8,31 @@ from typing import Any
 from uuid import UUID, uuid5
 
 import orjson
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
-from services.registry.domain import Broker, Contract, ProvincialFunding
+from services.registry.commands import COMMANDS
 
 _EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
 
 # Attributes of a stored event that belong to the envelope or the library, not the payload.
 _NOT_PAYLOAD = frozenset({"timestamp", "principal", "originator_topic", "class_version"})
 
-SUBJECT_FIELD = {
-    "ContractRegistered": "registration_no",
-    "ContractAmended": "registration_no",
-    "ContractCancelled": "registration_no",
-    "InvoiceRecorded": "registration_no",
-    "InvoiceVoided": "registration_no",
-    "TransferProofRecorded": "registration_no",
-    "TransferProofWithdrawn": "registration_no",
-    "BrokerFiled": "broker_id",
-    "ProvincialFundingRecorded": "credit_code",
-}
+# Each event type's subject field, and what it must be stored as: the event class's topic, and
+# for the event that creates an aggregate, the aggregate's topic. The topics steer replay yet lie
+# outside the hashed envelope, so verification checks them separately.
+SUBJECT_FIELD = {c.event: c.subject for c in COMMANDS.values()}
 EVENT_TYPES = tuple(SUBJECT_FIELD)
-
-# What each type must be stored as: the event class's topic, and for the event that creates an
-# aggregate, the aggregate's topic. These steer replay yet lie outside the hashed envelope, so
-# verification checks them separately.
-_CREATED_BY = {"ContractRegistered": Contract, "BrokerFiled": Broker}
-_CREATED_BY["ProvincialFundingRecorded"] = ProvincialFunding
 _STORED_AS: dict[str, tuple[str, str | None]] = {
-    name: (
-        get_topic(getattr(_CREATED_BY.get(name, Contract), name)),
-        get_topic(_CREATED_BY[name]) if name in _CREATED_BY else None,
+    c.event: (
+        get_topic(getattr(c.aggregate, c.event)),
+        get_topic(c.aggregate)
+        if issubclass(getattr(c.aggregate, c.event), Aggregate.Created)
+        else None,
     )
-    for name in EVENT_TYPES
+    for c in COMMANDS.values()
 }
 
 

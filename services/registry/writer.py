@@ -51,7 +51,7 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
-from services.registry.errors import Conflict, RegistryError
+from services.registry.errors import Conflict, InvalidCommand, RegistryError
 from services.registry.event_store import GroupRecorder, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
@@ -342,7 +342,10 @@ class GroupCommitWriter:
         produced: list[tuple[Any, int]] = []
         for index, command in enumerate(sub.commands):
             try:
-                aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
+                handler = HANDLERS.get(command.op)
+                if handler is None:  # only a caller other than the API can name one
+                    raise InvalidCommand("op", f"no such operation: {command.op}")
+                aggregate = handler(uow, sub.principal, command.args)
             except RegistryError as error:
                 if sub.batch:
                     error.index = index

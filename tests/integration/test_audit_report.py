@@ -38,7 +38,7 @@ from services.common.envelope import canonical_bytes
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Party
 from services.common.spreadsheet import safe_cell
-from services.registry.api.models import batch_args
+from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 from tests.support.policy_facts import (

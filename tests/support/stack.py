@@ -31,7 +31,7 @@ from services.common.policy.engine import entitlements, round_half_up
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Party
-from services.registry.api.models import batch_args
+from services.registry.api.batch import batch_args
 from services.registry.commands import Command, Principal
 from tests.support.broker import free_port, kafka
 from tests.support.policy_facts import (

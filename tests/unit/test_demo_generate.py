@@ -24,7 +24,7 @@ from services.demo.generate import (
     summarise,
     write_history,
 )
-from services.registry.api.models import batch_args
+from services.registry.api.batch import batch_args
 
 TODAY = "2026-11-27"
 LOCAL_REGIONS = {

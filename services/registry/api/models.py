@@ -18,7 +18,6 @@ from pydantic import (
     StrictInt,
     StrictStr,
     WithJsonSchema,
-    create_model,
 )
 
 from services.common.codes import credit_code_problem, region_code_problem
@@ -229,63 +228,6 @@ class ProvincialFundingCreate(Incoming):
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
-
-
-# -- batch: each body is the route's body plus its path parameters as fields -----------------
-
-_OPS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
-    "register_contract": (ContractCreate, ()),
-    "amend_contract": (ContractAmendment, ("registration_no",)),
-    "cancel_contract": (ContractCancellation, ("registration_no",)),
-    "record_invoice": (InvoiceCreate, ("registration_no",)),
-    "void_invoice": (InvoiceVoid, ("registration_no", "invoice_no")),
-    "record_transfer_proof": (TransferProofCreate, ("registration_no",)),
-    "withdraw_transfer_proof": (TransferProofWithdrawal, ("registration_no", "serial_no")),
-    "file_broker": (BrokerCreate, ()),
-    "record_provincial_funding": (ProvincialFundingCreate, ()),
-}
-_BATCH_MODELS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
-    op: (
-        create_model(  # type: ignore[call-overload]
-            f"{model.__name__}InBatch",
-            __base__=model,
-            **{p: (Number, ...) for p in params if p not in model.model_fields},
-        ),
-        params,
-    )
-    for op, (model, params) in _OPS.items()
-}
-
-
-def batch_args(op: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Validate one batch command's body for its op and return the domain's arguments."""
-    base, params = _OPS[op]
-    parsed = _BATCH_MODELS[op][0].model_validate(body)
-    # Already validated: rebuild the route's own body model without validating again.
-    own = base.model_construct(**{f: getattr(parsed, f) for f in base.model_fields})
-    return own.to_args(*(getattr(parsed, p) for p in params))  # type: ignore[attr-defined,no-any-return]
-
-
-Op = Literal[
-    "register_contract",
-    "amend_contract",
-    "cancel_contract",
-    "record_invoice",
-    "void_invoice",
-    "record_transfer_proof",
-    "withdraw_transfer_proof",
-    "file_broker",
-    "record_provincial_funding",
-]
-
-
-class BatchCommand(Incoming):
-    op: Op
-    body: dict[str, Any]
-
-
-class BatchCreate(Incoming):
-    commands: list[BatchCommand] = Field(min_length=1, max_length=1000)
 
 
 # -- outgoing ----------------------------------------------------------------------------------

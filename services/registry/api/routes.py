@@ -15,6 +15,7 @@ from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
+from services.registry.api.batch import BatchCreate, batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command
 from services.registry.writer import request_digest
@@ -203,13 +204,13 @@ async def record_provincial_funding(
 
 @router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_WRITE)
 async def batch(
-    request: Request, body: m.BatchCreate, who: Caller, key: IdempotencyKey = None
+    request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Store up to 1,000 commands atomically, in order: all of them or none."""
     commands = []
     for index, command in enumerate(body.commands):
         try:
-            commands.append(Command(command.op, m.batch_args(command.op, dict(command.body))))
+            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
         except ValidationError as exc:
             raise RequestValidationError(
                 [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]
