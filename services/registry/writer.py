@@ -36,12 +36,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import eventsourcing.domain
 import orjson
 import sqlalchemy.exc
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from sqlalchemy import Engine, Table, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
@@ -52,7 +49,7 @@ from services.common.merkle import leaf_hash
 from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
 from services.registry.errors import Conflict, InvalidCommand, RegistryError
-from services.registry.event_store import GroupRecorder, restamped
+from services.registry.event_store import INTEGRITY_ERRORS, EventStore, library_now, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
@@ -73,8 +70,7 @@ class _OutcomeUnknown(Exception):
 
 
 _RACES = (
-    StoreIntegrityError,
-    sqlalchemy.exc.IntegrityError,
+    *INTEGRITY_ERRORS,
     sqlalchemy.exc.OperationalError,
     StaleAggregate,
     _NotCommitted,
@@ -91,9 +87,8 @@ def outcome_unknown() -> Unavailable:
 
 
 def clock() -> datetime:
-    """Now, by the event library's clock (in its TZINFO), the one its events are stamped by."""
-    # Looked up at each call, so that whoever sets the library's clock sets the writer's too.
-    return eventsourcing.domain.datetime_now_with_tzinfo()
+    """Now, by the event library's clock, the one its events are stamped by."""
+    return library_now()
 
 
 # What a stored submission's events say about it: for one command, its event's position,
@@ -135,19 +130,14 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        app: Application[Any],
+        store: EventStore,
         engine: Engine,
-        events_table: Table,
         *,
         max_group_events: int = 2000,
         breaker: StoreBreaker | None = None,
     ) -> None:
-        if not isinstance(app.recorder, GroupRecorder):
-            raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
-        self._app = app
-        self._recorder = app.recorder
+        self._event_store = store
         self._engine = engine
-        self._events_table = events_table
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
         self._breaker = breaker or StoreBreaker(engine)
@@ -270,7 +260,7 @@ class GroupCommitWriter:
         session = Session(self._engine)
         try:
             session.begin()
-            uow = UnitOfWork(session, self._events_table, self._app.mapper, self._cache)
+            uow = UnitOfWork(session, self._event_store, self._cache)
             wanted_ids, wanted_claims = [], []
             for sub in group:
                 for command in sub.commands:
@@ -363,14 +353,14 @@ class GroupCommitWriter:
         way or the other. Positions come from a sequence, never given twice; the stored bytes
         are compared too, for a store (SQLite) that may reuse the position of a rollback.
         Raises :class:`_OutcomeUnknown` when the store cannot be asked."""
-        events = self._events_table
+        events = self._event_store.events
         deadline = time.monotonic() + OUTCOME_LOOKUP_SECONDS
         while True:
             try:
                 with Session(self._engine) as session, session.begin():
                     if session.get_bind().dialect.name == "postgresql":
                         session.execute(text("SET LOCAL lock_timeout = '2s'"))
-                    self._recorder.lock(session)
+                    self._event_store.lock(session)
                     row = session.execute(
                         select(
                             events.c.originator_id, events.c.originator_version, events.c.state
@@ -427,13 +417,13 @@ class GroupCommitWriter:
         if not uow.events:
             return {}, None
         uow.flush_claims()
-        mapper = self._app.mapper
+        mapper = self._event_store.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
         stored = [mapper.to_stored_event(e) for e in uow.events]
         drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
-        self._recorder.lock(session)
+        self._event_store.lock(session)
         # The last link, then its event: with the limit inside, no plan joins the whole tables.
         link = (
             select(chain.c.position, chain.c.hash, chain.c.leaf_index)
@@ -441,7 +431,7 @@ class GroupCommitWriter:
             .limit(1)
             .subquery()
         )
-        events = self._events_table
+        events = self._event_store.events
         last = session.execute(
             select(link.c.hash, link.c.leaf_index, events.c.state).outerjoin(
                 events, events.c.id == link.c.position
@@ -459,8 +449,7 @@ class GroupCommitWriter:
         recorded_text = format_instant(recorded_at)
         for draft in drafts:
             draft["recorded_at"] = recorded_text
-        positions = self._recorder.insert_events(stored, session=session)
-        assert positions is not None and list(positions) == sorted(positions), positions
+        positions = self._event_store.insert(session, stored)
         envelopes = list(
             chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
         )
