@@ -176,6 +176,7 @@ def create_app(
             transport=subsidy_transport,
         )
 
+    policy = load_policy(settings.policy_file)
     app = build_api(
         title="Technology contract audit",
         description=(
@@ -186,11 +187,13 @@ def create_app(
         ),
         router=router,
         tokens_file=settings.tokens_file,
+        # An evaluation year before the policy's first has nothing to evaluate (a 422).
+        parameters={"year": {"minimum": policy.first_year, "examples": [policy.last_year]}},
     )
     app.state.audit = Audit(
         lambda: RegistrySource(settings.registry_url, settings.registry_token),
         open_subsidy,
-        load_policy(settings.policy_file),
+        policy,
         settings.registry_url,
         settings.checkpoint_every,
     )
