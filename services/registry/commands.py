@@ -153,38 +153,39 @@ def _funding(args: dict[str, Any]) -> UUID:
 
 
 _NO = "registration_no"
+
+
+def _on_contract(
+    request: type[m.Incoming],
+    handler: Handler,
+    event: str,
+    path: tuple[str, ...] = (_NO,),
+    claims: tuple[tuple[str, str], ...] = (),
+) -> CommandType:
+    """An op on one contract: about its registration number, loading that contract."""
+    return CommandType(request, path, handler, Contract, event, _NO, _contract, claims)
+
+
 COMMANDS: dict[str, CommandType] = {
-    "register_contract": CommandType(
-        request=m.ContractCreate, path=(), handler=register_contract,
-        aggregate=Contract, event="ContractRegistered", subject=_NO, target=_contract,
+    "register_contract": _on_contract(
+        m.ContractCreate, register_contract, "ContractRegistered", path=(),
         claims=(("registration", "registration_no"),),
     ),
-    "amend_contract": CommandType(
-        request=m.ContractAmendment, path=(_NO,), handler=amend_contract,
-        aggregate=Contract, event="ContractAmended", subject=_NO, target=_contract,
+    "amend_contract": _on_contract(m.ContractAmendment, amend_contract, "ContractAmended"),
+    "cancel_contract": _on_contract(m.ContractCancellation, cancel_contract, "ContractCancelled"),
+    "record_invoice": _on_contract(
+        m.InvoiceCreate, record_invoice, "InvoiceRecorded", claims=(("invoice", "invoice_no"),)
     ),
-    "cancel_contract": CommandType(
-        request=m.ContractCancellation, path=(_NO,), handler=cancel_contract,
-        aggregate=Contract, event="ContractCancelled", subject=_NO, target=_contract,
+    "void_invoice": _on_contract(
+        m.InvoiceVoid, void_invoice, "InvoiceVoided", path=(_NO, "invoice_no")
     ),
-    "record_invoice": CommandType(
-        request=m.InvoiceCreate, path=(_NO,), handler=record_invoice,
-        aggregate=Contract, event="InvoiceRecorded", subject=_NO, target=_contract,
-        claims=(("invoice", "invoice_no"),),
-    ),
-    "void_invoice": CommandType(
-        request=m.InvoiceVoid, path=(_NO, "invoice_no"), handler=void_invoice,
-        aggregate=Contract, event="InvoiceVoided", subject=_NO, target=_contract,
-    ),
-    "record_transfer_proof": CommandType(
-        request=m.TransferProofCreate, path=(_NO,), handler=record_transfer_proof,
-        aggregate=Contract, event="TransferProofRecorded", subject=_NO, target=_contract,
+    "record_transfer_proof": _on_contract(
+        m.TransferProofCreate, record_transfer_proof, "TransferProofRecorded",
         claims=(("serial", "serial_no"),),
     ),
-    "withdraw_transfer_proof": CommandType(
-        request=m.TransferProofWithdrawal, path=(_NO, "serial_no"),
-        handler=withdraw_transfer_proof,
-        aggregate=Contract, event="TransferProofWithdrawn", subject=_NO, target=_contract,
+    "withdraw_transfer_proof": _on_contract(
+        m.TransferProofWithdrawal, withdraw_transfer_proof, "TransferProofWithdrawn",
+        path=(_NO, "serial_no"),
     ),
     "file_broker": CommandType(
         request=m.BrokerCreate, path=(), handler=file_broker,

@@ -6,6 +6,7 @@ library that changes any of it fails here first. Each test runs on a SQLite file
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 from unittest.mock import patch
 from uuid import uuid4
@@ -36,11 +37,8 @@ from tests.unit.test_contract_aggregate import invoice, registration
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
     """A registry application over a fresh store, its writer not started."""
-    opened = Registry(database_url)
-    try:
+    with closing(Registry(database_url)) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def contract_with_invoices(count: int = 2) -> Contract:
