@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -59,3 +61,19 @@ def test_a_contract_command_prefetches_its_contract_and_the_numbers_it_claims() 
 @pytest.mark.parametrize("op", ["delete_contract", "file_station"])
 def test_an_op_the_table_does_not_hold_prefetches_nothing(op: str) -> None:
     assert needs(Command(op, {"registration_no": "R1", "station_id": "S9"})) == ([], [])
+
+
+def test_the_registry_application_loads_no_web_framework() -> None:
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, services.registry.application; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert loaded.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from services.common.web.openapi import about
+from services.common.web.fields import about
 from services.registry.api.models import (
     EXAMPLE_REGISTRATION_NO,
     ContractCreate,

@@ -31,7 +31,7 @@ from services.common.codes import (
 )
 from services.common.money import POSITIVE_YUAN_PATTERN, parse_yuan
 from services.common.text import text_problem
-from services.common.web.openapi import about
+from services.common.web.fields import about
 
 _CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
