@@ -26,6 +26,18 @@ def _load(path: Traversable) -> dict[str, Any]:
 
 
 @cache
+def event_date_fields() -> dict[str, str]:
+    """The payload field holding each event type's own date (the day the fact happened), as
+    its schema's ``x-event-date`` names it; types without such a day are left out."""
+    fields = {}
+    for path in sorted((schema_dir() / "events").glob("*.json")):
+        field = _load(path).get("x-event-date")
+        if field is not None:
+            fields[path.name.split(".", 1)[0]] = str(field)
+    return fields
+
+
+@cache
 def envelope_validator() -> Draft202012Validator:
     """A validator of log envelopes; each payload is checked against its event type's schema.
 

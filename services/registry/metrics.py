@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import re
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
 
+from services.common.errors import DomainError
 from services.common.web.context import current
+from services.common.web.refusals import refusal
 
 if TYPE_CHECKING:
-    from services.registry.writer import Answer, Submission
+    from services.registry.writer import Receipt, Submission
 
 log = logging.getLogger("tcr.registry.refusals")
 
@@ -48,17 +50,17 @@ def watch(submission: Submission) -> None:
     request = current()
     request_id = request.request_id if request is not None else None
 
-    def answered(future: Future[Answer]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        answer = future.result()
-        if 400 <= answer.status < 500:
-            _refused(submission, answer.body, request_id)
+    def answered(future: Future[Receipt]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if isinstance(error, DomainError):
+            status, body = refusal(error)
+            if 400 <= status < 500:
+                _refused(submission, body, request_id)
 
     submission.future.add_done_callback(answered)
 
 
-def _refused(submission: Submission, body: dict[str, Any], request_id: str | None) -> None:
+def _refused(submission: Submission, body: dict[str, object], request_id: str | None) -> None:
     error, field = str(body.get("error")), body.get("field")
     # Fields name the model's attributes; digits (a batch index, a list item) are folded so
     # that the series stay few whatever the requests.
