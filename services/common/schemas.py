@@ -30,7 +30,8 @@ def event_date_fields() -> dict[str, str]:
     """The payload field holding each event type's own date (the day the fact happened), as
     its schema's ``x-event-date`` names it; types without such a day are left out."""
     fields = {}
-    for path in sorted((schema_dir() / "events").glob("*.json")):
+    events = (p for p in (schema_dir() / "events").iterdir() if p.name.endswith(".json"))
+    for path in sorted(events, key=lambda p: p.name):
         field = _load(path).get("x-event-date")
         if field is not None:
             fields[path.name.split(".", 1)[0]] = str(field)

@@ -9,16 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
 from services.common.errors import DomainError
 from services.common.web.context import current
 from services.common.web.refusals import refusal
-
-if TYPE_CHECKING:
-    from services.registry.writer import Receipt, Submission
 
 log = logging.getLogger("tcr.registry.refusals")
 
@@ -44,23 +41,23 @@ REFUSALS = Counter(
 CHECKPOINTS = Counter("tcr_registry_checkpoints_issued", "Signed checkpoints stored.")
 
 
-def watch(submission: Submission) -> None:
-    """Count and log the submission's answer when the writer gives it (call when queued, in
+def watch(future: Future[Any], principal: str) -> None:
+    """Count and log a submission's answer when the writer gives it (call when queued, in
     the request's context, whose id the log line then carries)."""
     request = current()
     request_id = request.request_id if request is not None else None
 
-    def answered(future: Future[Receipt]) -> None:
-        error = None if future.cancelled() else future.exception()
+    def answered(done: Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()
         if isinstance(error, DomainError):
             status, body = refusal(error)
             if 400 <= status < 500:
-                _refused(submission, body, request_id)
+                _refused(principal, body, request_id)
 
-    submission.future.add_done_callback(answered)
+    future.add_done_callback(answered)
 
 
-def _refused(submission: Submission, body: dict[str, object], request_id: str | None) -> None:
+def _refused(principal: str, body: dict[str, object], request_id: str | None) -> None:
     error, field = str(body.get("error")), body.get("field")
     # Fields name the model's attributes; digits (a batch index, a list item) are folded so
     # that the series stay few whatever the requests.
@@ -75,15 +72,15 @@ def _refused(submission: Submission, body: dict[str, object], request_id: str | 
             "rule": error,
             "field": field,
             "index": body.get("index"),
-            "principal": submission.principal.name,
+            "principal": principal,
             "request_id": request_id,
         },
     )
 
 
-def group_done(group: list[Submission], seconds: float) -> None:
-    GROUP_SUBMISSIONS.observe(len(group))
-    GROUP_EVENTS.observe(sum(sub.event_count for sub in group))
+def group_done(submissions: int, events: int, seconds: float) -> None:
+    GROUP_SUBMISSIONS.observe(submissions)
+    GROUP_EVENTS.observe(events)
     GROUP_SECONDS.observe(seconds)
 
 

@@ -161,7 +161,7 @@ class GroupCommitWriter:
         the domain error that refused it."""
         if not self._started:
             raise RuntimeError("writer not started")
-        metrics.watch(submission)
+        metrics.watch(submission.future, submission.principal.name)
         if self._breaker.open:
             _answer_unreachable([submission])
         else:
@@ -196,7 +196,9 @@ class GroupCommitWriter:
                 for sub in group:
                     if not sub.future.done():
                         sub.future.set_exception(exc)
-            metrics.group_done(group, time.perf_counter() - started)
+            metrics.group_done(
+                len(group), sum(s.event_count for s in group), time.perf_counter() - started
+            )
             if stop:
                 return
 

@@ -25,10 +25,6 @@ KNOWN_CYCLES = {
         "services.audit.api_routes imports services.audit.app behind TYPE_CHECKING: the "
         "audit's own application module of issue 11 removes it"
     ),
-    ("services.registry.metrics", "services.registry.writer"): (
-        "services.registry.metrics imports services.registry.writer's Answer and Submission "
-        "behind TYPE_CHECKING: issue 11's registry changes remove the HTTP answer from the writer"
-    ),
 }
 
 
