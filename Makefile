@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint fmt setup clean deploy-check
+.PHONY: run test test-unit test-integration lint fmt setup clean deploy-check browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,13 @@ deploy-check:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
 	docker-compose -f deploy/compose.yaml config -q
 
-test: lint deploy-check
+# The finance page's tests drive Debian's chromium (Playwright cannot download its own browser
+# offline); fonts-noto-cjk makes Chinese legible in their screenshots.
+browser:
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
+
+test: lint deploy-check browser
 	$(BIN)/pytest
 
 test-unit: setup

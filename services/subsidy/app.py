@@ -18,6 +18,7 @@ from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
 from services.subsidy.store import EntryStore
+from services.subsidy.web import mount_page
 
 log = logging.getLogger("tcr.subsidy")
 
@@ -39,7 +40,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
             feed.close()
             store.close()
 
-    return build_api(
+    app = build_api(
         title="Technology contract subsidies",
         description=(
             "Yearly entitlements of the technology-transfer subsidy programme, computed from the "
@@ -58,6 +59,9 @@ def create_app(settings: SubsidySettings) -> FastAPI:
             }
         },
     )
+    secret = settings.session_secret
+    mount_page(app, settings.registry_url, secret.get_secret_value() if secret else None)
+    return app
 
 
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:

@@ -30,3 +30,7 @@ class SubsidySettings(PolicySettings):
     gap_grace_seconds: float = Field(default=1.0, ge=0)
     consumer_metrics_port: Port | None = None
     metrics_host: str = "127.0.0.1"
+    # Seals the finance page's session cookies. Unset, each process draws its own at start-up:
+    # nothing to configure or leak, and a restart signs everyone out; several workers of one
+    # service must share one (else a cookie sealed by one worker is refused by the next).
+    session_secret: SecretStr | None = None

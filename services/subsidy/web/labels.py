@@ -1,0 +1,76 @@
+"""What the page shows for codes: categories, exclusion reasons and counties in Chinese, and
+amounts in 元 or 万元 with thousands separators."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+CATEGORY_ZH = {
+    "absorption": "技术吸纳",
+    "output": "技术输出",
+    "broker": "技术经纪人",
+}
+
+# Why a contract does not count, as a finance officer reads it (the policy's exclusion codes).
+REASON_ZH = {
+    "cancelled": "合同已注销",
+    "contract_type": "合同类型不在补助范围",
+    "outside_window": "登记日期不在补助年度窗口内",
+    "related_party": "关联企业间交易",
+    "seller_local": "卖方为本市单位，不属技术吸纳",
+    "not_local": "交易方不在本市",
+    "provincial_funding": "当年已获省级资金支持（不重复支持）",
+    "broker_not_filed": "技术经纪人年底前未备案",
+}
+
+# 平顶山市's counties and districts (GB/T 2260).
+COUNTIES = {
+    "410402": "新华区",
+    "410403": "卫东区",
+    "410404": "石龙区",
+    "410411": "湛河区",
+    "410421": "宝丰县",
+    "410422": "叶县",
+    "410423": "鲁山县",
+    "410425": "郏县",
+    "410481": "舞钢市",
+    "410482": "汝州市",
+}
+
+KIND_ZH = {"payment": "补拨 payment", "recovery": "追回 recovery"}
+
+
+def yuan(amount: str | None) -> str:
+    """A yuan string as 元 with thousands separators: ``"1234567.5"`` → ``"1,234,567.50"``."""
+    if amount is None or amount == "":
+        return "—"
+    return f"{Decimal(amount):,.2f}"
+
+
+def wan(amount: str | None) -> str:
+    """A yuan string in 万元 (ten thousand yuan), two decimals, half up, with separators."""
+    if amount is None or amount == "":
+        return "—"
+    value = (Decimal(amount) / 10_000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{value:,.2f}"
+
+
+def sum_amounts(rows: Iterable[Mapping[str, str]], field: str) -> str:
+    """The sum of one yuan field over rows, as a yuan string (exact, never a float)."""
+    return str(sum((Decimal(row[field]) for row in rows), Decimal("0.00")))
+
+
+def percent(rate: Fraction) -> str:
+    """A rate as a percentage: ``Fraction(1, 10)`` → ``"10%"``, one third → ``"33.33%"``."""
+    value = (Decimal(rate.numerator * 100) / Decimal(rate.denominator)).quantize(Decimal("0.01"))
+    return f"{value.normalize():f}%"
+
+
+def county(code: str | None) -> str:
+    """A county code with its Chinese name when it is one of the city's."""
+    if not code:
+        return "—"
+    name = COUNTIES.get(code)
+    return f"{name} {code}" if name else code

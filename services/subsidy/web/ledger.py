@@ -1,0 +1,68 @@
+"""Balances, the payout draft, and approving it: what the page needs of issue #12's payouts.
+
+The balances and draft are the finance application's own use cases, called in-process; the
+approval is a ``POST /v1/payouts`` to the registry, sent with the officer's own token, so the
+log records who approved it. Until those use cases and that route exist, each answer here is
+:class:`NotYetAvailable` and the page says so (暂不可用) instead of failing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.subsidy.application import Subsidy
+
+
+class NotYetAvailable(Exception):
+    """The payouts part of the finance service is not deployed yet."""
+
+
+def balances(subsidy: Subsidy, year: int, **filters: Any) -> dict[str, Any]:
+    """A page of the year's balances (``GET /v1/balances``'s answer)."""
+    return _use_case(subsidy, "balances")(year, **filters)  # type: ignore[no-any-return]
+
+
+def draft(subsidy: Subsidy, year: int) -> dict[str, Any]:
+    """The lines that would settle every outstanding amount now (``GET /v1/payouts/draft``)."""
+    return _use_case(subsidy, "payout_draft")(year)  # type: ignore[no-any-return]
+
+
+def _use_case(subsidy: Subsidy, name: str) -> Any:
+    found = getattr(subsidy, name, None)
+    if found is None:
+        raise NotYetAvailable(name)
+    return found
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The registry's answer to a payout: its status, and its receipt or refusal body."""
+
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def recorded(self) -> bool:
+        return self.status == 201
+
+
+def approve(
+    registry_url: str, token: str, payout: dict[str, Any], idempotency_key: str
+) -> Approval:
+    """Post a payout to the registry as the officer holding ``token``."""
+    with httpx.Client(base_url=registry_url, timeout=30.0) as client:
+        response = client.post(
+            "/v1/payouts",
+            json=payout,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key},
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"message": response.text[:500]}
+    if response.status_code == 404 and body.get("field") is None:
+        raise NotYetAvailable("POST /v1/payouts")  # no such route: a 404 naming no field
+    return Approval(response.status_code, body)
