@@ -125,9 +125,7 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     assert shown == sorted(shown, reverse=True)
 
     # A beneficiary: its contracts, and the reason in Chinese for one left out.
-    (year, category, code), reasons = next(
-        (k, v) for k, v in h.EXCLUDED.items() if k[0] == YEAR
-    )
+    (_, category, code), reasons = next((k, v) for k, v in h.EXCLUDED.items() if k[0] == YEAR)
     page.click(f"#entitlements a[href='/years/{YEAR}/beneficiaries/{code}']")
     expect(page.locator("h1")).not_to_be_empty()
     section = page.locator("section.entitlement", has_text=category)
