@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", type=int, default=50)
     args = parser.parse_args(argv)
 
-    with httpx.Client(base_url=args.finance, timeout=60) as client:
+    with httpx.Client(base_url=args.finance, timeout=60, follow_redirects=True) as client:
         client.post("/sign-in", data={"token": args.token}).raise_for_status()
         year_path = f"/years/{args.year}"
         year_html = client.get(year_path).raise_for_status().text
