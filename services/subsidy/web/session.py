@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -49,13 +50,14 @@ class Sessions:
         sealed = self._fernet.encrypt(orjson.dumps({"t": session.token, "c": session.csrf}))
         return sealed.decode(), session
 
-    def open(self, cookie: str | None) -> Session | None:
+    def open(self, cookie: str | None, now: float | None = None) -> Session | None:
         """The session a cookie carries, or None when it is absent, forged, sealed by another
-        secret, or older than :data:`LIFETIME_SECONDS`."""
+        secret, or older than :data:`LIFETIME_SECONDS` (at ``now``, epoch seconds)."""
         if not cookie:
             return None
+        at = int(time.time() if now is None else now)
         try:
-            data = orjson.loads(self._fernet.decrypt(cookie.encode(), ttl=LIFETIME_SECONDS))
+            data = orjson.loads(self._fernet.decrypt_at_time(cookie.encode(), LIFETIME_SECONDS, at))
             return Session(str(data["t"]), str(data["c"]))
         except (InvalidToken, orjson.JSONDecodeError, KeyError, TypeError):
             return None

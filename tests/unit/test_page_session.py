@@ -1,0 +1,42 @@
+"""The finance page's session cookie: sealed, so it neither reads nor forges; it expires."""
+
+from __future__ import annotations
+
+import time
+
+from services.subsidy.web.session import LIFETIME_SECONDS, Sessions
+
+
+def test_a_sealed_session_opens_with_its_token_and_form_secret() -> None:
+    sessions = Sessions("a passphrase")
+    cookie, session = sessions.seal("the-officers-token")
+
+    opened = sessions.open(cookie)
+
+    assert opened == session and opened.token == "the-officers-token"
+    assert "the-officers-token" not in cookie
+    assert opened.csrf_matches(session.csrf)
+    assert not opened.csrf_matches(None) and not opened.csrf_matches(session.csrf[:-1] + "x")
+
+
+def test_a_cookie_sealed_by_another_secret_or_altered_does_not_open() -> None:
+    cookie, _ = Sessions("one").seal("token")
+
+    assert Sessions("another").open(cookie) is None
+    assert Sessions(None).open(cookie) is None  # a secret drawn for another process
+    assert Sessions("one").open(cookie[:-4] + "AAAA") is None
+    assert Sessions("one").open("") is None
+
+
+def test_a_session_expires_after_a_working_day() -> None:
+    sessions = Sessions("one")
+    cookie, _ = sessions.seal("token")
+
+    assert sessions.open(cookie, now=time.time() + LIFETIME_SECONDS - 60) is not None
+    assert sessions.open(cookie, now=time.time() + LIFETIME_SECONDS + 60) is None
+
+
+def test_sessions_drawn_per_process_do_not_open_each_others() -> None:
+    cookie, _ = Sessions(None).seal("token")
+
+    assert Sessions(None).open(cookie) is None
