@@ -27,7 +27,11 @@ _env.filters.update(
     fen=format_fen,
 )
 _env.globals.update(
-    CATEGORY_ZH=labels.CATEGORY_ZH, REASON_ZH=labels.REASON_ZH, KIND_ZH=labels.KIND_ZH
+    CATEGORY_ZH=labels.CATEGORY_ZH,
+    REASON_ZH=labels.REASON_ZH,
+    KIND_ZH=labels.KIND_ZH,
+    # A figure column per category, for tables that spread categories across.
+    CATEGORY_COLUMNS=[(zh, code, "num") for code, zh in labels.CATEGORY_ZH.items()],
 )
 
 # Nothing but the page's own files: no inline script, no other origin, no framing.
