@@ -59,8 +59,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
             }
         },
     )
-    secret = settings.session_secret
-    mount_page(app, settings.registry_url, secret.get_secret_value() if secret else None)
+    mount_page(app, settings.registry_url, settings.session_secret.get_secret_value())
     return app
 
 

@@ -13,9 +13,9 @@ from services.subsidy.web.session import Sessions
 STATIC = Path(__file__).with_name("static")
 
 
-def mount_page(app: FastAPI, registry_url: str, session_secret: str | None) -> None:
+def mount_page(app: FastAPI, registry_url: str, session_secret: str) -> None:
     """Serve the page at ``/`` and its own CSS and script at ``/static`` (nothing from any
-    other origin); sessions sealed with ``session_secret``, or a key drawn for this process."""
+    other origin), its sessions sealed with ``session_secret``."""
     app.state.sessions = Sessions(session_secret)
     app.state.registry_url = registry_url
     app.include_router(router)

@@ -37,12 +37,9 @@ class Sessions:
     the cookie carries the officer's bearer token, which the approve action needs to post to
     the registry as that officer, and which must not be readable from a copied cookie."""
 
-    def __init__(self, secret: str | None) -> None:
-        if secret is None:
-            key = Fernet.generate_key()
-        else:  # any passphrase: Fernet wants 32 bytes, URL-safe base64
-            key = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
-        self._fernet = Fernet(key)
+    def __init__(self, secret: str) -> None:
+        # Any passphrase: Fernet wants 32 bytes in URL-safe base64.
+        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
 
     def seal(self, token: str) -> tuple[str, Session]:
         """A new session for this token, and the cookie value that carries it."""
