@@ -64,6 +64,8 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     context = browser.new_context(viewport={"width": WIDTHS[0], "height": 900}, locale="zh-CN")  # type: ignore[attr-defined]
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
 
     # Signing in: a wrong token is refused in Chinese, a finance token opens a session.
     page.goto(f"{loaded.finance}/")
@@ -111,6 +113,18 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     page.click(".filters button[type=submit]")
     expect(page.locator("[role=alert]")).to_contain_text("最低金额")
 
+    # Paging through the API's cursor, three rows at a time, until the last page.
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
+    seen = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
+    while page.locator("a[rel=next]").count():
+        page.click("a[rel=next]")
+        shown = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
+        assert 1 <= len(shown) <= 3
+        seen += shown
+    page.goto(f"{loaded.finance}/years/{YEAR}")
+    whole = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
+    assert len(whole) > 3 and seen == whole, "pages of three must add up to the whole year"
+
     # Sorting the page by entitlement, largest first.
     page.goto(f"{loaded.finance}/years/{YEAR}")
     heading = page.locator("#entitlements thead th").nth(5)
@@ -148,6 +162,13 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
         position = int(page.locator("#receipt-position").inner_text())
         assert position > 0
         _photograph(page, "8-receipt")
+
+    # Nothing came from anywhere but the finance service, which allows nothing else.
+    assert requested and all(url.startswith(loaded.finance) for url in requested), {
+        url for url in requested if not url.startswith(loaded.finance)
+    }
+    policy = context.request.get(f"{loaded.finance}/").headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
 
     # Sign out: the cookie goes, and the year is closed again.
     page.click(".sign-out button")

@@ -28,7 +28,9 @@ from services.subsidy.web.session import COOKIE, LIFETIME_SECONDS, Session, Sess
 
 router = APIRouter(include_in_schema=False)
 
+PAGE_SIZES = (50, 100, 500)  # offered; any count from 1 to MAX_ROWS is accepted
 PAGE_SIZE = 100
+MAX_ROWS = 1000
 MAX_FORM_BYTES = 16 * 1024
 
 
@@ -155,18 +157,21 @@ def year_screen(
     category: str = "",
     county: str = "",
     min_amount: str = "",
+    rows: str = str(PAGE_SIZE),
     cursor: str = "",
 ) -> Response:
-    """A year's entitlements and balances, with totals by category and by county."""
+    """A year's entitlements and balances, with totals by category and by county, a page of
+    ``rows`` at a time."""
     who = _officer(request)
     if who is None:
         return _to_sign_in()
-    filters = {"category": category, "county": county, "min_amount": min_amount}
-    problems = _filter_problems(category, county, min_amount)
+    filters = {"category": category, "county": county, "min_amount": min_amount, "rows": rows}
+    problems = _filter_problems(category, county, min_amount, rows)
     if problems:
         return render(
-            request, "year.html", who, status=422, year=year, filters=filters, problems=problems
-        )
+            request, "year.html", who, status=422, year=year, filters=filters, problems=problems,
+            page_sizes=PAGE_SIZES,
+        )  # fmt: skip
     subsidy = _subsidy(request)
     try:
         answer = subsidy.entitlements(
@@ -175,7 +180,7 @@ def year_screen(
             county=county or None,
             min_fen=_min_fen(min_amount),
             cursor=cursor or None,
-            limit=PAGE_SIZE,
+            limit=int(rows),
         )
         counties = subsidy.county_totals(year)
     except DomainError as error:
@@ -186,7 +191,7 @@ def year_screen(
             year,
             category=category or None,
             county=county or None,
-            limit=PAGE_SIZE,
+            limit=int(rows),
         )
     except ledger.NotYetAvailable:
         balances = None
@@ -201,6 +206,7 @@ def year_screen(
         who,
         year=year,
         filters=filters,
+        page_sizes=sorted({*PAGE_SIZES, int(rows)}),
         answer=answer,
         counties=counties["counties"],
         balances=balances,
@@ -209,8 +215,15 @@ def year_screen(
     )
 
 
-def _filter_problems(category: str, county: str, min_amount: str) -> list[dict[str, str]]:
+def _filter_problems(
+    category: str, county: str, min_amount: str, rows: str
+) -> list[dict[str, str]]:
     problems = []
+    if not (rows.isdigit() and 1 <= int(rows) <= MAX_ROWS):
+        problems.append(
+            {"field": "rows", "message_zh": f"每页行数须为 1 至 {MAX_ROWS} 的整数",
+             "message": f"must be a whole number from 1 to {MAX_ROWS}"}
+        )  # fmt: skip
     if category and category not in CATEGORY_ZH:
         problems.append(
             {"field": "category", "message_zh": "类别须为列表中的一项",
