@@ -76,6 +76,12 @@ class Verdict:
             return "VERIFIED"
         return "NOT PROVEN" if self.unproven else "TAMPERING DETECTED"
 
+    def headline_zh(self) -> str:
+        """:meth:`headline` in Chinese, for the report's readers."""
+        if self.ok:
+            return "防篡改校验通过"
+        return "未能证明" if self.unproven else "检测到篡改"
+
     def summary(self) -> str:
         """The verdict in words: what was proved, or the first thing wrong and where."""
         if self.ok:
