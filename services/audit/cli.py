@@ -189,7 +189,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
-    if getattr(args, "registry", None):
+    if args.registry:
         source = RegistrySource(args.registry, required_token(args, "tcr audit: --registry"))
         stack.callback(source.close)
         return source

@@ -72,27 +72,27 @@ def audit_report(
     """Verify the history and compute the evaluation figures and findings for ``year``, in one
     pass over the log; a history that does not verify is reported all the same, under its
     verdict (refusing it is the caller's choice)."""
-    tally = _Tally(policy, year)  # refuses a year with nothing in force before reading the log
+    one_pass = _Pass(policy, year)  # refuses a year with nothing in force before reading the log
     try:
-        verdict = verify_source(source, trust or Trust(), progress, tally.take)
-        findings = tally.findings(verdict)
+        verdict = verify_source(source, trust or Trust(), progress, one_pass.take)
+        findings = one_pass.finish(verdict)
     finally:
-        tally.scratch.close()
+        one_pass.scratch.close()
     return AuditReport(
         year=year,
         verdict=verdict,
-        figures=tally.sums.figures(),
+        figures=one_pass.sums.figures(),
         findings=findings,
-        position=tally.position,
+        position=one_pass.position,
         policy_version=policy.version,
         generated_at=datetime.now(UTC),
         source=described_as,
     )
 
 
-class _Tally:
+class _Pass:
     """The report's pass: a contract's envelopes are spilled to the scratch store as the log
-    streams by; brokers and provincial funding (a few thousand at most) are folded at once.
+    streams by; brokers and provincial funding (far fewer than contracts) are folded at once.
     Then each contract is folded alone, its figures added to the running sums, its findings
     written, its claims spilled; then each beneficiary's entitlement is summed from them."""
 
@@ -124,7 +124,7 @@ class _Tally:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self._unreadable_at(self._seq, envelope, exc)
 
-    def findings(self, verdict: Verdict) -> FindingsLog:
+    def finish(self, verdict: Verdict) -> FindingsLog:
         """After the pass: fold each contract, add it up and write its findings, in the
         report's order (the chain's break, contracts and brokers by number, unreadable
         entries in log order)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.audit.findings import LogWatch, contract_findings
+from services.audit.findings import Finding, FindingsLog, LogWatch, contract_findings
 from services.common.policy.model import Contract, Policy
 from tests.support.policy_facts import (
     PINGDINGSHAN_2020,
@@ -59,3 +59,23 @@ def test_evidence_issued_after_the_reports_end_does_not_count_against_evidence_s
 
     # Paid in full in 2020, invoiced in full only in 2023: on 31 Dec 2022 nothing was both.
     assert kinds(c, PINGDINGSHAN_2020) == ["evidence_short"]
+
+
+def test_findings_written_to_their_file_read_back_in_order_a_page_at_a_time() -> None:
+    log = FindingsLog()
+    written = [
+        Finding("recorded_late" if n % 3 else "related_party", f"{n:016d}", f"detail {n}", n)
+        for n in range(3000)
+    ]
+    for finding in written[:2000]:
+        log.append(finding)
+    assert log.page(1990, 20) == written[1990:2000]  # read while still being written
+    log.extend(written[2000:])
+
+    assert len(log) == 3000
+    assert log.page(0, 5) == written[:5]
+    assert log.page(1020, 10) == written[1020:1030]  # across a mark
+    assert log.page(2047, 3000) == written[2047:]
+    assert log.page(3000, 10) == []
+    assert list(log) == written
+    assert log.by_kind["related_party"] == 1000 and log.by_kind["recorded_late"] == 2000
