@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from services.audit.content import AuditReport
 from services.audit.replay import Cut, replay, subsidy_differences
-from services.audit.report import AuditReport, audit_report
+from services.audit.report import audit_report
 from services.audit.sources import LogSource
 from services.audit.verify import Trust, Verdict, verify_source
 from services.common.errors import Invalid

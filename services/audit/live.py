@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from services.audit.application import Audit
+from services.audit.content import AuditReport
 from services.audit.replay import StaleHistory
-from services.audit.report import AuditReport
 from services.audit.served import served_entitlements
 from services.audit.sources import RegistrySource
 from services.common.errors import Invalid, Unavailable

@@ -8,12 +8,13 @@ from datetime import timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from services.audit.charts import BarChart, Series, Target, bar_chart, progress_bar
+from services.audit.content import AuditReport
 from services.audit.figures import (
     ACHIEVEMENT_FIRST_YEAR,
     ACHIEVEMENT_LAST_YEAR,
@@ -32,9 +33,6 @@ from services.audit.findings import (
 )
 from services.common.money import format_fen
 from services.common.policy.model import CATEGORIES
-
-if TYPE_CHECKING:
-    from services.audit.report import AuditReport
 
 MAX_FINDINGS_SHOWN = 2000  # rows on the page; findings.csv holds them all
 BEIJING = timezone(timedelta(hours=8), "UTC+08:00")

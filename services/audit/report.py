@@ -16,12 +16,12 @@ import csv
 import heapq
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from services.audit.figures import Figures, FigureSums, figure_rows
+from services.audit.content import AuditReport
+from services.audit.figures import FigureSums, figure_rows
 from services.audit.findings import (
     Finding,
     FindingsLog,
@@ -44,20 +44,6 @@ FIGURES_JSON = "figures.json"
 FIGURES_CSV = "figures.csv"
 FINDINGS_CSV = "findings.csv"
 MAX_UNREADABLE = 100  # a log this damaged has said enough
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    """The report's content: verdict, figures and findings, and what they were computed from."""
-
-    year: int
-    verdict: Verdict
-    figures: Figures
-    findings: FindingsLog
-    position: int
-    policy_version: str
-    generated_at: datetime
-    source: str
 
 
 def audit_report(
