@@ -140,9 +140,9 @@ def bar_chart(chart: BarChart) -> Markup:
             )
             if chart.value_labels and not chart.stacked and value > 0:
                 label_y = bar_top - 4
-                for t in chart.targets:  # a target line just above the bar: label above it
-                    if t.index == i and bar_top - 16 <= y(t.value) <= bar_top + 2:
-                        label_y = y(t.value) - 5
+                for t in chart.targets:  # a target line near the bar's top: label above both
+                    if t.index == i and abs(y(t.value) - bar_top) < 16:
+                        label_y = min(bar_top, y(t.value)) - 7
                 out.append(
                     f'<text x="{x + bar_w / 2 - 1:.1f}" y="{label_y:.1f}" font-size="11" '
                     f'text-anchor="middle">{number(value, chart.integer)}</text>'
