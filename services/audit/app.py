@@ -30,6 +30,7 @@ def create_app(
             transport=subsidy_transport,
         )
 
+    policy = load_policy(settings.policy_file)
     app = build_api(
         title="Technology contract audit",
         description=(
@@ -41,9 +42,11 @@ def create_app(
         ),
         router=router,
         tokens_file=settings.tokens_file,
+        # An evaluation year before the policy's first has nothing to evaluate (a 422).
+        parameters={"year": {"minimum": policy.first_year, "examples": [policy.last_year]}},
     )
     app.state.audit = LiveAudit(
-        Audit(load_policy(settings.policy_file), Trust(checkpoint_every=settings.checkpoint_every)),
+        Audit(policy, Trust(checkpoint_every=settings.checkpoint_every)),
         lambda: RegistrySource(settings.registry_url, settings.registry_token),
         open_subsidy,
         settings.registry_url,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _YUAN = re.compile(r"(0|[1-9][0-9]{0,15})(\.[0-9]{1,2})?")
+# What parse_yuan accepts, as one JSON Schema pattern: _YUAN without the zeros.
+POSITIVE_YUAN_PATTERN = r"^([1-9][0-9]{0,15}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
 
 
 class AmountError(ValueError):

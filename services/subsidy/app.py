@@ -25,10 +25,10 @@ log = logging.getLogger("tcr.subsidy")
 
 def create_app(settings: SubsidySettings) -> FastAPI:
     """Wire the finance API over the subsidy store; opened at start-up, closed at shutdown."""
+    policy = load_policy(settings.policy_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        policy = load_policy(settings.policy_file)
         store = EntryStore(settings.subsidy_database_url, policy)
         feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=2.0)
         app.state.subsidy = Subsidy(store, policy, CachedHead(feed))
@@ -49,6 +49,14 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         router=router,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
+        # The years the policy is in force: any other is a 404, so the document says which.
+        parameters={
+            "year": {
+                "minimum": policy.first_year,
+                "maximum": policy.last_year,
+                "examples": [policy.last_year - 1],
+            }
+        },
     )
 
 

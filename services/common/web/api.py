@@ -16,6 +16,7 @@ from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
 from services.common.web.headers import SecurityHeaders
 from services.common.web.observe import Observe, add_metrics_route
+from services.common.web.openapi import complete_document, serve_docs
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -27,9 +28,12 @@ def build_api(
     router: APIRouter,
     tokens_file: Path,
     lifespan: Lifespan | None = None,
+    parameters: dict[str, dict[str, Any]] | None = None,
 ) -> FastAPI:
     """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB,
-    every answer marked nosniff and no-store, counted, timed and logged; ``GET /metrics``."""
+    every answer marked nosniff and no-store, counted, timed and logged; ``GET /metrics``;
+    an OpenAPI document naming every refusal (``parameters``: see complete_document), and
+    ``/docs`` served without a CDN."""
     # No trailing-slash redirects: Starlette builds their Location from the Host header, which
     # the client chooses (an open redirect, and a cache poisoner behind a proxy). No client of
     # these APIs needs one; a path with a stray slash is a 404 in the usual error shape.
@@ -39,7 +43,11 @@ def build_api(
         description=description,
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # served by serve_docs, from local assets
+        redoc_url=None,
     )
+    app.openapi = lambda: complete_document(app, parameters)  # type: ignore[method-assign]
+    serve_docs(app)
     app.state.tokens = TokenBook(tokens_file)
     install_error_handlers(app)
     app.include_router(router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -14,16 +14,24 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictInt,
     StrictStr,
     WithJsonSchema,
-    create_model,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from services.common.codes import credit_code_problem, region_code_problem
-from services.common.money import parse_yuan
+from services.common.codes import (
+    CREDIT_CODE_CHARSET,
+    credit_code_check_character,
+    credit_code_problem,
+    region_code_problem,
+)
+from services.common.money import POSITIVE_YUAN_PATTERN, parse_yuan
 from services.common.text import text_problem
+from services.common.web.openapi import about
 
 _CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -57,6 +65,12 @@ def _paragraph(value: str) -> str:
     return value
 
 
+def _key(value: str) -> str:
+    if not _KEY.fullmatch(value):
+        raise ValueError(f"must be {_KEY_WORDS}")
+    return value
+
+
 def _no_slash(value: str) -> str:
     if "/" in value:
         raise ValueError('must not contain "/": the number names its record in URL paths')
@@ -81,28 +95,100 @@ def _not_future(value: date) -> date:
     return value
 
 
-CreditCode = Annotated[StrictStr, AfterValidator(_credit_code)]
-RegionCode = Annotated[StrictStr, AfterValidator(_region_code)]
-# A yuan string on the wire, integer fen once parsed.
+class _States:
+    """What the document says of a type whose own validator words its errors: the schema
+    carries the rule (pattern, lengths) while the server keeps its own message."""
+
+    def __init__(self, **keywords: Any) -> None:
+        self.keywords = keywords
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(core_schema), **self.keywords}
+
+
+# The document states each rule as a pattern; the server checks the same rule in code, so that
+# a refusal says it in words ("18 characters: digits and capital letters except I, O, S, V, Z")
+# rather than quoting the pattern.
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_KEY_WORDS = "letters, digits, '.', '_', '-' or '/', beginning with a letter or digit"
+_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a key without "/"
+# Control characters and bidirectional controls, as services.common.text refuses them.
+_LINE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+_PARAGRAPH_PATTERN = r"^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]*$"
+_CREDIT_CODE_WORDS = "18 characters: digits and capital letters except I, O, S, V, Z"
+
+CreditCode = Annotated[
+    StrictStr,
+    AfterValidator(_credit_code),
+    _States(
+        minLength=18,
+        maxLength=18,
+        pattern=f"^[{CREDIT_CODE_CHARSET}]{{18}}$",
+        description=f"统一社会信用代码 Unified social credit code: {_CREDIT_CODE_WORDS}; "
+        "the server also checks the 18th, the GB 32100-2015 check character",
+    ),
+]
+RegionCode = Annotated[
+    StrictStr,
+    AfterValidator(_region_code),
+    _States(pattern="^[0-9]{6}$", minLength=6, maxLength=6),
+]
+# A yuan string on the wire, integer fen once parsed: positive, at most two decimals, as
+# services.common.money.parse_yuan reads it.
 Yuan = Annotated[
     int,
     BeforeValidator(_fen),
     WithJsonSchema(
-        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", "examples": ["1200000.00"]}
+        {
+            "type": "string",
+            "pattern": POSITIVE_YUAN_PATTERN,
+            "examples": ["1200000.00"],
+        }
     ),
 ]
-Day = Annotated[date, BeforeValidator(_date_string), AfterValidator(_not_future)]
+Day = Annotated[
+    date,
+    BeforeValidator(_date_string),
+    AfterValidator(_not_future),
+    _States(pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+]
 Key = Annotated[
-    StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    StrictStr,
+    Field(min_length=1, max_length=64),
+    AfterValidator(_key),
+    _States(pattern=f"^{_KEY.pattern}$"),
 ]
 # Registration, invoice and serial numbers: each names its record in a URL path.
-Number = Annotated[Key, AfterValidator(_no_slash)]
+Number = Annotated[Key, AfterValidator(_no_slash), _States(pattern=_NUMBER_PATTERN)]
 _AMOUNTS = frozenset({"contract_amount", "technology_amount", "amount"})
 # Every text field passes services.common.text's one rule; a reason may run to several lines.
-Text = Annotated[StrictStr, Field(min_length=1, max_length=500), AfterValidator(_one_line)]
-Paragraph = Annotated[StrictStr, Field(min_length=1, max_length=500), AfterValidator(_paragraph)]
+Text = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=500),
+    AfterValidator(_one_line),
+    _States(pattern=_LINE_PATTERN),
+]
+Paragraph = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=500),
+    AfterValidator(_paragraph),
+    _States(pattern=_PARAGRAPH_PATTERN),
+]
 ContractType = Literal["development", "transfer", "licensing", "consulting", "service"]
 PartyKind = Literal["enterprise", "university", "research_institute", "new_rd_institution", "other"]
+_NOT_FUTURE = "not in the future (Beijing time)"
+
+
+def _code(first17: str) -> str:
+    return first17 + credit_code_check_character(first17)
+
+
+# Valid examples, so that "Try it out" in /docs starts from a request the server accepts.
+EXAMPLE_SELLER = _code("12410402MB0000001")  # a university in 新华区
+EXAMPLE_BUYER = _code("91410403MA0000002")  # an enterprise in 卫东区
+EXAMPLE_REGISTRATION_NO = "2024410400000001"
 
 
 class Incoming(BaseModel):
@@ -120,39 +206,161 @@ class Incoming(BaseModel):
 
 
 class Party(Incoming):
-    credit_code: CreditCode
-    name: Text
-    kind: PartyKind
-    region_code: RegionCode
+    """合同当事人 A party to the contract."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "credit_code": EXAMPLE_SELLER,
+                    "name": "平顶山学院",
+                    "kind": "university",
+                    "region_code": "410402",
+                }
+            ]
+        }
+    )
+
+    credit_code: CreditCode = about("统一社会信用代码 Unified social credit code", EXAMPLE_SELLER)
+    name: Text = about("名称 Registered name", "平顶山学院")
+    kind: PartyKind = about(
+        "主体类型 Kind: enterprise 企业, university 高等院校, research_institute 科研院所, "
+        "new_rd_institution 新型研发机构, other 其他",
+        "university",
+    )
+    region_code: RegionCode = about(
+        "地区代码 GB/T 2260 region code, 6 digits; local to the city when it starts 4104",
+        "410402",
+    )
+
+
+_PARTY_RULES = "must differ from the seller's credit code (checked by the server)"
 
 
 class ContractCreate(Incoming):
-    registration_no: Number
-    station_id: Key
-    registered_on: Day
-    signed_on: Day
-    title: Text
-    contract_type: ContractType
-    domain: Text
-    seller: Party
-    buyer: Party
-    brokers: list[Key] = Field(default_factory=list, max_length=50)
-    contract_amount: Yuan
-    technology_amount: Yuan
-    related_party: StrictBool
+    """认定登记 A contract certified by a registration station. The server also checks what
+    no schema can say: signed_on not after registered_on, buyer differs from seller,
+    technology_amount not above contract_amount, the credit codes' check characters, dates not
+    in the future, and that the registration number is not used yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "registration_no": EXAMPLE_REGISTRATION_NO,
+                    "station_id": "S0001",
+                    "registered_on": "2024-03-01",
+                    "signed_on": "2024-02-01",
+                    "title": "煤矿智能巡检机器人技术开发",
+                    "contract_type": "development",
+                    "domain": "先进制造 advanced manufacturing",
+                    "seller": {
+                        "credit_code": EXAMPLE_SELLER,
+                        "name": "平顶山学院",
+                        "kind": "university",
+                        "region_code": "410402",
+                    },
+                    "buyer": {
+                        "credit_code": EXAMPLE_BUYER,
+                        "name": "平顶山煤矿机械有限公司",
+                        "kind": "enterprise",
+                        "region_code": "410403",
+                    },
+                    "brokers": [],
+                    "contract_amount": "1200000.00",
+                    "technology_amount": "1000000.00",
+                    "related_party": False,
+                }
+            ]
+        }
+    )
+
+    registration_no: Number = about(
+        "登记号 Registration number, unique nationally (case-insensitive); a repeat is a 409",
+        EXAMPLE_REGISTRATION_NO,
+    )
+    station_id: Key = about(
+        "登记机构 Registration station's id; a station registers only under its own", "S0001"
+    )
+    registered_on: Day = about(f"登记日期 Registration date, {_NOT_FUTURE}", "2024-03-01")
+    signed_on: Day = about(
+        f"签订日期 Signing date, {_NOT_FUTURE}, not after registered_on", "2024-02-01"
+    )
+    title: Text = about("合同名称 Contract title", "煤矿智能巡检机器人技术开发")
+    contract_type: ContractType = about(
+        "合同类型 Contract type: development 技术开发, transfer 技术转让, licensing 技术许可, "
+        "consulting 技术咨询, service 技术服务",
+        "development",
+    )
+    domain: Text = about("技术领域 Technology domain", "先进制造 advanced manufacturing")
+    seller: Party = Field(description="卖方 Seller (技术输出方)")
+    buyer: Party = Field(description=f"买方 Buyer (技术吸纳方); {_PARTY_RULES}")
+    brokers: list[Key] = Field(
+        default_factory=list,
+        max_length=50,
+        description="技术经纪人 Ids of the brokers named on the contract, each at most once",
+        examples=[["B-0001"]],
+        json_schema_extra={"uniqueItems": True},
+    )
+    contract_amount: Yuan = about(
+        "合同成交额（元） Contract amount in yuan, positive, at most 2 decimals", "1200000.00"
+    )
+    technology_amount: Yuan = about(
+        "技术交易额（元） Technology amount in yuan, not above contract_amount", "1000000.00"
+    )
+    related_party: StrictBool = about("关联交易 Whether the parties are related (关联企业)", False)
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
 
 
+_CHANGES = ("contract_amount", "technology_amount", "brokers", "related_party", "title")
+
+
 class ContractAmendment(Incoming):
-    contract_amount: Yuan | None = None
-    technology_amount: Yuan | None = None
-    brokers: list[Key] | None = Field(default=None, max_length=50)
-    related_party: StrictBool | None = None
-    title: Text | None = None
-    amended_on: Day
-    reason: Paragraph
+    """变更登记 A change of a contract: at least one of its amounts, brokers, related-party
+    flag or title. The server also checks that amended_on is not before signing, the amounts
+    stay consistent and not below the evidence recorded, and the contract is not cancelled
+    (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # At least one change, given and not null.
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in _CHANGES
+            ],
+            "examples": [
+                {
+                    "contract_amount": "1300000.00",
+                    "amended_on": "2024-06-01",
+                    "reason": "双方协商增加开发内容 Scope extended by agreement",
+                }
+            ],
+        }
+    )
+
+    contract_amount: Yuan | None = about(
+        "新合同成交额（元） New contract amount", "1300000.00", default=None
+    )
+    technology_amount: Yuan | None = about(
+        "新技术交易额（元） New technology amount", "1100000.00", default=None
+    )
+    brokers: list[Key] | None = Field(
+        default=None,
+        max_length=50,
+        description="新技术经纪人 The brokers named from now on, each at most once",
+        examples=[["B-0001"]],
+        json_schema_extra={"uniqueItems": True},
+    )
+    related_party: StrictBool | None = about("关联交易 New related-party flag", False, default=None)
+    title: Text | None = about(
+        "新合同名称 New title", "煤矿智能巡检机器人技术开发（二期）", default=None
+    )
+    amended_on: Day = about(
+        f"变更日期 Amendment date, {_NOT_FUTURE}, not before signing", "2024-06-01"
+    )
+    reason: Paragraph = about("变更原因 Reason (several lines allowed)", "双方协商增加开发内容")
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         changes = self.body_args(exclude_none=True)
@@ -165,67 +373,167 @@ class ContractAmendment(Incoming):
 
 
 class ContractCancellation(Incoming):
-    cancelled_on: Day
-    reason: Paragraph
+    """注销登记 A cancellation: the contract then counts for nothing. A second one is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"cancelled_on": "2024-11-30", "reason": "合同解除 Contract terminated"}]
+        }
+    )
+
+    cancelled_on: Day = about(
+        f"注销日期 Cancellation date, {_NOT_FUTURE}, not before registration", "2024-11-30"
+    )
+    reason: Paragraph = about("注销原因 Reason", "合同解除 Contract terminated")
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no))
 
 
 class InvoiceCreate(Incoming):
-    invoice_no: Number
-    issued_on: Day
-    amount: Yuan
-    issuer_credit_code: CreditCode
-    recipient_credit_code: CreditCode
+    """发票 An invoice issued by the contract's seller to its buyer. The server also checks the
+    parties match the contract, issued_on is not before signing, the invoices not voided total
+    at most the contract amount, and the number is not used yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "invoice_no": "INV-0001",
+                    "issued_on": "2024-04-01",
+                    "amount": "600000.00",
+                    "issuer_credit_code": EXAMPLE_SELLER,
+                    "recipient_credit_code": EXAMPLE_BUYER,
+                }
+            ]
+        }
+    )
+
+    invoice_no: Number = about("发票号码 Invoice number, unique in the registry", "INV-0001")
+    issued_on: Day = about(f"开票日期 Issue date, {_NOT_FUTURE}, not before signing", "2024-04-01")
+    amount: Yuan = about("金额（元） Amount in yuan", "600000.00")
+    issuer_credit_code: CreditCode = about("开票方 Issuer: the contract's seller", EXAMPLE_SELLER)
+    recipient_credit_code: CreditCode = about(
+        "受票方 Recipient: the contract's buyer", EXAMPLE_BUYER
+    )
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no))
 
 
 class InvoiceVoid(Incoming):
-    voided_on: Day
-    reason: Paragraph
+    """红冲 Voiding an invoice; a second void is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"voided_on": "2024-05-01", "reason": "开票有误 Wrong"}]}
+    )
+
+    voided_on: Day = about(
+        f"红冲日期 Void date, {_NOT_FUTURE}, not before the invoice's", "2024-05-01"
+    )
+    reason: Paragraph = about("红冲原因 Reason", "开票有误 Wrong amount")
 
     def to_args(self, registration_no: str, invoice_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no), ("invoice_no", invoice_no))
 
 
 class TransferProofCreate(Incoming):
-    serial_no: Number
-    paid_on: Day
-    amount: Yuan
-    payer_credit_code: CreditCode
-    payee_credit_code: CreditCode
-    bank: Text | None = None
+    """转账凭证 A bank transfer from the buyer to the seller. The server also checks the parties
+    match the contract, paid_on is not before signing, the proofs not withdrawn total at most
+    the contract amount, and the serial is not used yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "serial_no": "BANK-0001",
+                    "paid_on": "2024-04-15",
+                    "amount": "600000.00",
+                    "payer_credit_code": EXAMPLE_BUYER,
+                    "payee_credit_code": EXAMPLE_SELLER,
+                    "bank": "中国银行平顶山分行",
+                }
+            ]
+        }
+    )
+
+    serial_no: Number = about("银行流水号 Bank serial number, unique in the registry", "BANK-0001")
+    paid_on: Day = about(f"付款日期 Payment date, {_NOT_FUTURE}, not before signing", "2024-04-15")
+    amount: Yuan = about("金额（元） Amount in yuan", "600000.00")
+    payer_credit_code: CreditCode = about("付款方 Payer: the contract's buyer", EXAMPLE_BUYER)
+    payee_credit_code: CreditCode = about("收款方 Payee: the contract's seller", EXAMPLE_SELLER)
+    bank: Text | None = about("银行 Bank", "中国银行平顶山分行", default=None)
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no))
 
 
 class TransferProofWithdrawal(Incoming):
-    withdrawn_on: Day
-    reason: Paragraph
+    """撤回转账凭证 Withdrawing a proof recorded in error; a second withdrawal is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"withdrawn_on": "2024-05-01", "reason": "重复录入 Entered twice"}]
+        }
+    )
+
+    withdrawn_on: Day = about(
+        f"撤回日期 Withdrawal date, {_NOT_FUTURE}, not before the payment", "2024-05-01"
+    )
+    reason: Paragraph = about("撤回原因 Reason", "重复录入 Entered twice")
 
     def to_args(self, registration_no: str, serial_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no), ("serial_no", serial_no))
 
 
 class BrokerCreate(Incoming):
-    broker_id: Key
-    name: Text
-    organisation_credit_code: CreditCode
-    filed_on: Day
+    """技术经纪人备案 A broker filed by the science bureau; an id filed before is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "broker_id": "B-0001",
+                    "name": "李经纪",
+                    "organisation_credit_code": EXAMPLE_BUYER,
+                    "filed_on": "2024-01-10",
+                }
+            ]
+        }
+    )
+
+    broker_id: Key = about("经纪人编号 Broker id", "B-0001")
+    name: Text = about("姓名 Name", "李经纪")
+    organisation_credit_code: CreditCode = about(
+        "所在机构统一社会信用代码 The broker's organisation", EXAMPLE_BUYER
+    )
+    filed_on: Day = about(f"备案日期 Filing date, {_NOT_FUTURE}", "2024-01-10")
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
 
 
 class ProvincialFundingCreate(Incoming):
-    credit_code: CreditCode
-    year: Annotated[StrictInt, Field(ge=2000, le=2100)]
-    programme: Text
-    amount: Yuan
+    """省级资金 Provincial funding already granted (不重复支持); the same seller, year and
+    programme twice is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "credit_code": EXAMPLE_SELLER,
+                    "year": 2023,
+                    "programme": "河南省科技成果转化专项",
+                    "amount": "300000.00",
+                }
+            ]
+        }
+    )
+
+    credit_code: CreditCode = about("受资助单位 The funded seller", EXAMPLE_SELLER)
+    year: Annotated[StrictInt, Field(ge=2000, le=2100)] = about("年度 Turnover year", 2023)
+    programme: Text = about("项目 Programme", "河南省科技成果转化专项")
+    amount: Yuan = about("金额（元） Amount in yuan", "300000.00")
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
@@ -244,23 +552,40 @@ _OPS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
     "file_broker": (BrokerCreate, ()),
     "record_provincial_funding": (ProvincialFundingCreate, ()),
 }
-_BATCH_MODELS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
-    op: (
-        create_model(  # type: ignore[call-overload]
-            f"{model.__name__}InBatch",
-            __base__=model,
-            **{p: (Number, ...) for p in params if p not in model.model_fields},
-        ),
-        params,
-    )
-    for op, (model, params) in _OPS.items()
+_PATH_FIELDS = {
+    "registration_no": about("登记号 The contract's registration number", EXAMPLE_REGISTRATION_NO),
+    "invoice_no": about("发票号码 The invoice's number", "INV-0001"),
+    "serial_no": about("银行流水号 The transfer proof's serial number", "BANK-0001"),
 }
+
+
+def _examples(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The examples of whole bodies a model's schema carries."""
+    extra = model.model_config.get("json_schema_extra")
+    return cast(list[dict[str, Any]], extra.get("examples", [])) if isinstance(extra, dict) else []
+
+
+def _in_batch(model: type[Incoming], params: tuple[str, ...]) -> type[Incoming]:
+    """The route's body model with its path parameters as fields, and examples to match."""
+    path_examples = {p: _PATH_FIELDS[p].examples[0] for p in params}
+    extra: Any = {"examples": [{**path_examples, **example} for example in _examples(model)]}
+    namespace = {
+        "__doc__": model.__doc__,
+        "__module__": __name__,
+        "__annotations__": {p: Number for p in params},
+        "model_config": ConfigDict(json_schema_extra=extra),
+        **{p: _PATH_FIELDS[p] for p in params},
+    }
+    return type(f"{model.__name__}InBatch", (model,), namespace)
+
+
+_BATCH_MODELS = {op: _in_batch(model, params) for op, (model, params) in _OPS.items()}
 
 
 def batch_args(op: str, body: dict[str, Any]) -> dict[str, Any]:
     """Validate one batch command's body for its op and return the domain's arguments."""
     base, params = _OPS[op]
-    parsed = _BATCH_MODELS[op][0].model_validate(body)
+    parsed = _BATCH_MODELS[op].model_validate(body)
     # Already validated: rebuild the route's own body model without validating again.
     own = base.model_construct(**{f: getattr(parsed, f) for f in base.model_fields})
     return own.to_args(*(getattr(parsed, p) for p in params))  # type: ignore[attr-defined,no-any-return]
@@ -280,97 +605,163 @@ Op = Literal[
 
 
 class BatchCommand(Incoming):
-    op: Op
-    body: dict[str, Any]
+    """One command: ``op`` names the route, ``body`` is that route's body with its path
+    parameters (registration_no, invoice_no, serial_no) as fields."""
+
+    op: Op = about("操作 The route the command stands for", "register_contract")
+    body: dict[str, Any] = Field(description="请求体 That route's body")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # The document names each op's body; the server validates it after reading ``op``,
+        # so that an error names the command's index and the field within its body.
+        return {
+            "description": cls.__doc__,
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "op": {"const": op},
+                        "body": handler(model.__pydantic_core_schema__),
+                    },
+                    "required": ["op", "body"],
+                    "additionalProperties": False,
+                }
+                for op, model in _BATCH_MODELS.items()
+            ],
+        }
 
 
 class BatchCreate(Incoming):
-    commands: list[BatchCommand] = Field(min_length=1, max_length=1000)
+    """批量 Up to 1,000 commands stored atomically, in order: all of them or none."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "commands": [
+                        {
+                            "op": "register_contract",
+                            "body": _examples(ContractCreate)[0],
+                        },
+                        {
+                            "op": "record_invoice",
+                            "body": _examples(_BATCH_MODELS["record_invoice"])[0],
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    commands: list[BatchCommand] = Field(
+        min_length=1, max_length=1000, description="命令 The commands, 1 to 1,000"
+    )
 
 
 # -- outgoing ----------------------------------------------------------------------------------
 
+_HASH = "9f2c4a0e5b7d81f3a6c2e4b9d0f18a7c3e5b6d9f0a1c2e3f4a5b6c7d8e9f0a1b"
+_WHEN = "2024-03-01T09:30:00.123456+00:00"
+_POSITION = about("日志位置 Position in the log, from 1", 1)
+
 
 class EventRecorded(BaseModel):
-    """The stored event's place in the log."""
+    """已记录 The stored event's place in the log."""
 
-    position: int
-    event_id: str
-    type: str
-    subject: str
-    recorded_at: str
-    hash: str
+    position: int = _POSITION
+    event_id: str = about("事件编号 Event id (UUID)", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+    type: str = about("事件类型 Event type", "ContractRegistered")
+    subject: str = about(
+        "对象 What the event is about: a registration number, broker id…", EXAMPLE_REGISTRATION_NO
+    )
+    recorded_at: str = about("记录时间 When it was recorded (UTC)", _WHEN)
+    hash: str = about("哈希 SHA-256 over the previous hash and the entry", _HASH)
 
 
 class BatchRecorded(BaseModel):
-    """The first and last positions the batch's events were stored at."""
+    """已记录 The first and last positions the batch's events were stored at."""
 
-    positions: tuple[int, int]
-    count: int
-
-
-class ErrorPublic(BaseModel):
-    """Every refusal: the rule broken and the field it concerns."""
-
-    error: str
-    field: str | None
-    message: str
-    index: int | None = None
-    errors: list[dict[str, Any]] | None = None
+    positions: Annotated[
+        tuple[int, int],
+        WithJsonSchema(
+            {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+        ),
+    ] = about("位置 First and last log positions", [1, 2])
+    count: int = about("事件数 Events stored", 2)
 
 
 class LogEntryPublic(BaseModel):
-    position: int
-    event_id: str
-    type: str
-    schema_version: int
-    recorded_at: str
-    principal: str
-    subject: str
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
+    """日志条目 One entry of the log, as the envelope of schemas/ describes it."""
+
+    position: int = _POSITION
+    event_id: str = about("事件编号 Event id (UUID)", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+    type: str = about("事件类型 Event type", "ContractRegistered")
+    schema_version: int = about("版本 Version of the event's JSON Schema", 1)
+    recorded_at: str = about("记录时间 When it was recorded (UTC)", _WHEN)
+    principal: str = about("提交者 Who posted it", "station-demo")
+    subject: str = about("对象 What the event is about", EXAMPLE_REGISTRATION_NO)
+    payload: dict[str, Any] = about(
+        "内容 The event's fields", {"registration_no": EXAMPLE_REGISTRATION_NO}
+    )
+    prev_hash: str = about("前一哈希 The previous entry's hash", "0" * 64)
+    hash: str = about("哈希 SHA-256 over prev_hash and the entry's canonical bytes", _HASH)
 
 
 class LogPagePublic(BaseModel):
-    events: list[LogEntryPublic]
-    next_after: int
-    head: int
+    """日志页 A page of the log."""
+
+    events: list[LogEntryPublic] = Field(description="条目 The entries, in order")
+    next_after: int = about("下一页 Pass as ``after`` for the next page", 1)
+    head: int = about("日志头 The log's last position now", 1)
 
 
 class HealthPublic(BaseModel):
-    status: str
-    head: int
+    """运行状态 Liveness."""
+
+    status: str = about("状态 Always ok when answered", "ok")
+    head: int = about("日志头 The log's last position", 1)
 
 
 class CheckpointPublic(BaseModel):
-    """A Merkle tree head over the first ``tree_size`` log entries, signed (base64 Ed25519)."""
+    """检查点 A Merkle tree head over the first ``tree_size`` log entries, signed (base64
+    Ed25519)."""
 
-    tree_size: int
-    root_hash: str
-    issued_at: str
-    signature: str
+    tree_size: int = about("树大小 Entries covered", 1)
+    root_hash: str = about("根哈希 Merkle tree root (hex)", _HASH)
+    issued_at: str = about("签发时间 When it was signed (UTC)", _WHEN)
+    signature: str = about("签名 Ed25519 signature, base64", "c2lnbmF0dXJl")
 
 
 class PublicKeyPublic(BaseModel):
-    algorithm: str
-    public_key_pem: str
+    """公钥 The key auditors verify checkpoints with."""
+
+    algorithm: str = about("算法 Signature algorithm", "Ed25519")
+    public_key_pem: str = about(
+        "公钥 PEM", "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n"
+    )
 
 
 class InclusionProofPublic(BaseModel):
-    position: int
-    leaf_index: int
-    leaf_hash: str
-    tree_size: int
-    root_hash: str
-    proof: list[str]
+    """包含证明 The audit path showing an entry is in a tree (RFC 6962)."""
+
+    position: int = _POSITION
+    leaf_index: int = about("叶序号 The entry's leaf index, from 0", 0)
+    leaf_hash: str = about("叶哈希 The leaf's hash", _HASH)
+    tree_size: int = about("树大小 Size of the tree", 1)
+    root_hash: str = about("根哈希 The tree's root", _HASH)
+    proof: list[str] = about("证明 Sibling hashes, leaf to root", [])
 
 
 class ConsistencyProofPublic(BaseModel):
+    """一致性证明 The proof that one tree is a prefix of a larger one (RFC 6962)."""
+
     model_config = ConfigDict(populate_by_name=True)
 
-    first: int = Field(alias="from")
-    second: int = Field(alias="to")
-    from_root: str
-    to_root: str
-    proof: list[str]
+    first: int = Field(alias="from", description="较小树 Size of the smaller tree", examples=[1])
+    second: int = Field(alias="to", description="较大树 Size of the larger tree", examples=[1])
+    from_root: str = about("较小树根 Root of the smaller tree", _HASH)
+    to_root: str = about("较大树根 Root of the larger tree", _HASH)
+    proof: list[str] = about("证明 The consistency proof's hashes", [])

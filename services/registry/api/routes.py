@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
 from services.common.web.context import note_refusal
+from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.application import Registry
@@ -32,15 +33,15 @@ IdempotencyKey = Annotated[
         description="Retry-safe key, kept per principal",
     ),
 ]
-_WRITE: dict[int | str, dict[str, Any]] = {
-    201: {"description": "Stored"},
-    401: {"model": m.ErrorPublic},
-    403: {"model": m.ErrorPublic},
-    404: {"model": m.ErrorPublic},
-    409: {"model": m.ErrorPublic},
-    413: {"model": m.ErrorPublic},
-    422: {"model": m.ErrorPublic},
-}
+# 401, 400, 413, 422 and 503 are added to every operation by the document itself.
+_WRITE = {201: {"description": "已记录 Stored"}, **refusals(403, 409)}
+_ON_CONTRACT = {**_WRITE, **refusals(404)}
+RegistrationNo = Annotated[
+    str,
+    Path(description="登记号 The contract's registration number", examples=["2024410400000001"]),
+]
+InvoiceNo = Annotated[str, Path(description="发票号码 Invoice number", examples=["INV-0001"])]
+SerialNo = Annotated[str, Path(description="银行流水号 Bank serial number", examples=["BANK-0001"])]
 
 
 def registry(request: Request) -> Registry:
@@ -79,11 +80,11 @@ async def register_contract(
     "/contracts/{registration_no}/amendments",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def amend_contract(
     request: Request,
-    registration_no: str,
+    registration_no: RegistrationNo,
     body: m.ContractAmendment,
     who: Caller,
     key: IdempotencyKey = None,
@@ -97,11 +98,11 @@ async def amend_contract(
     "/contracts/{registration_no}/cancellation",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def cancel_contract(
     request: Request,
-    registration_no: str,
+    registration_no: RegistrationNo,
     body: m.ContractCancellation,
     who: Caller,
     key: IdempotencyKey = None,
@@ -115,11 +116,11 @@ async def cancel_contract(
     "/contracts/{registration_no}/invoices",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def record_invoice(
     request: Request,
-    registration_no: str,
+    registration_no: RegistrationNo,
     body: m.InvoiceCreate,
     who: Caller,
     key: IdempotencyKey = None,
@@ -133,12 +134,12 @@ async def record_invoice(
     "/contracts/{registration_no}/invoices/{invoice_no}/void",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def void_invoice(
     request: Request,
-    registration_no: str,
-    invoice_no: str,
+    registration_no: RegistrationNo,
+    invoice_no: InvoiceNo,
     body: m.InvoiceVoid,
     who: Caller,
     key: IdempotencyKey = None,
@@ -152,11 +153,11 @@ async def void_invoice(
     "/contracts/{registration_no}/transfer-proofs",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def record_transfer_proof(
     request: Request,
-    registration_no: str,
+    registration_no: RegistrationNo,
     body: m.TransferProofCreate,
     who: Caller,
     key: IdempotencyKey = None,
@@ -170,12 +171,12 @@ async def record_transfer_proof(
     "/contracts/{registration_no}/transfer-proofs/{serial_no}/withdraw",
     status_code=201,
     response_model=m.EventRecorded,
-    responses=_WRITE,
+    responses=_ON_CONTRACT,
 )
 async def withdraw_transfer_proof(
     request: Request,
-    registration_no: str,
-    serial_no: str,
+    registration_no: RegistrationNo,
+    serial_no: SerialNo,
     body: m.TransferProofWithdrawal,
     who: Caller,
     key: IdempotencyKey = None,
@@ -204,7 +205,7 @@ async def record_provincial_funding(
     return await _store(request, who, [command], body, key)
 
 
-@router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_WRITE)
+@router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
 async def batch(
     request: Request, body: m.BatchCreate, who: Caller, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -220,23 +221,25 @@ async def batch(
     return await _store(request, who, commands, body, key, batch=True)
 
 
-@router.get(
-    "/contracts/{registration_no}",
-    responses={401: {"model": m.ErrorPublic}, 404: {"model": m.ErrorPublic}},
-)
-def get_contract(request: Request, registration_no: str, who: Caller) -> dict[str, Any]:
+@router.get("/contracts/{registration_no}", responses=refusals(404))
+def get_contract(request: Request, registration_no: RegistrationNo, who: Caller) -> dict[str, Any]:
     """A contract's current state: status, parties, amounts, evidence and totals."""
     return registry(request).contract(registration_no)
 
 
-@router.get("/events", response_model=m.LogPagePublic, responses={401: {"model": m.ErrorPublic}})
+@router.get("/events", response_model=m.LogPagePublic)
 def get_events(
     request: Request,
     who: Caller,
     after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="Last position already read")
+        int,
+        Query(
+            ge=0, le=MAX_POSITION, description="已读位置 Last position already read", examples=[0]
+        ),
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    limit: Annotated[
+        int, Query(ge=1, le=5000, description="条数 Entries per page", examples=[1000])
+    ] = 1000,
 ) -> Response:
     """The log in order, hashed; page on with ``after=next_after``."""
     page = registry(request).read_log(after, limit)
@@ -251,14 +254,10 @@ def health(request: Request) -> dict[str, Any]:
 
 # -- checkpoints and proofs ------------------------------------------------------------------
 
-_PROOF: dict[int | str, dict[str, Any]] = {
-    401: {"model": m.ErrorPublic},
-    404: {"model": m.ErrorPublic},
-    422: {"model": m.ErrorPublic},
-}
+_PROOF = refusals(404)
 
 
-@router.get("/checkpoints", response_model=list[m.CheckpointPublic], responses=_PROOF)
+@router.get("/checkpoints", response_model=list[m.CheckpointPublic])
 def list_checkpoints(request: Request, who: Caller) -> list[dict[str, Any]]:
     """Every signed checkpoint (Merkle tree head), smallest tree first."""
     return registry(request).checkpoints.all()
@@ -276,7 +275,9 @@ def checkpoint_public_key(request: Request) -> dict[str, str]:
     return {"algorithm": "Ed25519", "public_key_pem": registry(request).checkpoints.public_key}
 
 
-@router.post("/checkpoints", status_code=201, response_model=m.CheckpointPublic, responses=_PROOF)
+@router.post(
+    "/checkpoints", status_code=201, response_model=m.CheckpointPublic, responses=refusals(403)
+)
 def issue_checkpoint(
     request: Request, who: Annotated[Principal, Depends(require_roles("bureau", "auditor"))]
 ) -> dict[str, Any]:
@@ -288,9 +289,23 @@ def issue_checkpoint(
 def inclusion_proof(
     request: Request,
     who: Caller,
-    position: Annotated[int, Query(ge=1, le=MAX_POSITION, description="The entry's log position")],
+    position: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_POSITION,
+            description="日志位置 The entry's log position, at most tree_size",
+            examples=[1],
+        ),
+    ],
     tree_size: Annotated[
-        int, Query(ge=1, le=MAX_POSITION, description="Size of the tree (a checkpoint's)")
+        int,
+        Query(
+            ge=1,
+            le=MAX_POSITION,
+            description="树大小 Size of the tree (a checkpoint's), at most the log's size",
+            examples=[1],
+        ),
     ],
 ) -> dict[str, Any]:
     """The audit path showing the entry at ``position`` is in the tree of ``tree_size``."""
@@ -301,8 +316,26 @@ def inclusion_proof(
 def consistency_proof(
     request: Request,
     who: Caller,
-    first: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)],
-    second: Annotated[int, Query(alias="to", ge=1, le=MAX_POSITION)],
+    first: Annotated[
+        int,
+        Query(
+            alias="from",
+            ge=1,
+            le=MAX_POSITION,
+            description="较小树 Size of the smaller tree, at most to",
+            examples=[1],
+        ),
+    ],
+    second: Annotated[
+        int,
+        Query(
+            alias="to",
+            ge=1,
+            le=MAX_POSITION,
+            description="较大树 Size of the larger tree, at most the log's size",
+            examples=[1],
+        ),
+    ],
 ) -> dict[str, Any]:
     """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves."""
     return registry(request).checkpoints.consistency(first, second)

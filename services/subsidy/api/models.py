@@ -2,92 +2,118 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.common.policy.model import Category, ExclusionReason
+from services.common.web.openapi import about
 
-
-class ErrorPublic(BaseModel):
-    error: str
-    field: str | None
-    message: str
+_CODE = "91410403MA00000028"
+_AMOUNT = "1000000.00"
 
 
 class ContractPublic(BaseModel):
-    registration_no: str
-    evidenced: str
+    """计入合同 A contract that fed the entitlement."""
+
+    registration_no: str = about("登记号 Registration number", "2024410400000001")
+    evidenced: str = about("有据成交额（元） Turnover paid and invoiced in the year", _AMOUNT)
 
 
 class ExclusionPublic(BaseModel):
-    registration_no: str
-    reason: ExclusionReason
+    """未计入合同 A contract left out, and why."""
+
+    registration_no: str = about("登记号 Registration number", "2024410400000002")
+    reason: ExclusionReason = about("原因 Why it does not count", "related_party")
 
 
 class EntitlementPublic(BaseModel):
-    beneficiary: str
-    name: str
-    category: Category
-    county: str
-    turnover: str
-    gross: str
-    entitlement: str
-    capped: bool
-    contracts: list[ContractPublic]
-    excluded: list[ExclusionPublic]
+    """补贴 One beneficiary's entitlement in one category, explained."""
+
+    beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
+    name: str = about("名称 Beneficiary's name", "平顶山煤矿机械有限公司")
+    category: Category = about(
+        "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
+    )
+    county: str = about("县市区 Region code of the beneficiary", "410403")
+    turnover: str = about("成交额（元） Evidenced turnover counted", _AMOUNT)
+    gross: str = about("计算额（元） Turnover × rate, to the fen", "100000.00")
+    entitlement: str = about("补贴额（元） The gross, capped", "100000.00")
+    capped: bool = about("封顶 Whether the cap applied", False)
+    contracts: list[ContractPublic] = Field(description="计入合同 The contracts counted")
+    excluded: list[ExclusionPublic] = Field(description="未计入合同 The contracts left out")
 
 
 class EntitlementsPublic(BaseModel):
-    year: int
-    policy_version: str
-    position: int
-    entitlements: list[EntitlementPublic]
+    """年度补贴 A turnover year's entitlements."""
+
+    year: int = about("年度 Turnover year", 2024)
+    policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
+    position: int = about("日志位置 The log position they were computed at", 120)
+    entitlements: list[EntitlementPublic] = Field(description="补贴 The entitlements")
 
 
 class TotalPublic(BaseModel):
-    beneficiaries: int
-    turnover: str
-    gross: str
-    entitlement: str
+    """合计 One category's totals."""
+
+    beneficiaries: int = about("受益方数 Beneficiaries", 3)
+    turnover: str = about("成交额（元） Turnover", _AMOUNT)
+    gross: str = about("计算额（元） Gross", "100000.00")
+    entitlement: str = about("补贴额（元） Entitlement", "100000.00")
 
 
 class TotalsPublic(BaseModel):
-    absorption: TotalPublic
-    output: TotalPublic
-    broker: TotalPublic
+    """分类合计 Totals by category."""
+
+    absorption: TotalPublic = Field(description="技术吸纳 Absorption")
+    output: TotalPublic = Field(description="技术输出 Output")
+    broker: TotalPublic = Field(description="技术经纪人 Brokers")
 
 
 class EntitlementsPage(EntitlementsPublic):
-    totals: TotalsPublic
-    next_cursor: str | None
+    """年度补贴一页 A page of a year's entitlements with the year's totals."""
+
+    totals: TotalsPublic = Field(description="合计 The year's totals (of the county, if given)")
+    next_cursor: str | None = about(
+        "下一页 Pass as cursor for the next page; null at the end", None
+    )
 
 
 class EventRefPublic(BaseModel):
-    position: int
-    type: str
-    subject: str
-    recorded_at: str
+    """事件 An event behind a revision."""
+
+    position: int = about("日志位置 Log position", 121)
+    type: str = about("事件类型 Event type", "InvoiceRecorded")
+    subject: str = about("对象 What it is about", "2024410400000001")
+    recorded_at: str = about("记录时间 When it was recorded (UTC)", "2025-03-01T08:00:00+00:00")
 
 
 class RevisionPublic(BaseModel):
-    beneficiary: str
-    category: Category
-    before: EntitlementPublic | None
-    after: EntitlementPublic | None
-    events: list[EventRefPublic]
+    """修订 An entitlement that changed, before and after."""
+
+    beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
+    category: Category = about("类别 Category", "absorption")
+    before: EntitlementPublic | None = Field(description="之前 As it was (null: none)")
+    after: EntitlementPublic | None = Field(description="之后 As it is (null: none now)")
+    events: list[EventRefPublic] = Field(description="事件 The events that changed it")
 
 
 class RevisionsPublic(BaseModel):
-    year: int
-    since: str
-    policy_version: str
-    position_before: int
-    position: int
-    revisions: list[RevisionPublic]
-    next_cursor: str | None
+    """修订 What changed in a year since an instant."""
+
+    year: int = about("年度 Turnover year", 2024)
+    since: str = about("起点 The instant asked about", "2025-03-31T16:00:00+00:00")
+    policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
+    position_before: int = about("之前位置 The log position as of since", 110)
+    position: int = about("当前位置 The log position now", 121)
+    revisions: list[RevisionPublic] = Field(description="修订 The revisions")
+    next_cursor: str | None = about(
+        "下一页 Pass as cursor for the next page; null at the end", None
+    )
 
 
 class HealthPublic(BaseModel):
-    applied_position: int
-    registry_head: int | None
-    lag_events: int | None
-    lag_seconds: float | None
+    """运行状态 How far the entitlements reach in the registry's log."""
+
+    applied_position: int = about("已应用位置 Last log position applied", 121)
+    registry_head: int | None = about("登记日志头 The registry's head (null: unreachable)", 121)
+    lag_events: int | None = about("滞后事件数 Events not applied yet", 0)
+    lag_seconds: float | None = about("滞后秒数 Age of the oldest event not applied", 0.0)

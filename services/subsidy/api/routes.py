@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from services.common.errors import Invalid
-from services.common.money import AmountError, parse_yuan
+from services.common.money import POSITIVE_YUAN_PATTERN, AmountError, parse_yuan
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
+from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION, optional_instant, required_instant
 from services.subsidy.api import models as m
 from services.subsidy.application import (
@@ -24,13 +25,17 @@ from services.subsidy.application import (
 router = APIRouter(prefix="/v1")
 
 Reader = Annotated[Principal, Depends(require_roles("finance", "auditor"))]
-Year = Annotated[int, Query(ge=1900, le=9999, description="Turnover year (the year money arrived)")]
-_READ: dict[int | str, dict[str, Any]] = {
-    401: {"model": m.ErrorPublic},
-    403: {"model": m.ErrorPublic},
-    404: {"model": m.ErrorPublic},
-    422: {"model": m.ErrorPublic},
-}
+Year = Annotated[
+    int,
+    Query(
+        ge=1900,
+        le=9999,
+        description="年度 Turnover year (the year money arrived); a year the policy is not in "
+        "force for is a 404",
+    ),
+]
+# 401, 422 and 503 are added to every operation by the document itself.
+_READ = refusals(403, 404)
 
 
 def subsidy(request: Request) -> Subsidy:
@@ -77,8 +82,10 @@ def list_entitlements(
     min_amount: Annotated[
         str | None,
         Query(
-            description="Only entitlements of at least this many yuan, e.g. 10000.00",
+            description="最低金额 Only entitlements of at least this many yuan (0, or positive "
+            "with at most 2 decimals)",
             examples=["10000.00"],
+            json_schema_extra={"pattern": f"^(0|0\\.00|{POSITIVE_YUAN_PATTERN[1:-1]})$"},
         ),
     ] = None,
     cursor: Annotated[
@@ -115,7 +122,16 @@ def entitlements_csv(request: Request, who: Reader, year: Year) -> Response:
 
 @router.get("/entitlements/{beneficiary}", response_model=m.EntitlementsPublic, responses=_READ)
 def beneficiary_entitlements(
-    request: Request, beneficiary: str, who: Reader, year: Year
+    request: Request,
+    beneficiary: Annotated[
+        str,
+        Path(
+            description="受益方 A credit code (buyer or seller) or a broker id",
+            examples=["91410403MA00000028"],
+        ),
+    ],
+    who: Reader,
+    year: Year,
 ) -> dict[str, Any]:
     """One beneficiary's entitlements (credit code or broker id), each explained."""
     return subsidy(request).beneficiary(beneficiary, year)
