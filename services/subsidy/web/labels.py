@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from services.common.counties import county_name
+
 CATEGORY_ZH = {
     "absorption": "技术吸纳",
     "output": "技术输出",
@@ -23,20 +25,6 @@ REASON_ZH = {
     "not_local": "交易方不在本市",
     "provincial_funding": "当年已获省级资金支持（不重复支持）",
     "broker_not_filed": "技术经纪人年底前未备案",
-}
-
-# 平顶山市's counties and districts (GB/T 2260).
-COUNTIES = {
-    "410402": "新华区",
-    "410403": "卫东区",
-    "410404": "石龙区",
-    "410411": "湛河区",
-    "410421": "宝丰县",
-    "410422": "叶县",
-    "410423": "鲁山县",
-    "410425": "郏县",
-    "410481": "舞钢市",
-    "410482": "汝州市",
 }
 
 KIND_ZH = {"payment": "补拨 payment", "recovery": "追回 recovery"}
@@ -72,5 +60,5 @@ def county(code: str | None) -> str:
     """A county code with its Chinese name when it is one of the city's."""
     if not code:
         return "—"
-    name = COUNTIES.get(code)
+    name = county_name(code)
     return f"{name} {code}" if name else code
