@@ -160,3 +160,17 @@ def test_the_registrys_refusal_is_shown_and_the_draft_kept(
     assert answer.status_code == 409
     assert "payout_no: used before" in answer.text
     assert 'value="ZF-1"' in answer.text
+
+
+def test_an_unreachable_registry_records_nothing_and_keeps_the_form(
+    page: TestClient, registry: Registry
+) -> None:
+    page.app.state.registry_url = f"http://127.0.0.1:{free_port()}"  # type: ignore[attr-defined]
+    form = {**_form(page.get(f"/years/{YEAR}/payouts/draft").text), "payout_no": "ZF-2"}
+
+    answer = page.post(f"/years/{YEAR}/payouts", data={**form, "paid_on": "2025-06-30"})
+
+    assert answer.status_code == 503
+    assert "无法连接登记服务" in answer.text
+    assert f'value="{form["key"]}"' in answer.text  # sent again, it is the same request
+    assert registry.received == []
