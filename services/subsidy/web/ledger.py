@@ -66,7 +66,8 @@ def approve(
         return Approval(
             503,
             {
-                "message_zh": "无法连接登记服务，付款可能尚未记录；请稍后再次提交本表单（不会重复记录）",
+                "message_zh": "无法连接登记服务，付款可能尚未记录；请稍后再次提交本表单"
+                "（不会重复记录）",
                 "message": f"the registry did not answer ({type(exc).__name__}): submit this "
                 "form again later; it is never recorded twice",
             },
