@@ -11,7 +11,7 @@ import orjson
 
 from services.audit.sources import export_bundle
 from services.demo.generate import write_history
-from services.registry.api.models import batch_args
+from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 
