@@ -1,10 +1,11 @@
 """The finance page in a real browser: Debian's chromium driven by Playwright over ``tcr stack``
 on SQLite, with the hand-worked history loaded. Each screen is photographed at 1,280 and 420 px
-under ``var/screenshots/finance-page/`` (never committed) for a person to look at."""
+into ``var/screenshots/`` (never committed) for a person to look at."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,6 @@ from tests.e2e.test_whole_system import _post_all, _wait_caught_up
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "finance-page"
 WIDTHS = (1280, 420)
 YEAR = 2024
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -37,19 +37,18 @@ def loaded(sqlite_stack: RunningStack) -> RunningStack:
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make browser installs it)")
-    SHOTS.mkdir(parents=True, exist_ok=True)  # each screen's files are overwritten
     with sync_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
 
 
-def _photograph(page: object, name: str) -> None:
+def _photograph(folder: Path, page: object, name: str) -> None:
     """A full-page screenshot at each width; at 420 px the page itself must not scroll
     sideways (wide tables scroll inside their own box)."""
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
+        page.screenshot(path=str(folder / f"finance-page-{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
         overflow = page.evaluate(  # type: ignore[attr-defined]
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -58,9 +57,10 @@ def _photograph(page: object, name: str) -> None:
 
 
 def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
-    loaded: RunningStack, browser: object
+    loaded: RunningStack, browser: object, screenshots: Path
 ) -> None:
     expect = sync_api.expect
+    shoot = partial(_photograph, screenshots)
     context = browser.new_context(viewport={"width": WIDTHS[0], "height": 900}, locale="zh-CN")  # type: ignore[attr-defined]
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
@@ -69,13 +69,13 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
 
     # Signing in: a wrong token is refused in Chinese, a finance token opens a session.
     page.goto(f"{loaded.finance}/")
-    _photograph(page, "1-sign-in")
+    shoot(page, "1-sign-in")
     page.fill("#token", "not-a-token")
     with page.expect_navigation() as refused:
         page.click("button[type=submit]")
     assert refused.value is not None and refused.value.status == 401
     expect(page.locator("[role=alert]")).to_contain_text("令牌无效")
-    _photograph(page, "2-sign-in-refused")
+    shoot(page, "2-sign-in-refused")
     page.fill("#token", loaded.tokens["auditor"])
     page.click("button[type=submit]")
     expect(page.locator("[role=alert]")).to_contain_text("不属于财务人员")
@@ -85,7 +85,7 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     (cookie,) = [c for c in context.cookies() if c["name"] == "tcr_session"]
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert loaded.tokens["finance"] not in cookie["value"], "the token must be sealed"
-    _photograph(page, "3-years")
+    shoot(page, "3-years")
 
     # A year: totals by category (元) and by county (万元), every entitlement, downloads.
     page.click(f"a[href='/years/{YEAR}']")
@@ -96,7 +96,7 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     expect(page.get_by_text("单位：万元")).to_be_visible()
     amounts = page.locator("#entitlements td.num").all_inner_texts()
     assert any("," in a for a in amounts), f"no thousands separator in {amounts[:6]}"
-    _photograph(page, "4-year")
+    shoot(page, "4-year")
     csv = context.request.get(f"{loaded.finance}/years/{YEAR}/entitlements.csv")
     assert csv.status == 200 and csv.body().startswith("\ufeff".encode())
 
@@ -105,7 +105,7 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     page.click(".filters button[type=submit]")
     categories = page.locator("#entitlements tbody tr td:nth-child(2)").all_inner_texts()
     assert categories and all("技术经纪人" in c for c in categories), categories
-    _photograph(page, "5-year-filtered")
+    shoot(page, "5-year-filtered")
     page.fill("input[name=min_amount]", "99999999.00")
     page.click(".filters button[type=submit]")
     expect(page.locator("#entitlements tbody")).to_contain_text("没有符合条件的补贴")
@@ -146,22 +146,22 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
         expect(section).to_contain_text(REASON_ZH[reason])
     expect(page.locator("main")).to_contain_text("政策版本")
     expect(page.locator("main")).to_contain_text("封顶额")
-    _photograph(page, "6-beneficiary")
+    shoot(page, "6-beneficiary")
 
     # Payouts: approved and receipted when the service has them, else said to be unavailable.
     page.goto(f"{loaded.finance}/years/{YEAR}/payouts/draft")
     if page.locator(".unavailable").count():
         expect(page.locator(".unavailable")).to_contain_text("暂不可用")
-        _photograph(page, "7-draft-unavailable")
+        shoot(page, "7-draft-unavailable")
     else:
-        _photograph(page, "7-draft")
+        shoot(page, "7-draft")
         page.fill("#payout_no", f"ZF-{YEAR + 1}-001")
         page.fill("#paid_on", f"{YEAR + 1}-06-30")
         page.click("form.approve button[type=submit]")
         expect(page.locator("h1")).to_contain_text("付款已记录")
         position = int(page.locator("#receipt-position").inner_text())
         assert position > 0
-        _photograph(page, "8-receipt")
+        shoot(page, "8-receipt")
 
     # Nothing came from anywhere but the finance service, which allows nothing else.
     assert requested and all(url.startswith(loaded.finance) for url in requested), {

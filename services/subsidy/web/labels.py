@@ -9,6 +9,7 @@ from fractions import Fraction
 
 from services.common.counties import county_name
 
+# The policy's categories (services.common.policy.model.CATEGORIES) as finance names them.
 CATEGORY_ZH = {
     "absorption": "技术吸纳",
     "output": "技术输出",

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.common.money import format_fen
+from services.common.policy.model import CATEGORIES
 from services.subsidy.web import labels
 
 _env = Environment(
@@ -31,7 +32,8 @@ _env.globals.update(
     REASON_ZH=labels.REASON_ZH,
     KIND_ZH=labels.KIND_ZH,
     # A figure column per category, for tables that spread categories across.
-    CATEGORY_COLUMNS=[(zh, code, "num") for code, zh in labels.CATEGORY_ZH.items()],
+    CATEGORIES=CATEGORIES,
+    CATEGORY_COLUMNS=[(labels.CATEGORY_ZH.get(c, ""), c, "num") for c in CATEGORIES],
 )
 
 # Nothing but the page's own files: no inline script, no other origin, no framing.
