@@ -1,5 +1,6 @@
 """The finance page's payout screens against the payouts contract of issue #12: the finance
-service's draft as the contract shapes it, and a registry (a real HTTP server on a port) that
+service's draft as the contract shapes it (``app.state.balances``, where the payouts work
+wires its use cases), and a registry (a real HTTP server on a port) that
 answers ``POST /v1/payouts`` as the contract says. Approving posts the draft with the officer's
 own token and shows the stored position; a draft that moved meanwhile is not posted."""
 
@@ -38,18 +39,14 @@ DRAFT = {
 }  # fmt: skip
 
 
-class WithPayouts:
-    """The finance application with the contract's draft use case beside its own."""
+class Balances:
+    """The finance service's balances use cases, answering the contract's draft."""
 
-    def __init__(self, subsidy: Any, draft: dict[str, Any]) -> None:
-        self._subsidy = subsidy
-        self.draft = draft
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
 
-    def payout_draft(self, year: int) -> dict[str, Any]:
-        return {**self.draft, "year": year}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._subsidy, name)
+    def draft(self, year: int) -> dict[str, Any]:
+        return {**self.answer, "year": year}
 
 
 class Registry:
@@ -98,7 +95,7 @@ def page(tmp_path: Path, tokens: Tokens, registry: Registry) -> Iterator[TestCli
     )
     app = create_app(settings)
     with TestClient(app) as client:
-        app.state.subsidy = WithPayouts(app.state.subsidy, DRAFT)
+        app.state.balances = Balances(DRAFT)
         signed_in = client.post("/sign-in", data={"token": tokens.finance})
         assert signed_in.status_code == 200, signed_in.text
         yield client
@@ -140,7 +137,7 @@ def test_a_draft_that_moved_since_it_was_shown_is_not_posted(
     page: TestClient, registry: Registry
 ) -> None:
     form = {**_form(page.get(f"/years/{YEAR}/payouts/draft").text), "payout_no": "ZF-1"}
-    page.app.state.subsidy.draft = {**DRAFT, "basis_position": 130}  # type: ignore[attr-defined]
+    page.app.state.balances.answer = {**DRAFT, "basis_position": 130}  # type: ignore[attr-defined]
 
     answer = page.post(f"/years/{YEAR}/payouts", data={**form, "paid_on": "2025-06-30"})
 

@@ -1,9 +1,10 @@
 """Balances, the payout draft, and approving it: what the page needs of issue #12's payouts.
 
-The balances and draft are the finance application's own use cases, called in-process; the
-approval is a ``POST /v1/payouts`` to the registry, sent with the officer's own token, so the
-log records who approved it. Until those use cases and that route exist, each answer here is
-:class:`NotYetAvailable` and the page says so (暂不可用) instead of failing.
+The balances and draft are the finance service's own use cases (``app.state.balances``, as
+the payouts work wires them), called in-process; the approval is a ``POST /v1/payouts`` to the
+registry, sent with the officer's own token, so the log records who approved it. Until those
+use cases and that route are deployed, each answer here is :class:`NotYetAvailable` and the
+page says so (暂不可用) instead of failing.
 """
 
 from __future__ import annotations
@@ -12,28 +13,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from services.subsidy.application import Subsidy
+from starlette.datastructures import State
 
 
 class NotYetAvailable(Exception):
     """The payouts part of the finance service is not deployed yet."""
 
 
-def balances(subsidy: Subsidy, year: int, **filters: Any) -> dict[str, Any]:
+def balances(state: State, year: int, **filters: Any) -> dict[str, Any]:
     """A page of the year's balances (``GET /v1/balances``'s answer)."""
-    return _use_case(subsidy, "balances")(year, **filters)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = _balances(state).balances(year, **filters)
+    return answer
 
 
-def draft(subsidy: Subsidy, year: int) -> dict[str, Any]:
+def draft(state: State, year: int) -> dict[str, Any]:
     """The lines that would settle every outstanding amount now (``GET /v1/payouts/draft``)."""
-    return _use_case(subsidy, "payout_draft")(year)  # type: ignore[no-any-return]
+    answer: dict[str, Any] = _balances(state).draft(year)
+    return answer
 
 
-def _use_case(subsidy: Subsidy, name: str) -> Any:
-    found = getattr(subsidy, name, None)
+def _balances(state: State) -> Any:
+    found = getattr(state, "balances", None)
     if found is None:
-        raise NotYetAvailable(name)
+        raise NotYetAvailable("balances")
     return found
 
 

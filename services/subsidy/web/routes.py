@@ -187,7 +187,7 @@ def year_screen(
         return _refused(request, who, error)
     try:
         balances: dict[str, Any] | None = ledger.balances(
-            subsidy,
+            request.app.state,
             year,
             category=category or None,
             county=county or None,
@@ -266,7 +266,9 @@ def beneficiary_screen(request: Request, year: int, beneficiary: str) -> Respons
     except DomainError as error:
         return _refused(request, who, error)
     try:
-        balances: dict[str, Any] | None = ledger.balances(subsidy, year, beneficiary=beneficiary)
+        balances: dict[str, Any] | None = ledger.balances(
+            request.app.state, year, beneficiary=beneficiary
+        )
     except ledger.NotYetAvailable:
         balances = None
     rules = subsidy.policy.categories
@@ -299,7 +301,7 @@ def _draft(
     *, status: int = 200, problem: dict[str, Any] | None = None,
 ) -> Response:  # fmt: skip
     try:
-        draft: dict[str, Any] | None = ledger.draft(_subsidy(request), year)
+        draft: dict[str, Any] | None = ledger.draft(request.app.state, year)
     except ledger.NotYetAvailable:
         draft = None
     except DomainError as error:
@@ -331,9 +333,8 @@ async def approve(request: Request, year: int) -> Response:
 def _approve(
     request: Request, who: tuple[Session, Principal], year: int, entered: dict[str, str]
 ) -> Response:
-    subsidy = _subsidy(request)
     try:
-        draft = ledger.draft(subsidy, year)
+        draft = ledger.draft(request.app.state, year)
     except ledger.NotYetAvailable:
         return _draft(request, who, year, entered, status=404)
     except DomainError as error:
