@@ -163,6 +163,18 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
         assert position > 0
         shoot(page, "8-receipt")
 
+        # A contract cancelled after that payout: what was paid for it is now to recover.
+        with httpx.Client(base_url=loaded.registry, timeout=30) as client:
+            _post_all(client, loaded, (h.C08.cancel(f"{YEAR + 1}-07-01"),))
+            assert _wait_caught_up(client, loaded) > position
+        page.goto(f"{loaded.finance}/years/{YEAR}/beneficiaries/{h.R['credit_code']}")
+        owed = page.locator("#balances")
+        expect(owed).to_contain_text("待追回")
+        expect(owed).to_contain_text("-30,000.00")
+        expect(owed).to_contain_text(f"ZF-{YEAR + 1}-001")
+        expect(owed).to_contain_text("ContractCancelled")
+        shoot(page, "9-to-recover")
+
     # Nothing came from anywhere but the finance service, which allows nothing else.
     assert requested and all(url.startswith(loaded.finance) for url in requested), {
         url for url in requested if not url.startswith(loaded.finance)
