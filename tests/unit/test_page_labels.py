@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from services.subsidy.web.labels import county, percent, sum_amounts, wan, yuan
+from services.subsidy.web.labels import beijing, county, percent, sum_amounts, wan, yuan
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,8 @@ def test_rates_are_percentages_and_sums_are_exact() -> None:
 def test_a_county_of_the_city_is_named_and_any_other_shown_as_its_code() -> None:
     assert county("410402") == "新华区 410402"
     assert county("110101") == "110101"
+
+
+def test_log_instants_are_shown_in_beijing_time() -> None:
+    assert beijing("2026-12-06T15:54:40.020313Z") == "2026-12-06 23:54:40"
+    assert beijing("2024-12-31T16:00:00Z") == "2025-01-01 00:00:00"

@@ -4,10 +4,12 @@ amounts in 元 or 万元 with thousands separators."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from services.common.counties import county_name
+from services.common.instants import BEIJING
 
 # The policy's categories (services.common.policy.model.CATEGORIES) as finance names them.
 CATEGORY_ZH = {
@@ -26,6 +28,20 @@ REASON_ZH = {
     "not_local": "交易方不在本市",
     "provincial_funding": "当年已获省级资金支持（不重复支持）",
     "broker_not_filed": "技术经纪人年底前未备案",
+}
+
+# The registry's event types, as the revisions since a payout name them.
+EVENT_ZH = {
+    "ContractRegistered": "合同登记",
+    "ContractAmended": "合同变更",
+    "ContractCancelled": "合同注销",
+    "InvoiceRecorded": "发票登记",
+    "InvoiceVoided": "发票作废",
+    "TransferProofRecorded": "付款凭证登记",
+    "TransferProofWithdrawn": "付款凭证撤回",
+    "BrokerFiled": "技术经纪人备案",
+    "ProvincialFundingRecorded": "省级资金支持登记",
+    "PayoutRecorded": "付款记录",
 }
 
 KIND_ZH = {"payment": "补拨 payment", "recovery": "追回 recovery"}
@@ -55,6 +71,14 @@ def percent(rate: Fraction) -> str:
     """A rate as a percentage: ``Fraction(1, 10)`` → ``"10%"``, one third → ``"33.33%"``."""
     value = (Decimal(rate.numerator * 100) / Decimal(rate.denominator)).quantize(Decimal("0.01"))
     return f"{value.normalize():f}%"
+
+
+def beijing(instant: str | None) -> str:
+    """A log instant (UTC, ISO 8601) as Beijing wall time, to the second."""
+    if not instant:
+        return "—"
+    when = datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(BEIJING)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def county(code: str | None) -> str:

@@ -25,12 +25,14 @@ _env.filters.update(
     county=labels.county,
     sum_amounts=labels.sum_amounts,
     percent=labels.percent,
+    beijing=labels.beijing,
     fen=format_fen,
 )
 _env.globals.update(
     CATEGORY_ZH=labels.CATEGORY_ZH,
     REASON_ZH=labels.REASON_ZH,
     KIND_ZH=labels.KIND_ZH,
+    EVENT_ZH=labels.EVENT_ZH,
     # A figure column per category, for tables that spread categories across.
     CATEGORIES=CATEGORIES,
     CATEGORY_COLUMNS=[(labels.CATEGORY_ZH.get(c, ""), c, "num") for c in CATEGORIES],
