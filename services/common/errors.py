@@ -9,15 +9,18 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(self, field: str | None, message: str, message_zh: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+        self.message_zh = message_zh  # the same in Chinese, for the officers who read it
         self.index: int | None = None  # the command's index within a batch
 
     def as_json(self) -> dict[str, object]:
         """The JSON body a client receives."""
         body: dict[str, object] = {"error": self.code, "field": self.field, "message": self.message}
+        if self.message_zh is not None:
+            body["message_zh"] = self.message_zh
         if self.index is not None:
             body["index"] = self.index
         return body
