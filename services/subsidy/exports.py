@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -31,7 +31,9 @@ from services.subsidy.projection import TotalValue
 from services.subsidy.reads import Row
 
 Sheet = Literal["entitlements", "contracts"]
-Kind = Literal["text", "amount", "count"]
+# code: text that looks like a number (credit codes, registration numbers, region codes), kept
+# text by its cell's format; text: any other words; amount: yuan to the fen; count: an integer.
+Kind = Literal["code", "text", "amount", "count"]
 
 _CHUNK_BYTES = 256 * 1024
 TEXT_FORMAT = "@"  # Excel keeps these as typed: an all-digit credit code is no 9.14104E+17
@@ -52,13 +54,13 @@ class Column:
 # Both sheets start with whose row it is.
 _WHOSE = (
     Column("年度", "year", "count", 8),
-    Column("受益人统一社会信用代码", "beneficiary", "text", 24),
+    Column("受益人统一社会信用代码", "beneficiary", "code", 24),
     Column("名称", "name", "text", 36),
     Column("类别", "category", "text", 12),
 )
 ENTITLEMENT_COLUMNS = (
     *_WHOSE,
-    Column("区县代码", "county", "text", 10),
+    Column("区县代码", "county", "code", 10),
     Column("区县", "county name", "text", 10),
     Column("认定成交额", "turnover", "amount", 18),
     Column("应补助", "gross", "amount", 16),
@@ -71,7 +73,7 @@ ENTITLEMENT_COLUMNS = (
 
 CONTRACT_COLUMNS = (
     *_WHOSE,
-    Column("登记号", "registration no", "text", 22),
+    Column("登记号", "registration no", "code", 22),
     Column("认定金额", "evidenced", "amount", 18),
     Column("是否计入", "counted", "text", 8),
     Column("未计入原因", "excluded reason", "text", 30),
@@ -128,8 +130,8 @@ def contract_rows(export: Export, row: Row) -> Iterator[list[Any]]:
             registration_no,
             yuan_decimal(claim.share),
             YES if claim.reason is None else NO,
-            REASON_ZH[claim.reason] if claim.reason else "",
-            claim.reason or "",
+            REASON_ZH[claim.reason] if claim.reason else None,
+            claim.reason,
         ]
 
 
@@ -157,13 +159,13 @@ def _total_row(export: Export, label: str, total: TotalValue, counted: int) -> l
         export.year,
         label,
         f"{total.beneficiaries} 个受益人 beneficiaries",
-        "",
-        "",
-        "",
+        None,
+        None,
+        None,
         yuan_decimal(total.turnover),
         yuan_decimal(total.gross_fen),
         yuan_decimal(total.entitlement_fen),
-        "",
+        None,
         counted,
         export.policy_version,
         export.position,
@@ -188,9 +190,9 @@ def xlsx_chunks(export: Export) -> Iterator[bytes]:
         counted[row.key[1]] += row.counted
         for values in contract_rows(export, row):
             write_contract(values)
-    bold = Font(bold=True)
+    write_total = _RowWriter(entitlements, ENTITLEMENT_COLUMNS, Font(bold=True))
     for values in totals_rows(export, counted):
-        write_entitlement(values, font=bold)
+        write_total(values)
     with tempfile.TemporaryFile() as out:
         workbook.save(out)
         out.seek(0)
@@ -216,33 +218,48 @@ def _sheet(workbook: Workbook, title: str, columns: Sequence[Column]) -> WriteOn
 
 
 class _RowWriter:
-    """Appends rows to a write-only sheet, each cell typed by its column."""
+    """Appends rows to a write-only sheet, each cell typed and formatted by its column.
 
-    def __init__(self, sheet: WriteOnlyWorksheet, columns: Sequence[Column]) -> None:
+    One styled cell per column is kept and given each row's value: openpyxl writes a row out
+    when it is appended (its own ``append`` reuses one cell for plain values the same way);
+    building and styling a cell per value was a third of the workbook's time (measured: 0.30 s
+    of 1.0 s for 1,500 rows of 10 columns). Words and counts need no style: plain values; an
+    empty one (None) is no cell at all."""
+
+    def __init__(
+        self, sheet: WriteOnlyWorksheet, columns: Sequence[Column], font: Font | None = None
+    ) -> None:
         self._sheet = sheet
-        self._kinds = [c.kind for c in columns]
-
-    def __call__(self, values: Sequence[Any], font: Font | None = None) -> None:
-        cells: list[Any] = []
-        for kind, value in zip(self._kinds, values, strict=True):
-            if kind == "count" and font is None:
-                cells.append(value)  # a plain number: no cell object, no style
+        self._words = [c.kind in ("code", "text") for c in columns]
+        self._cells: list[Cell | None] = []
+        for column in columns:
+            if column.kind in ("text", "count") and font is None:
+                self._cells.append(None)
                 continue
-            cell = WriteOnlyCell(self._sheet)
-            if kind == "text":
-                # openpyxl stores a string starting "=" as a formula: safe_cell's quote keeps
-                # it text, here and when an officer edits the cell in Excel.
-                cell.value = safe_cell(str(value))
+            cell = WriteOnlyCell(sheet)
+            if column.kind == "code":
                 cell.number_format = TEXT_FORMAT
-            elif kind == "amount":
-                cell.value = value
+            elif column.kind == "amount":
                 cell.number_format = AMOUNT_FORMAT
-            else:
-                cell.value = value
             if font is not None:
                 cell.font = font
-            cells.append(cell)
-        self._sheet.append(cells)
+            self._cells.append(cell)
+
+    def __call__(self, values: Sequence[Any]) -> None:
+        row: list[Any] = []
+        for cell, words, value in zip(self._cells, self._words, values, strict=True):
+            if value is None:  # an empty cell: openpyxl writes nothing for it
+                row.append(None)
+                continue
+            # openpyxl stores a string starting "=" as a formula: safe_cell's quote keeps it
+            # text, here and when an officer edits the cell in Excel.
+            value = safe_cell(str(value)) if words else value
+            if cell is None:
+                row.append(value)
+            else:
+                cell.value = value
+                row.append(cell)
+        self._sheet.append(row)
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -274,7 +291,10 @@ def csv_chunks(export: Export, sheet: Sheet) -> Iterator[bytes]:
 
 
 def _csv_cells(values: Sequence[Any]) -> list[str]:
-    return [f"{v:.2f}" if isinstance(v, Decimal) else safe_cell(str(v)) for v in values]
+    return [
+        "" if v is None else f"{v:.2f}" if isinstance(v, Decimal) else safe_cell(str(v))
+        for v in values
+    ]
 
 
 def _drain(out: io.StringIO) -> bytes:
