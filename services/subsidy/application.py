@@ -101,7 +101,9 @@ class Subsidy:
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
             totals = reads.totals(conn, year, cut, None)
-        return Export(year, self._policy.version, cut.position, totals, self._rows(year, cut))
+        return Export(
+            year, self._policy.version, cut.position, totals, self._rows(year, cut.position)
+        )
 
     def xlsx(
         self, year: int, as_of: datetime | None = None, position: int | None = None
@@ -230,11 +232,12 @@ class Subsidy:
                 f"（{policy.first_year}–{policy.last_year}）内",
             )
 
-    def _rows(self, year: int, first: Cut) -> Iterator[Row]:
+    def _rows(self, year: int, position: int) -> Iterator[Row]:
         after: tuple[str, str] | None = None
         while True:
             with reads.snapshot(self._engine) as conn:
-                cut = first if after is None else self._cut(conn, None, first.position)
+                # The head may have moved since: read as of the position, not "now".
+                cut = self._cut(conn, None, position)
                 rows = reads.page(
                     conn,
                     year,

@@ -27,7 +27,7 @@ from services.common.counties import county_name
 from services.common.policy.model import CATEGORIES
 from services.common.policy.present import CATEGORY_ZH, REASON_ZH, yuan_decimal
 from services.common.spreadsheet import safe_cell
-from services.subsidy.projection import TotalValue
+from services.subsidy.projection import NO_TOTAL, TotalValue
 from services.subsidy.reads import Row
 
 Sheet = Literal["entitlements", "contracts"]
@@ -138,9 +138,9 @@ def contract_rows(export: Export, row: Row) -> Iterator[list[Any]]:
 def totals_rows(export: Export, counted: Counter[str]) -> list[list[Any]]:
     """A totals row per category, as the JSON answer's ``totals`` has them, and the sum."""
     rows = []
-    whole = TotalValue(0, 0, 0, 0)
+    whole = NO_TOTAL
     for category in CATEGORIES:
-        total = export.totals.get(category, TotalValue(0, 0, 0, 0))
+        total = export.totals.get(category, NO_TOTAL)
         whole = TotalValue(
             whole.beneficiaries + total.beneficiaries,
             whole.turnover + total.turnover,
