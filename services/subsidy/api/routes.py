@@ -65,7 +65,12 @@ AsOf = Annotated[
 ]
 Position = Annotated[
     int | None,
-    Query(ge=0, le=MAX_POSITION, description="As known at this log position (not with as_of)"),
+    Query(
+        ge=0,
+        le=MAX_POSITION,
+        description="As known at this log position (not with as_of); at most the applied "
+        "position, /v1/health's applied_position (a 422 beyond it)",
+    ),
 ]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
