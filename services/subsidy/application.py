@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from services.common.counties import county_name
 from services.common.envelope import format_instant
 from services.common.errors import Invalid, NotFound
 from services.common.money import format_fen
@@ -238,16 +239,7 @@ class Subsidy:
             with reads.snapshot(self._engine) as conn:
                 # The head may have moved since: read as of the position, not "now".
                 cut = self._cut(conn, None, position)
-                rows = reads.page(
-                    conn,
-                    year,
-                    cut,
-                    category=None,
-                    county=None,
-                    min_fen=None,
-                    after=after,
-                    limit=MAX_LIMIT,
-                )
+                rows = reads.page(conn, year, cut, after=after, limit=MAX_LIMIT)
             yield from rows
             if len(rows) < MAX_LIMIT:
                 return
@@ -284,6 +276,7 @@ class Subsidy:
             "name": row.name,
             "category": category,
             "county": value.region_code,
+            "county_name": county_name(value.region_code),
             "turnover": yuan(value.turnover),
             "gross": format_fen(value.gross_fen),
             "entitlement": format_fen(value.entitlement_fen),

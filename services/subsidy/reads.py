@@ -103,10 +103,10 @@ def page(
     year: int,
     cut: Cut,
     *,
-    category: str | None,
-    county: str | None,
-    min_fen: int | None,
-    after: tuple[str, str] | None,
+    category: str | None = None,
+    county: str | None = None,
+    min_fen: int | None = None,
+    after: tuple[str, str] | None = None,
     limit: int,
 ) -> list[Row]:
     """Up to ``limit`` entitlements in (category, beneficiary) order after ``after``."""

@@ -367,6 +367,7 @@ def test_the_explanation_gives_paid_invoiced_ceiling_and_evidenced_per_contract(
 
 def test_the_explanation_shows_what_earlier_years_already_counted(client: TestClient) -> None:
     e = explanation(client, DIGITS_FIRM.credit_code)
+    assert (e["county"], e["county_name"]) == ("410482", "汝州市")
     (d,) = e["contracts"]
     assert (d["paid"], d["invoiced"], d["ceiling"]) == ("500000.00", "500000.00", "800000.00")
     assert (d["counted_before"], d["evidenced"]) == ("300000.00", "200000.00")

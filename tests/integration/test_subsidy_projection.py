@@ -66,7 +66,7 @@ def served(subsidy: Subsidy, policy: Policy, **at: Any) -> dict[int, list[Any]]:
 
 
 def _public(e: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in e.items() if k != "county"}
+    return {k: v for k, v in e.items() if k not in ("county", "county_name")}
 
 
 @PROJECTION

@@ -35,6 +35,9 @@ class EntitlementPublic(BaseModel):
         "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
     )
     county: str = about("县市区 Region code of the beneficiary", "410403")
+    county_name: str = about(
+        "县市区名称 The county's name, when it is one of the city's (else empty)", "卫东区"
+    )
     turnover: str = about("成交额（元） Evidenced turnover counted", _AMOUNT)
     gross: str = about("计算额（元） Turnover × rate, to the fen", "100000.00")
     entitlement: str = about("补贴额（元） The gross, capped", "100000.00")
