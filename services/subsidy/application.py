@@ -93,35 +93,49 @@ class Subsidy:
         return (self._json(row) for row in self.export(year, as_of, position).rows)
 
     def export(
-        self, year: int, as_of: datetime | None = None, position: int | None = None
+        self,
+        year: int,
+        as_of: datetime | None = None,
+        position: int | None = None,
+        min_fen: int | None = None,
     ) -> Export:
-        """A year's entitlements with their totals, as known now, at ``as_of`` or at
-        ``position``; the rows are read page by page when iterated, every page at the first
-        one's position, so an export speaks of one log however it grows meanwhile."""
+        """A year's entitlements (of at least ``min_fen``) with the year's totals, as known now,
+        at ``as_of`` or at ``position``; the rows are read page by page when iterated, every
+        page at the first one's position, so an export speaks of one log however it grows."""
         self._check_year(year)
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
             totals = reads.totals(conn, year, cut, None)
         return Export(
-            year, self._policy.version, cut.position, totals, self._rows(year, cut.position)
+            year,
+            self._policy.version,
+            cut.position,
+            totals,
+            self._rows(year, cut.position, min_fen),
         )
 
     def xlsx(
-        self, year: int, as_of: datetime | None = None, position: int | None = None
+        self,
+        year: int,
+        as_of: datetime | None = None,
+        position: int | None = None,
+        min_fen: int | None = None,
     ) -> Iterator[bytes]:
         """The year's entitlements and the contracts behind them as an XLSX workbook, streamed
         (the year, cut and position are checked before the first byte)."""
-        return exports.xlsx_chunks(self.export(year, as_of, position))
+        return exports.xlsx_chunks(self.export(year, as_of, position, min_fen))
 
     def csv(
         self,
         year: int,
         as_of: datetime | None = None,
         position: int | None = None,
+        min_fen: int | None = None,
+        *,
         sheet: exports.Sheet = "entitlements",
     ) -> Iterator[bytes]:
         """One sheet of the workbook as CSV (UTF-8 with BOM), streamed."""
-        return exports.csv_chunks(self.export(year, as_of, position), sheet)
+        return exports.csv_chunks(self.export(year, as_of, position, min_fen), sheet)
 
     def beneficiary(self, beneficiary: str, year: int) -> dict[str, Any]:
         """One beneficiary's entitlements in a year, each explained contract by contract: paid,
@@ -233,13 +247,13 @@ class Subsidy:
                 f"（{policy.first_year}–{policy.last_year}）内",
             )
 
-    def _rows(self, year: int, position: int) -> Iterator[Row]:
+    def _rows(self, year: int, position: int, min_fen: int | None) -> Iterator[Row]:
         after: tuple[str, str] | None = None
         while True:
             with reads.snapshot(self._engine) as conn:
                 # The head may have moved since: read as of the position, not "now".
                 cut = self._cut(conn, None, position)
-                rows = reads.page(conn, year, cut, after=after, limit=MAX_LIMIT)
+                rows = reads.page(conn, year, cut, min_fen=min_fen, after=after, limit=MAX_LIMIT)
             yield from rows
             if len(rows) < MAX_LIMIT:
                 return

@@ -251,6 +251,28 @@ def test_an_export_as_of_an_earlier_day_shows_what_was_known_that_day(
     assert line[6] == "500000.01"
 
 
+def test_min_amount_leaves_smaller_entitlements_out_of_both_sheets_but_not_the_totals(
+    client: TestClient,
+) -> None:
+    entitlements, contracts = workbook(client, min_amount="10000.00")
+    assert sorted(by_beneficiary(entitlements)) == sorted(
+        [
+            ("技术吸纳", FORMULA_FIRM.credit_code),
+            ("技术吸纳", DIGITS_FIRM.credit_code),
+            ("技术输出", LOCAL_UNIVERSITY.credit_code),
+        ]
+    )
+    assert {r[1].value for r in contracts.iter_rows(min_row=3)} == {
+        FORMULA_FIRM.credit_code, DIGITS_FIRM.credit_code, LOCAL_UNIVERSITY.credit_code,
+    }  # fmt: skip
+    (grand,) = [r for r in entitlements.iter_rows(min_row=3) if r[1].value == "总计"]
+    assert amount(grand[8]) == Decimal("96000.00")  # the brokers' 6,000.00 still in it
+    lines = csv_rows(client, min_amount="10000.00", sheet="contracts")
+    assert {r[1] for r in lines[2:]} == {
+        FORMULA_FIRM.credit_code, DIGITS_FIRM.credit_code, LOCAL_UNIVERSITY.credit_code,
+    }  # fmt: skip
+
+
 def test_a_year_with_nothing_entitled_exports_headers_and_zero_totals(
     client: TestClient,
 ) -> None:
@@ -406,10 +428,11 @@ def test_the_list_gives_each_exclusion_its_reason_in_chinese(client: TestClient)
         ("/v1/entitlements.xlsx", {"year": YEAR, "position": HEAD + 1}, 422, "position"),
         ("/v1/entitlements", {"year": YEAR, "cursor": "not-a-cursor"}, 422, "cursor"),
         ("/v1/entitlements", {"year": YEAR, "min_amount": "-5"}, 422, "min_amount"),
+        ("/v1/entitlements.xlsx", {"year": YEAR, "min_amount": "1.234"}, 422, "min_amount"),
         ("/v1/entitlements/91110000MA0000999X", {"year": YEAR}, 404, "beneficiary"),
     ],
     ids=["xlsx-year", "csv-year", "no-such-day", "word", "both", "beyond", "cursor", "amount",
-         "unknown"],
+         "xlsx-amount", "unknown"],
 )  # fmt: skip
 def test_refusals_say_in_chinese_and_english_which_field_broke_which_rule(
     client: TestClient, path: str, params: dict[str, Any], status: int, field: str

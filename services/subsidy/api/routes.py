@@ -72,6 +72,15 @@ Position = Annotated[
         "position, /v1/health's applied_position (a 422 beyond it)",
     ),
 ]
+MinAmount = Annotated[
+    str | None,
+    Query(
+        description="最低金额 Only entitlements of at least this many yuan (0, or positive "
+        "with at most 2 decimals)",
+        examples=["10000.00"],
+        json_schema_extra={"pattern": f"^(0|0\\.00|{POSITIVE_YUAN_PATTERN[1:-1]})$"},
+    ),
+]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -90,15 +99,7 @@ def list_entitlements(
             description="Only beneficiaries of this GB/T 2260 region code (县市区), e.g. 410411",
         ),
     ] = None,
-    min_amount: Annotated[
-        str | None,
-        Query(
-            description="最低金额 Only entitlements of at least this many yuan (0, or positive "
-            "with at most 2 decimals)",
-            examples=["10000.00"],
-            json_schema_extra={"pattern": f"^(0|0\\.00|{POSITIVE_YUAN_PATTERN[1:-1]})$"},
-        ),
-    ] = None,
+    min_amount: MinAmount = None,
     cursor: Annotated[
         str | None, Query(max_length=600, description="next_cursor of the previous page")
     ] = None,
@@ -126,12 +127,18 @@ def list_entitlements(
     response_class=StreamingResponse,
 )
 def entitlements_xlsx(
-    request: Request, who: Reader, year: Year, as_of: AsOf, position: Position = None
+    request: Request,
+    who: Reader,
+    year: Year,
+    as_of: AsOf,
+    position: Position = None,
+    min_amount: MinAmount = None,
 ) -> StreamingResponse:
     """The year's entitlements for Excel: sheet 1 one row per beneficiary and category with
     totals rows, sheet 2 every contract counted or excluded; Chinese headers over English;
-    ``as_of`` or ``position`` answers as known then."""
-    chunks = subsidy(request).xlsx(year, as_of, position)
+    ``as_of`` or ``position`` answers as known then, ``min_amount`` leaves out smaller
+    entitlements (the totals stay the year's)."""
+    chunks = subsidy(request).xlsx(year, as_of, position, _amount("min_amount", min_amount))
     return StreamingResponse(
         chunks, media_type=XLSX, headers=_attachment(f"entitlements-{year}.xlsx", year)
     )
@@ -148,6 +155,7 @@ def entitlements_csv(
     year: Year,
     as_of: AsOf,
     position: Position = None,
+    min_amount: MinAmount = None,
     sheet: Annotated[
         Literal["entitlements", "contracts"],
         Query(
@@ -158,7 +166,9 @@ def entitlements_csv(
 ) -> StreamingResponse:
     """One sheet of the workbook as CSV (UTF-8 with BOM, Chinese headers over English, amounts
     in yuan); ``as_of`` or ``position`` answers as known then."""
-    chunks = subsidy(request).csv(year, as_of, position, sheet)
+    chunks = subsidy(request).csv(
+        year, as_of, position, _amount("min_amount", min_amount), sheet=sheet
+    )
     suffix = "" if sheet == "entitlements" else "-contracts"
     return StreamingResponse(
         chunks,
