@@ -1,10 +1,12 @@
 # Two commands: `make run` and `make test`. Everything else is set up on the way.
+# While developing: `make test-unit` (seconds, nothing running), `make test-integration`,
+# `make lint`, and `make fmt` to format and fix what ruff can.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup clean deploy-check
+.PHONY: run test test-unit test-integration lint fmt setup clean deploy-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,12 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
+
+fmt: setup
+	$(BIN)/ruff format services tests bench
+	$(BIN)/ruff check --fix services tests bench
 
 # The production compose file must stay valid; Debian's docker-compose checks it offline.
 deploy-check:
@@ -29,6 +36,13 @@ deploy-check:
 
 test: lint deploy-check
 	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+# Real SQLite files, PostgreSQL (skipped, saying why, when there is none) and the bundled broker.
+test-integration: setup
+	$(BIN)/pytest tests/integration
 
 clean:
 	rm -rf $(VENV) var/*.db

@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.audit.cli import add_audit_commands
 from services.common.logs import configure_logging
-from services.common.runtime import run_until_signalled, serve
+from services.common.runtime import run_until_signalled
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 from services.demo.cli import add_demo_commands
 
+if TYPE_CHECKING:  # imported where used: `tcr --help` stays quick
+    from services.registry.settings import RegistrySettings
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options given on the command line, to pass to a settings class: they outrank its
+    environment variables, and the ones not given leave those in force."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _registry_settings(args: argparse.Namespace) -> RegistrySettings:
+    from services.registry.settings import RegistrySettings
+
+    return RegistrySettings(**_given(registry_database_url=args.database_url))
+
 
 def _registry_serve(args: argparse.Namespace) -> int:
+    from services.common.web.api import serve
+    from services.registry.app import create_app
+
     _configure_service_logging()
-    if args.database_url:
-        os.environ["TCR_REGISTRY_DATABASE_URL"] = args.database_url
+    settings = _registry_settings(args)
     if args.workers > 1:
         # Create the tables once here, so that workers starting together do not race to.
         from services.registry.application import Registry
-        from services.registry.settings import RegistrySettings
 
-        Registry(RegistrySettings().registry_database_url).close()
-    return serve("services.registry.app:app_from_environment", args)
+        Registry(settings.registry_database_url.get_secret_value()).close()
+    return serve(create_app, settings, args)
 
 
 def _registry_verify(args: argparse.Namespace) -> int:
-    from services.registry.settings import RegistrySettings
-
-    url = args.database_url or RegistrySettings().registry_database_url
+    url = _registry_settings(args).registry_database_url.get_secret_value()
     if args.read_only:
         return _report_chain(_read_only_steps(url))
     from services.registry.application import Registry
@@ -86,7 +99,7 @@ def _relay(args: argparse.Namespace) -> int:
     _configure_service_logging()
     settings = RelaySettings()
     serve_metrics(settings.relay_metrics_port, settings.metrics_host)
-    registry = Registry(settings.registry_database_url)
+    registry = Registry(settings.registry_database_url.get_secret_value())
     relay = Relay(
         registry.read_log,
         RelayPosition(registry.engine),
@@ -111,7 +124,11 @@ def _configure_service_logging() -> None:
 
 
 def _subsidy_serve(args: argparse.Namespace) -> int:
-    return serve("services.subsidy.app:app_from_environment", args)
+    from services.common.web.api import serve
+    from services.subsidy.app import create_app
+    from services.subsidy.settings import SubsidySettings
+
+    return serve(create_app, SubsidySettings(), args)
 
 
 def _subsidy_consume(args: argparse.Namespace) -> int:
@@ -159,19 +176,19 @@ def _subsidy_rebuild(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from services.stack import StackConfig, run_stack
+    from services.stack import StackSettings, run_stack
 
-    config = StackConfig(
-        var=Path(args.var),
-        host=args.host,
-        registry_port=args.registry_port,
-        subsidy_port=args.subsidy_port,
-        kafka_port=args.kafka_port,
-        kafka_bootstrap=os.environ.get("TCR_KAFKA_BOOTSTRAP"),
-        audit_port=args.audit_port,
-        demo=args.demo,
+    settings = StackSettings(
+        **_given(
+            var=args.var,
+            host=args.host,
+            registry_port=args.registry_port,
+            subsidy_port=args.subsidy_port,
+            kafka_port=args.kafka_port,
+            audit_port=args.audit_port,
+        )
     )
-    return run_stack(config)
+    return run_stack(settings, demo=args.demo)
 
 
 def _tokens_add(args: argparse.Namespace) -> int:
@@ -201,10 +218,6 @@ def _tokens_init(args: argparse.Namespace) -> int:
     for name, token in tokens.items():
         print(f"  {name:<14} {token}")
     return 0
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,23 +327,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address the APIs bind (default 127.0.0.1)"
     )
     stack.add_argument(
-        "--registry-port", type=int, default=_env_int("TCR_REGISTRY_PORT", 8000),
+        "--registry-port", type=int,
         help="registry API port ($TCR_REGISTRY_PORT, default 8000)",
     )  # fmt: skip
     stack.add_argument(
-        "--subsidy-port", type=int, default=_env_int("TCR_SUBSIDY_PORT", 8001),
+        "--subsidy-port", type=int,
         help="finance API port ($TCR_SUBSIDY_PORT, default 8001)",
     )  # fmt: skip
     stack.add_argument(
-        "--kafka-port", type=int, default=_env_int("TCR_KAFKA_PORT", 9092),
+        "--kafka-port", type=int,
         help="port of the bundled broker ($TCR_KAFKA_PORT, default 9092)",
     )  # fmt: skip
     stack.add_argument(
-        "--var", default=os.environ.get("TCR_VAR", "var"),
+        "--var", type=Path,
         help="folder for the SQLite files and tokens ($TCR_VAR, default var)",
     )  # fmt: skip
     stack.add_argument(
-        "--audit-port", type=int, default=_env_int("TCR_AUDIT_PORT", 8002),
+        "--audit-port", type=int,
         help="audit API port ($TCR_AUDIT_PORT, default 8002)",
     )  # fmt: skip
     stack.add_argument(

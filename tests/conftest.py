@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,32 @@ from services.common.tokens import add_principal
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
 from tests.support.databases import fresh_postgres_database
+
+
+@pytest.fixture(scope="session", autouse=True)
+def working_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole run sees none of the developer's ``TCR_*`` variables and works in an empty
+    folder, so a setting left at its default (``var/…``) never lands in the checkout."""
+    folder = tmp_path_factory.mktemp("working-directory")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("TCR_")]:
+            patch.delenv(name)
+        patch.chdir(folder)
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def writes_only_under_tmp_path(working_directory: Path) -> Iterator[None]:
+    """A test that writes into the working directory (a path left at its default) fails,
+    naming what it wrote; the folder is emptied so that the next test is judged alone."""
+    yield
+    stray = sorted(str(p.relative_to(working_directory)) for p in working_directory.rglob("*"))
+    for path in working_directory.iterdir():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    assert not stray, f"written outside tmp_path, at a default path: {', '.join(stray)}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

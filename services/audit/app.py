@@ -19,9 +19,8 @@ from services.audit.settings import AuditSettings
 from services.audit.sources import RegistrySource
 from services.audit.verify import DEFAULT_CHECKPOINT_EVERY, verify_log
 from services.common.errors import Invalid, Unavailable
-from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
-from services.common.web.api import build_api, server_app
+from services.common.web.api import build_api
 
 
 class Audit:
@@ -166,7 +165,8 @@ def create_app(
     settings: AuditSettings, *, subsidy_transport: httpx.BaseTransport | None = None
 ) -> FastAPI:
     """Wire the audit API over the live registry feed and the subsidy service."""
-    subsidy_token = settings.subsidy_token or settings.registry_token
+    registry_token = settings.registry_token.get_secret_value()
+    subsidy_token = settings.subsidy_token.get_secret_value() or registry_token
 
     def open_subsidy() -> httpx.Client:
         return httpx.Client(
@@ -176,7 +176,7 @@ def create_app(
             transport=subsidy_transport,
         )
 
-    policy = load_policy(settings.policy_file)
+    policy = settings.policy()
     app = build_api(
         title="Technology contract audit",
         description=(
@@ -191,18 +191,13 @@ def create_app(
         parameters={"year": {"minimum": policy.first_year, "examples": [policy.last_year]}},
     )
     app.state.audit = Audit(
-        lambda: RegistrySource(settings.registry_url, settings.registry_token),
+        lambda: RegistrySource(settings.registry_url, registry_token),
         open_subsidy,
         policy,
         settings.registry_url,
         settings.checkpoint_every,
     )
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """Factory for uvicorn: settings from the environment."""
-    return server_app(create_app, AuditSettings())
 
 
 def _encode_cursor(position: int, offset: int) -> str:

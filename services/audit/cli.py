@@ -255,7 +255,7 @@ def _refused(args: argparse.Namespace, source: LogSource) -> bool:
 
 def _replay(args: argparse.Namespace) -> int:
     from services.audit.replay import replay, replay_facts, until
-    from services.common.policy.loader import load_policy
+    from services.common.settings import PolicySettings
 
     source = BundleSource(args.bundle)
     if _refused(args, source):
@@ -269,7 +269,7 @@ def _replay(args: argparse.Namespace) -> int:
                 yield envelope
 
         facts = replay_facts(until(counted(), args.until, args.as_of))
-    result = replay(facts, load_policy())
+    result = replay(facts, PolicySettings().policy())
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out:
         args.out.write_text(text + "\n", "utf-8")
@@ -285,10 +285,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     from services.audit.findings import StaleHistory, subsidy_differences
     from services.audit.served import served_entitlements
-    from services.common.policy.loader import load_policy
+    from services.common.settings import PolicySettings
 
     token = required_token(args, "tcr audit compare")
-    policy = load_policy()
+    policy = PolicySettings().policy()
     source = BundleSource(args.bundle)
     if _refused(args, source):
         return 1
@@ -324,7 +324,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from services.audit.report import audit_report, write_report
-    from services.common.policy.loader import load_policy
+    from services.common.settings import PolicySettings
 
     with ExitStack() as stack:
         source = _open_source(args, stack)
@@ -334,7 +334,7 @@ def _report(args: argparse.Namespace) -> int:
                 report = audit_report(
                     source,
                     args.year,
-                    load_policy(),
+                    PolicySettings().policy(),
                     trusted=_trusted(args),
                     described_as=str(args.registry or args.bundle),
                     progress=bar.update,
@@ -365,6 +365,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from services.common.runtime import serve
+    from services.audit.app import create_app
+    from services.audit.settings import AuditSettings
+    from services.common.web.api import serve
 
-    return serve("services.audit.app:app_from_environment", args)
+    return serve(create_app, AuditSettings(), args)

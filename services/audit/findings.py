@@ -34,6 +34,7 @@ from services.common.money import format_fen
 from services.common.policy.engine import entitlements
 from services.common.policy.model import Contract, Facts, Policy
 from services.common.policy.present import entitlement_json
+from services.common.schemas import event_date_fields
 
 LATE_AFTER_DAYS = 90
 EVIDENCE_MIN_SHARE = Fraction(1, 2)
@@ -62,17 +63,8 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "unreadable_event": ("无法读取的条目", "unreadable log entry"),
 }
 
-# The field holding each event type's own date.
-EVENT_DATE_FIELD = {
-    "ContractRegistered": "registered_on",
-    "ContractAmended": "amended_on",
-    "ContractCancelled": "cancelled_on",
-    "InvoiceRecorded": "issued_on",
-    "InvoiceVoided": "voided_on",
-    "TransferProofRecorded": "paid_on",
-    "TransferProofWithdrawn": "withdrawn_on",
-    "BrokerFiled": "filed_on",
-}
+# The field holding each event type's own date, as the event schemas name it.
+EVENT_DATE_FIELD = event_date_fields()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ shell's history, so each command that needs one also reads it from a file or the
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 TOKEN_ENV = "TCR_TOKEN"
@@ -32,7 +31,10 @@ def add_token_options(parser: argparse.ArgumentParser, whose: str) -> None:
 
 def token_of(args: argparse.Namespace) -> str | None:
     """The token given by ``--token``, ``--token-file`` or ``$TCR_TOKEN``, in that order."""
-    given: str | None = args.token or args.token_from_file or os.environ.get(TOKEN_ENV) or None
+    from services.common.settings import TokenSettings  # here: `tcr --help` stays quick
+
+    from_env = TokenSettings().token.get_secret_value()
+    given: str | None = args.token or args.token_from_file or from_env or None
     return given.strip() if given is not None else None
 
 

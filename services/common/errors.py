@@ -1,13 +1,14 @@
-"""Errors every service reports the same way: a status and a JSON body naming field and rule."""
+"""The services' domain errors: each names the field and the rule it broke.
+
+They know nothing of HTTP: what a client is told for each (a status and a JSON body) is one
+table in ``services.common.web.errors``. A CLI or an import job catches them as they are.
+"""
 
 from __future__ import annotations
 
 
-class ApiError(Exception):
-    """Base of every error a service reports to a client."""
-
-    status = 400
-    code = "bad_request"
+class DomainError(Exception):
+    """Base of every refusal a service reports: nothing was done, and this is why."""
 
     def __init__(self, field: str | None, message: str, message_zh: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
@@ -16,46 +17,26 @@ class ApiError(Exception):
         self.message_zh = message_zh  # the same in Chinese, for the officers who read it
         self.index: int | None = None  # the command's index within a batch
 
-    def as_json(self) -> dict[str, object]:
-        """The JSON body a client receives."""
-        body: dict[str, object] = {"error": self.code, "field": self.field, "message": self.message}
-        if self.message_zh is not None:
-            body["message_zh"] = self.message_zh
-        if self.index is not None:
-            body["index"] = self.index
-        return body
+
+class Unauthenticated(DomainError):
+    """No credentials, or ones nobody was given."""
 
 
-class Unauthenticated(ApiError):
-    """No token, or one the tokens file does not know (HTTP 401)."""
-
-    status = 401
-    code = "unauthenticated"
+class Forbidden(DomainError):
+    """The principal may not do this."""
 
 
-class Forbidden(ApiError):
-    """The principal may not do this (HTTP 403)."""
-
-    status = 403
-    code = "forbidden"
+class NotFound(DomainError):
+    """The request names something the service does not hold."""
 
 
-class NotFound(ApiError):
-    """The request names something the service does not hold (HTTP 404)."""
-
-    status = 404
-    code = "not_found"
+class Invalid(DomainError):
+    """The request breaks a rule."""
 
 
-class Invalid(ApiError):
-    """The request breaks a rule (HTTP 422)."""
-
-    status = 422
-    code = "invalid"
+class Conflict(DomainError):
+    """The request collides with what is already stored."""
 
 
-class Unavailable(ApiError):
-    """The service could not do it now; nothing was changed, the client may retry (HTTP 503)."""
-
-    status = 503
-    code = "unavailable"
+class Unavailable(DomainError):
+    """The service could not do it now; nothing was changed, the caller may retry."""

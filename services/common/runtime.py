@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 log = logging.getLogger("tcr.runtime")
 
@@ -27,41 +26,6 @@ def settle_heap() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def serve(app_factory: str, args: Any) -> int:
-    """Serve an ASGI application factory (``module:function``) with the CLI's --host, --port,
-    --workers, --log-level and --no-access-log.
-
-    Uvicorn's own records go through our handler (JSON by default) and its access log stays
-    off: the application logs each request itself, with its id, route, principal and duration.
-    """
-    import uvicorn
-
-    from services.common.logs import configure_logging
-    from services.common.metrics import prepare_workers
-    from services.common.settings import LogSettings
-
-    if not getattr(args, "access_log", True):
-        os.environ["TCR_ACCESS_LOG"] = "false"  # the workers read their settings again
-    log_settings = LogSettings()
-    configure_logging(log_settings.log_format, access_log=log_settings.access_log)
-    workers = getattr(args, "workers", 1)
-    remove_metrics_folder = prepare_workers(workers)
-    try:
-        uvicorn.run(
-            app_factory,
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=workers,
-            log_level=args.log_level,
-            log_config=None,
-            access_log=False,
-        )
-    finally:
-        remove_metrics_folder()
-    return 0
 
 
 class LoopHalted(Exception):

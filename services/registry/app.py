@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.common.signing import load_or_create_key
-from services.common.web.api import build_api, server_app
+from services.common.web.api import build_api
 from services.registry.api.routes import router
 from services.registry.application import Registry
 from services.registry.settings import RegistrySettings
@@ -22,8 +22,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_url = settings.registry_database_url.get_secret_value()
         registry = Registry(
-            settings.registry_database_url,
+            database_url,
             max_group_events=settings.registry_max_group_events,
             signing_key=load_or_create_key(settings.signing_key_file),
             checkpoint_every=settings.checkpoint_every,
@@ -32,7 +33,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         app.state.registry = registry
         log.info(
             "registry ready: store %s, log head %d, tokens %s",
-            _redact(settings.registry_database_url),
+            _redact(database_url),
             registry.head(),
             settings.tokens_file,
         )
@@ -53,11 +54,6 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
     )
-
-
-def app_from_environment() -> FastAPI:
-    """Factory for uvicorn workers: settings from the environment."""
-    return server_app(create_app, RegistrySettings())
 
 
 def _redact(url: str) -> str:

@@ -27,12 +27,12 @@ from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
-from services.registry.event_store import FACTORY_TOPIC
-from services.registry.log import row_notification, unhashed_envelope
-from services.registry.migrations import claim_number_keys
+from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
+from services.registry.log import unhashed_envelope
+from services.registry.migrations import claim_number_keys, idempotency_receipts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
-from services.registry.writer import Answer, GroupCommitWriter, Submission
+from services.registry.writer import GroupCommitWriter, Receipt, Submission
 
 MAX_PAGE = 5000
 CHECKPOINT_POLL_SECONDS = 1.0
@@ -64,14 +64,15 @@ class Registry(Application[UUID]):
                 }
             )
             create_tables(self.engine)
-            self.events_table = self.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+            self.event_store = EventStore(self)
+            self.events_table = self.event_store.events
             claim_number_keys(self.engine, self.events_table, self.mapper)
+            idempotency_receipts(self.engine)
         # Open while the store is unreachable: writes and reads are then answered 503 at once.
         self.breaker = StoreBreaker(self.engine)
         self.writer = GroupCommitWriter(
-            self,
+            self.event_store,
             self.engine,
-            self.events_table,
             max_group_events=max_group_events,
             breaker=self.breaker,
         )
@@ -122,8 +123,7 @@ class Registry(Application[UUID]):
         self.breaker.stop()
         self.engine.dispose()
         super().close()
-        # The event store's own engine keeps pooled connections; release them too.
-        self.factory.datastore.engine.dispose()  # type: ignore[attr-defined]
+        self.event_store.close()
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -135,8 +135,9 @@ class Registry(Application[UUID]):
         batch: bool = False,
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
-    ) -> Future[Answer]:
-        """Queue commands to be stored together; the future holds the client's answer."""
+    ) -> Future[Receipt]:
+        """Queue commands to be stored together; the future holds their receipt, or the
+        domain error that refused them."""
         return self.writer.submit(
             Submission(principal, commands, batch, idempotency_key, request_sha256)
         )
@@ -224,7 +225,7 @@ class Registry(Application[UUID]):
             row = stored.get(link.position)
             if row is None:  # a chain entry without its event: verify names it
                 continue
-            envelope = unhashed_envelope(row_notification(row), self.mapper.transcoder)
+            envelope = unhashed_envelope(notification(row), self.mapper.transcoder)
             envelope["prev_hash"] = link.prev_hash
             envelope["hash"] = link.hash
             envelopes.append(envelope)

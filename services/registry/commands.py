@@ -1,4 +1,5 @@
-"""The registry's use cases: one handler per command, run inside a unit of work.
+"""The registry's use cases: one handler per command, run inside a unit of work, and the
+command table that declares each op once.
 
 A handler authorises the principal, loads or creates the aggregate, and calls one aggregate
 method, which checks the invariants and triggers one event. Arguments are already parsed:
@@ -15,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from services.common.tokens import Principal
+from services.registry.api import models as m
 from services.registry.domain import (
     Broker,
     Contract,
@@ -26,7 +28,7 @@ from services.registry.domain import (
 from services.registry.errors import Conflict, Forbidden, NotFound
 from services.registry.unit_of_work import UnitOfWork
 
-__all__ = ["HANDLERS", "Command", "Principal", "needs"]
+__all__ = ["COMMANDS", "HANDLERS", "Command", "CommandType", "Principal", "needs"]
 
 WRITER_ROLES = frozenset({"station", "bureau"})
 
@@ -122,37 +124,92 @@ def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, A
     return uow.add(ProvincialFunding(principal=who.name, **args))
 
 
-HANDLERS: dict[str, Handler] = {
-    "register_contract": register_contract,
-    "amend_contract": amend_contract,
-    "cancel_contract": cancel_contract,
-    "record_invoice": record_invoice,
-    "void_invoice": void_invoice,
-    "record_transfer_proof": record_transfer_proof,
-    "withdraw_transfer_proof": withdraw_transfer_proof,
-    "file_broker": file_broker,
-    "record_provincial_funding": record_provincial_funding,
-}
+@dataclass(frozen=True)
+class CommandType:
+    """One operation, declared once: what the API parses for it, what runs, what it records,
+    and what a group prefetches for it. Everything keyed by op or by event type derives from
+    :data:`COMMANDS`."""
+
+    request: type[m.Incoming]  # the API's body (services.registry.api.models)
+    path: tuple[str, ...]  # the route's path parameters, given as body fields in a batch
+    handler: Handler
+    aggregate: type[Aggregate]  # whose event it records
+    event: str  # the event type it records: the aggregate's ``@event`` name
+    subject: str  # the payload field that is the envelope's ``subject``
+    target: Callable[[dict[str, Any]], UUID]  # the aggregate it loads or creates
+    claims: tuple[tuple[str, str], ...] = ()  # (kind, argument): the unique numbers it claims
+
+
+def _contract(args: dict[str, Any]) -> UUID:
+    return contract_aggregate_id(args["registration_no"])
+
+
+def _broker(args: dict[str, Any]) -> UUID:
+    return broker_aggregate_id(args["broker_id"])
+
+
+def _funding(args: dict[str, Any]) -> UUID:
+    return funding_aggregate_id(args["credit_code"], args["year"], args["programme"])
+
+
+_NO = "registration_no"
+
+
+def _on_contract(
+    request: type[m.Incoming],
+    handler: Handler,
+    event: str,
+    path: tuple[str, ...] = (_NO,),
+    claims: tuple[tuple[str, str], ...] = (),
+) -> CommandType:
+    """An op on one contract: about its registration number, loading that contract."""
+    return CommandType(request, path, handler, Contract, event, _NO, _contract, claims)
+
+
+COMMANDS: dict[str, CommandType] = {
+    "register_contract": _on_contract(
+        m.ContractCreate, register_contract, "ContractRegistered", path=(),
+        claims=(("registration", "registration_no"),),
+    ),
+    "amend_contract": _on_contract(m.ContractAmendment, amend_contract, "ContractAmended"),
+    "cancel_contract": _on_contract(m.ContractCancellation, cancel_contract, "ContractCancelled"),
+    "record_invoice": _on_contract(
+        m.InvoiceCreate, record_invoice, "InvoiceRecorded", claims=(("invoice", "invoice_no"),)
+    ),
+    "void_invoice": _on_contract(
+        m.InvoiceVoid, void_invoice, "InvoiceVoided", path=(_NO, "invoice_no")
+    ),
+    "record_transfer_proof": _on_contract(
+        m.TransferProofCreate, record_transfer_proof, "TransferProofRecorded",
+        claims=(("serial", "serial_no"),),
+    ),
+    "withdraw_transfer_proof": _on_contract(
+        m.TransferProofWithdrawal, withdraw_transfer_proof, "TransferProofWithdrawn",
+        path=(_NO, "serial_no"),
+    ),
+    "file_broker": CommandType(
+        request=m.BrokerCreate, path=(), handler=file_broker,
+        aggregate=Broker, event="BrokerFiled", subject="broker_id", target=_broker,
+    ),
+    "record_provincial_funding": CommandType(
+        request=m.ProvincialFundingCreate, path=(), handler=record_provincial_funding,
+        aggregate=ProvincialFunding, event="ProvincialFundingRecorded", subject="credit_code",
+        target=_funding,
+    ),
+}  # fmt: skip
+
+# What the writer runs for each op (a dict of its own, so a test may wrap one handler).
+HANDLERS: dict[str, Handler] = {op: c.handler for op, c in COMMANDS.items()}
 
 
 def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
-    """The aggregates and claims a command will look up, so a group can fetch them at once."""
+    """The aggregates and claims a command will look up, so a group can fetch them at once;
+    nothing for an op the table does not hold (the writer refuses it)."""
+    declared = COMMANDS.get(command.op)
+    if declared is None:
+        return [], []
     args = command.args
-    if command.op == "file_broker":
-        return [broker_aggregate_id(args["broker_id"])], []
-    if command.op == "record_provincial_funding":
-        key = funding_aggregate_id(args["credit_code"], args["year"], args["programme"])
-        return [key], []
-    claim = (
-        [("invoice", args["invoice_no"])]
-        if command.op == "record_invoice"
-        else [("serial", args["serial_no"])]
-        if command.op == "record_transfer_proof"
-        else [("registration", args["registration_no"])]
-        if command.op == "register_contract"
-        else []
-    )
-    return [contract_aggregate_id(args["registration_no"])], claim
+    return [declared.target(args)], [(kind, args[name]) for kind, name in declared.claims]
 
 
 def _require_writer(who: Principal) -> None:

@@ -7,67 +7,38 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-import orjson
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
-from services.registry.domain import Broker, Contract, ProvincialFunding
+from services.registry.commands import COMMANDS
+from services.registry.event_store import decode_state
 
 _EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
 
 # Attributes of a stored event that belong to the envelope or the library, not the payload.
 _NOT_PAYLOAD = frozenset({"timestamp", "principal", "originator_topic", "class_version"})
 
-SUBJECT_FIELD = {
-    "ContractRegistered": "registration_no",
-    "ContractAmended": "registration_no",
-    "ContractCancelled": "registration_no",
-    "InvoiceRecorded": "registration_no",
-    "InvoiceVoided": "registration_no",
-    "TransferProofRecorded": "registration_no",
-    "TransferProofWithdrawn": "registration_no",
-    "BrokerFiled": "broker_id",
-    "ProvincialFundingRecorded": "credit_code",
-}
+# Each event type's subject field, and what it must be stored as: the event class's topic, and
+# for the event that creates an aggregate, the aggregate's topic. The topics steer replay yet lie
+# outside the hashed envelope, so verification checks them separately.
+SUBJECT_FIELD = {c.event: c.subject for c in COMMANDS.values()}
 EVENT_TYPES = tuple(SUBJECT_FIELD)
-
-# What each type must be stored as: the event class's topic, and for the event that creates an
-# aggregate, the aggregate's topic. These steer replay yet lie outside the hashed envelope, so
-# verification checks them separately.
-_CREATED_BY = {"ContractRegistered": Contract, "BrokerFiled": Broker}
-_CREATED_BY["ProvincialFundingRecorded"] = ProvincialFunding
 _STORED_AS: dict[str, tuple[str, str | None]] = {
-    name: (
-        get_topic(getattr(_CREATED_BY.get(name, Contract), name)),
-        get_topic(_CREATED_BY[name]) if name in _CREATED_BY else None,
+    c.event: (
+        get_topic(getattr(c.aggregate, c.event)),
+        get_topic(c.aggregate)
+        if issubclass(getattr(c.aggregate, c.event), Aggregate.Created)
+        else None,
     )
-    for name in EVENT_TYPES
+    for c in COMMANDS.values()
 }
 
 
 def event_type(topic: str) -> str:
     """The event type named by a stored event's topic (``module:Class.Event`` → ``Event``)."""
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-
-
-def decode_state(state: bytes, transcoder: Transcoder) -> dict[str, Any]:
-    """A stored event's attributes.
-
-    Our events hold only JSON values but the library's timestamp, so orjson reads them (the
-    library's transcoder, on the standard json module, was the feed's main cost) and the one
-    tagged value is converted here; anything else tagged goes through the transcoder.
-    """
-    if state.count(b'"_type_"') != 1:
-        decoded: dict[str, Any] = transcoder.decode(state)
-        return decoded
-    fast: dict[str, Any] = orjson.loads(state)
-    stamp = fast.get("timestamp")
-    if not isinstance(stamp, dict) or stamp.get("_type_") != "datetime_iso":
-        decoded = transcoder.decode(state)
-        return decoded
-    fast["timestamp"] = datetime.fromisoformat(stamp["_data_"])
-    return fast
 
 
 def unhashed_envelope(notification: Notification, transcoder: Transcoder) -> dict[str, Any]:
@@ -104,18 +75,6 @@ def recorded_instant(state: bytes, transcoder: Transcoder) -> datetime:
 def placed(position: int, draft: dict[str, Any]) -> dict[str, Any]:
     """A drafted envelope at its log position (the position first, as readers see it)."""
     return {"position": position, **draft}
-
-
-def row_notification(row: Any) -> Notification:
-    """The notification of a row selected from the events table (bytes whatever the driver)."""
-    state = row.state
-    return Notification(
-        id=row.id,
-        originator_id=row.originator_id,
-        originator_version=row.originator_version,
-        topic=row.topic,
-        state=bytes(state) if isinstance(state, memoryview) else state,
-    )
 
 
 def storage_problem(notification: Notification, transcoder: Transcoder) -> str | None:

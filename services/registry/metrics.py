@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import re
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from services.common.errors import DomainError
 from services.common.web.context import current
-
-if TYPE_CHECKING:
-    from services.registry.writer import Answer, Submission
+from services.common.web.refusals import refusal
 
 log = logging.getLogger("tcr.registry.refusals")
 
@@ -42,23 +41,23 @@ REFUSALS = Counter(
 CHECKPOINTS = Counter("tcr_registry_checkpoints_issued", "Signed checkpoints stored.")
 
 
-def watch(submission: Submission) -> None:
-    """Count and log the submission's answer when the writer gives it (call when queued, in
+def watch(future: Future[Any], principal: str) -> None:
+    """Count and log a submission's answer when the writer gives it (call when queued, in
     the request's context, whose id the log line then carries)."""
     request = current()
     request_id = request.request_id if request is not None else None
 
-    def answered(future: Future[Answer]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        answer = future.result()
-        if 400 <= answer.status < 500:
-            _refused(submission, answer.body, request_id)
+    def answered(done: Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()
+        if isinstance(error, DomainError):
+            status, body = refusal(error)
+            if 400 <= status < 500:
+                _refused(principal, body, request_id)
 
-    submission.future.add_done_callback(answered)
+    future.add_done_callback(answered)
 
 
-def _refused(submission: Submission, body: dict[str, Any], request_id: str | None) -> None:
+def _refused(principal: str, body: dict[str, object], request_id: str | None) -> None:
     error, field = str(body.get("error")), body.get("field")
     # Fields name the model's attributes; digits (a batch index, a list item) are folded so
     # that the series stay few whatever the requests.
@@ -73,15 +72,15 @@ def _refused(submission: Submission, body: dict[str, Any], request_id: str | Non
             "rule": error,
             "field": field,
             "index": body.get("index"),
-            "principal": submission.principal.name,
+            "principal": principal,
             "request_id": request_id,
         },
     )
 
 
-def group_done(group: list[Submission], seconds: float) -> None:
-    GROUP_SUBMISSIONS.observe(len(group))
-    GROUP_EVENTS.observe(sum(sub.event_count for sub in group))
+def group_done(submissions: int, events: int, seconds: float) -> None:
+    GROUP_SUBMISSIONS.observe(submissions)
+    GROUP_EVENTS.observe(events)
     GROUP_SECONDS.observe(seconds)
 
 

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import Mapper
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, inspect, select, text
 
 from services.registry.domain import Contract, number_key
-from services.registry.store import claims, migrations
+from services.registry.event_store import stored_event
+from services.registry.store import claims, idempotency, migrations
 
 log = logging.getLogger("tcr.registry")
 
@@ -46,7 +47,8 @@ def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> No
             .execution_options(yield_per=5000)
         )
         for row in registered:
-            number = _decoded(mapper, row).registration_no
+            registered_event: Any = mapper.to_domain_event(stored_event(row))
+            number = registered_event.registration_no
             _want(wanted, "registration", number, number)
         held = set()
         for kind in {kind for kind, _ in wanted}:
@@ -69,6 +71,19 @@ def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> No
     log.info("claimed the number keys of %d numbers stored before", len(new))
 
 
+def idempotency_receipts(engine: Engine) -> None:
+    """Idempotency rows kept an HTTP answer (``status``, ``body``); they keep the receipt now
+    (``result``). Every stored answer was a 201 whose body is the receipt, so the body becomes
+    the result as it is and the status goes: a key stored before is answered as it was."""
+    columns = {c["name"] for c in inspect(engine).get_columns(idempotency.name)}
+    if "status" not in columns:
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {idempotency.name} DROP COLUMN status"))
+        conn.execute(text(f"ALTER TABLE {idempotency.name} RENAME COLUMN body TO result"))
+    log.info("idempotency keys now keep receipts, not HTTP answers")
+
+
 def _want(wanted: dict[tuple[str, str], str], kind: str, number: str, owner: str) -> None:
     key = number_key(number)
     first = wanted.setdefault((kind, key), owner)
@@ -76,15 +91,3 @@ def _want(wanted: dict[tuple[str, str], str], kind: str, number: str, owner: str
         log.warning(
             "%s %s of %s is %s of %s but for case or width", kind, number, owner, key, first
         )
-
-
-def _decoded(mapper: Mapper[UUID], row: Any) -> Any:
-    state = row.state
-    return mapper.to_domain_event(
-        StoredEvent(
-            originator_id=row.originator_id,
-            originator_version=row.originator_version,
-            topic=row.topic,
-            state=bytes(state) if isinstance(state, memoryview) else state,
-        )
-    )

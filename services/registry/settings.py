@@ -4,30 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import SecretStr
+
+from services.common.settings import (
+    DatabaseUrl,
+    KafkaBootstrap,
+    Port,
+    PositiveInt,
+    TcrSettings,
+)
+
+DEFAULT_DATABASE_URL = SecretStr("sqlite:///var/registry.db")
 
 
-class RegistrySettings(BaseSettings):
+class RegistrySettings(TcrSettings):
     """The store, the tokens, the writer's group size, the checkpoint signing key and interval."""
 
-    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
-
-    registry_database_url: str = "sqlite:///var/registry.db"
+    registry_database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     tokens_file: Path = Path("var/tokens.toml")
-    registry_max_group_events: int = 2000
+    registry_max_group_events: PositiveInt = 2000
     signing_key_file: Path = Path("var/registry-signing-key.pem")
-    checkpoint_every: int = 1000
+    checkpoint_every: PositiveInt = 1000
 
 
-class RelaySettings(BaseSettings):
+class RelaySettings(TcrSettings):
     """The relay: the registry's store to follow, the Kafka topic to publish to, and where its
     metrics are served (``TCR_RELAY_METRICS_PORT``; unset, they are not)."""
 
-    model_config = SettingsConfigDict(env_prefix="TCR_", extra="ignore")
-
-    registry_database_url: str = "sqlite:///var/registry.db"
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    registry_database_url: DatabaseUrl = DEFAULT_DATABASE_URL
+    kafka_bootstrap: KafkaBootstrap = "127.0.0.1:9092"
     kafka_topic: str = "tcr.events"
-    kafka_partitions: int = 3
-    relay_metrics_port: int | None = None
+    kafka_partitions: PositiveInt = 3
+    relay_metrics_port: Port | None = None
     metrics_host: str = "127.0.0.1"

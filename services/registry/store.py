@@ -3,7 +3,8 @@
 - ``registry_chain``: one row per log entry: its hash and its predecessor's, its Merkle leaf.
 - ``registry_claims``: registration numbers, invoice numbers and bank serials, each unique
   across the whole registry under ``domain.number_key`` (case, width and spaces aside).
-- ``registry_idempotency``: the first answer to each (principal, Idempotency-Key).
+- ``registry_idempotency``: the receipt of the first request under each (principal,
+  Idempotency-Key): what its events' envelopes said, no HTTP status.
 - ``registry_relay``: the last log position the relay has published to Kafka.
 - ``registry_checkpoints``: signed Merkle tree heads over the log.
 - ``registry_merkle_nodes``: the root of every perfect subtree of the log's Merkle tree.
@@ -58,8 +59,7 @@ idempotency = Table(
     Column("principal", String(128), nullable=False),
     Column("key", String(256), nullable=False),
     Column("request_sha256", String(64), nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("body", LargeBinary, nullable=False),
+    Column("result", LargeBinary, nullable=False),  # the receipt, as JSON
     PrimaryKeyConstraint("principal", "key"),
 )
 

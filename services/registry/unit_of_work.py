@@ -18,15 +18,14 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper, StoredEvent
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns, one_of
 from services.registry.domain import number_key
 from services.registry.errors import Conflict
+from services.registry.event_store import EventStore, rebuilt
 from services.registry.store import claims
 
 A = TypeVar("A", bound=Aggregate)
@@ -88,13 +87,10 @@ class UnitOfWork:
     caller's transaction; if that rolls back, the unit of work is simply dropped.
     """
 
-    def __init__(
-        self, session: Session, events_table: Table, mapper: Mapper[UUID], cache: AggregateCache
-    ) -> None:
+    def __init__(self, session: Session, store: EventStore, cache: AggregateCache) -> None:
         self._session = session
         self._dialect = session.get_bind().dialect
-        self._events = events_table
-        self._mapper = mapper
+        self._store = store
         self._cache = cache
         self._aggregates: dict[UUID, Aggregate | None] = {}
         self._known_claims: dict[tuple[str, str], str] = {}
@@ -113,7 +109,7 @@ class UnitOfWork:
                 self._aggregates[aggregate_id] = cached
                 wanted.discard(aggregate_id)
         if wanted:
-            self._aggregates.update(self._load(wanted))
+            self._aggregates.update(self._store.load(self._session, wanted))
         by_kind: dict[str, set[str]] = defaultdict(set)
         for kind, number in claim_keys:
             key = number_key(number)
@@ -130,27 +126,6 @@ class UnitOfWork:
             held = {r.key: r.registration_no for r in rows}
             for key in keys:
                 self._known_claims[(kind, key)] = held.get(key, "")  # "": looked up, not held
-
-    def _load(self, aggregate_ids: set[UUID]) -> dict[UUID, Aggregate | None]:
-        e = self._events
-        rows = self._session.execute(
-            select(e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state)
-            .where(one_of(e.c.originator_id, aggregate_ids, self._dialect))
-            .order_by(e.c.originator_id, e.c.originator_version)
-        )
-        events: dict[UUID, list[Any]] = defaultdict(list)
-        for row in rows:
-            state = row.state
-            stored = StoredEvent(
-                originator_id=row.originator_id,
-                originator_version=row.originator_version,
-                topic=row.topic,
-                state=bytes(state) if isinstance(state, memoryview) else state,
-            )
-            events[row.originator_id].append(self._mapper.to_domain_event(stored))
-        return {
-            i: project_aggregate(None, events[i]) if i in events else None for i in aggregate_ids
-        }
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
         """The aggregate as this unit of work has made it, or None if it does not exist."""
@@ -229,18 +204,15 @@ class UnitOfWork:
             kept[aggregate_id] = list(pending[: len(pending) - undone])
             if current.version > len(pending):  # stored before this group
                 from_store.add(aggregate_id)
-        stored = self._load(from_store) if from_store else {}
+        stored = self._store.load(self._session, from_store) if from_store else {}
         for aggregate_id, events in kept.items():
             current = self._aggregates[aggregate_id]
             assert current is not None
             base = stored.get(aggregate_id)
             if (base.version if base else 0) != current.version - len(current.pending_events):
                 raise StaleAggregate(aggregate_id)
-            rebuilt = project_aggregate(base, events)
-            assert rebuilt is not None
             # The group's earlier events on it are still to be saved: pending, as they were.
-            rebuilt._pending_events.extend(events)
-            self._aggregates[aggregate_id] = rebuilt
+            self._aggregates[aggregate_id] = rebuilt(base, events)
 
     def release(self, savepoint: Savepoint) -> None:
         """The submission since ``savepoint`` stands; nothing of it will be undone."""

@@ -11,29 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, Transcoder, UUIDAsHex
-from sqlalchemy import Column, Engine, LargeBinary, MetaData, Table, Text, func, select
-from sqlalchemy_utils.types.uuid import UUIDType  # type: ignore[import-untyped]
+from eventsourcing.persistence import Transcoder
+from sqlalchemy import Engine, Table, func, select
 
-from services.common.db import BIGINT, make_read_only_engine
+from services.common.db import make_read_only_engine
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import leaf_hash
-from services.registry.event_store import OrjsonTranscoder
-from services.registry.log import row_notification, storage_problem, unhashed_envelope
+from services.registry.event_store import EVENTS_TABLE, notification, registry_transcoder
+from services.registry.log import storage_problem, unhashed_envelope
 from services.registry.store import chain
-
-# The event store's table, as eventsourcing-sqlalchemy's StoredEventRecord declares it for the
-# application named registry: declared, not reflected (SQLite's reflected types do not decode
-# the UUIDs), and never created from here.
-EVENTS_TABLE = Table(
-    "registry_events",
-    MetaData(),
-    Column("id", BIGINT, primary_key=True),
-    Column("originator_id", UUIDType(), nullable=False),
-    Column("originator_version", BIGINT, nullable=False),
-    Column("topic", Text(), nullable=False),
-    Column("state", LargeBinary(), nullable=False),
-)
 
 
 def verify_chain(
@@ -95,16 +81,6 @@ def verify_read_only(database_url: str, batch_size: int = 5000) -> Iterator[dict
         engine.dispose()
 
 
-def registry_transcoder() -> Transcoder:
-    """The transcoder the registry application decodes its events with."""
-    transcoder = OrjsonTranscoder()
-    # The transcodings eventsourcing's Application.register_transcodings gives every
-    # application; the registry adds none.
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    return transcoder
-
-
 def _chain_problem(row: Any, prev: str, transcoder: Transcoder) -> str | None:
     if row.id is None:
         return "the chain records an entry whose event is missing"
@@ -112,10 +88,10 @@ def _chain_problem(row: Any, prev: str, transcoder: Transcoder) -> str | None:
         return "the event has no chain entry"
     if row.prev_hash != prev:
         return "prev_hash does not match the hash of the entry before it"
-    notification = row_notification(row)
+    stored = notification(row)
     try:
-        envelope = unhashed_envelope(notification, transcoder)
-        misfiled = storage_problem(notification, transcoder)
+        envelope = unhashed_envelope(stored, transcoder)
+        misfiled = storage_problem(stored, transcoder)
     except Exception as exc:  # a row altered so far that it no longer decodes
         return f"the stored event does not decode ({type(exc).__name__})"
     if misfiled is not None:

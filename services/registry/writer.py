@@ -5,20 +5,23 @@ the event store's table lock). The writer takes every submission waiting in its 
 them one after another against one unit of work, and commits them together: the events, the
 claims, the hash chain and the idempotency records of the whole group in one transaction.
 
-A submission that breaks a rule is undone in memory (a savepoint of the unit of work) and
-answered with its error once the group has committed; the rest of the group goes on as it was,
-so a refusal costs its neighbours nothing. A transaction that loses a race with another process
-(a version or claim conflict) is retried submission by submission.
+Each submission's future holds its receipt (what its recorded envelopes say about it) or the
+domain error that refused it: the writer speaks no HTTP. A submission that breaks a rule is
+undone in memory (a savepoint of the unit of work) and refused once the group has committed;
+the rest of the group goes on as it was, so a refusal costs its neighbours nothing. A
+transaction that loses a race with another process (a version or claim conflict) is retried
+submission by submission.
 
 A COMMIT that fails has an unknown outcome: the server may have committed before the
 connection dropped. The writer then finds out on a fresh connection, once the failed
 transaction has ended, whether its first event is stored at the position the store gave it
 (positions come from a sequence: no other transaction is given the same one). Committed, each
-submission gets the answer it was going to get; not committed, the group is run again. Only if
-the store cannot be asked is the answer a 503 that says so. Nothing is ever stored twice.
+submission gets the receipt it was going to get; not committed, the group is run again. Only if
+the store cannot be asked is the answer :class:`Unavailable`, saying so. Nothing is ever stored
+twice.
 
-While the store is unreachable (the breaker is open) submissions are answered 503 at once,
-queued or not, instead of each being retried against a store that is not there.
+While the store is unreachable (the breaker is open) submissions are refused as unavailable at
+once, queued or not, instead of each being retried against a store that is not there.
 """
 
 from __future__ import annotations
@@ -33,12 +36,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import eventsourcing.domain
 import orjson
 import sqlalchemy.exc
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError as StoreIntegrityError
-from sqlalchemy import Engine, Table, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns
@@ -48,8 +48,8 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
-from services.registry.errors import Conflict, RegistryError
-from services.registry.event_store import GroupRecorder, restamped
+from services.registry.errors import Conflict, InvalidCommand, RegistryError
+from services.registry.event_store import INTEGRITY_ERRORS, EventStore, library_now, restamped
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
@@ -70,31 +70,32 @@ class _OutcomeUnknown(Exception):
 
 
 _RACES = (
-    StoreIntegrityError,
-    sqlalchemy.exc.IntegrityError,
+    *INTEGRITY_ERRORS,
     sqlalchemy.exc.OperationalError,
     StaleAggregate,
     _NotCommitted,
 )
-OUTCOME_UNKNOWN = Unavailable(
-    None,
-    "the store lost the connection while committing and could not be asked whether the write "
-    "was stored: outcome unknown, retry with the same Idempotency-Key",
-)
+
+
+def outcome_unknown() -> Unavailable:
+    """The refusal of a submission whose COMMIT failed and whose outcome could not be learnt."""
+    return Unavailable(
+        None,
+        "the store lost the connection while committing and could not be asked whether the "
+        "write was stored: outcome unknown, retry with the same Idempotency-Key",
+    )
 
 
 def clock() -> datetime:
-    """Now, by the event library's clock (in its TZINFO), the one its events are stamped by."""
-    # Looked up at each call, so that whoever sets the library's clock sets the writer's too.
-    return eventsourcing.domain.datetime_now_with_tzinfo()
+    """Now, by the event library's clock, the one its events are stamped by."""
+    return library_now()
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What a client is told: an HTTP status and a JSON body."""
-
-    status: int
-    body: dict[str, Any]
+# What a stored submission's events say about it: for one command, its event's position,
+# event_id, type, subject, recorded_at and hash; for a batch, the first and last positions and
+# the count. The result an idempotency key keeps, and what its retry is given again.
+Receipt = dict[str, Any]
+_RECEIPT_FIELDS = ("position", "event_id", "type", "subject", "recorded_at", "hash")
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Submission:
     batch: bool = False
     idempotency_key: str | None = None
     request_sha256: str | None = None
-    future: Future[Answer] = field(default_factory=Future)
+    future: Future[Receipt] = field(default_factory=Future)
 
     @property
     def event_count(self) -> int:
@@ -129,19 +130,14 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        app: Application[Any],
+        store: EventStore,
         engine: Engine,
-        events_table: Table,
         *,
         max_group_events: int = 2000,
         breaker: StoreBreaker | None = None,
     ) -> None:
-        if not isinstance(app.recorder, GroupRecorder):
-            raise TypeError("the registry's writer needs the group recorder (RegistryFactory)")
-        self._app = app
-        self._recorder = app.recorder
+        self._event_store = store
         self._engine = engine
-        self._events_table = events_table
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
         self._breaker = breaker or StoreBreaker(engine)
@@ -160,11 +156,12 @@ class GroupCommitWriter:
             self._thread.join()
             self._started = False
 
-    def submit(self, submission: Submission) -> Future[Answer]:
-        """Queue a submission; its future holds the answer once the group has committed."""
+    def submit(self, submission: Submission) -> Future[Receipt]:
+        """Queue a submission; once its group has committed, its future holds its receipt or
+        the domain error that refused it."""
         if not self._started:
             raise RuntimeError("writer not started")
-        metrics.watch(submission)
+        metrics.watch(submission.future, submission.principal.name)
         if self._breaker.open:
             _answer_unreachable([submission])
         else:
@@ -199,7 +196,9 @@ class GroupCommitWriter:
                 for sub in group:
                     if not sub.future.done():
                         sub.future.set_exception(exc)
-            metrics.group_done(group, time.perf_counter() - started)
+            metrics.group_done(
+                len(group), sum(s.event_count for s in group), time.perf_counter() - started
+            )
             if stop:
                 return
 
@@ -248,19 +247,22 @@ class GroupCommitWriter:
             "submission by %s failed after %d attempts: %s", sub.principal.name, RACE_RETRIES, last
         )
         # Races are resolved by re-running; one that persists is a fault, not the client's.
-        error = Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
-        sub.future.set_result(Answer(error.status, error.as_json()))
+        sub.future.set_exception(
+            Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
+        )
 
     def _run_group(self, group: list[Submission]) -> None:
-        """Run and commit a group; rule-breaking submissions are answered and dropped."""
-        for sub, answer in self._transaction(group):
-            sub.future.set_result(answer)
+        """Run and commit a group; rule-breaking submissions are refused and dropped."""
+        for sub, outcome in self._transaction(group):
+            _resolve(sub, outcome)
 
-    def _transaction(self, group: list[Submission]) -> list[tuple[Submission, Answer]]:
+    def _transaction(
+        self, group: list[Submission]
+    ) -> list[tuple[Submission, Receipt | RegistryError]]:
         session = Session(self._engine)
         try:
             session.begin()
-            uow = UnitOfWork(session, self._events_table, self._app.mapper, self._cache)
+            uow = UnitOfWork(session, self._event_store, self._cache)
             wanted_ids, wanted_claims = [], []
             for sub in group:
                 for command in sub.commands:
@@ -268,12 +270,12 @@ class GroupCommitWriter:
                     wanted_ids += ids
                     wanted_claims += keys
             uow.prefetch(wanted_ids, wanted_claims)
-            outcomes: list[tuple[Submission, Answer | Submission | list[tuple[Any, int]]]] = []
+            outcomes: list[tuple[Submission, Receipt | Submission | list[tuple[Any, int]]]] = []
             keyed: dict[tuple[str, str], Submission] = {}
             # Answered with the group, once it has committed: a refusal may rest on what an
             # earlier submission of the group did, and a flood of refusals then gets no more
             # than one answer per connection and group, like everyone else.
-            refusals: list[tuple[Submission, Answer]] = []
+            refusals: list[tuple[Submission, Receipt | RegistryError]] = []
             for sub in group:
                 try:
                     earlier = self._earlier(session, sub, keyed)
@@ -284,28 +286,27 @@ class GroupCommitWriter:
                 except _Rejected as rejected:
                     if keyed.get(_key(sub)) is sub:
                         del keyed[_key(sub)]  # a same-key neighbour runs on its own
-                    refusals.append((sub, Answer(rejected.error.status, rejected.error.as_json())))
+                    refusals.append((sub, rejected.error))
 
             envelopes, first = self._store(session, uow)
-            answers: dict[int, Answer] = {}
+            receipts: dict[int, Receipt] = {}
             for sub, outcome in outcomes:
-                if isinstance(outcome, Answer):
-                    answer = outcome
+                if isinstance(outcome, dict):
+                    kept = outcome
                 elif isinstance(outcome, Submission):
-                    answer = answers[id(outcome)]  # a retry racing its original, same group
+                    kept = receipts[id(outcome)]  # a retry racing its original, same group
                 else:
-                    answer = _answer(sub, [envelopes[key] for key in outcome])
+                    kept = receipt(sub, [envelopes[key] for key in outcome])
                     if sub.idempotency_key is not None:
                         session.execute(
                             insert(idempotency).values(
                                 principal=sub.principal.name,
                                 key=sub.idempotency_key,
                                 request_sha256=sub.request_sha256,
-                                status=answer.status,
-                                body=orjson.dumps(answer.body),
+                                result=orjson.dumps(kept),
                             )
                         )
-                answers[id(sub)] = answer
+                receipts[id(sub)] = kept
             session.flush()  # from here on, a failure is the COMMIT's own
             try:
                 session.commit()
@@ -316,8 +317,8 @@ class GroupCommitWriter:
                 try:
                     committed = self._was_committed(*first)
                 except _OutcomeUnknown:
-                    for sub, answer in refusals:  # refused either way
-                        sub.future.set_result(answer)
+                    for sub, error in refusals:  # refused either way
+                        _resolve(sub, error)
                     raise
                 if not committed:
                     raise _NotCommitted(str(exc)) from exc
@@ -325,7 +326,7 @@ class GroupCommitWriter:
         finally:
             session.close()
         uow.committed()
-        return [(sub, answers[id(sub)]) for sub, _ in outcomes] + refusals
+        return [(sub, receipts[id(sub)]) for sub, _ in outcomes] + refusals
 
     def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
         """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
@@ -333,7 +334,10 @@ class GroupCommitWriter:
         produced: list[tuple[Any, int]] = []
         for index, command in enumerate(sub.commands):
             try:
-                aggregate = HANDLERS[command.op](uow, sub.principal, command.args)
+                handler = HANDLERS.get(command.op)
+                if handler is None:  # only a caller other than the API can name one
+                    raise InvalidCommand("op", f"no such operation: {command.op}")
+                aggregate = handler(uow, sub.principal, command.args)
             except RegistryError as error:
                 if sub.batch:
                     error.index = index
@@ -351,14 +355,14 @@ class GroupCommitWriter:
         way or the other. Positions come from a sequence, never given twice; the stored bytes
         are compared too, for a store (SQLite) that may reuse the position of a rollback.
         Raises :class:`_OutcomeUnknown` when the store cannot be asked."""
-        events = self._events_table
+        events = self._event_store.events
         deadline = time.monotonic() + OUTCOME_LOOKUP_SECONDS
         while True:
             try:
                 with Session(self._engine) as session, session.begin():
                     if session.get_bind().dialect.name == "postgresql":
                         session.execute(text("SET LOCAL lock_timeout = '2s'"))
-                    self._recorder.lock(session)
+                    self._event_store.lock(session)
                     row = session.execute(
                         select(
                             events.c.originator_id, events.c.originator_version, events.c.state
@@ -380,8 +384,8 @@ class GroupCommitWriter:
 
     def _earlier(
         self, session: Session, sub: Submission, keyed: dict[tuple[str, str], Submission]
-    ) -> Answer | Submission | None:
-        """The answer an idempotency key already has: stored, or that of an earlier submission
+    ) -> Receipt | Submission | None:
+        """The receipt an idempotency key already has: stored, or that of an earlier submission
         in this group with the same key; None for a key not seen (or no key)."""
         if sub.idempotency_key is None:
             return None
@@ -395,7 +399,7 @@ class GroupCommitWriter:
                 raise reused
             return first
         row = session.execute(
-            select(idempotency.c.request_sha256, idempotency.c.status, idempotency.c.body).where(
+            select(idempotency.c.request_sha256, idempotency.c.result).where(
                 idempotency.c.principal == sub.principal.name,
                 idempotency.c.key == sub.idempotency_key,
             )
@@ -404,7 +408,8 @@ class GroupCommitWriter:
             return None
         if row.request_sha256 != sub.request_sha256:
             raise reused
-        return Answer(row.status, orjson.loads(row.body))
+        kept: Receipt = orjson.loads(row.result)
+        return kept
 
     def _store(
         self, session: Session, uow: UnitOfWork
@@ -414,13 +419,13 @@ class GroupCommitWriter:
         if not uow.events:
             return {}, None
         uow.flush_claims()
-        mapper = self._app.mapper
+        mapper = self._event_store.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
         stored = [mapper.to_stored_event(e) for e in uow.events]
         drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
-        self._recorder.lock(session)
+        self._event_store.lock(session)
         # The last link, then its event: with the limit inside, no plan joins the whole tables.
         link = (
             select(chain.c.position, chain.c.hash, chain.c.leaf_index)
@@ -428,7 +433,7 @@ class GroupCommitWriter:
             .limit(1)
             .subquery()
         )
-        events = self._events_table
+        events = self._event_store.events
         last = session.execute(
             select(link.c.hash, link.c.leaf_index, events.c.state).outerjoin(
                 events, events.c.id == link.c.position
@@ -446,8 +451,7 @@ class GroupCommitWriter:
         recorded_text = format_instant(recorded_at)
         for draft in drafts:
             draft["recorded_at"] = recorded_text
-        positions = self._recorder.insert_events(stored, session=session)
-        assert positions is not None and list(positions) == sorted(positions), positions
+        positions = self._event_store.insert(session, stored)
         envelopes = list(
             chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
         )
@@ -473,28 +477,29 @@ def _key(sub: Submission) -> tuple[str, str]:
     return (sub.principal.name, sub.idempotency_key or "")
 
 
+def _resolve(sub: Submission, outcome: Receipt | RegistryError) -> None:
+    if isinstance(outcome, RegistryError):
+        sub.future.set_exception(outcome)
+    else:
+        sub.future.set_result(outcome)
+
+
 def _answer_unreachable(group: list[Submission]) -> None:
-    error = store_unavailable()
     for sub in group:
         if not sub.future.done():
-            sub.future.set_result(Answer(error.status, error.as_json()))
+            sub.future.set_exception(store_unavailable())
 
 
 def _answer_unknown(group: list[Submission]) -> None:
     for sub in group:
         if not sub.future.done():
-            sub.future.set_result(Answer(OUTCOME_UNKNOWN.status, OUTCOME_UNKNOWN.as_json()))
+            sub.future.set_exception(outcome_unknown())
 
 
-def _answer(sub: Submission, envelopes: list[dict[str, Any]]) -> Answer:
+def receipt(sub: Submission, envelopes: list[dict[str, Any]]) -> Receipt:
+    """What a submission's recorded envelopes say about it (see :data:`Receipt`)."""
     if sub.batch:
         positions = [e["position"] for e in envelopes]
-        return Answer(201, {"positions": [positions[0], positions[-1]], "count": len(positions)})
+        return {"positions": [positions[0], positions[-1]], "count": len(positions)}
     (envelope,) = envelopes
-    return Answer(
-        201,
-        {
-            k: envelope[k]
-            for k in ("position", "event_id", "type", "subject", "recorded_at", "hash")
-        },
-    )
+    return {k: envelope[k] for k in _RECEIPT_FIELDS}

@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
-from services.common.policy.loader import load_policy
-from services.common.web.api import build_api, server_app
+from services.common.web.api import build_api
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
 from services.subsidy.feed import CachedHead, RegistryFeed
@@ -25,12 +24,13 @@ log = logging.getLogger("tcr.subsidy")
 
 def create_app(settings: SubsidySettings) -> FastAPI:
     """Wire the finance API over the subsidy store; opened at start-up, closed at shutdown."""
-    policy = load_policy(settings.policy_file)
+    policy = settings.policy()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EntryStore(settings.subsidy_database_url, policy)
-        feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=2.0)
+        store = EntryStore(settings.subsidy_database_url.get_secret_value(), policy)
+        token = settings.registry_token.get_secret_value()
+        feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
         app.state.subsidy = Subsidy(store, policy, CachedHead(feed))
         log.info("finance API ready: applied position %d", store.head().position)
         try:
@@ -60,17 +60,13 @@ def create_app(settings: SubsidySettings) -> FastAPI:
     )
 
 
-def app_from_environment() -> FastAPI:
-    """Factory for uvicorn: settings from the environment."""
-    return server_app(create_app, SubsidySettings())
-
-
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:
     """The consumer side: Kafka and the registry feed into the subsidy store."""
-    store = EntryStore(settings.subsidy_database_url, load_policy(settings.policy_file))
+    store = EntryStore(settings.subsidy_database_url.get_secret_value(), settings.policy())
     # A registry that hangs holds the loop (Kafka included) for at most this long; a page of
     # 5,000 entries takes well under a second.
-    feed = RegistryFeed(settings.registry_url, settings.registry_token, timeout=10.0)
+    token = settings.registry_token.get_secret_value()
+    feed = RegistryFeed(settings.registry_url, token, timeout=10.0)
     factory: Callable[[], KafkaConsumer] = partial(
         make_consumer, settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_group
     )

@@ -211,7 +211,8 @@ class Subsidy:
         }
 
     def health(self) -> dict[str, Any]:
-        """How far the store reaches, and how far behind the registry it is."""
+        """How far the store reaches, how far behind the registry it is, and how many entries
+        it skipped as being of event types it does not know."""
         head = self._store.head()
         registry_head = self._registry_head()
         lag_events = max(registry_head - head.position, 0) if registry_head is not None else None
@@ -232,6 +233,7 @@ class Subsidy:
             "registry_head": registry_head,
             "lag_events": lag_events,
             "lag_seconds": lag_seconds,
+            "skipped_events": self._store.skipped_events(),
         }
 
     # -- internals ----------------------------------------------------------------------------

@@ -7,6 +7,8 @@ answers wrongly when several records share a batch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge
 
 APPLIED = Gauge("tcr_consumer_applied_position", "The subsidy store's applied log position.")
@@ -16,6 +18,12 @@ DELIVERED = Counter(
     "tcr_consumer_delivered_events", "Envelopes handed to the store, by source (kafka, feed).",
     ["source"],
 )  # fmt: skip
+
+SKIPPED = Counter(
+    "tcr_consumer_skipped_events",
+    "Entries of event types this consumer does not know, applied as nothing, by type.",
+    ["type"],
+)
 
 _known = {"head": 0, "applied": 0}
 
@@ -35,3 +43,9 @@ def registry_head(head: int) -> None:
 
 def delivered(source: str, count: int) -> None:
     DELIVERED.labels(source).inc(count)
+
+
+def skipped(by_type: Mapping[str, int]) -> None:
+    """Entries of unknown types were applied as nothing (committed)."""
+    for kind, count in by_type.items():
+        SKIPPED.labels(kind).inc(count)

@@ -11,6 +11,7 @@ the run writes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -159,7 +160,7 @@ class Projection:
     new_funding: set[tuple[str, int]] = field(default_factory=set)
     # (party, role) → contract numbers: who is seller or broker where, added by this run.
     new_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    skipped: int = 0  # entries of types this reader does not know
+    skipped: Counter[str] = field(default_factory=Counter)  # types this reader does not know
     _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
     _funded: set[tuple[str, int]] = field(default_factory=set)
     _funding_known: set[str] = field(default_factory=set)
@@ -201,7 +202,7 @@ class Projection:
     def apply(self, envelope: Mapping[str, Any]) -> None:
         position, kind, p = int(envelope["position"]), envelope["type"], envelope["payload"]
         if kind not in KNOWN_EVENTS:
-            self.skipped += 1
+            self.skipped[kind] += 1
             return
         if kind == "BrokerFiled":
             broker_id = p["broker_id"]

@@ -12,6 +12,7 @@ once: one at or below the head changes nothing.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, delete, select, update
+from sqlalchemy import Engine, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -28,6 +29,7 @@ from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
+from services.subsidy import metrics
 from services.subsidy import tables as t
 from services.subsidy.projection import (
     BrokerFacts,
@@ -68,7 +70,7 @@ class EntryStore:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_head = insert(t.head).on_conflict_do_nothing(index_elements=["id"])
         self._insert_pending = insert(t.pending).on_conflict_do_nothing(index_elements=["position"])
-        self.skipped = 0  # entries of types this reader does not know, since start
+        self._insert_skipped = insert(t.skipped).on_conflict_do_nothing(index_elements=["type"])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -112,6 +114,13 @@ class EntryStore:
             ).scalar()
         return max(int(waiting or 0), self.head().position)
 
+    def skipped_events(self) -> int:
+        """How many applied entries were of types this projection does not know."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.sum(t.skipped.c.entries), 0))).scalar_one()
+            )
+
     def first_recorded_after(self, position: int) -> str | None:
         """When the first entry waiting beyond ``position`` was recorded, if one is waiting."""
         query = (
@@ -126,6 +135,7 @@ class EntryStore:
 
     def add(self, envelopes: Sequence[dict[str, Any]]) -> Head:
         """Apply the entries that extend the chain, keep those beyond a hole, and move the head."""
+        skipped: Counter[str] = Counter()
         with self.engine.begin() as conn:
             conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
             lock = select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at).where(
@@ -154,7 +164,7 @@ class EntryStore:
                 run.append(envelope)
                 position, hash_, recorded_at = at, envelope["hash"], envelope["recorded_at"]
             if run:
-                self._apply(conn, run)
+                skipped = self._apply(conn, run)
                 conn.execute(
                     update(t.head)
                     .where(t.head.c.id == 1)
@@ -176,11 +186,27 @@ class EntryStore:
                         for e in later
                     ],
                 )
+        if skipped:  # counted once committed
+            metrics.skipped(skipped)
+            log.warning(
+                "skipped entries of event types this subsidy service does not know (%s): "
+                "upgrade it to apply them",
+                ", ".join(f"{kind} ×{count}" for kind, count in sorted(skipped.items())),
+            )
         return Head(position, hash_, recorded_at)
 
-    def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> None:
+    def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> Counter[str]:
+        """Apply a run of entries; the entries of each type the projection skipped."""
         projection = Projection(StoredRows(conn), self.policy).apply_all(run)
-        self.skipped += projection.skipped
+        if projection.skipped:
+            last = {e["type"]: int(e["position"]) for e in run if e["type"] in projection.skipped}
+            for kind, count in projection.skipped.items():
+                conn.execute(self._insert_skipped.values(type=kind, entries=0, last_position=0))
+                conn.execute(
+                    update(t.skipped)
+                    .where(t.skipped.c.type == kind)
+                    .values(entries=t.skipped.c.entries + count, last_position=last[kind])
+                )
         insert_columns(
             conn,
             t.log,
@@ -195,10 +221,11 @@ class EntryStore:
         _write_versions(conn, t.claims, projection.claims, _claim_columns)
         _write_versions(conn, t.entitlements, projection.entitlements, _entitlement_columns)
         _write_versions(conn, t.totals, projection.totals, _total_columns)
+        return projection.skipped
 
 
 def _clear(conn: Connection) -> None:
-    for table in (*t.PROJECTION_TABLES, t.log, t.pending, t.head):
+    for table in (*t.PROJECTION_TABLES, t.log, t.pending, t.skipped, t.head):
         conn.execute(delete(table))
 
 

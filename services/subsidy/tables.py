@@ -60,6 +60,17 @@ log = Table(
     Index("subsidy_log_subject", "subject", "position"),
 )
 
+# Entries of types this projection does not know (a newer registry's), applied as nothing and
+# counted, by type: the health answer says how many, so the consumer is upgraded. A store older
+# than the table gains it empty.
+skipped = Table(
+    "subsidy_skipped",
+    metadata,
+    Column("type", String(64), primary_key=True),
+    Column("entries", BIGINT, nullable=False),
+    Column("last_position", BIGINT, nullable=False),
+)
+
 # Entries that arrived beyond a hole in the chain, whole, until the hole is filled.
 pending = Table(
     "subsidy_pending",

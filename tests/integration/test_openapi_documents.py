@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.registry.api import models as m
+from services.registry.api.batch import BatchCreate
 from tests.conftest import Tokens
 from tests.integration.test_error_shape import SERVICES
 
@@ -96,7 +97,7 @@ def test_the_documented_examples_are_accepted_as_they_stand(
     no = m.EXAMPLE_REGISTRATION_NO
     bureau = tokens.header("bureau")
     posts = [
-        ("/v1/batch", m.BatchCreate),
+        ("/v1/batch", BatchCreate),
         ("/v1/brokers", m.BrokerCreate),
         ("/v1/provincial-funding", m.ProvincialFundingCreate),
         (f"/v1/contracts/{no}/transfer-proofs", m.TransferProofCreate),

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, create_engine, text
 from services.common.envelope import GENESIS_HASH
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
-from services.registry.writer import Answer
+from tests.support.answers import Answer, answered
 from tests.support.parties import LOCAL_ENTERPRISE, UNIVERSITY
 
 STATION = Principal("station-s1", "station", "S1")
@@ -59,8 +59,7 @@ def register(registry: Registry, registration_no: str) -> None:
         "technology_amount_fen": CONTRACT_FEN,
         "related_party": False,
     }
-    answer = registry.submit(STATION, [Command("register_contract", args)]).result(ANSWER_TIMEOUT)
-    assert answer.status == 201, answer
+    registry.submit(STATION, [Command("register_contract", args)]).result(ANSWER_TIMEOUT)
 
 
 def invoice(registration_no: str, invoice_no: str, amount_fen: int = TENTH_FEN) -> Command:
@@ -87,7 +86,7 @@ def submit_all_at_once(
         registry, commands = target
         start.wait()
         future = registry.submit(STATION, commands, batch=len(commands) > 1)
-        return future.result(ANSWER_TIMEOUT)
+        return answered(future, ANSWER_TIMEOUT)
 
     with ThreadPoolExecutor(max_workers=len(targets)) as pool:
         return list(pool.map(one, targets))
@@ -266,19 +265,19 @@ def test_a_refused_submission_whose_group_then_loses_a_race_is_answered_once(
                 refused = registry.submit(STATION, [invoice("R1", "INV-BIG", CONTRACT_FEN + 1)])
                 racing = registry.submit(STATION, [invoice("R1", "INV-X")])
                 table_lock.commit()
-                assert first.result(ANSWER_TIMEOUT).status == 201
+                first.result(ANSWER_TIMEOUT)
                 # The group [refused, racing]: racing blocks on the claim, refused waits for
                 # the group's commit to be answered.
                 wait_for_the_writer_to_block(watch, "INSERT INTO %registry_claims")
                 assert not refused.done()
                 other_process.commit()
 
-                answer = racing.result(ANSWER_TIMEOUT)
+                outcome = answered(racing, ANSWER_TIMEOUT)
                 # The group lost the race; each was run again alone and answered once.
-                assert refused.result(ANSWER_TIMEOUT).status == 422
+                assert answered(refused, ANSWER_TIMEOUT).status == 422
 
-            assert answer.status == 409, answer
-            assert answer.body["field"] == "invoice_no"
+            assert outcome.status == 409, outcome
+            assert outcome.body["field"] == "invoice_no"
             assert [i["invoice_no"] for i in registry.contract("R1")["invoices"]] == ["INV-0"]
             assert_one_intact_chain(registry, expected_entries=3)
     finally:

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
@@ -30,6 +31,8 @@ from tests.support.parties import (
 
 NO = contract_body()["registration_no"]
 KEY = {"Idempotency-Key": "retry-0001"}
+LATER_KEY = {"Idempotency-Key": "retry-0002"}
+BATCH_KEY = {"Idempotency-Key": "retry-0003"}
 
 # Each write, keyed, against the default contract (which already has INV-1 and BANK-1).
 KEYED_WRITES = [
@@ -90,7 +93,11 @@ def with_evidence(client: TestClient) -> str:
 @pytest.fixture
 def open_registry(database_url: str, tokens: Tokens) -> Callable[[], TestClient]:
     """Builds a new registry application over the same store and tokens: a restart."""
-    settings = RegistrySettings(registry_database_url=database_url, tokens_file=tokens.path)
+    settings = RegistrySettings(
+        registry_database_url=database_url,
+        tokens_file=tokens.path,
+        signing_key_file=tokens.path.with_name("signing-key.pem"),
+    )
 
     def open_() -> TestClient:
         return TestClient(create_app(settings), headers=tokens.header("station"))
@@ -285,3 +292,47 @@ def test_a_key_survives_a_restart_of_the_registry(
         assert (retry.status_code, retry.json()) == (201, first)
         _conflict_on_the_key(other)
         assert _head(after_restart) == 1
+
+
+def _as_stored_before_receipts(database_url: str) -> None:
+    """Give the idempotency table the layout of the registry before it kept receipts: each
+    row an HTTP answer, ``status`` and ``body`` (always a 201 and the receipt)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE registry_idempotency RENAME COLUMN result TO body"))
+            conn.execute(
+                text(
+                    "ALTER TABLE registry_idempotency "
+                    "ADD COLUMN status INTEGER NOT NULL DEFAULT 201"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_key_stored_as_an_http_answer_by_an_older_registry_is_answered_as_it_was(
+    open_registry: Callable[[], TestClient], database_url: str
+) -> None:
+    with open_registry() as older:
+        first = _created(older.post("/v1/contracts", json=contract_body(), headers=KEY))
+        batch = {"commands": [{"op": "register_contract", "body": contract_body("B-1")}]}
+        first_batch = _created(older.post("/v1/batch", json=batch, headers=BATCH_KEY))
+    _as_stored_before_receipts(database_url)
+
+    with open_registry() as upgraded:
+        retry = upgraded.post("/v1/contracts", json=contract_body(), headers=KEY)
+        retry_batch = upgraded.post("/v1/batch", json=batch, headers=BATCH_KEY)
+        other = upgraded.post("/v1/contracts", json=contract_body(title="改"), headers=KEY)
+        later = _created(
+            upgraded.post(f"/v1/contracts/{NO}/invoices", json=invoice_body(), headers=LATER_KEY)
+        )
+        later_retry = upgraded.post(
+            f"/v1/contracts/{NO}/invoices", json=invoice_body(), headers=LATER_KEY
+        )
+
+        assert (retry.status_code, retry.json()) == (201, first)
+        assert (retry_batch.status_code, retry_batch.json()) == (201, first_batch)
+        _conflict_on_the_key(other)
+        assert (later_retry.status_code, later_retry.json()) == (201, later)
+        assert _head(upgraded) == 3

@@ -188,7 +188,7 @@ def test_a_clock_that_goes_back_between_groups_never_takes_recorded_at_back(
             "2030-06-01T12:00:00.000000Z",
             "2030-06-01T12:00:01.000000Z",
         ]
-        assert (first.body["recorded_at"], second.body["recorded_at"]) == (
+        assert (first["recorded_at"], second["recorded_at"]) == (
             log[1]["recorded_at"],
             log[2]["recorded_at"],
         )

@@ -93,9 +93,7 @@ def stored_log(database_url: str) -> str:
     try:
         registry.start()
         for position, command in enumerate(LOG, start=1):
-            answer = registry.submit(STATION, [command]).result(60)
-            assert answer.status == 201, answer
-            assert answer.body["position"] == position
+            assert registry.submit(STATION, [command]).result(60)["position"] == position
     finally:
         registry.close()
     return database_url
@@ -359,8 +357,7 @@ def test_a_tampered_event_is_still_found_after_the_registry_appends_more(
     registry = Registry(stored_log)
     try:
         registry.start()
-        answer = registry.submit(STATION, [invoice("R2", "INV-9", 1)]).result(60)
-        assert answer.status == 201, answer
+        registry.submit(STATION, [invoice("R2", "INV-9", 1)]).result(60)
         result = list(registry.verify())[-1]
     finally:
         registry.close()

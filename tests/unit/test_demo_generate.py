@@ -24,7 +24,8 @@ from services.demo.generate import (
     summarise,
     write_history,
 )
-from services.registry.api.models import batch_args
+from services.registry.api.batch import batch_args
+from services.registry.commands import COMMANDS
 
 TODAY = "2026-11-27"
 LOCAL_REGIONS = {
@@ -32,17 +33,7 @@ LOCAL_REGIONS = {
     "410422", "410423", "410425", "410481", "410482",
 }  # fmt: skip
 KINDS = {"enterprise", "university", "research_institute", "new_rd_institution", "other"}
-OPS = {
-    "register_contract": "ContractRegistered",
-    "amend_contract": "ContractAmended",
-    "cancel_contract": "ContractCancelled",
-    "record_invoice": "InvoiceRecorded",
-    "void_invoice": "InvoiceVoided",
-    "record_transfer_proof": "TransferProofRecorded",
-    "withdraw_transfer_proof": "TransferProofWithdrawn",
-    "file_broker": "BrokerFiled",
-    "record_provincial_funding": "ProvincialFundingRecorded",
-}
+OPS = {op: declared.event for op, declared in COMMANDS.items()}  # the event each op records
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _AMOUNT = re.compile(r"(0|[1-9][0-9]*)\.[0-9]{2}")
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}")

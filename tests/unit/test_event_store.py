@@ -10,20 +10,17 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, Mapper, UUIDAsHex
+from eventsourcing.persistence import Mapper
 
 from services.registry.domain import Contract
-from services.registry.event_store import OrjsonTranscoder, restamped
+from services.registry.event_store import registry_transcoder, restamped
 from tests.unit.test_contract_aggregate import invoice, registration
 
 
 def registry_mapper() -> Mapper[UUID]:
     """The mapper as the registry's application builds it: the orjson transcoder and the
     library's transcodings."""
-    transcoder = OrjsonTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
-    return Mapper(transcoder=transcoder)
+    return Mapper(transcoder=registry_transcoder())
 
 
 def events() -> list[Aggregate.Event]:

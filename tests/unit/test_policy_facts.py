@@ -176,6 +176,17 @@ def test_facts_carry_the_position_of_the_last_applied_envelope() -> None:
     assert builder.facts().position == 42
 
 
+def test_an_event_of_a_type_this_reader_does_not_know_is_skipped_and_counted() -> None:
+    inspected = ("ContractInspected", {"registration_no": C.registration_no})
+    envelopes = numbered([registered(C), inspected, invoice_recorded(C, INVOICE), inspected])
+
+    builder = FactsBuilder().apply_all(envelopes)
+
+    assert builder.skipped == {"ContractInspected": 2}
+    assert builder.position == 4
+    assert builder.facts().contracts[C.registration_no].invoices == (INVOICE,)
+
+
 def test_duplicate_delivery_changes_nothing() -> None:
     envelopes = numbered(contract_events(dataclasses.replace(C, invoices=(INVOICE,))))
     builder = FactsBuilder().apply_all(envelopes)

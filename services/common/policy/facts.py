@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import date
@@ -19,7 +20,9 @@ from services.common.policy.model import (
 
 
 class FactsBuilder:
-    """Applies envelopes in log order; an envelope at or below the last position is ignored.
+    """Applies envelopes in log order; an envelope at or below the last position is ignored,
+    and one of a type this reader does not know is skipped and counted in :attr:`skipped` (a
+    newer registry's event must not stop an older reader; the count says to upgrade it).
 
     Mutable for speed over millions of events: a contract's evidence is kept in dicts while
     folding, and :meth:`facts` builds the immutable view once.
@@ -33,6 +36,7 @@ class FactsBuilder:
         self._funded: set[tuple[str, int]] = set()
         self._parties: dict[tuple[str, ...], Party] = {}  # one object per distinct party
         self.position = 0
+        self.skipped: Counter[str] = Counter()  # event type → entries skipped
 
     def apply_all(self, envelopes: Iterable[Mapping[str, Any]]) -> FactsBuilder:
         # The facts hold no reference cycles, yet millions of new objects keep triggering the
@@ -96,7 +100,7 @@ class FactsBuilder:
         elif kind == "ProvincialFundingRecorded":
             self._funded.add((p["credit_code"], int(p["year"])))
         else:
-            raise ValueError(f"unknown event type {kind}")
+            self.skipped[kind] += 1
 
     def _party(self, p: Mapping[str, str]) -> Party:
         key = (p["credit_code"], p["name"], p["kind"], p["region_code"])

@@ -5,25 +5,29 @@ from __future__ import annotations
 import tomllib
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, cast
 
 from services.common.money import parse_yuan
 from services.common.policy.model import CATEGORIES, CategoryRule, Policy
+from services.common.schemas import schema_dir
 
 DEFAULT_POLICY = "pingdingshan-2020.toml"
 
 
-def policy_dir() -> Path:
-    """The repository's ``schemas/policy/`` directory."""
-    return Path(__file__).resolve().parents[3] / "schemas" / "policy"
+def policy_dir() -> Traversable:
+    """The bundled policy files: ``schemas/policy/``."""
+    return schema_dir() / "policy"
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read a policy file (default: the Pingdingshan 2020 plan); a bad file names the key."""
-    path = path or policy_dir() / DEFAULT_POLICY
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return policy_from_mapping(data, source=str(path))
+    """Read a policy file (default: the bundled Pingdingshan 2020 plan); a bad file names the
+    key. An entry point takes the policy in force from its settings (``TCR_POLICY_FILE``):
+    ``PolicySettings.policy()``."""
+    source = path or policy_dir() / DEFAULT_POLICY
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    return policy_from_mapping(data, source=str(source))
 
 
 def policy_from_mapping(data: dict[str, Any], source: str = "policy") -> Policy:

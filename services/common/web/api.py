@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 
 from services.common.logs import configure_logging
+from services.common.metrics import prepare_workers
 from services.common.runtime import settle_heap
-from services.common.settings import LogSettings
+from services.common.settings import LogSettings, TcrSettings
 from services.common.tokens import TokenBook
 from services.common.web.errors import BodyLimit, install_error_handlers
 from services.common.web.headers import SecurityHeaders
@@ -19,6 +21,7 @@ from services.common.web.observe import Observe, add_metrics_route
 from services.common.web.openapi import complete_document, serve_docs
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Settings = TypeVar("Settings", bound=TcrSettings)
 
 
 def build_api(
@@ -58,10 +61,50 @@ def build_api(
     return app
 
 
-def server_app(create_app: Callable[[Any], FastAPI], settings: Any) -> FastAPI:
-    """What a uvicorn factory returns: logging set up, the app built, the heap settled."""
-    log_settings = LogSettings()
+def server_app(
+    create_app: Callable[[Settings], FastAPI], settings: Settings, log_settings: LogSettings
+) -> FastAPI:
+    """What a server process runs: logging set up, the app built, the heap settled."""
     configure_logging(log_settings.log_format, access_log=log_settings.access_log)
     app = create_app(settings)
     settle_heap()  # what is built by now lives as long as the server process
     return app
+
+
+def serve(create_app: Callable[[Settings], FastAPI], settings: Settings, args: Any) -> int:
+    """Serve ``create_app(settings)`` with the CLI's --host, --port, --workers, --log-level and
+    --no-access-log.
+
+    Uvicorn's own records go through our handler (JSON by default) and its access log stays
+    off: the application logs each request itself, with its id, route, principal and duration.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    quiet = not getattr(args, "access_log", True)
+    log_settings = LogSettings(access_log=False) if quiet else LogSettings()
+    configure_logging(log_settings.log_format, access_log=log_settings.access_log)
+    factory = partial(server_app, create_app, settings, log_settings)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": None,
+        "access_log": False,
+    }
+    workers: int = getattr(args, "workers", 1)
+    remove_metrics_folder = prepare_workers(workers)
+    try:
+        if workers == 1:
+            uvicorn.run(factory, **options)
+        else:
+            # uvicorn.run() starts workers only from an import string, which would leave their
+            # settings to the environment; its supervisor hands each worker the pickled config,
+            # our settings inside. tests/integration/test_metrics_workers.py and
+            # test_settings.py start two workers: a uvicorn that changes this fails there.
+            config = uvicorn.Config(factory, workers=workers, **options)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        remove_metrics_folder()
+    return 0

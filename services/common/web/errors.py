@@ -15,10 +15,11 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from services.common.db import store_unavailable, store_unreachable
-from services.common.errors import ApiError
+from services.common.errors import DomainError
 from services.common.web.asgi import ASGIApp, Receive, Send
 from services.common.web.context import note_refusal
 from services.common.web.headers import SECURITY_HEADERS
+from services.common.web.refusals import refusal
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_ERRORS_LISTED = 20  # a body with 70,000 unknown keys once got a 6 MB list back
@@ -39,12 +40,12 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map the service's errors, request validation errors and the framework's own refusals
     (404, 405, unparsable bodies, unexpected failures) to the one JSON shape."""
 
-    @app.exception_handler(ApiError)
-    async def _registry_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        body = exc.as_json()
+    @app.exception_handler(DomainError)
+    async def _refused(_: Request, exc: DomainError) -> JSONResponse:
+        status, body = refusal(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         note_refusal(body)
-        return JSONResponse(body, status_code=exc.status, headers=headers)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -79,8 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if not store_unreachable(exc):
             raise exc
         log.warning("store unreachable on %s %s: %s", request.method, request.url.path, exc)
-        refusal = store_unavailable()
-        return JSONResponse(refusal.as_json(), status_code=refusal.status)
+        status, body = refusal(store_unavailable())
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -13,13 +13,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from services.common.web.fields import about
+
+__all__ = ["ErrorBody", "about", "complete_document", "refusals", "serve_docs"]
+
 SWAGGER_ASSETS = "/static/swagger"
-
-
-def about(description: str, example: object, **field: Any) -> Any:
-    """A model field's description (its Chinese term first) and one valid example; ``field``
-    as for pydantic's ``Field`` (a default, say)."""
-    return Field(description=description, examples=[example], **field)
 
 
 class ErrorBody(BaseModel):

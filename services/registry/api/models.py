@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -31,7 +31,7 @@ from services.common.codes import (
 )
 from services.common.money import POSITIVE_YUAN_PATTERN, parse_yuan
 from services.common.text import text_problem
-from services.common.web.openapi import about
+from services.common.web.fields import about
 
 _CHINA = ZoneInfo("Asia/Shanghai")  # "the future" is judged by the programme's calendar
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -537,128 +537,6 @@ class ProvincialFundingCreate(Incoming):
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
-
-
-# -- batch: each body is the route's body plus its path parameters as fields -----------------
-
-_OPS: dict[str, tuple[type[Incoming], tuple[str, ...]]] = {
-    "register_contract": (ContractCreate, ()),
-    "amend_contract": (ContractAmendment, ("registration_no",)),
-    "cancel_contract": (ContractCancellation, ("registration_no",)),
-    "record_invoice": (InvoiceCreate, ("registration_no",)),
-    "void_invoice": (InvoiceVoid, ("registration_no", "invoice_no")),
-    "record_transfer_proof": (TransferProofCreate, ("registration_no",)),
-    "withdraw_transfer_proof": (TransferProofWithdrawal, ("registration_no", "serial_no")),
-    "file_broker": (BrokerCreate, ()),
-    "record_provincial_funding": (ProvincialFundingCreate, ()),
-}
-_PATH_FIELDS = {
-    "registration_no": about("登记号 The contract's registration number", EXAMPLE_REGISTRATION_NO),
-    "invoice_no": about("发票号码 The invoice's number", "INV-0001"),
-    "serial_no": about("银行流水号 The transfer proof's serial number", "BANK-0001"),
-}
-
-
-def _examples(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """The examples of whole bodies a model's schema carries."""
-    extra = model.model_config.get("json_schema_extra")
-    return cast(list[dict[str, Any]], extra.get("examples", [])) if isinstance(extra, dict) else []
-
-
-def _in_batch(model: type[Incoming], params: tuple[str, ...]) -> type[Incoming]:
-    """The route's body model with its path parameters as fields, and examples to match."""
-    path_examples = {p: _PATH_FIELDS[p].examples[0] for p in params}
-    extra: Any = {"examples": [{**path_examples, **example} for example in _examples(model)]}
-    namespace = {
-        "__doc__": model.__doc__,
-        "__module__": __name__,
-        "__annotations__": {p: Number for p in params},
-        "model_config": ConfigDict(json_schema_extra=extra),
-        **{p: _PATH_FIELDS[p] for p in params},
-    }
-    return type(f"{model.__name__}InBatch", (model,), namespace)
-
-
-_BATCH_MODELS = {op: _in_batch(model, params) for op, (model, params) in _OPS.items()}
-
-
-def batch_args(op: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Validate one batch command's body for its op and return the domain's arguments."""
-    base, params = _OPS[op]
-    parsed = _BATCH_MODELS[op].model_validate(body)
-    # Already validated: rebuild the route's own body model without validating again.
-    own = base.model_construct(**{f: getattr(parsed, f) for f in base.model_fields})
-    return own.to_args(*(getattr(parsed, p) for p in params))  # type: ignore[attr-defined,no-any-return]
-
-
-Op = Literal[
-    "register_contract",
-    "amend_contract",
-    "cancel_contract",
-    "record_invoice",
-    "void_invoice",
-    "record_transfer_proof",
-    "withdraw_transfer_proof",
-    "file_broker",
-    "record_provincial_funding",
-]
-
-
-class BatchCommand(Incoming):
-    """One command: ``op`` names the route, ``body`` is that route's body with its path
-    parameters (registration_no, invoice_no, serial_no) as fields."""
-
-    op: Op = about("操作 The route the command stands for", "register_contract")
-    body: dict[str, Any] = Field(description="请求体 That route's body")
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        # The document names each op's body; the server validates it after reading ``op``,
-        # so that an error names the command's index and the field within its body.
-        return {
-            "description": cls.__doc__,
-            "oneOf": [
-                {
-                    "type": "object",
-                    "properties": {
-                        "op": {"const": op},
-                        "body": handler(model.__pydantic_core_schema__),
-                    },
-                    "required": ["op", "body"],
-                    "additionalProperties": False,
-                }
-                for op, model in _BATCH_MODELS.items()
-            ],
-        }
-
-
-class BatchCreate(Incoming):
-    """批量 Up to 1,000 commands stored atomically, in order: all of them or none."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "commands": [
-                        {
-                            "op": "register_contract",
-                            "body": _examples(ContractCreate)[0],
-                        },
-                        {
-                            "op": "record_invoice",
-                            "body": _examples(_BATCH_MODELS["record_invoice"])[0],
-                        },
-                    ]
-                }
-            ]
-        }
-    )
-
-    commands: list[BatchCommand] = Field(
-        min_length=1, max_length=1000, description="命令 The commands, 1 to 1,000"
-    )
 
 
 # -- outgoing ----------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
-from services.common.web.context import note_refusal
 from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
+from services.registry.api.batch import BatchCreate, batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command
 from services.registry.writer import request_digest
@@ -62,10 +62,8 @@ async def _store(
     future = registry(request).submit(
         who, commands, batch=batch, idempotency_key=key, request_sha256=digest
     )
-    answer = await asyncio.wrap_future(future)
-    if answer.status >= 400:
-        note_refusal(answer.body)
-    return JSONResponse(answer.body, status_code=answer.status)
+    # A refusal raises its domain error, which the error table answers.
+    return JSONResponse(await asyncio.wrap_future(future), status_code=201)
 
 
 @router.post("/contracts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
@@ -207,13 +205,13 @@ async def record_provincial_funding(
 
 @router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
 async def batch(
-    request: Request, body: m.BatchCreate, who: Caller, key: IdempotencyKey = None
+    request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Store up to 1,000 commands atomically, in order: all of them or none."""
     commands = []
     for index, command in enumerate(body.commands):
         try:
-            commands.append(Command(command.op, m.batch_args(command.op, dict(command.body))))
+            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
         except ValidationError as exc:
             raise RequestValidationError(
                 [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]

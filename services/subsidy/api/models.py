@@ -179,3 +179,7 @@ class HealthPublic(BaseModel):
     registry_head: int | None = about("登记日志头 The registry's head (null: unreachable)", 121)
     lag_events: int | None = about("滞后事件数 Events not applied yet", 0)
     lag_seconds: float | None = about("滞后秒数 Age of the oldest event not applied", 0.0)
+    skipped_events: int = about(
+        "跳过的条目 Entries of event types this service does not know (upgrade it to apply them)",
+        0,
+    )
