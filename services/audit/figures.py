@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
+from services.common.counties import COUNTIES
 from services.common.money import format_fen
 from services.common.policy.engine import OUTPUT_KINDS, round_half_up
 from services.common.policy.model import CATEGORIES, Category, Contract, Entitlement, Policy
@@ -42,19 +43,6 @@ TURNOVER_TARGETS_FEN: dict[int, int] = {
 BROKER_TARGET_YEAR, BROKER_TARGET = 2022, 100
 ACHIEVEMENT_FIRST_YEAR, ACHIEVEMENT_LAST_YEAR, ACHIEVEMENT_TARGET = 2020, 2022, 300
 
-# 平顶山市's counties and districts (GB/T 2260), in the order of shared/domain.md.
-COUNTIES: dict[str, tuple[str, str]] = {
-    "410402": ("新华区", "Xinhua District"),
-    "410403": ("卫东区", "Weidong District"),
-    "410404": ("石龙区", "Shilong District"),
-    "410411": ("湛河区", "Zhanhe District"),
-    "410421": ("宝丰县", "Baofeng County"),
-    "410422": ("叶县", "Ye County"),
-    "410423": ("鲁山县", "Lushan County"),
-    "410425": ("郏县", "Jia County"),
-    "410481": ("舞钢市", "Wugang City"),
-    "410482": ("汝州市", "Ruzhou City"),
-}
 OTHER_LOCAL = ("平顶山市(其他)", "Pingdingshan, other code")
 
 CATEGORY_LABELS: dict[str, tuple[str, str]] = {
