@@ -10,10 +10,11 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base of every refusal a service reports: nothing was done, and this is why."""
 
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(self, field: str | None, message: str, message_zh: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+        self.message_zh = message_zh  # the same in Chinese, for the officers who read it
         self.index: int | None = None  # the command's index within a batch
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -13,13 +11,15 @@ from typing import Any
 
 import orjson
 
+from services.common.counties import county_name
 from services.common.envelope import format_instant
 from services.common.errors import Invalid, NotFound
 from services.common.money import format_fen
-from services.common.policy.model import Category, Policy
-from services.common.policy.present import yuan
-from services.common.spreadsheet import safe_cell
-from services.subsidy import reads
+from services.common.policy.engine import evidence
+from services.common.policy.model import Category, Contract, Policy
+from services.common.policy.present import exclusion_json, rate_text, yuan
+from services.subsidy import exports, reads
+from services.subsidy.exports import Export
 from services.subsidy.projection import TotalValue
 from services.subsidy.reads import Cut, Row
 from services.subsidy.store import EntryStore
@@ -89,45 +89,70 @@ class Subsidy:
     def all_entitlements(
         self, year: int, as_of: datetime | None = None, position: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every entitlement of a year, page by page (for exports); the pages after the first
-        are read at the first one's position, so an export speaks of one log however it grows."""
-        answer = self.entitlements(year, as_of=as_of, position=position, limit=MAX_LIMIT)
-        yield from answer["entitlements"]
-        while answer["next_cursor"] is not None:
-            answer = self.entitlements(
-                year, position=answer["position"], cursor=answer["next_cursor"], limit=MAX_LIMIT
-            )
-            yield from answer["entitlements"]
+        """Every entitlement of a year, explained, at one position (see :meth:`export`)."""
+        return (self._json(row) for row in self.export(year, as_of, position).rows)
+
+    def export(
+        self,
+        year: int,
+        as_of: datetime | None = None,
+        position: int | None = None,
+        min_fen: int | None = None,
+    ) -> Export:
+        """A year's entitlements (of at least ``min_fen``) with the year's totals, as known now,
+        at ``as_of`` or at ``position``; the rows are read page by page when iterated, every
+        page at the first one's position, so an export speaks of one log however it grows."""
+        self._check_year(year)
+        with reads.snapshot(self._engine) as conn:
+            cut = self._cut(conn, as_of, position)
+            totals = reads.totals(conn, year, cut, None)
+        return Export(
+            year,
+            self._policy.version,
+            cut.position,
+            totals,
+            self._rows(year, cut.position, min_fen),
+        )
+
+    def xlsx(
+        self,
+        year: int,
+        as_of: datetime | None = None,
+        position: int | None = None,
+        min_fen: int | None = None,
+    ) -> Iterator[bytes]:
+        """The year's entitlements and the contracts behind them as an XLSX workbook, streamed
+        (the year, cut and position are checked before the first byte)."""
+        return exports.xlsx_chunks(self.export(year, as_of, position, min_fen))
+
+    def csv(
+        self,
+        year: int,
+        as_of: datetime | None = None,
+        position: int | None = None,
+        min_fen: int | None = None,
+        *,
+        sheet: exports.Sheet = "entitlements",
+    ) -> Iterator[bytes]:
+        """One sheet of the workbook as CSV (UTF-8 with BOM), streamed."""
+        return exports.csv_chunks(self.export(year, as_of, position, min_fen), sheet)
 
     def beneficiary(self, beneficiary: str, year: int) -> dict[str, Any]:
-        """One beneficiary's entitlements in a year, each explained."""
+        """One beneficiary's entitlements in a year, each explained contract by contract: paid,
+        invoiced, ceiling and evidenced, the share of each broker, the rate and the cap."""
         self._check_year(year)
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
             rows = reads.beneficiary(conn, year, beneficiary)
+            contracts = reads.contracts(conn, (no for row in rows for no, _ in row.claims))
         if not rows:
-            raise NotFound("beneficiary", f"{beneficiary} has no entitlement or claim for {year}")
-        return self._answer(year, position, [self._json(r) for r in rows])
-
-    def csv(self, year: int) -> str:
-        """The year's entitlements as CSV for spreadsheets, amounts in yuan."""
-        self._check_year(year)
-        with reads.snapshot(self._engine) as conn:
-            position = reads.head(conn).position
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            ["year", "beneficiary", "name", "category", "turnover", "gross", "entitlement",
-             "capped", "contracts", "excluded", "policy_version", "position"]
-        )  # fmt: skip
-        for e in self.all_entitlements(year, position=position):
-            row = [year, e["beneficiary"], e["name"], e["category"], e["turnover"], e["gross"],
-                   e["entitlement"], "yes" if e["capped"] else "no",
-                   ";".join(f"{c['registration_no']}={c['evidenced']}" for c in e["contracts"]),
-                   ";".join(f"{x['registration_no']}:{x['reason']}" for x in e["excluded"]),
-                   self._policy.version, position]  # fmt: skip
-            writer.writerow([safe_cell(str(cell)) for cell in row])
-        return "\ufeff" + out.getvalue()
+            raise NotFound(
+                "beneficiary",
+                f"{beneficiary} has no entitlement or claim for {year}",
+                f"{beneficiary} 在 {year} 年度没有补助，也没有未计入的合同",
+            )
+        explained = [self._explained(row, contracts, position) for row in rows]
+        return self._answer(year, position, explained)
 
     def revisions(
         self,
@@ -226,21 +251,42 @@ class Subsidy:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:
-        if not self._policy.in_force(year):
+        policy = self._policy
+        if not policy.in_force(year):
             raise NotFound(
                 "year",
-                f"{year} is outside the years in force of policy {self._policy.version} "
-                f"({self._policy.first_year}–{self._policy.last_year})",
+                f"{year} is outside the years in force of policy {policy.version} "
+                f"({policy.first_year}–{policy.last_year})",
+                f"{year} 年度不在政策 {policy.version} 的适用年度"
+                f"（{policy.first_year}–{policy.last_year}）内",
             )
+
+    def _rows(self, year: int, position: int, min_fen: int | None) -> Iterator[Row]:
+        after: tuple[str, str] | None = None
+        while True:
+            with reads.snapshot(self._engine) as conn:
+                # The head may have moved since: read as of the position, not "now".
+                cut = self._cut(conn, None, position)
+                rows = reads.page(conn, year, cut, min_fen=min_fen, after=after, limit=MAX_LIMIT)
+            yield from rows
+            if len(rows) < MAX_LIMIT:
+                return
+            after = (rows[-1].key[1], rows[-1].key[2])
 
     def _cut(self, conn: Any, as_of: datetime | None, position: int | None) -> Cut:
         now = reads.head(conn).position
         if position is not None:
             if as_of is not None:
-                raise Invalid("position", "give either as_of or position, not both")
+                raise Invalid(
+                    "position",
+                    "give either as_of or position, not both",
+                    "as_of 与 position 只能给出其一",
+                )
             if position > now:
                 raise Invalid(
-                    "position", f"must be at most the applied position {now}; the store is behind"
+                    "position",
+                    f"must be at most the applied position {now}; the store is behind",
+                    f"不得超过已应用的日志位置 {now}（本服务尚未追上登记日志）",
                 )
             return Cut(position, now=position == now)
         if as_of is None:
@@ -255,9 +301,10 @@ class Subsidy:
         value = row.value
         return {
             "beneficiary": beneficiary,
-            "name": row.claims[0][1].name if row.claims else value.name,
+            "name": row.name,
             "category": category,
             "county": value.region_code,
+            "county_name": county_name(value.region_code),
             "turnover": yuan(value.turnover),
             "gross": format_fen(value.gross_fen),
             "entitlement": format_fen(value.entitlement_fen),
@@ -268,10 +315,40 @@ class Subsidy:
                 if c.reason is None
             ],
             "excluded": [
-                {"registration_no": no, "reason": c.reason}
-                for no, c in row.claims
-                if c.reason is not None
+                exclusion_json(no, c.reason) for no, c in row.claims if c.reason is not None
             ],
+        }
+
+    def _explained(self, row: Row, contracts: dict[str, Contract], position: int) -> dict[str, Any]:
+        """An entitlement with the terms behind each contract's figure, from the engine."""
+        year, category, _ = row.key
+        rule = self._policy.categories[category]  # type: ignore[index]
+        counted, excluded = [], []
+        for no, claim in row.claims:
+            terms = evidence(contracts[no], year, self._policy)
+            detail = {
+                "registration_no": no,
+                "paid": format_fen(terms.paid_fen),
+                "invoiced": format_fen(terms.invoiced_fen),
+                "ceiling": format_fen(terms.ceiling_fen),
+                "counted_before": format_fen(terms.earlier_fen),
+                "evidenced": format_fen(terms.evidenced_fen),
+                "brokers": terms.brokers if category == "broker" else None,
+                "share": yuan(claim.share),
+            }
+            if claim.reason is None:
+                counted.append(detail)
+            else:
+                excluded.append({**detail, **exclusion_json(no, claim.reason)})
+        return {
+            **self._json(row),
+            "contracts": counted,
+            "excluded": excluded,
+            "rate": rate_text(rule.rate),
+            "cap": format_fen(rule.cap_fen),
+            "ceiling_basis": self._policy.evidence_ceiling,
+            "policy_version": self._policy.version,
+            "position": position,
         }
 
     def _answer(self, year: int, position: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -312,7 +389,11 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
             return category, beneficiary
     except (binascii.Error, ValueError, TypeError):
         pass
-    raise Invalid("cursor", "is not a cursor this service gave out: pass next_cursor as it came")
+    raise Invalid(
+        "cursor",
+        "is not a cursor this service gave out: pass next_cursor as it came",
+        "不是本服务给出的游标：请原样传入上一页的 next_cursor",
+    )
 
 
 def _contracts_of(e: dict[str, Any] | None) -> set[str]:

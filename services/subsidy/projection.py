@@ -322,7 +322,7 @@ class Projection:
     def _recompute(self, no: str, position: int) -> None:
         record = self.contracts[no]
         assert record is not None
-        contract = _contract(no, record)
+        contract = contract_of(no, record)
         # Made here, not kept: a projection holding views of itself would be a reference cycle,
         # freed only by the cycle collector, which a catch-up outran (1.7 GB at 1M events).
         brokers, funded = _Lookup(self), _Funded(self)
@@ -453,7 +453,8 @@ def _change(record: dict[str, Any], kind: str, p: Mapping[str, Any]) -> None:
         record["cancelled"] = True
 
 
-def _contract(no: str, r: Mapping[str, Any]) -> Contract:
+def contract_of(no: str, r: Mapping[str, Any]) -> Contract:
+    """The engine's contract from its stored record (``subsidy_contracts.facts``)."""
     return Contract(
         registration_no=no,
         registered_on=_day(r["registered_on"]),

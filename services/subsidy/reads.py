@@ -12,17 +12,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from services.common.bulk import one_of
 from services.common.envelope import GENESIS_HASH
+from services.common.policy.model import Contract
 from services.subsidy import tables as t
 from services.subsidy.projection import (
     ClaimValue,
     EntitlementKey,
     EntitlementValue,
     TotalValue,
+    contract_of,
 )
 from services.subsidy.store import Head, claim_value, entitlement_value, total_value
 
@@ -51,6 +54,16 @@ class Row:
     key: EntitlementKey
     value: EntitlementValue
     claims: list[tuple[str, ClaimValue]]  # registration number, claim; in registration order
+
+    @property
+    def name(self) -> str:
+        """The beneficiary's name: the one on its first contract at this cut."""
+        return self.claims[0][1].name if self.claims else self.value.name
+
+    @property
+    def counted(self) -> int:
+        """How many of its contracts count (the others are excluded, with a reason)."""
+        return sum(1 for _, claim in self.claims if claim.reason is None)
 
 
 @contextmanager
@@ -90,10 +103,10 @@ def page(
     year: int,
     cut: Cut,
     *,
-    category: str | None,
-    county: str | None,
-    min_fen: int | None,
-    after: tuple[str, str] | None,
+    category: str | None = None,
+    county: str | None = None,
+    min_fen: int | None = None,
+    after: tuple[str, str] | None = None,
     limit: int,
 ) -> list[Row]:
     """Up to ``limit`` entitlements in (category, beneficiary) order after ``after``."""
@@ -122,6 +135,18 @@ def beneficiary(conn: Connection, year: int, who: str) -> list[Row]:
         .order_by(e.c.category)
     ).all()
     return with_claims(conn, year, Cut(0, now=True), rows)
+
+
+def contracts(conn: Connection, numbers: Iterable[str]) -> dict[str, Contract]:
+    """The current facts of these contracts, as the engine reads them."""
+    c = t.contracts.c
+    found = {}
+    for chunk in _chunks(sorted(set(numbers))):
+        for r in conn.execute(
+            select(c.registration_no, c.facts).where(one_of(c.registration_no, chunk, conn.dialect))
+        ):
+            found[r.registration_no] = contract_of(r.registration_no, orjson.loads(r.facts))
+    return found
 
 
 def rows_at(conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey]) -> list[Row]:

@@ -60,6 +60,7 @@ RULES_NO_SCHEMA_STATES = (
     "must be at least 1 and at most `to`",
     "cursor",  # an opaque token of an earlier page
     "not both",  # as_of and position
+    "at most the applied position",  # finance: a position its store has not reached
 )
 
 

@@ -148,10 +148,18 @@ _SUBJECT = {"BrokerFiled": "broker_id", "ProvincialFundingRecorded": "credit_cod
 _NAMESPACE = uuid.UUID("0b8f4f4e-6a55-4d1c-9a43-7d0c1f1b2e10")
 
 
-def numbered(events: Iterable[Event], start: int = 1) -> list[dict[str, Any]]:
-    """Envelopes for ``events`` in the order given, at positions from ``start``, hash-chained."""
+def numbered(
+    events: Iterable[Event],
+    start: int = 1,
+    *,
+    after: dict[str, Any] | None = None,
+    recorded_at: str = "2026-11-02T08:00:00.000000Z",
+) -> list[dict[str, Any]]:
+    """Envelopes for ``events`` in the order given, at positions from ``start`` (or following
+    the envelope ``after``, chained onto it), hash-chained, each recorded at ``recorded_at``."""
     envelopes = []
-    prev_hash = GENESIS_HASH
+    prev_hash = GENESIS_HASH if after is None else after["hash"]
+    start = start if after is None else int(after["position"]) + 1
     for position, (kind, payload) in enumerate(events, start):
         subject = payload[_SUBJECT.get(kind, "registration_no")]
         envelope: dict[str, Any] = {
@@ -159,7 +167,7 @@ def numbered(events: Iterable[Event], start: int = 1) -> list[dict[str, Any]]:
             "event_id": str(uuid.uuid5(_NAMESPACE, f"{subject}/{position}")),
             "type": kind,
             "schema_version": SCHEMA_VERSION,
-            "recorded_at": "2026-11-02T08:00:00.000000Z",
+            "recorded_at": recorded_at,
             "principal": "bureau" if kind in _SUBJECT else "station-s1",
             "subject": subject,
             "payload": payload,

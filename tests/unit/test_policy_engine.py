@@ -8,8 +8,10 @@ from fractions import Fraction
 import pytest
 
 from services.common.policy.engine import (
+    Evidence,
     contract_exclusion,
     entitlements,
+    evidence,
     evidence_ceiling,
     evidenced_in_year,
     evidenced_until,
@@ -525,6 +527,36 @@ def test_evidence_is_capped_at_the_technology_amount_when_the_policy_says_so() -
     assert evidenced_in_year(c, 2025, TECHNOLOGY_CEILING) == 100_000 * YUAN
     assert evidenced_in_year(c, 2025, POLICY) == 300_000 * YUAN
     assert entitlements(facts(c), 2025, TECHNOLOGY_CEILING)[0].entitlement_fen == 10_000 * YUAN
+
+
+def test_the_terms_of_evidence_explain_each_years_figure() -> None:
+    c = with_invoices_voided(
+        contract(
+            amount_fen=1_000_000 * YUAN,
+            technology_fen=800_000 * YUAN,
+            brokers=("B-1", "B-2", "B-3"),
+            settled=[(IN_2024, 700_000 * YUAN), (date(2025, 2, 1), 500_000 * YUAN)],
+            invoices=[(date(2025, 3, 1), 1 * YUAN)],
+        ),
+        "INV-2024410400000001-1",
+    )
+
+    # Invoices not voided: 700,000.00 + 500,000.00 (the 1.00 is voided); paid by 31 Dec 2025:
+    # 1,200,000.00. 2025: min(1,200,000.00, 1,200,000.00, 1,000,000.00) − 700,000.00 of 2024.
+    assert evidence(c, 2025, POLICY) == Evidence(
+        paid_fen=1_200_000 * YUAN,
+        invoiced_fen=1_200_000 * YUAN,
+        ceiling_fen=1_000_000 * YUAN,
+        earlier_fen=700_000 * YUAN,
+        evidenced_fen=300_000 * YUAN,
+        brokers=3,
+    )
+    # Under the technology ceiling: min(…, 800,000.00) − 700,000.00.
+    assert evidence(c, 2025, TECHNOLOGY_CEILING).ceiling_fen == 800_000 * YUAN
+    assert evidence(c, 2025, TECHNOLOGY_CEILING).evidenced_fen == 100_000 * YUAN
+    for year in (2023, 2024, 2025, 2026):
+        for policy in (POLICY, TECHNOLOGY_CEILING):
+            assert evidence(c, year, policy).evidenced_fen == evidenced_in_year(c, year, policy)
 
 
 def test_voided_invoices_do_not_count() -> None:

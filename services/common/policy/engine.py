@@ -28,13 +28,6 @@ from services.common.policy.model import (
 OUTPUT_KINDS = frozenset({"university", "research_institute", "new_rd_institution"})
 
 
-def evidence_ceiling(contract: Contract, policy: Policy) -> int:
-    """C: the most a contract's evidence can count, its contract or technology amount."""
-    if policy.evidence_ceiling == "contract_amount":
-        return contract.contract_amount_fen
-    return contract.technology_amount_fen
-
-
 def evidenced_until(
     contract: Contract, day: date, policy: Policy, *, invoiced_by: date | None = None
 ) -> int:
@@ -43,22 +36,63 @@ def evidenced_until(
     With ``invoiced_by``, I counts only the invoices issued by then: the evidence a reader
     held on that day (the audit's findings), not as the whole log completes it.
     """
-    paid = sum(
+    return min(
+        paid_until(contract, day),
+        invoiced(contract, invoiced_by),
+        evidence_ceiling(contract, policy),
+    )
+
+
+def paid_until(contract: Contract, day: date) -> int:
+    """P(d): the transfer proofs not withdrawn, paid on or before ``day``."""
+    return sum(
         p.amount_fen for p in contract.transfer_proofs if not p.withdrawn and p.paid_on <= day
     )
-    if invoiced_by is None:  # the subsidy's hot path: no date to compare
-        invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
-    else:
-        invoiced = sum(
-            i.amount_fen for i in contract.invoices if not i.voided and i.issued_on <= invoiced_by
-        )
-    return min(paid, invoiced, evidence_ceiling(contract, policy))
+
+
+def invoiced(contract: Contract, by: date | None = None) -> int:
+    """I: the invoices not voided, whenever issued (or issued on or before ``by``)."""
+    if by is None:  # the subsidy's hot path: no date to compare
+        return sum(i.amount_fen for i in contract.invoices if not i.voided)
+    return sum(i.amount_fen for i in contract.invoices if not i.voided and i.issued_on <= by)
+
+
+def evidence_ceiling(contract: Contract, policy: Policy) -> int:
+    """C: the contract amount, or the technology amount where the policy says so."""
+    if policy.evidence_ceiling == "contract_amount":
+        return contract.contract_amount_fen
+    return contract.technology_amount_fen
 
 
 def evidenced_in_year(contract: Contract, year: int, policy: Policy) -> int:
     """The evidenced turnover attributed to ``year``: E(31 Dec Y) − E(31 Dec Y−1)."""
     return evidenced_until(contract, date(year, 12, 31), policy) - evidenced_until(
         contract, date(year - 1, 12, 31), policy
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """How a contract's evidenced turnover of a year comes about, term by term."""
+
+    paid_fen: int  # P(31 Dec Y)
+    invoiced_fen: int  # I
+    ceiling_fen: int  # C
+    earlier_fen: int  # E(31 Dec Y−1): counted in the years before
+    evidenced_fen: int  # E(31 Dec Y) − E(31 Dec Y−1)
+    brokers: int  # named on the contract, who split it equally
+
+
+def evidence(contract: Contract, year: int, policy: Policy) -> Evidence:
+    """The terms of :func:`evidenced_in_year`, for explaining it to a reader."""
+    paid, billed, cap = (
+        paid_until(contract, date(year, 12, 31)),
+        invoiced(contract),
+        evidence_ceiling(contract, policy),
+    )
+    earlier = evidenced_until(contract, date(year - 1, 12, 31), policy)
+    return Evidence(
+        paid, billed, cap, earlier, min(paid, billed, cap) - earlier, len(contract.brokers)
     )
 
 

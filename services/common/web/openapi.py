@@ -36,6 +36,11 @@ class ErrorBody(BaseModel):
         description="说明 The rule broken, in words",
         examples=["fails the GB 32100-2015 check character"],
     )
+    message_zh: str | None = Field(
+        default=None,
+        description="中文说明 The same rule in Chinese, where the service words it so",
+        examples=["校验码不符合 GB 32100-2015"],
+    )
     index: int | None = Field(
         default=None,
         description="序号 In a batch: the index of the command refused",

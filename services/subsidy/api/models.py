@@ -23,6 +23,7 @@ class ExclusionPublic(BaseModel):
 
     registration_no: str = about("登记号 Registration number", "2024410400000002")
     reason: ExclusionReason = about("原因 Why it does not count", "related_party")
+    reason_zh: str = about("原因（中文） The reason in Chinese", "关联企业间交易")
 
 
 class EntitlementPublic(BaseModel):
@@ -34,12 +35,65 @@ class EntitlementPublic(BaseModel):
         "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
     )
     county: str = about("县市区 Region code of the beneficiary", "410403")
+    county_name: str = about(
+        "县市区名称 The county's name, when it is one of the city's (else empty)", "卫东区"
+    )
     turnover: str = about("成交额（元） Evidenced turnover counted", _AMOUNT)
     gross: str = about("计算额（元） Turnover × rate, to the fen", "100000.00")
     entitlement: str = about("补贴额（元） The gross, capped", "100000.00")
     capped: bool = about("封顶 Whether the cap applied", False)
     contracts: list[ContractPublic] = Field(description="计入合同 The contracts counted")
     excluded: list[ExclusionPublic] = Field(description="未计入合同 The contracts left out")
+
+
+class ContractTermsPublic(BaseModel):
+    """计入合同明细 A contract behind an entitlement, term by term: evidenced = min(paid,
+    invoiced, ceiling) − counted before."""
+
+    registration_no: str = about("登记号 Registration number", "2024410400000001")
+    paid: str = about("已付款（元） P: transfer proofs paid by 31 Dec of the year", _AMOUNT)
+    invoiced: str = about("已开票（元） I: invoices not voided", _AMOUNT)
+    ceiling: str = about(
+        "上限（元） C: the contract amount, or the technology amount (see ceiling_basis)", _AMOUNT
+    )
+    counted_before: str = about("以前年度已计（元） Evidenced in earlier years", "0.00")
+    evidenced: str = about(
+        "当年认定额（元） The contract's evidenced turnover in the year", _AMOUNT
+    )
+    brokers: int | None = about(
+        "经纪人数 Brokers named on it, who split it equally (broker category only)", None
+    )
+    share: str = about(
+        "计入额（元） What counts for this beneficiary: the evidenced turnover, or a broker's "
+        "equal part of it",
+        _AMOUNT,
+    )
+
+
+class ExcludedTermsPublic(ContractTermsPublic):
+    """未计入合同明细 A contract left out, its terms, and why."""
+
+    reason: ExclusionReason = about("原因 Why it does not count", "related_party")
+    reason_zh: str = about("原因（中文） The reason in Chinese", "关联企业间交易")
+
+
+class ExplainedPublic(EntitlementPublic):
+    """补贴说明 One beneficiary's entitlement in one category, every figure explained."""
+
+    contracts: list[ContractTermsPublic] = Field(  # type: ignore[assignment]
+        description="计入合同 The contracts counted, term by term"
+    )
+    excluded: list[ExcludedTermsPublic] = Field(  # type: ignore[assignment]
+        description="未计入合同 The contracts left out, term by term, and why"
+    )
+    rate: str = about("补助比例 The category's rate: gross = round(turnover × rate)", "0.1")
+    cap: str = about("封顶额（元） The most one beneficiary receives in the year", "500000.00")
+    ceiling_basis: str = about(
+        "上限依据 contract_amount (技术合同成交额) or technology_amount (技术交易额)",
+        "contract_amount",
+    )
+    policy_version: str = about("政策版本 Policy version", "pingdingshan-2020.1")
+    position: int = about("日志位置 The log position it was computed at", 120)
 
 
 class EntitlementsPublic(BaseModel):
@@ -49,6 +103,14 @@ class EntitlementsPublic(BaseModel):
     policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
     position: int = about("日志位置 The log position they were computed at", 120)
     entitlements: list[EntitlementPublic] = Field(description="补贴 The entitlements")
+
+
+class BeneficiaryPublic(EntitlementsPublic):
+    """受益方补贴 One beneficiary's entitlements in a year, explained."""
+
+    entitlements: list[ExplainedPublic] = Field(  # type: ignore[assignment]
+        description="补贴 Its entitlements, one per category"
+    )
 
 
 class TotalPublic(BaseModel):

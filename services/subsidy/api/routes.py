@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from services.common.errors import Invalid
 from services.common.money import POSITIVE_YUAN_PATTERN, AmountError, parse_yuan
@@ -49,7 +50,38 @@ def _amount(name: str, value: str | None) -> int | None:
     try:
         return 0 if value in ("0", "0.00") else parse_yuan(value)
     except AmountError as exc:
-        raise Invalid(name, str(exc)) from None
+        raise Invalid(name, str(exc), "须为 0 或最多两位小数的正数元金额，如 10000.00") from None
+
+
+AsOf = Annotated[
+    datetime | None,
+    Depends(
+        optional_instant(
+            "as_of",
+            "As known at this instant (a date alone: the end of that day, Beijing time): "
+            "the log up to its last entry recorded then",
+        )
+    ),
+]
+Position = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_POSITION,
+        description="As known at this log position (not with as_of); at most the applied "
+        "position, /v1/health's applied_position (a 422 beyond it)",
+    ),
+]
+MinAmount = Annotated[
+    str | None,
+    Query(
+        description="最低金额 Only entitlements of at least this many yuan (0, or positive "
+        "with at most 2 decimals)",
+        examples=["10000.00"],
+        json_schema_extra={"pattern": f"^(0|0\\.00|{POSITIVE_YUAN_PATTERN[1:-1]})$"},
+    ),
+]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @router.get("/entitlements", response_model=m.EntitlementsPage, responses=_READ)
@@ -57,21 +89,9 @@ def list_entitlements(
     request: Request,
     who: Reader,
     year: Year,
-    as_of: Annotated[
-        datetime | None,
-        Depends(
-            optional_instant(
-                "as_of",
-                "As known at this instant (a date alone: the end of that day, Beijing time): "
-                "the log up to its last entry recorded then",
-            )
-        ),
-    ],
+    as_of: AsOf,
     category: Literal["absorption", "output", "broker"] | None = None,
-    position: Annotated[
-        int | None,
-        Query(ge=0, le=MAX_POSITION, description="As known at this log position (not with as_of)"),
-    ] = None,
+    position: Position = None,
     county: Annotated[
         str | None,
         Query(
@@ -79,15 +99,7 @@ def list_entitlements(
             description="Only beneficiaries of this GB/T 2260 region code (县市区), e.g. 410411",
         ),
     ] = None,
-    min_amount: Annotated[
-        str | None,
-        Query(
-            description="最低金额 Only entitlements of at least this many yuan (0, or positive "
-            "with at most 2 decimals)",
-            examples=["10000.00"],
-            json_schema_extra={"pattern": f"^(0|0\\.00|{POSITIVE_YUAN_PATTERN[1:-1]})$"},
-        ),
-    ] = None,
+    min_amount: MinAmount = None,
     cursor: Annotated[
         str | None, Query(max_length=600, description="next_cursor of the previous page")
     ] = None,
@@ -109,18 +121,74 @@ def list_entitlements(
     )
 
 
-@router.get("/entitlements.csv", responses=_READ, response_class=Response)
-def entitlements_csv(request: Request, who: Reader, year: Year) -> Response:
-    """The year's entitlements as CSV (UTF-8 with BOM, amounts in yuan) for spreadsheets."""
-    body = subsidy(request).csv(year)
-    return Response(
-        body.encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="entitlements-{year}.csv"'},
+@router.get(
+    "/entitlements.xlsx",
+    responses={**_READ, 200: {"content": {XLSX: {}}, "description": "The workbook"}},
+    response_class=StreamingResponse,
+)
+def entitlements_xlsx(
+    request: Request,
+    who: Reader,
+    year: Year,
+    as_of: AsOf,
+    position: Position = None,
+    min_amount: MinAmount = None,
+) -> StreamingResponse:
+    """The year's entitlements for Excel: sheet 1 one row per beneficiary and category with
+    totals rows, sheet 2 every contract counted or excluded; Chinese headers over English;
+    ``as_of`` or ``position`` answers as known then, ``min_amount`` leaves out smaller
+    entitlements (the totals stay the year's)."""
+    chunks = subsidy(request).xlsx(year, as_of, position, _amount("min_amount", min_amount))
+    return StreamingResponse(
+        chunks, media_type=XLSX, headers=_attachment(f"entitlements-{year}.xlsx", year)
     )
 
 
-@router.get("/entitlements/{beneficiary}", response_model=m.EntitlementsPublic, responses=_READ)
+@router.get(
+    "/entitlements.csv",
+    responses={**_READ, 200: {"content": {"text/csv": {}}, "description": "The sheet as CSV"}},
+    response_class=StreamingResponse,
+)
+def entitlements_csv(
+    request: Request,
+    who: Reader,
+    year: Year,
+    as_of: AsOf,
+    position: Position = None,
+    min_amount: MinAmount = None,
+    sheet: Annotated[
+        Literal["entitlements", "contracts"],
+        Query(
+            description="表 entitlements: one row per beneficiary and category, with totals; "
+            "contracts: one row per contract counted or excluded"
+        ),
+    ] = "entitlements",
+) -> StreamingResponse:
+    """One sheet of the workbook as CSV (UTF-8 with BOM, Chinese headers over English, amounts
+    in yuan); ``as_of`` or ``position`` answers as known then."""
+    chunks = subsidy(request).csv(
+        year, as_of, position, _amount("min_amount", min_amount), sheet=sheet
+    )
+    suffix = "" if sheet == "entitlements" else "-contracts"
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers=_attachment(f"entitlements-{year}{suffix}.csv", year),
+    )
+
+
+def _attachment(filename: str, year: int) -> dict[str, str]:
+    """Content-Disposition naming the file in ASCII, and in Chinese for browsers that read
+    RFC 5987's ``filename*``."""
+    stem, extension = filename.split(".", 1)
+    detail = "合同明细" if stem.endswith("-contracts") else "补助"
+    chinese = quote(f"技术转移{detail}-{year}年度.{extension}")
+    return {
+        "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{chinese}"
+    }
+
+
+@router.get("/entitlements/{beneficiary}", response_model=m.BeneficiaryPublic, responses=_READ)
 def beneficiary_entitlements(
     request: Request,
     beneficiary: Annotated[
@@ -133,7 +201,8 @@ def beneficiary_entitlements(
     who: Reader,
     year: Year,
 ) -> dict[str, Any]:
-    """One beneficiary's entitlements (credit code or broker id), each explained."""
+    """One beneficiary's entitlements (credit code or broker id), each explained contract by
+    contract: paid, invoiced, ceiling, evidenced, brokers' shares, reasons; rate and cap."""
     return subsidy(request).beneficiary(beneficiary, year)
 
 
