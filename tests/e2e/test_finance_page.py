@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.subsidy.web.labels import REASON_ZH
+from services.common.policy.present import REASON_ZH
 from tests.e2e import history as h
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_whole_system import _post_all, _wait_caught_up
@@ -99,6 +99,8 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     shoot(page, "4-year")
     csv = context.request.get(f"{loaded.finance}/years/{YEAR}/entitlements.csv")
     assert csv.status == 200 and csv.body().startswith("\ufeff".encode())
+    xlsx = context.request.get(f"{loaded.finance}/years/{YEAR}/entitlements.xlsx")
+    assert xlsx.status == 200 and xlsx.body()[:2] == b"PK", "an XLSX is a zip"
 
     # Filters: one category, then a minimum amount nothing reaches.
     page.select_option("select[name=category]", "broker")

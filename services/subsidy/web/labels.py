@@ -1,5 +1,6 @@
-"""What the page shows for codes: categories, exclusion reasons and counties in Chinese, and
-amounts in 元 or 万元 with thousands separators."""
+"""What the page shows for codes (event types, payout kinds, counties) and amounts: 元 or 万元
+with thousands separators, rates as percentages, instants in Beijing time. Categories and
+exclusion reasons are named in Chinese by services.common.policy.present."""
 
 from __future__ import annotations
 
@@ -10,25 +11,6 @@ from fractions import Fraction
 
 from services.common.counties import county_name
 from services.common.instants import BEIJING
-
-# The policy's categories (services.common.policy.model.CATEGORIES) as finance names them.
-CATEGORY_ZH = {
-    "absorption": "技术吸纳",
-    "output": "技术输出",
-    "broker": "技术经纪人",
-}
-
-# Why a contract does not count, as a finance officer reads it (the policy's exclusion codes).
-REASON_ZH = {
-    "cancelled": "合同已注销",
-    "contract_type": "合同类型不在补助范围",
-    "outside_window": "登记日期不在补助年度窗口内",
-    "related_party": "关联企业间交易",
-    "seller_local": "卖方为本市单位，不属技术吸纳",
-    "not_local": "交易方不在本市",
-    "provincial_funding": "当年已获省级资金支持（不重复支持）",
-    "broker_not_filed": "技术经纪人年底前未备案",
-}
 
 # The registry's event types, as the revisions since a payout name them.
 EVENT_ZH = {

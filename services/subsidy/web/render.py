@@ -10,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from services.common.money import format_fen
 from services.common.policy.model import CATEGORIES
+from services.common.policy.present import CATEGORY_ZH
 from services.subsidy.web import labels
 
 _env = Environment(
@@ -29,13 +30,12 @@ _env.filters.update(
     fen=format_fen,
 )
 _env.globals.update(
-    CATEGORY_ZH=labels.CATEGORY_ZH,
-    REASON_ZH=labels.REASON_ZH,
+    CATEGORY_ZH=CATEGORY_ZH,
     KIND_ZH=labels.KIND_ZH,
     EVENT_ZH=labels.EVENT_ZH,
     # A figure column per category, for tables that spread categories across.
     CATEGORIES=CATEGORIES,
-    CATEGORY_COLUMNS=[(labels.CATEGORY_ZH.get(c, ""), c, "num") for c in CATEGORIES],
+    CATEGORY_COLUMNS=[(CATEGORY_ZH[c], c, "num") for c in CATEGORIES],
 )
 
 # Nothing but the page's own files: no inline script, no other origin, no framing.

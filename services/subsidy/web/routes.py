@@ -21,6 +21,7 @@ from services.common.money import AmountError, parse_yuan
 from services.common.policy.model import CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
+from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
 from services.subsidy.web import ledger
 from services.subsidy.web.render import render
@@ -374,25 +375,21 @@ def _approve(
 
 @router.get("/years/{year}/entitlements.{extension}")
 def download(request: Request, year: int, extension: str) -> Response:
-    """The year's entitlements as XLSX or CSV, for a signed-in officer (the API's exports want a
-    bearer token, which a browser's link cannot send)."""
+    """The year's entitlements as the API exports them, XLSX or CSV, for a signed-in officer
+    (the API wants a bearer token, which a browser's link cannot send)."""
     who = _officer(request)
     if who is None:
         return _to_sign_in()
     subsidy = _subsidy(request)
-    export = getattr(subsidy, extension, None) if extension in ("xlsx", "csv") else None
-    if export is None:
-        error = {"message_zh": "此格式暂不可用", "message": f"{extension}: not yet available"}
-        return render(request, "refused.html", who, status=404, error=error)
     try:
-        body = export(year)
+        if extension == "xlsx":
+            chunks, media = subsidy.xlsx(year), XLSX
+        elif extension == "csv":
+            chunks, media = subsidy.csv(year), "text/csv; charset=utf-8"
+        else:
+            error = {"message_zh": "只提供 xlsx 与 csv", "message": f"{extension}: not offered"}
+            return render(request, "refused.html", who, status=404, error=error)
     except DomainError as error:
         return _refused(request, who, error)
-    # The CSV was one string before the exports streamed it (issue #12 item 4).
-    chunks = [body.encode("utf-8")] if isinstance(body, str) else body
-    media = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8"}[extension]
-    disposition = f'attachment; filename="entitlements-{year}.{extension}"'
-    return StreamingResponse(chunks, media_type=media, headers={"Content-Disposition": disposition})
-
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    headers = attachment(f"entitlements-{year}.{extension}", year)
+    return StreamingResponse(chunks, media_type=media, headers=headers)
