@@ -30,6 +30,7 @@ from services.common.codes import (
     region_code_problem,
 )
 from services.common.money import POSITIVE_YUAN_PATTERN, parse_yuan
+from services.common.policy.model import Category
 from services.common.text import text_problem
 from services.common.web.fields import about
 
@@ -537,6 +538,71 @@ class ProvincialFundingCreate(Incoming):
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
+
+
+class PayoutLine(Incoming):
+    """兑付明细 One beneficiary's payment or recovery in one category."""
+
+    beneficiary: Key = about(
+        "受益方 The beneficiary: a credit code (buyer or seller) or a broker id", EXAMPLE_BUYER
+    )
+    category: Category = about(
+        "类别 Category: absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
+    )
+    amount: Yuan = about("金额（元） Amount in yuan, positive", "50000.00")
+    kind: Literal["payment", "recovery"] = about(
+        "类型 payment 拨付 (paid to the beneficiary) or recovery 追回 (paid back by it)", "payment"
+    )
+
+
+class PayoutCreate(Incoming):
+    """兑付 A payout of one turnover year's subsidies by finance, as paid. The server also
+    checks what no schema can say: the year is one the policy is in force for, basis_position
+    is not beyond the log's head, no beneficiary and category is paid twice in one payout,
+    paid_on is not in the future, and the payout number is not used yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payout_no": "ZF-2025-001",
+                    "year": 2024,
+                    "paid_on": "2025-06-30",
+                    "basis_position": 1,
+                    "lines": [
+                        {
+                            "beneficiary": EXAMPLE_BUYER,
+                            "category": "absorption",
+                            "amount": "50000.00",
+                            "kind": "payment",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    payout_no: Number = about(
+        "兑付编号 Payout number, unique in the registry (case-insensitive); a repeat is a 409",
+        "ZF-2025-001",
+    )
+    year: Annotated[StrictInt, Field(ge=2000, le=2100)] = about(
+        "年度 Turnover year paid, one the policy is in force for", 2024
+    )
+    paid_on: Day = about(f"拨付日期 Day paid, {_NOT_FUTURE}", "2025-06-30")
+    basis_position: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = about(
+        "依据位置 The log position the amounts were computed at, not beyond the log's head", 1
+    )
+    lines: list[PayoutLine] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="明细 The lines, one per beneficiary and category",
+    )
+
+    def to_args(self) -> dict[str, Any]:
+        args = self.body_args()
+        args["lines"] = [line.body_args() for line in self.lines]
+        return args
 
 
 # -- outgoing ----------------------------------------------------------------------------------
