@@ -214,12 +214,7 @@ class Subsidy:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:
-        if not self._policy.in_force(year):
-            raise NotFound(
-                "year",
-                f"{year} is outside the years in force of policy {self._policy.version} "
-                f"({self._policy.first_year}–{self._policy.last_year})",
-            )
+        check_year(self._policy, year)
 
     def _cut(self, conn: Any, as_of: datetime | None, position: int | None) -> Cut:
         now = reads.head(conn).position
@@ -269,6 +264,16 @@ class Subsidy:
             "position": position,
             "entitlements": rows,
         }
+
+
+def check_year(policy: Policy, year: int) -> None:
+    """A year the policy is not in force for is not found."""
+    if not policy.in_force(year):
+        raise NotFound(
+            "year",
+            f"{year} is outside the years in force of policy {policy.version} "
+            f"({policy.first_year}–{policy.last_year})",
+        )
 
 
 def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:

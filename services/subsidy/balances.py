@@ -13,11 +13,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from services.common.errors import NotFound
 from services.common.money import format_fen
 from services.common.policy.model import CATEGORIES, Policy
 from services.subsidy import payouts, reads
-from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT, _decode_cursor, _encode_key
+from services.subsidy.application import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    _decode_cursor,
+    _encode_key,
+    check_year,
+)
 from services.subsidy.reads import Cut
 from services.subsidy.store import EntryStore
 
@@ -43,7 +48,7 @@ class Balances:
     ) -> dict[str, Any]:
         """A page of a year's balances, each with the payouts that touched it and the events
         about it since its last payout, and the totals by category."""
-        self._check_year(year)
+        check_year(self._policy, year)
         after = _decode_cursor(cursor) if cursor else None
         where = payouts.Where(category, beneficiary, county)
         with reads.snapshot(self._engine) as conn:
@@ -72,7 +77,7 @@ class Balances:
 
     def draft(self, year: int) -> dict[str, Any]:
         """The payout lines that would settle every non-zero outstanding amount now."""
-        self._check_year(year)
+        check_year(self._policy, year)
         lines = []
         owed = {"payment": 0, "recovery": 0}
         with reads.snapshot(self._engine) as conn:
@@ -106,7 +111,7 @@ class Balances:
 
     def recorded(self, year: int) -> dict[str, Any]:
         """The payouts of a turnover year recorded in the log, each with its lines."""
-        self._check_year(year)
+        check_year(self._policy, year)
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
             found = payouts.recorded(conn, year)
@@ -129,14 +134,6 @@ class Balances:
                 for p in found
             ],
         }
-
-    def _check_year(self, year: int) -> None:
-        if not self._policy.in_force(year):
-            raise NotFound(
-                "year",
-                f"{year} is outside the years in force of policy {self._policy.version} "
-                f"({self._policy.first_year}–{self._policy.last_year})",
-            )
 
 
 def _keys(

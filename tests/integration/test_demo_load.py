@@ -19,7 +19,7 @@ from services.cli import main
 from services.common.tokens import add_principal
 from services.demo import load as demo_load
 from services.demo.generate import write_history
-from services.demo.load import Batch, LoadError, load_history, read_batches
+from services.demo.load import Batch, LoadError, LoadSummary, load_history, read_batches
 from tests.support.broker import free_port
 
 TCR = str(Path(sys.executable).with_name("tcr"))
@@ -35,6 +35,13 @@ class Registry:
     def head(self) -> int:
         head: int = httpx.get(f"{self.url}/v1/health").raise_for_status().json()["head"]
         return head
+
+    def load(self, path: Path, batch_size: int) -> LoadSummary:
+        """Load as the demo does: the bureau's commands, and finance's payouts."""
+        return load_history(
+            path, self.url, self.bureau, batch_size=batch_size, progress=False,
+            finance_token=self.finance,
+        )  # fmt: skip
 
     def contract(self, registration_no: str) -> httpx.Response:
         return httpx.get(
@@ -103,28 +110,14 @@ def test_a_history_is_stored_whole_and_a_rerun_stores_nothing_new(
     registry: Registry, history: tuple[Path, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, commands = history
-    first = load_history(
-        path,
-        registry.url,
-        registry.bureau,
-        finance_token=registry.finance,
-        batch_size=60,
-        progress=False,
-    )
+    first = registry.load(path, 60)
     assert registry.head() == commands == first.commands == first.stored_commands
     # Payouts go in batches of their own, posted as finance.
     assert first.batches == first.stored_batches == len(list(read_batches(path, 60)))
     assert first.batches > -(-commands // 60)
     assert (first.skipped_batches, first.first_position, first.last_position) == (0, 1, commands)
 
-    again = load_history(
-        path,
-        registry.url,
-        registry.bureau,
-        finance_token=registry.finance,
-        batch_size=60,
-        progress=False,
-    )
+    again = registry.load(path, 60)
     assert registry.head() == commands
     assert (again.stored_batches, again.stored_commands) == (0, 0)
     assert again.skipped_batches == first.batches and again.skipped_commands == commands
@@ -155,25 +148,11 @@ def test_an_interrupted_load_resumes_where_it_stopped(
 
     monkeypatch.setattr(demo_load, "_post", dies_at_the_third_batch)
     with pytest.raises(LoadError, match="dropped"):
-        load_history(
-            path,
-            registry.url,
-            registry.bureau,
-            finance_token=registry.finance,
-            batch_size=50,
-            progress=False,
-        )
+        registry.load(path, 50)
     assert registry.head() == 100
     monkeypatch.undo()
 
-    resumed = load_history(
-        path,
-        registry.url,
-        registry.bureau,
-        finance_token=registry.finance,
-        batch_size=50,
-        progress=False,
-    )
+    resumed = registry.load(path, 50)
     assert (resumed.skipped_batches, resumed.skipped_commands) == (2, 100)
     assert resumed.stored_commands == commands - 100
     assert registry.head() == commands == resumed.last_position
@@ -183,23 +162,9 @@ def test_a_load_with_another_batch_size_stops_at_the_first_clash(
     registry: Registry, history: tuple[Path, int]
 ) -> None:
     path, commands = history
-    load_history(
-        path,
-        registry.url,
-        registry.bureau,
-        finance_token=registry.finance,
-        batch_size=100,
-        progress=False,
-    )
+    registry.load(path, 100)
     with pytest.raises(LoadError) as refused:
-        load_history(
-            path,
-            registry.url,
-            registry.bureau,
-            finance_token=registry.finance,
-            batch_size=70,
-            progress=False,
-        )
+        registry.load(path, 70)
     message = str(refused.value)
     assert "batch 1 (lines 1–70" in message and "(409)" in message
     assert "already" in message and "Nothing of it was stored" in message

@@ -82,14 +82,19 @@ class BalancesPage(BaseModel):
     )
 
 
-class DraftLinePublic(BaseModel):
-    """兑付草稿明细 A line that settles one outstanding amount."""
+class PayoutLinePublic(BaseModel):
+    """兑付明细 One line of a recorded payout."""
 
     beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
-    name: str = about("名称 Beneficiary's name", _NAME)
     category: Category = about(_CATEGORY, "absorption")
-    amount: str = about("金额（元） Amount in yuan, positive", "10000.00")
+    amount: str = about("金额（元） Amount in yuan", "50000.00")
     kind: Kind = about(_KIND, "payment")
+
+
+class DraftLinePublic(PayoutLinePublic):
+    """兑付草稿明细 A line that settles one outstanding amount."""
+
+    name: str = about("名称 Beneficiary's name", _NAME)
 
 
 class DraftTotalsPublic(BaseModel):
@@ -108,15 +113,6 @@ class PayoutDraftPublic(BaseModel):
     policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
     lines: list[DraftLinePublic] = Field(description="明细 The lines")
     totals: DraftTotalsPublic = Field(description="合计 Totals")
-
-
-class PayoutLinePublic(BaseModel):
-    """兑付明细 One line of a recorded payout."""
-
-    beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
-    category: Category = about(_CATEGORY, "absorption")
-    amount: str = about("金额（元） Amount in yuan", "50000.00")
-    kind: Kind = about(_KIND, "payment")
 
 
 class PayoutPublic(BaseModel):
