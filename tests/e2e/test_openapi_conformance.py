@@ -77,7 +77,8 @@ OPERATIONS: dict[str, list[dict[str, Any]]] = {
     "registry": [
         # A contract, invoice or proof not held; a number used before; a cancelled contract.
         _expect(["2xx", "404", "409", "422"], include_path_regex="{registration_no}"),
-        _expect(["2xx", "404", "409", "422"], include_path="/v1/batch"),
+        # A batch may hold a payout, which finance alone records (the run speaks as the bureau).
+        _expect(["2xx", "403", "404", "409", "422"], include_path="/v1/batch"),
         _expect(["2xx", "409", "422"], include_path_regex="^/v1/(contracts|brokers|provincial)"),
         _expect(["2xx", "404", "422"], include_path_regex="^/v1/(proofs|checkpoints/latest)"),
         # Finance alone records a payout, and the run speaks as the bureau.

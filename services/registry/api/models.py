@@ -90,6 +90,13 @@ def _date_string(value: object) -> object:
     return value
 
 
+def _whole(value: object) -> object:
+    # JSON has one kind of number: to a JSON Schema 2024.0 is the integer 2024, so here too.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _not_future(value: date) -> date:
     if value > datetime.now(_CHINA).date():
         raise ValueError("must not be in the future")
@@ -149,6 +156,9 @@ Yuan = Annotated[
         }
     ),
 ]
+# Integers, written 2024 or 2024.0 (the bounds inside the conversion, so the document states them).
+Year = Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_whole)]
+Position = Annotated[StrictInt, Field(ge=0, le=2**63 - 1), BeforeValidator(_whole)]
 Day = Annotated[
     date,
     BeforeValidator(_date_string),
@@ -532,7 +542,7 @@ class ProvincialFundingCreate(Incoming):
     )
 
     credit_code: CreditCode = about("受资助单位 The funded seller", EXAMPLE_SELLER)
-    year: Annotated[StrictInt, Field(ge=2000, le=2100)] = about("年度 Turnover year", 2023)
+    year: Year = about("年度 Turnover year", 2023)
     programme: Text = about("项目 Programme", "河南省科技成果转化专项")
     amount: Yuan = about("金额（元） Amount in yuan", "300000.00")
 
@@ -586,17 +596,16 @@ class PayoutCreate(Incoming):
         "兑付编号 Payout number, unique in the registry (case-insensitive); a repeat is a 409",
         "ZF-2025-001",
     )
-    year: Annotated[StrictInt, Field(ge=2000, le=2100)] = about(
-        "年度 Turnover year paid, one the policy is in force for", 2024
-    )
+    year: Year = about("年度 Turnover year paid, one the policy is in force for", 2024)
     paid_on: Day = about(f"拨付日期 Day paid, {_NOT_FUTURE}", "2025-06-30")
-    basis_position: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] = about(
+    basis_position: Position = about(
         "依据位置 The log position the amounts were computed at, not beyond the log's head", 1
     )
     lines: list[PayoutLine] = Field(
         min_length=1,
-        max_length=10_000,
-        description="明细 The lines, one per beneficiary and category",
+        max_length=5000,  # the longest lines then still fit the 1 MiB body limit
+        description="明细 The lines, one per beneficiary and category, at most 5,000 (a "
+        "larger payout is recorded as several)",
     )
 
     def to_args(self) -> dict[str, Any]:
