@@ -158,7 +158,8 @@ Yuan = Annotated[
 ]
 # Integers, written 2024 or 2024.0 (the bounds inside the conversion, so the document states them).
 Year = Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_whole)]
-Position = Annotated[StrictInt, Field(ge=0, le=2**63 - 1), BeforeValidator(_whole)]
+# A position at most 2**53: every integer up to it is exact as a JSON (double) number too.
+Position = Annotated[StrictInt, Field(ge=0, le=2**53), BeforeValidator(_whole)]
 Day = Annotated[
     date,
     BeforeValidator(_date_string),
