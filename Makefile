@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration lint fmt setup clean deploy-check
+.PHONY: run test test-unit test-integration lint fmt setup clean deploy-check browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,14 +34,20 @@ deploy-check:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
 	docker-compose -f deploy/compose.yaml config -q
 
-test: lint deploy-check
+# The audit report's page is checked in Debian's chromium (Playwright cannot download its own
+# browsers here); fonts-noto-cjk makes its Chinese legible in the screenshots.
+browser:
+	@command -v chromium >/dev/null && fc-list | grep -q "Noto Sans CJK" || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
+
+test: lint deploy-check browser
 	$(BIN)/pytest
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
 
 # Real SQLite files, PostgreSQL (skipped, saying why, when there is none) and the bundled broker.
-test-integration: setup
+test-integration: setup browser
 	$(BIN)/pytest tests/integration
 
 clean:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from services.audit.report import render_html, report_json
+from services.audit.live import LiveAudit
+from services.audit.page import render_html
+from services.audit.report import report_json
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
 from services.common.web.openapi import about, refusals
 from services.common.web.params import MAX_POSITION, optional_instant
-
-if TYPE_CHECKING:
-    from services.audit.app import Audit
 
 router = APIRouter(prefix="/v1")
 
@@ -125,9 +124,9 @@ Year = Annotated[
 _AS_OF = optional_instant("as_of", "Only events recorded at or before this instant")
 
 
-def audit(request: Request) -> Audit:
-    app: Audit = request.app.state.audit
-    return app
+def audit(request: Request) -> LiveAudit:
+    live: LiveAudit = request.app.state.audit
+    return live
 
 
 @router.get("/verify", response_model=VerdictPublic, responses=_READ)

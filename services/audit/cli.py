@@ -18,7 +18,8 @@ from services.common.cli_tokens import add_token_options, required_token
 from services.common.errors import Invalid
 from services.common.instants import parse_instant
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when a command runs: ``tcr --help`` stays quick
+    from services.audit.application import Audit, Unverified
     from services.audit.verify import Verdict
 
 
@@ -197,34 +198,28 @@ def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
     return BundleSource(args.bundle)
 
 
-def _trusted(args: argparse.Namespace) -> dict[str, Any] | None:
-    if args.trusted_checkpoint is None:
-        return None
-    loaded: dict[str, Any] = json.loads(args.trusted_checkpoint.read_text("utf-8"))
-    return loaded
+def _audit(args: argparse.Namespace) -> Audit:
+    """The audit's use cases under the policy and what the options say verification trusts."""
+    from services.audit.application import Audit
+    from services.audit.verify import Trust
+    from services.common.settings import PolicySettings
 
-
-def _verdict_over(args: argparse.Namespace, source: LogSource, desc: str) -> Verdict:
-    from services.audit.verify import verify_log
-
-    checkpoints = source.checkpoints()  # first: a live source then reads the log as of them
-    key = args.public_key.read_text("utf-8") if args.public_key else source.public_key_pem()
-    with _bar(desc) as bar:
-        return verify_log(
-            source.envelopes(),
-            checkpoints,
-            key,
-            _trusted(args),
-            bar.update,
-            checkpoint_every=args.checkpoint_every,
-            manifest=source.manifest(),
-        )
+    trusted = None
+    if args.trusted_checkpoint is not None:
+        trusted = json.loads(args.trusted_checkpoint.read_text("utf-8"))
+    trust = Trust(
+        trusted_checkpoint=trusted,
+        public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
+        checkpoint_every=args.checkpoint_every,
+    )
+    return Audit(PolicySettings().policy(), trust)
 
 
 def _verify(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         source = _open_source(args, stack)
-        verdict = _verdict_over(args, source, "verify")
+        with _bar("verify") as bar:
+            verdict = _audit(args).verify(source, bar.update)
     if args.json:
         print(json.dumps(verdict.as_json(), indent=2))
     else:
@@ -232,44 +227,41 @@ def _verify(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
-def _refused(args: argparse.Namespace, source: LogSource) -> bool:
-    """Verify before ``args.action`` and say why it is refused, or say loudly it was not."""
+def _refused(args: argparse.Namespace, exc: Unverified) -> int:
+    again = f"--no-verify to {args.action} it all the same"
+    print(f"tcr audit {exc.message} ({again})", file=sys.stderr)
+    return 1
+
+
+def _said(verdict: Verdict) -> None:
+    print(verdict.summary(), file=sys.stderr)
+
+
+def _unverified_warning(args: argparse.Namespace) -> None:
     if args.no_verify:
         print(
             f"WARNING: tcr audit {args.action} --no-verify: the history was NOT verified; "
             "nothing below proves it unaltered",
             file=sys.stderr,
         )
-        return False
-    verdict = _verdict_over(args, source, "verify")
-    print(verdict.summary(), file=sys.stderr)
-    if verdict.ok:
-        return False
-    print(
-        f"tcr audit {args.action}: refused: the history does not verify "
-        f"(--no-verify to {args.action} it all the same)",
-        file=sys.stderr,
-    )
-    return True
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from services.audit.replay import replay, replay_facts, until
-    from services.common.settings import PolicySettings
+    from services.audit.application import Unverified
 
-    source = BundleSource(args.bundle)
-    if _refused(args, source):
-        return 1
-    with _bar("replay") as bar:
-
-        def counted() -> Any:
-            for n, envelope in enumerate(source.envelopes(), start=1):
-                if n % 10_000 == 0:
-                    bar.update(10_000)
-                yield envelope
-
-        facts = replay_facts(until(counted(), args.until, args.as_of))
-    result = replay(facts, PolicySettings().policy())
+    _unverified_warning(args)
+    with _bar("verify and replay") as bar:
+        try:
+            result = _audit(args).replay(
+                BundleSource(args.bundle),
+                args.until,
+                args.as_of,
+                verify=not args.no_verify,
+                progress=bar.update,
+                seen=_said,
+            )
+        except Unverified as exc:
+            return _refused(args, exc)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out:
         args.out.write_text(text + "\n", "utf-8")
@@ -283,26 +275,30 @@ def _replay(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     import httpx
 
-    from services.audit.findings import StaleHistory, subsidy_differences
+    from services.audit.application import Unverified
+    from services.audit.replay import StaleHistory
     from services.audit.served import served_entitlements
-    from services.common.settings import PolicySettings
 
     token = required_token(args, "tcr audit compare")
-    policy = PolicySettings().policy()
-    source = BundleSource(args.bundle)
-    if _refused(args, source):
-        return 1
-    with httpx.Client(
-        base_url=args.subsidy.rstrip("/"),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60.0,
-    ) as client:
+    _unverified_warning(args)
+    with (
+        httpx.Client(
+            base_url=args.subsidy.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60.0,
+        ) as client,
+        _bar("verify") as bar,
+    ):
         try:
-            result = subsidy_differences(
-                source.envelopes,
+            result = _audit(args).compare(
+                BundleSource(args.bundle),
                 lambda year, position: served_entitlements(client, year, position),
-                policy,
+                verify=not args.no_verify,
+                progress=bar.update,
+                seen=_said,
             )
+        except Unverified as exc:
+            return _refused(args, exc)
         except StaleHistory as exc:
             print(f"{exc}: export a newer bundle", file=sys.stderr)
             return 2
@@ -323,32 +319,29 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from services.audit.report import audit_report, write_report
-    from services.common.settings import PolicySettings
+    from services.audit.application import refusal
+    from services.audit.report import write_report
 
     with ExitStack() as stack:
         source = _open_source(args, stack)
         with _bar("report") as bar:
             try:
                 # Verified in the same pass that computes the figures; refused before writing.
-                report = audit_report(
+                report = _audit(args).report(
                     source,
                     args.year,
-                    PolicySettings().policy(),
-                    trusted=_trusted(args),
+                    refuse_unverified=False,
                     described_as=str(args.registry or args.bundle),
                     progress=bar.update,
-                    checkpoint_every=args.checkpoint_every,
-                    public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
                 )
-            except ValueError as exc:
-                raise SystemExit(f"tcr audit report: {exc}") from None
+            except Invalid as exc:
+                raise SystemExit(f"tcr audit report: {exc.message}") from None
     verdict = report.verdict
     print(verdict.summary())
     if not verdict.ok and not args.no_verify:
         print(
-            f"tcr audit report: refused: the history does not verify; nothing written to "
-            f"{args.out} (--no-verify writes the report all the same, under this verdict)"
+            f"tcr audit {refusal('report', verdict)}; nothing written to {args.out} "
+            "(--no-verify writes the report all the same, under this verdict)"
         )
         return 1
     if not verdict.ok:

@@ -12,22 +12,25 @@ Choices the plan leaves open, made here and stated in the report:
 - Subsidies of turnover year ``Y`` are those the policy engine computes for ``Y`` from the whole
   log; their share is taken of the turnover registered in ``Y``.
 
-Amounts in the output are yuan strings with two decimals; shares are ratios with six decimals.
+The figures are running sums, per year, county and category, fed one contract and one
+entitlement at a time while the report streams the log: their memory does not grow with it.
+They hold integer fen and exact ratios; as JSON, amounts are yuan strings with two decimals
+(the ``_fen`` of a field's name dropped) and shares ratios with six decimals.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
 from services.common.money import format_fen
-from services.common.policy.engine import OUTPUT_KINDS, entitlements, round_half_up
-from services.common.policy.model import CATEGORIES, Facts, Policy
+from services.common.policy.engine import OUTPUT_KINDS, round_half_up
+from services.common.policy.model import CATEGORIES, Category, Contract, Entitlement, Policy
 
 FEN_PER_YUAN = 100
 
@@ -81,6 +84,133 @@ def ratio(numerator: int | Fraction, denominator: int) -> str | None:
     return str(value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
 
 
+def share(part: int, whole: int) -> Fraction | None:
+    """``part / whole`` exactly; None when ``whole`` is nothing."""
+    return Fraction(part, whole) if whole else None
+
+
+# -- the figures, typed ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnoverYear:
+    year: int
+    contracts: int
+    amount_fen: int
+    cancelled_contracts: int
+    cancelled_amount_fen: int
+    target_fen: int | None
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class RegionYear:
+    year: int
+    seller_contracts: int
+    seller_amount_fen: int
+    buyer_contracts: int
+    buyer_amount_fen: int
+
+
+@dataclass(frozen=True)
+class Region:
+    region_code: str
+    name: str
+    name_en: str
+    seller_contracts: int
+    seller_amount_fen: int
+    buyer_contracts: int
+    buyer_amount_fen: int
+    years: list[RegionYear]
+
+
+@dataclass(frozen=True)
+class CategorySubsidy:
+    beneficiaries: int  # those entitled to more than nothing
+    entitlement_fen: int
+    share: Fraction | None  # of the year's turnover
+    evidenced_turnover_fen: int
+
+
+@dataclass(frozen=True)
+class SubsidyYear:
+    year: int
+    turnover_fen: int
+    categories: dict[Category, CategorySubsidy]
+    total_fen: int
+    share: Fraction | None
+
+
+@dataclass(frozen=True)
+class BrokersYear:
+    year: int
+    filed_in_year: int
+    filed: int  # by 31 Dec, counted from the start
+    target: int | None
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class AchievementYear:
+    year: int
+    contracts: int
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class AchievementTarget:
+    first_year: int
+    last_year: int
+    contracts: int
+    counted: int
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class Achievements:
+    years: list[AchievementYear]
+    target: AchievementTarget
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every evaluation figure for the years in force up to the report's year."""
+
+    years: list[int]
+    turnover: list[TurnoverYear]
+    regions: list[Region]
+    subsidies: list[SubsidyYear]
+    brokers: list[BrokersYear]
+    achievements: Achievements
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready: amounts as yuan strings, shares as six-decimal ratios."""
+        shown: dict[str, Any] = _json(self)
+        return shown
+
+
+def _json(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        shown = {}
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if f.name.endswith("_fen"):
+                shown[f.name.removesuffix("_fen")] = None if v is None else format_fen(v)
+            else:
+                shown[f.name] = _json(v)
+        return shown
+    if isinstance(value, Fraction):
+        return ratio(value, 1)
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+# -- running sums ------------------------------------------------------------------------------
+
+
 @dataclass
 class _Tally:
     contracts: int = 0
@@ -91,64 +221,150 @@ class _Tally:
         self.fen += fen
 
 
-def compute_figures(facts: Facts, year: int, policy: Policy) -> dict[str, Any]:
-    """Every evaluation figure for the years in force up to ``year``, JSON-ready."""
-    years = report_years(policy, year)
-    covered = set(years)
-    turnover: dict[int, _Tally] = defaultdict(_Tally)
-    cancelled: dict[int, _Tally] = defaultdict(_Tally)
-    achievements: dict[int, _Tally] = defaultdict(_Tally)
-    # region code → year → role → tally
-    regions: dict[str, dict[int, dict[str, _Tally]]] = {
-        code: defaultdict(lambda: defaultdict(_Tally)) for code in COUNTIES
-    }
+class FigureSums:
+    """The figures' running sums: fed each contract (as the whole log leaves it), each
+    entitlement of a year covered and each broker's filing day, in any order."""
 
-    for contract in facts.contracts.values():
+    def __init__(self, policy: Policy, year: int) -> None:
+        self.policy = policy
+        self.years = report_years(policy, year)
+        self._covered = set(self.years)
+        self._turnover: dict[int, _Tally] = defaultdict(_Tally)
+        self._cancelled: dict[int, _Tally] = defaultdict(_Tally)
+        self._achievements: dict[int, _Tally] = defaultdict(_Tally)
+        # (region code, year, role) → tally
+        self._regions: dict[tuple[str, int, str], _Tally] = defaultdict(_Tally)
+        self._region_codes: set[str] = set()
+        # (year, category) → beneficiaries paid, and the turnover evidenced
+        self._paid: dict[tuple[int, str], _Tally] = defaultdict(_Tally)
+        self._evidenced: dict[tuple[int, str], Fraction | int] = defaultdict(int)
+        self._filed: dict[int, int] = defaultdict(int)  # year → brokers filed in it
+
+    def add_contract(self, contract: Contract) -> None:
         registered = contract.registered_on.year
-        if registered not in covered:
-            continue
+        if registered not in self._covered:
+            return
         amount = contract.contract_amount_fen
         if contract.cancelled:
-            cancelled[registered].add(amount)
-            continue
-        turnover[registered].add(amount)
+            self._cancelled[registered].add(amount)
+            return
+        self._turnover[registered].add(amount)
         for role, party in (("seller", contract.seller), ("buyer", contract.buyer)):
-            if policy.is_local(party):
-                by_year = regions.setdefault(
-                    party.region_code, defaultdict(lambda: defaultdict(_Tally))
-                )
-                by_year[registered][role].add(amount)
-        if contract.seller.kind in OUTPUT_KINDS and policy.is_local(contract.buyer):
-            achievements[registered].add(amount)
+            if self.policy.is_local(party):
+                self._region_codes.add(party.region_code)
+                self._regions[(party.region_code, registered, role)].add(amount)
+        if contract.seller.kind in OUTPUT_KINDS and self.policy.is_local(contract.buyer):
+            self._achievements[registered].add(amount)
 
-    return {
-        "years": years,
-        "turnover": _turnover(years, turnover, cancelled),
-        "regions": _regions(years, regions),
-        "subsidies": _subsidies(years, facts, policy, turnover),
-        "brokers": _brokers(years, facts),
-        "achievements": _achievements(years, achievements),
-    }
+    def add_entitlement(self, entitlement: Entitlement) -> None:
+        key = (entitlement.year, entitlement.category)
+        self._evidenced[key] += entitlement.turnover
+        if entitlement.entitlement_fen > 0:
+            self._paid[key].add(entitlement.entitlement_fen)
 
+    def add_broker(self, filed_on: date) -> None:
+        self._filed[filed_on.year] += 1
 
-def _turnover(
-    years: list[int], turnover: dict[int, _Tally], cancelled: dict[int, _Tally]
-) -> list[dict[str, Any]]:
-    rows = []
-    for y in years:
-        target = TURNOVER_TARGETS_FEN.get(y)
-        rows.append(
-            {
-                "year": y,
-                "contracts": turnover[y].contracts,
-                "amount": format_fen(turnover[y].fen),
-                "cancelled_contracts": cancelled[y].contracts,
-                "cancelled_amount": format_fen(cancelled[y].fen),
-                "target": format_fen(target) if target is not None else None,
-                "met": turnover[y].fen >= target if target is not None else None,
-            }
+    def figures(self) -> Figures:
+        return Figures(
+            years=self.years,
+            turnover=[self._turnover_year(y) for y in self.years],
+            regions=[self._region(code) for code in self._ordered_regions()],
+            subsidies=[self._subsidy_year(y) for y in self.years],
+            brokers=self._brokers(),
+            achievements=self._achievements_figure(),
         )
-    return rows
+
+    def _turnover_year(self, y: int) -> TurnoverYear:
+        target = TURNOVER_TARGETS_FEN.get(y)
+        return TurnoverYear(
+            year=y,
+            contracts=self._turnover[y].contracts,
+            amount_fen=self._turnover[y].fen,
+            cancelled_contracts=self._cancelled[y].contracts,
+            cancelled_amount_fen=self._cancelled[y].fen,
+            target_fen=target,
+            met=self._turnover[y].fen >= target if target is not None else None,
+        )
+
+    def _ordered_regions(self) -> list[str]:
+        return [*COUNTIES, *sorted(self._region_codes - COUNTIES.keys())]
+
+    def _region(self, code: str) -> Region:
+        per_year = [
+            RegionYear(
+                year=y,
+                seller_contracts=self._regions[(code, y, "seller")].contracts,
+                seller_amount_fen=self._regions[(code, y, "seller")].fen,
+                buyer_contracts=self._regions[(code, y, "buyer")].contracts,
+                buyer_amount_fen=self._regions[(code, y, "buyer")].fen,
+            )
+            for y in self.years
+        ]
+        name, name_en = region_name(code)
+        return Region(
+            region_code=code,
+            name=name,
+            name_en=name_en,
+            seller_contracts=sum(r.seller_contracts for r in per_year),
+            seller_amount_fen=sum(r.seller_amount_fen for r in per_year),
+            buyer_contracts=sum(r.buyer_contracts for r in per_year),
+            buyer_amount_fen=sum(r.buyer_amount_fen for r in per_year),
+            years=per_year,
+        )
+
+    def _subsidy_year(self, y: int) -> SubsidyYear:
+        base = self._turnover[y].fen
+        total = sum(self._paid[(y, c)].fen for c in CATEGORIES)
+        return SubsidyYear(
+            year=y,
+            turnover_fen=base,
+            categories={
+                c: CategorySubsidy(
+                    beneficiaries=self._paid[(y, c)].contracts,
+                    entitlement_fen=self._paid[(y, c)].fen,
+                    share=share(self._paid[(y, c)].fen, base),
+                    evidenced_turnover_fen=round_half_up(self._evidenced[(y, c)]),
+                )
+                for c in CATEGORIES
+            },
+            total_fen=total,
+            share=share(total, base),
+        )
+
+    def _brokers(self) -> list[BrokersYear]:
+        rows = []
+        for y in self.years:
+            cumulative = sum(n for filed, n in self._filed.items() if filed <= y)
+            due = y == BROKER_TARGET_YEAR
+            rows.append(
+                BrokersYear(
+                    year=y,
+                    filed_in_year=self._filed.get(y, 0),
+                    filed=cumulative,
+                    target=BROKER_TARGET if due else None,
+                    met=cumulative >= BROKER_TARGET if due else None,
+                )
+            )
+        return rows
+
+    def _achievements_figure(self) -> Achievements:
+        window = [y for y in self.years if ACHIEVEMENT_FIRST_YEAR <= y <= ACHIEVEMENT_LAST_YEAR]
+        counted = sum(self._achievements[y].contracts for y in window)
+        due = self.years[-1] >= ACHIEVEMENT_LAST_YEAR
+        return Achievements(
+            years=[
+                AchievementYear(y, self._achievements[y].contracts, self._achievements[y].fen)
+                for y in self.years
+            ],
+            target=AchievementTarget(
+                first_year=ACHIEVEMENT_FIRST_YEAR,
+                last_year=ACHIEVEMENT_LAST_YEAR,
+                contracts=ACHIEVEMENT_TARGET,
+                counted=counted,
+                met=counted >= ACHIEVEMENT_TARGET if due else None,
+            ),
+        )
 
 
 def region_name(code: str) -> tuple[str, str]:
@@ -156,142 +372,36 @@ def region_name(code: str) -> tuple[str, str]:
     return COUNTIES.get(code, OTHER_LOCAL)
 
 
-def _regions(
-    years: list[int], regions: dict[str, dict[int, dict[str, _Tally]]]
-) -> list[dict[str, Any]]:
-    rows = []
-    ordered = [*COUNTIES, *sorted(code for code in regions if code not in COUNTIES)]
-    for code in ordered:
-        by_year = regions[code]
-        per_year = []
-        totals = {"seller": _Tally(), "buyer": _Tally()}
-        for y in years:
-            row: dict[str, Any] = {"year": y}
-            for role in ("seller", "buyer"):
-                tally = by_year[y][role]
-                row[f"{role}_contracts"] = tally.contracts
-                row[f"{role}_amount"] = format_fen(tally.fen)
-                totals[role].contracts += tally.contracts
-                totals[role].fen += tally.fen
-            per_year.append(row)
-        name, name_en = region_name(code)
-        rows.append(
-            {
-                "region_code": code,
-                "name": name,
-                "name_en": name_en,
-                "seller_contracts": totals["seller"].contracts,
-                "seller_amount": format_fen(totals["seller"].fen),
-                "buyer_contracts": totals["buyer"].contracts,
-                "buyer_amount": format_fen(totals["buyer"].fen),
-                "years": per_year,
-            }
-        )
-    return rows
-
-
-def _subsidies(
-    years: list[int], facts: Facts, policy: Policy, turnover: dict[int, _Tally]
-) -> list[dict[str, Any]]:
-    rows = []
-    for y in years:
-        paid: dict[str, _Tally] = {c: _Tally() for c in CATEGORIES}
-        evidenced: dict[str, Fraction] = {c: Fraction(0) for c in CATEGORIES}
-        for e in entitlements(facts, y, policy):
-            evidenced[e.category] += e.turnover
-            if e.entitlement_fen > 0:
-                paid[e.category].add(e.entitlement_fen)
-        base = turnover[y].fen
-        total = sum(t.fen for t in paid.values())
-        rows.append(
-            {
-                "year": y,
-                "turnover": format_fen(base),
-                "categories": {
-                    c: {
-                        "beneficiaries": paid[c].contracts,
-                        "entitlement": format_fen(paid[c].fen),
-                        "share": ratio(paid[c].fen, base),
-                        "evidenced_turnover": format_fen(round_half_up(evidenced[c])),
-                    }
-                    for c in CATEGORIES
-                },
-                "total": format_fen(total),
-                "share": ratio(total, base),
-            }
-        )
-    return rows
-
-
-def _brokers(years: list[int], facts: Facts) -> list[dict[str, Any]]:
-    filed = sorted(b.filed_on for b in facts.brokers.values())
-    rows = []
-    for y in years:
-        cumulative = sum(1 for day in filed if day <= date(y, 12, 31))
-        due = y == BROKER_TARGET_YEAR
-        rows.append(
-            {
-                "year": y,
-                "filed_in_year": sum(1 for day in filed if day.year == y),
-                "filed": cumulative,
-                "target": BROKER_TARGET if due else None,
-                "met": cumulative >= BROKER_TARGET if due else None,
-            }
-        )
-    return rows
-
-
-def _achievements(years: list[int], achievements: dict[int, _Tally]) -> dict[str, Any]:
-    window = [y for y in years if ACHIEVEMENT_FIRST_YEAR <= y <= ACHIEVEMENT_LAST_YEAR]
-    counted = sum(achievements[y].contracts for y in window)
-    due = years[-1] >= ACHIEVEMENT_LAST_YEAR
-    return {
-        "years": [
-            {
-                "year": y,
-                "contracts": achievements[y].contracts,
-                "amount": format_fen(achievements[y].fen),
-            }
-            for y in years
-        ],
-        "target": {
-            "first_year": ACHIEVEMENT_FIRST_YEAR,
-            "last_year": ACHIEVEMENT_LAST_YEAR,
-            "contracts": ACHIEVEMENT_TARGET,
-            "counted": counted,
-            "met": counted >= ACHIEVEMENT_TARGET if due else None,
-        },
-    }
-
-
-def figure_rows(figures: dict[str, Any]) -> Iterator[tuple[str, int | str, str, str, Any]]:
-    """The figures flattened to ``(figure, year, key, measure, value)`` rows, for CSV."""
-    for row in figures["turnover"]:
+def figure_rows(figures: Figures) -> Iterator[tuple[str, int | str, str, str, Any]]:
+    """The figures flattened to ``(figure, year, key, measure, value)`` rows, for CSV: values
+    as in :meth:`Figures.as_json`."""
+    shown = figures.as_json()
+    for row in shown["turnover"]:
         for measure in ("contracts", "amount", "cancelled_contracts", "cancelled_amount"):
             yield "turnover", row["year"], "", measure, row[measure]
         if row["target"] is not None:
             yield "turnover", row["year"], "", "target", row["target"]
             yield "turnover", row["year"], "", "met", row["met"]
-    for region in figures["regions"]:
+    for region in shown["regions"]:
         for row in region["years"]:
             for measure in ("seller_contracts", "seller_amount", "buyer_contracts", "buyer_amount"):
                 yield "region", row["year"], region["region_code"], measure, row[measure]
-    for row in figures["subsidies"]:
+    for row in shown["subsidies"]:
         for category, values in row["categories"].items():
             for measure, value in values.items():
                 yield "subsidy", row["year"], category, measure, value
         yield "subsidy", row["year"], "total", "entitlement", row["total"]
         yield "subsidy", row["year"], "total", "share", row["share"]
-    for row in figures["brokers"]:
+    for row in shown["brokers"]:
         yield "brokers", row["year"], "", "filed_in_year", row["filed_in_year"]
         yield "brokers", row["year"], "", "filed", row["filed"]
         if row["target"] is not None:
             yield "brokers", row["year"], "", "target", row["target"]
             yield "brokers", row["year"], "", "met", row["met"]
-    for row in figures["achievements"]["years"]:
+    for row in shown["achievements"]["years"]:
         yield "achievements", row["year"], "", "contracts", row["contracts"]
         yield "achievements", row["year"], "", "amount", row["amount"]
-    target = figures["achievements"]["target"]
+    target = shown["achievements"]["target"]
     span = f"{target['first_year']}-{target['last_year']}"
     yield "achievements", span, "", "counted", target["counted"]
     yield "achievements", span, "", "target", target["contracts"]

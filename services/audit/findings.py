@@ -6,8 +6,9 @@ number, a kind and a detail a person can check against the log:
 - ``chain_break``: the tamper-evident chain or a checkpoint does not verify (first problem only).
 - ``paid_not_invoiced``: non-withdrawn transfer proofs total more than non-voided invoices.
 - ``invoiced_not_paid``: non-voided invoices total more than non-withdrawn transfer proofs.
-- ``evidence_short``: money both paid and invoiced by the report's end is under
-  :data:`EVIDENCE_MIN_SHARE` of the contract amount, for a contract registered more than
+- ``evidence_short``: money both paid and invoiced by the report's end (the engine's evidenced
+  amount, within the policy's ceiling) is under :data:`EVIDENCE_MIN_SHARE` of that ceiling (the
+  contract amount, or the technology amount), for a contract registered more than
   :data:`EVIDENCE_GRACE_DAYS` days before the report's end.
 - ``related_party``: the station declared seller and buyer related (关联企业).
 - ``cancelled_after_payout``: see :func:`fed_years`.
@@ -22,18 +23,22 @@ except for ``evidence_short``, which counts only evidence dated by the report's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import io
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any, Literal
 
-from services.audit.replay import differences, facts_at
+import orjson
+
 from services.common.money import format_fen
-from services.common.policy.engine import entitlements
-from services.common.policy.model import Contract, Facts, Policy
-from services.common.policy.present import entitlement_json
+from services.common.policy.engine import entitlements, evidence_ceiling, evidenced_until
+from services.common.policy.model import Broker, Contract, Facts, Policy
 from services.common.schemas import event_date_fields
 
 LATE_AFTER_DAYS = 90
@@ -85,6 +90,69 @@ class Finding:
             "detail": self.detail,
             "position": self.position,
         }
+
+
+class FindingsLog:
+    """The report's findings in order, written to a scratch file as they are found: memory
+    holds a count per kind and a mark every :data:`MARK_EVERY` findings, not the findings."""
+
+    MARK_EVERY = 1024
+
+    def __init__(self) -> None:
+        # Lives as long as the report (the API keeps the last one for its pages): no `with`,
+        # closed when the report is collected.
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115
+        self.close = weakref.finalize(self, self._file.close)
+        self._marks: list[int] = []  # file offset of every MARK_EVERY-th finding
+        self._count = 0
+        self.by_kind: dict[str, int] = dict.fromkeys(KIND_LABELS, 0)
+        self._lock = threading.Lock()  # pages of one report are read by concurrent requests
+        self._read = False  # the file's position moved away from its end
+
+    def append(self, finding: Finding) -> None:
+        f = finding
+        line = orjson.dumps((f.kind, f.registration_no, f.detail, f.position)) + b"\n"
+        with self._lock:
+            if self._read:
+                self._file.seek(0, io.SEEK_END)
+                self._read = False
+            if self._count % self.MARK_EVERY == 0:
+                self._marks.append(self._file.tell())
+            self._file.write(line)
+            self._count += 1
+            self.by_kind[finding.kind] += 1
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            self.append(finding)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def page(self, offset: int, limit: int) -> list[Finding]:
+        """The findings from ``offset`` (0-based), at most ``limit`` of them."""
+        if offset >= self._count or limit <= 0:
+            return []
+        found: list[Finding] = []
+        with self._lock:
+            self._read = True
+            self._file.seek(self._marks[offset // self.MARK_EVERY])
+            skip = offset % self.MARK_EVERY
+            for line in self._file:
+                if skip:
+                    skip -= 1
+                    continue
+                found.append(Finding(*orjson.loads(line)))
+                if len(found) == limit:
+                    break
+        return found
+
+    def __iter__(self) -> Iterator[Finding]:
+        offset = 0
+        while offset < self._count:
+            batch = self.page(offset, self.MARK_EVERY)
+            yield from batch
+            offset += len(batch)
 
 
 def recorded_day(recorded_at: str) -> date:
@@ -167,37 +235,43 @@ def fed_years(contract: Contract, facts: Facts, policy: Policy, cancelled_day: d
     return years
 
 
-def history_findings(
-    facts: Facts, watch: LogWatch, policy: Policy, report_end: date
+def contract_findings(
+    contract: Contract, facts: Facts, watch: LogWatch, policy: Policy, report_end: date
 ) -> list[Finding]:
-    """The findings about contracts registered by ``report_end`` and brokers filed by then."""
+    """The findings about one contract (none if registered after ``report_end``); ``facts``
+    gives the brokers and funding it is judged with."""
+    no = contract.registration_no
+    if contract.registered_on > report_end:
+        return []
     found: list[Finding] = []
-    for no in sorted(facts.contracts):
-        contract = facts.contracts[no]
-        if contract.registered_on > report_end:
-            continue
-        if contract.cancelled:
-            found += _cancellation(contract, facts, watch, policy)
-        else:
-            found += _evidence(contract, report_end)
-            if contract.related_party:
-                found.append(
-                    Finding(
-                        "related_party",
-                        no,
-                        f"seller {contract.seller.name} ({contract.seller.credit_code}) and buyer "
-                        f"{contract.buyer.name} ({contract.buyer.credit_code}) declared related; "
-                        f"contract amount {format_fen(contract.contract_amount_fen)}",
-                    )
+    if contract.cancelled:
+        found += _cancellation(contract, facts, watch, policy)
+    else:
+        found += _evidence(contract, report_end, policy)
+        if contract.related_party:
+            found.append(
+                Finding(
+                    "related_party",
+                    no,
+                    f"seller {contract.seller.name} ({contract.seller.credit_code}) and buyer "
+                    f"{contract.buyer.name} ({contract.buyer.credit_code}) declared related; "
+                    f"contract amount {format_fen(contract.contract_amount_fen)}",
                 )
-        late = watch.late.get(("contract", no))
-        if late is not None:
-            found.append(_late(no, late))
-    for broker_id in sorted(facts.brokers):
-        late = watch.late.get(("broker", broker_id))
-        if late is not None and facts.brokers[broker_id].filed_on <= report_end:
-            found.append(_late("", late, f"broker {broker_id}: "))
+            )
+    late = watch.late.get(("contract", no))
+    if late is not None:
+        found.append(_late(no, late))
     return found
+
+
+def broker_findings(
+    brokers: Mapping[str, Broker], watch: LogWatch, report_end: date
+) -> Iterator[Finding]:
+    """The findings about brokers filed by ``report_end``: filings recorded late."""
+    for broker_id in sorted(brokers):
+        late = watch.late.get(("broker", broker_id))
+        if late is not None and brokers[broker_id].filed_on <= report_end:
+            yield _late("", late, f"broker {broker_id}: ")
 
 
 def _late(no: str, late: _Late, prefix: str = "") -> Finding:
@@ -210,7 +284,7 @@ def _late(no: str, late: _Late, prefix: str = "") -> Finding:
     )
 
 
-def _evidence(contract: Contract, report_end: date) -> list[Finding]:
+def _evidence(contract: Contract, report_end: date, policy: Policy) -> list[Finding]:
     no = contract.registration_no
     paid = sum(p.amount_fen for p in contract.transfer_proofs if not p.withdrawn)
     invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
@@ -234,16 +308,9 @@ def _evidence(contract: Contract, report_end: date) -> list[Finding]:
             )
         )
     if (report_end - contract.registered_on).days > EVIDENCE_GRACE_DAYS:
-        paid_by_end = sum(
-            p.amount_fen
-            for p in contract.transfer_proofs
-            if not p.withdrawn and p.paid_on <= report_end
-        )
-        invoiced_by_end = sum(
-            i.amount_fen for i in contract.invoices if not i.voided and i.issued_on <= report_end
-        )
-        amount = contract.contract_amount_fen
-        evidenced = min(paid_by_end, invoiced_by_end, amount)
+        # Only invoices issued by the report's end: what an evaluator held on that day.
+        evidenced = evidenced_until(contract, report_end, policy, invoiced_by=report_end)
+        amount = evidence_ceiling(contract, policy)
         if evidenced < EVIDENCE_MIN_SHARE * amount:
             found.append(
                 Finding(
@@ -277,57 +344,3 @@ def _cancellation(
             position,
         )
     ]
-
-
-class StaleHistory(Exception):
-    """The history read is older than what the subsidy service answers from."""
-
-
-def subsidy_differences(
-    envelopes: Callable[[], Iterable[dict[str, Any]]],
-    served: Callable[[int, int | None], dict[str, Any]],
-    policy: Policy,
-) -> dict[str, Any]:
-    """Every year in force: the recomputation against what the subsidy service serves now, and
-    against its materialised versions at three past positions (a quarter, half and three
-    quarters of the way to the position it answers at).
-
-    ``served(year, position)`` is the subsidy service's whole answer to
-    ``GET /v1/entitlements?year=&position=`` (every page; ``position`` None: now); the history
-    is replayed to the positions it answers at, so both speak of the same log.
-    """
-    first = policy.first_year
-    head = int(served(first, None)["position"])
-    past = sorted({head * q // 4 for q in (1, 2, 3)} - {0})
-    answers = {
-        (year, at): served(year, at)
-        for year in range(first, policy.last_year + 1)
-        for at in (None, *past)
-    }
-    positions = {int(answer["position"]) for answer in answers.values()}
-    replayed = facts_at(envelopes(), positions)
-    years: list[dict[str, Any]] = []
-    found: list[dict[str, Any]] = []
-    for (year, at), answer in answers.items():
-        position = int(answer["position"])
-        facts = replayed[position]
-        if at is None and facts.position < position:
-            raise StaleHistory(
-                f"the history ends at position {facts.position} but the subsidy service "
-                f"answers at {position}"
-            )
-        ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
-        diffs = [
-            {**d, "position": position} for d in differences(ours, answer["entitlements"], year)
-        ]
-        found += diffs
-        years.append(
-            {
-                "year": year,
-                "position": position,
-                "as_of_position": at is not None,
-                "entitlements": len(ours),
-                "differences": len(diffs),
-            }
-        )
-    return {"policy_version": policy.version, "years": years, "differences": found}

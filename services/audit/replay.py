@@ -1,8 +1,8 @@
-"""Recomputing every entitlement from the history alone, and comparing with what finance sees."""
+"""Recomputing every entitlement from the history alone, and comparing with what finance serves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,23 +13,18 @@ from services.common.policy.model import Facts, Policy
 from services.common.policy.present import ENTITLEMENT_FIELDS, entitlement_json
 
 
-def until(
-    envelopes: Iterable[dict[str, Any]],
-    position: int | None = None,
-    as_of: datetime | None = None,
-) -> Iterator[dict[str, Any]]:
-    """The envelopes up to a position, and/or recorded at or before an instant."""
-    cutoff = format_instant(as_of) if as_of is not None else None
-    for envelope in envelopes:
-        if position is not None and envelope["position"] > position:
-            return
-        if cutoff is not None and envelope["recorded_at"] > cutoff:
-            continue
-        yield envelope
+class Cut:
+    """The part of the log a replay takes in: up to a position, and/or only the envelopes
+    recorded at or before an instant."""
 
+    def __init__(self, position: int | None = None, as_of: datetime | None = None) -> None:
+        self.position = position
+        self.cutoff = format_instant(as_of) if as_of is not None else None
 
-def replay_facts(envelopes: Iterable[dict[str, Any]]) -> Facts:
-    return FactsBuilder().apply_all(envelopes).facts()
+    def admits(self, envelope: Mapping[str, Any]) -> bool:
+        if self.position is not None and envelope["position"] > self.position:
+            return False
+        return self.cutoff is None or envelope["recorded_at"] <= self.cutoff
 
 
 def facts_at(envelopes: Iterable[dict[str, Any]], positions: Iterable[int]) -> dict[int, Facts]:
@@ -86,3 +81,57 @@ def differences(
                 }
             )
     return found
+
+
+class StaleHistory(Exception):
+    """The history read is older than what the subsidy service answers from."""
+
+
+def subsidy_differences(
+    envelopes: Callable[[], Iterable[dict[str, Any]]],
+    served: Callable[[int, int | None], dict[str, Any]],
+    policy: Policy,
+) -> dict[str, Any]:
+    """Every year in force: the recomputation against what the subsidy service serves now, and
+    against its materialised versions at three past positions (a quarter, half and three
+    quarters of the way to the position it answers at).
+
+    ``served(year, position)`` is the subsidy service's whole answer to
+    ``GET /v1/entitlements?year=&position=`` (every page; ``position`` None: now); the history
+    is replayed to the positions it answers at, so both speak of the same log.
+    """
+    first = policy.first_year
+    head = int(served(first, None)["position"])
+    past = sorted({head * q // 4 for q in (1, 2, 3)} - {0})
+    answers = {
+        (year, at): served(year, at)
+        for year in range(first, policy.last_year + 1)
+        for at in (None, *past)
+    }
+    positions = {int(answer["position"]) for answer in answers.values()}
+    replayed = facts_at(envelopes(), positions)
+    years: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    for (year, at), answer in answers.items():
+        position = int(answer["position"])
+        facts = replayed[position]
+        if at is None and facts.position < position:
+            raise StaleHistory(
+                f"the history ends at position {facts.position} but the subsidy service "
+                f"answers at {position}"
+            )
+        ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
+        diffs = [
+            {**d, "position": position} for d in differences(ours, answer["entitlements"], year)
+        ]
+        found += diffs
+        years.append(
+            {
+                "year": year,
+                "position": position,
+                "as_of_position": at is not None,
+                "entitlements": len(ours),
+                "differences": len(diffs),
+            }
+        )
+    return {"policy_version": policy.version, "years": years, "differences": found}

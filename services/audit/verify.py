@@ -17,10 +17,11 @@ report alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.audit.sources import LogSource
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import CompactRange, leaf_hash
 from services.common.signing import checkpoint_signed_by, load_public_key
@@ -75,6 +76,12 @@ class Verdict:
             return "VERIFIED"
         return "NOT PROVEN" if self.unproven else "TAMPERING DETECTED"
 
+    def headline_zh(self) -> str:
+        """:meth:`headline` in Chinese, for the report's readers."""
+        if self.ok:
+            return "防篡改校验通过"
+        return "未能证明" if self.unproven else "检测到篡改"
+
     def summary(self) -> str:
         """The verdict in words: what was proved, or the first thing wrong and where."""
         if self.ok:
@@ -105,6 +112,49 @@ class Verdict:
         shown = {k: v for k, v in self.__dict__.items() if v is not None}
         shown["message"] = self.summary()
         return shown
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What verification trusts: a checkpoint held independently, the registry's public key as
+    published (None: the source's own), and the registry's checkpoint interval."""
+
+    trusted_checkpoint: dict[str, Any] | None = None
+    public_key_pem: str | None = None
+    checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY
+
+
+def verify_source(
+    source: LogSource,
+    trust: Trust,
+    progress: Callable[[int], None] = lambda n: None,
+    also: Callable[[dict[str, Any]], None] | None = None,
+) -> Verdict:
+    """:func:`verify_log` over a source; ``also`` sees every entry of the same pass, to the end
+    even past a break (so what it computes covers the whole log, under the verdict)."""
+    checkpoints = source.checkpoints()  # first: a live source then reads the log as of them
+    entries = _each(source.envelopes(), also)
+    verdict = verify_log(
+        entries,
+        checkpoints,
+        trust.public_key_pem or source.public_key_pem(),
+        trust.trusted_checkpoint,
+        progress,
+        checkpoint_every=trust.checkpoint_every,
+        manifest=source.manifest(),
+    )
+    for _ in entries:  # verification stopped at a break: ``also`` still sees the rest
+        pass
+    return verdict
+
+
+def _each(
+    envelopes: Iterable[dict[str, Any]], also: Callable[[dict[str, Any]], None] | None
+) -> Iterator[dict[str, Any]]:
+    for envelope in envelopes:
+        if also is not None:
+            also(envelope)
+        yield envelope
 
 
 def verify_log(

@@ -41,6 +41,7 @@ from services.common.spreadsheet import safe_cell
 from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
+from tests.support.demo_bundle import InProcessRegistry
 from tests.support.policy_facts import (
     LOCAL_FIRM,
     LOCAL_INSTITUTE,
@@ -400,30 +401,6 @@ def yuan_of_fen(fen: int) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-
-
-class InProcessRegistry:
-    """The registry application read as ``export_bundle`` reads the HTTP feed."""
-
-    url = "in-process registry"
-
-    def __init__(self, app: Registry) -> None:
-        self.app = app
-
-    def envelopes(self) -> Iterator[dict[str, Any]]:
-        after = 0
-        while True:
-            page = self.app.read_log(after, 50)
-            if not page["events"]:
-                return
-            yield from page["events"]
-            after = page["next_after"]
-
-    def checkpoints(self) -> list[dict[str, Any]]:
-        return self.app.checkpoints.all()
-
-    def public_key_pem(self) -> str:
-        return self.app.checkpoints.public_key
 
 
 @pytest.fixture(scope="module")

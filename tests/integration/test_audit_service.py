@@ -21,7 +21,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.audit.app import create_app
+from services.audit.application import Audit
+from services.audit.live import LiveAudit
 from services.audit.settings import AuditSettings
+from services.audit.sources import RegistrySource
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_policy
@@ -208,15 +211,20 @@ def subsidy_stand_in(
     return httpx.MockTransport(handle)
 
 
-@pytest.fixture
-def audit(registry: LiveRegistry) -> Iterator[TestClient]:
-    """The audit API in-process, reading the live registry as the auditor."""
-    settings = AuditSettings(
+def auditor_settings(registry: LiveRegistry) -> AuditSettings:
+    """The audit's settings over the live registry, read with the auditor's token."""
+    return AuditSettings(
         tokens_file=registry.tokens_file,
         registry_url=registry.url,
         registry_token=registry.tokens["auditor"],
         subsidy_url="http://subsidy.test",
     )
+
+
+@pytest.fixture
+def audit(registry: LiveRegistry) -> Iterator[TestClient]:
+    """The audit API in-process, reading the live registry as the auditor."""
+    settings = auditor_settings(registry)
     app = create_app(settings, subsidy_transport=subsidy_stand_in(registry))
     with TestClient(app, headers={"Authorization": f"Bearer {registry.tokens['auditor']}"}) as c:
         yield c
@@ -380,12 +388,7 @@ def test_compare_finds_no_difference_when_the_subsidy_service_serves_the_log(
 def test_compare_names_a_past_version_the_subsidy_service_serves_wrong(
     registry: LiveRegistry,
 ) -> None:
-    settings = AuditSettings(
-        tokens_file=registry.tokens_file,
-        registry_url=registry.url,
-        registry_token=registry.tokens["auditor"],
-        subsidy_url="http://subsidy.test",
-    )
+    settings = auditor_settings(registry)
     wrong = subsidy_stand_in(registry, alter=UNIVERSITY["credit_code"], in_the_past=True)
     headers = {"Authorization": f"Bearer {registry.tokens['auditor']}"}
     with TestClient(create_app(settings, subsidy_transport=wrong), headers=headers) as client:
@@ -400,12 +403,7 @@ def test_compare_names_a_past_version_the_subsidy_service_serves_wrong(
 def test_compare_names_the_entitlement_the_subsidy_service_serves_wrong(
     registry: LiveRegistry,
 ) -> None:
-    settings = AuditSettings(
-        tokens_file=registry.tokens_file,
-        registry_url=registry.url,
-        registry_token=registry.tokens["auditor"],
-        subsidy_url="http://subsidy.test",
-    )
+    settings = auditor_settings(registry)
     wrong = subsidy_stand_in(registry, alter=UNIVERSITY["credit_code"])
     headers = {"Authorization": f"Bearer {registry.tokens['auditor']}"}
     with TestClient(create_app(settings, subsidy_transport=wrong), headers=headers) as client:
@@ -429,3 +427,54 @@ def test_an_unreachable_registry_answers_503(registry: LiveRegistry) -> None:
     assert response.status_code == 503
     assert response.json()["field"] == "registry"
     assert health.status_code == 200 and health.json()["registry_head"] is None
+
+
+# -- a history that does not verify ------------------------------------------------------------
+
+
+class AlteredRegistry(RegistrySource):
+    """The live feed as a registry that rewrote entry 2 after signing its checkpoints serves it."""
+
+    def envelopes(self) -> Iterator[dict[str, Any]]:
+        for envelope in super().envelopes():
+            if envelope["position"] == 2:
+                envelope["payload"]["title"] = "rewritten"
+            yield envelope
+
+
+@pytest.fixture
+def audit_of_an_altered_log(registry: LiveRegistry) -> Iterator[TestClient]:
+    settings = auditor_settings(registry)
+    app = create_app(settings, subsidy_transport=subsidy_stand_in(registry))
+    app.state.audit = LiveAudit(
+        Audit(load_policy()),
+        lambda: AlteredRegistry(registry.url, registry.tokens["auditor"]),
+        lambda: httpx.Client(
+            base_url="http://subsidy.test",
+            headers={"Authorization": f"Bearer {registry.tokens['auditor']}"},
+            transport=subsidy_stand_in(registry),
+        ),
+        registry.url,
+    )
+    with TestClient(app, headers={"Authorization": f"Bearer {registry.tokens['auditor']}"}) as c:
+        yield c
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p != "/v1/verify"])
+def test_a_history_that_does_not_verify_is_refused_naming_the_verdict(
+    audit_of_an_altered_log: TestClient, path: str
+) -> None:
+    response = audit_of_an_altered_log.get(path)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["field"] == "verdict"
+    assert "refused: the history does not verify" in body["message"]
+    assert "TAMPERING DETECTED at position 2" in body["message"]
+
+
+def test_verify_says_where_an_altered_history_breaks(audit_of_an_altered_log: TestClient) -> None:
+    verdict = audit_of_an_altered_log.get("/v1/verify").json()
+
+    assert verdict["ok"] is False and verdict["position"] == 2
+    assert verdict["message"].startswith("TAMPERING DETECTED at position 2")

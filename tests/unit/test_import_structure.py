@@ -13,19 +13,8 @@ import ast
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 SOURCE = Path(__file__).resolve().parents[2] / "services"
 SERVICES = ("audit", "demo", "registry", "subsidy")
-
-# Cycles in the code when this test was written, each removed by a branch of issue 11. When a
-# cycle's test below passes (and so fails as an unexpected pass), delete its line.
-KNOWN_CYCLES = {
-    ("services.audit.api_routes", "services.audit.app"): (
-        "services.audit.api_routes imports services.audit.app behind TYPE_CHECKING: the "
-        "audit's own application module of issue 11 removes it"
-    ),
-}
 
 
 def module_name(path: Path) -> str:
@@ -118,21 +107,10 @@ def test_shared_code_imports_no_service() -> None:
 
 def test_no_module_imports_itself_through_others() -> None:
     graph = import_graph()
-    unknown = [cycle for cycle in cycles() if cycle not in KNOWN_CYCLES]
+    found = cycles()
 
-    assert unknown == [], "\n".join(
+    assert found == [], "\n".join(
         f"{module} imports {', '.join(sorted(graph[module] & set(cycle)))}"
-        for cycle in unknown
+        for cycle in found
         for module in cycle
     )
-
-
-@pytest.mark.parametrize(
-    "cycle",
-    [
-        pytest.param(cycle, id=" <-> ".join(cycle), marks=pytest.mark.xfail(strict=True, reason=r))
-        for cycle, r in KNOWN_CYCLES.items()
-    ],
-)
-def test_a_known_cycle_is_gone(cycle: tuple[str, ...]) -> None:
-    assert cycle not in cycles()

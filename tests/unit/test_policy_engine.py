@@ -10,6 +10,7 @@ import pytest
 from services.common.policy.engine import (
     contract_exclusion,
     entitlements,
+    evidence_ceiling,
     evidenced_in_year,
     evidenced_until,
     round_half_up,
@@ -489,6 +490,26 @@ def test_evidence_is_capped_at_the_contract_amount() -> None:
     assert evidenced_in_year(c, 2024, POLICY) == 700_000 * YUAN
     assert evidenced_in_year(c, 2025, POLICY) == 300_000 * YUAN
     assert evidenced_until(c, date(2099, 12, 31), POLICY) == 1_000_000 * YUAN
+
+
+def test_evidence_ceiling_is_the_amount_the_policy_names() -> None:
+    c = contract(amount_fen=1_000_000 * YUAN, technology_fen=800_000 * YUAN)
+
+    assert evidence_ceiling(c, POLICY) == 1_000_000 * YUAN
+    assert evidence_ceiling(c, TECHNOLOGY_CEILING) == 800_000 * YUAN
+
+
+def test_evidence_held_on_a_day_leaves_out_invoices_issued_after_it() -> None:
+    c = contract(
+        invoices=[(date(2024, 6, 1), 400_000 * YUAN), (date(2025, 3, 1), 600_000 * YUAN)],
+        proofs=[(IN_2024, 1_000_000 * YUAN)],
+    )
+    end_2024 = date(2024, 12, 31)
+
+    # The whole log completes 2024's evidence with the 2025 invoice; held on 31 Dec 2024, only
+    # the June invoice was: min(1,000,000, 400,000, 1,200,000) = 400,000.00.
+    assert evidenced_until(c, end_2024, POLICY) == 1_000_000 * YUAN
+    assert evidenced_until(c, end_2024, POLICY, invoiced_by=end_2024) == 400_000 * YUAN
 
 
 def test_evidence_is_capped_at_the_technology_amount_when_the_policy_says_so() -> None:

@@ -28,18 +28,31 @@ from services.common.policy.model import (
 OUTPUT_KINDS = frozenset({"university", "research_institute", "new_rd_institution"})
 
 
-def evidenced_until(contract: Contract, day: date, policy: Policy) -> int:
-    """E(d) = min(P(d), I, C): money both paid by ``day`` and invoiced, within the ceiling."""
+def evidence_ceiling(contract: Contract, policy: Policy) -> int:
+    """C: the most a contract's evidence can count, its contract or technology amount."""
+    if policy.evidence_ceiling == "contract_amount":
+        return contract.contract_amount_fen
+    return contract.technology_amount_fen
+
+
+def evidenced_until(
+    contract: Contract, day: date, policy: Policy, *, invoiced_by: date | None = None
+) -> int:
+    """E(d) = min(P(d), I, C): money both paid by ``day`` and invoiced, within the ceiling.
+
+    With ``invoiced_by``, I counts only the invoices issued by then: the evidence a reader
+    held on that day (the audit's findings), not as the whole log completes it.
+    """
     paid = sum(
         p.amount_fen for p in contract.transfer_proofs if not p.withdrawn and p.paid_on <= day
     )
-    invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
-    ceiling = (
-        contract.contract_amount_fen
-        if policy.evidence_ceiling == "contract_amount"
-        else contract.technology_amount_fen
-    )
-    return min(paid, invoiced, ceiling)
+    if invoiced_by is None:  # the subsidy's hot path: no date to compare
+        invoiced = sum(i.amount_fen for i in contract.invoices if not i.voided)
+    else:
+        invoiced = sum(
+            i.amount_fen for i in contract.invoices if not i.voided and i.issued_on <= invoiced_by
+        )
+    return min(paid, invoiced, evidence_ceiling(contract, policy))
 
 
 def evidenced_in_year(contract: Contract, year: int, policy: Policy) -> int:

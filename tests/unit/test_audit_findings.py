@@ -1,0 +1,81 @@
+"""The audit's findings about one contract, judged with the policy's own money rules."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.audit.findings import Finding, FindingsLog, LogWatch, contract_findings
+from services.common.policy.model import Contract, Policy
+from tests.support.policy_facts import (
+    PINGDINGSHAN_2020,
+    TECHNOLOGY_CEILING,
+    YUAN,
+    contract,
+    facts,
+)
+
+REPORT_END = date(2022, 12, 31)
+
+
+def kinds(c: Contract, policy: Policy) -> list[str]:
+    return [f.kind for f in contract_findings(c, facts(c), LogWatch(), policy, REPORT_END)]
+
+
+def test_evidence_short_is_judged_against_the_ceiling_the_policy_names() -> None:
+    # 300,000.00 paid and invoiced: under half the contract amount (1,000,000.00), but three
+    # quarters of the technology amount (400,000.00), which is all a technology ceiling counts.
+    c = contract(
+        registered_on=date(2020, 3, 1),
+        amount_fen=1_000_000 * YUAN,
+        technology_fen=400_000 * YUAN,
+        settled=[(date(2020, 6, 1), 300_000 * YUAN)],
+    )
+
+    assert kinds(c, PINGDINGSHAN_2020) == ["evidence_short"]
+    assert kinds(c, TECHNOLOGY_CEILING) == []
+
+
+def test_evidence_short_names_the_evidence_within_the_ceiling() -> None:
+    c = contract(
+        registered_on=date(2020, 3, 1),
+        amount_fen=1_000_000 * YUAN,
+        technology_fen=400_000 * YUAN,
+        settled=[(date(2020, 6, 1), 100_000 * YUAN)],
+    )
+
+    [finding] = contract_findings(c, facts(c), LogWatch(), TECHNOLOGY_CEILING, REPORT_END)
+
+    assert finding.kind == "evidence_short"
+    assert "100000.00 of 400000.00 (25%)" in finding.detail
+
+
+def test_evidence_issued_after_the_reports_end_does_not_count_against_evidence_short() -> None:
+    c = contract(
+        registered_on=date(2020, 3, 1),
+        amount_fen=1_000_000 * YUAN,
+        invoices=[(date(2023, 2, 1), 1_000_000 * YUAN)],
+        proofs=[(date(2020, 6, 1), 1_000_000 * YUAN)],
+    )
+
+    # Paid in full in 2020, invoiced in full only in 2023: on 31 Dec 2022 nothing was both.
+    assert kinds(c, PINGDINGSHAN_2020) == ["evidence_short"]
+
+
+def test_findings_written_to_their_file_read_back_in_order_a_page_at_a_time() -> None:
+    log = FindingsLog()
+    written = [
+        Finding("recorded_late" if n % 3 else "related_party", f"{n:016d}", f"detail {n}", n)
+        for n in range(3000)
+    ]
+    for finding in written[:2000]:
+        log.append(finding)
+    assert log.page(1990, 20) == written[1990:2000]  # read while still being written
+    log.extend(written[2000:])
+
+    assert len(log) == 3000
+    assert log.page(0, 5) == written[:5]
+    assert log.page(1020, 10) == written[1020:1030]  # across a mark
+    assert log.page(2047, 3000) == written[2047:]
+    assert log.page(3000, 10) == []
+    assert list(log) == written
+    assert log.by_kind["related_party"] == 1000 and log.by_kind["recorded_late"] == 2000
