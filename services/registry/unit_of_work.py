@@ -168,10 +168,11 @@ class UnitOfWork:
             self._savepoint.claims.append((kind, key))
 
     def head(self) -> int:
-        """The log's last committed position, as this transaction sees it."""
-        return int(
-            self._session.execute(select(func.coalesce(func.max(chain.c.position), 0))).scalar_one()
-        )
+        """The log's head as a command sees it: the last committed position, as this
+        transaction sees it, and the events staged before it (positions only grow, so they
+        are stored at or beyond it)."""
+        committed = self._session.execute(select(func.coalesce(func.max(chain.c.position), 0)))
+        return int(committed.scalar_one()) + len(self.events)
 
     def took_event(self, aggregate: Aggregate) -> tuple[UUID, int]:
         """Note the event a command just triggered, keeping the order commands ran in."""

@@ -121,3 +121,15 @@ def test_a_retried_payout_with_its_key_gets_the_original_receipt_and_stores_noth
     assert again.json() == first.json()
     assert changed.status_code == 409, changed.text
     assert _head(finance) == 2
+
+
+def test_a_payout_may_rest_on_an_earlier_command_of_its_own_batch(finance: TestClient) -> None:
+    first = {"op": "record_payout", "body": payout_body(basis_position=1)}
+    second = {"op": "record_payout", "body": payout_body(payout_no="ZF-2025-002", basis_position=2)}
+    beyond = {"op": "record_payout", "body": payout_body(payout_no="ZF-2025-003", basis_position=4)}
+
+    assert_invalid(finance.post("/v1/batch", json={"commands": [first, beyond]}), "basis_position")
+    stored = finance.post("/v1/batch", json={"commands": [first, second]})
+
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["positions"] == [2, 3]
