@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 
+from services.subsidy import tables as t
 from services.subsidy.store import EntryStore
 from tests.conftest import Tokens
 from tests.integration.test_subsidy_api import finance_client
@@ -245,3 +247,28 @@ def test_stations_may_not_read_balances_and_other_years_are_not_found(
     assert as_station.status_code == 403
     outside = system.finance.get(path, params={"year": 2019})
     assert outside.status_code == 404 and outside.json()["field"] == "year"
+
+
+def test_a_store_that_skipped_payouts_before_it_knew_them_is_rebuilt_at_start(
+    system: System, tmp_path: Path
+) -> None:
+    _register_output_contract(system)
+    system.approve(system.draft(), "ZF-2025-001")
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    older = EntryStore(url)
+    try:
+        older.add(system.registry.get("/v1/events").json()["events"])
+        with older.engine.begin() as conn:  # as a consumer that knew no payout left it
+            conn.execute(delete(t.payouts))
+            conn.execute(
+                t.skipped.insert().values(type="PayoutRecorded", entries=1, last_position=4)
+            )
+    finally:
+        older.close()
+
+    reopened = EntryStore(url)
+    try:
+        assert reopened.head().position == 0  # to be applied again from the feed
+        assert reopened.skipped_events() == 0
+    finally:
+        reopened.close()
