@@ -43,6 +43,18 @@ def writes_only_under_tmp_path(working_directory: Path) -> Iterator[None]:
     assert not stray, f"written outside tmp_path, at a default path: {', '.join(stray)}"
 
 
+# Screenshots of pages, kept for a person to look at after the run: the one place a test writes
+# into the checkout, on purpose (var/ is ignored by git).
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where page tests leave their screenshots: ``var/screenshots/`` of the checkout."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty event store: a SQLite file, or a new PostgreSQL database."""

@@ -3,7 +3,7 @@ exported: the figures and findings the report gave before it streamed (pinned in
 ``tests/data``), and a page that fits a desktop, a tablet and a phone in a real browser.
 
 The browser is Debian's ``chromium`` driven by Playwright (``make test`` installs it);
-screenshots are left in ``var/screenshots/audit-report/`` for a person to look at.
+screenshots are left in ``var/screenshots/`` for a person to look at.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from services.cli import main
 from tests.support.demo_bundle import demo_bundle
 
 PINNED = Path(__file__).parents[1] / "data" / "audit_report_demo_2020_2023.json"
-SCREENSHOTS = Path("var/screenshots/audit-report")
 CHROMIUM = "/usr/bin/chromium"
 WIDTHS = (1280, 800, 420)
 # A4 less the print stylesheet's margins (12 mm each side), in CSS pixels.
@@ -99,13 +98,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_report_page_fits_the_screen_without_scrolling_sideways(
-    browser: Any, page_file: Path, width: int
+    browser: Any, page_file: Path, width: int, screenshots: Path
 ) -> None:
     page = browser.new_page(viewport={"width": width, "height": 900})
     try:
         page.goto(page_file.as_uri())
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"report-{width}.png"), full_page=True)
+        page.screenshot(path=str(screenshots / f"audit-report-{width}.png"), full_page=True)
         measured = page.evaluate(_OVERFLOW)
     finally:
         page.close()
