@@ -239,15 +239,7 @@ class Subsidy:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:
-        policy = self._policy
-        if not policy.in_force(year):
-            raise NotFound(
-                "year",
-                f"{year} is outside the years in force of policy {policy.version} "
-                f"({policy.first_year}–{policy.last_year})",
-                f"{year} 年度不在政策 {policy.version} 的适用年度"
-                f"（{policy.first_year}–{policy.last_year}）内",
-            )
+        check_year(self._policy, year)
 
     def _rows(self, year: int, position: int, min_fen: int | None) -> Iterator[Row]:
         after: tuple[str, str] | None = None
@@ -346,6 +338,18 @@ class Subsidy:
             "position": position,
             "entitlements": rows,
         }
+
+
+def check_year(policy: Policy, year: int) -> None:
+    """A year the policy is not in force for is not found."""
+    if not policy.in_force(year):
+        raise NotFound(
+            "year",
+            f"{year} is outside the years in force of policy {policy.version} "
+            f"({policy.first_year}–{policy.last_year})",
+            f"{year} 年度不在政策 {policy.version} 的适用年度"
+            f"（{policy.first_year}–{policy.last_year}）内",
+        )
 
 
 def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:
