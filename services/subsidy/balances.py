@@ -15,12 +15,10 @@ from sqlalchemy.engine import Connection
 
 from services.common.money import format_fen
 from services.common.policy.model import CATEGORIES, Policy
-from services.subsidy import payouts, reads
+from services.subsidy import cursors, payouts, reads
 from services.subsidy.application import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
-    _decode_cursor,
-    _encode_key,
     check_year,
 )
 from services.subsidy.reads import Cut
@@ -49,7 +47,7 @@ class Balances:
         """A page of a year's balances, each with the payouts that touched it and the events
         about it since its last payout, and the totals by category."""
         check_year(self._policy, year)
-        after = _decode_cursor(cursor) if cursor else None
+        after = cursors.decode(cursor) if cursor else None
         where = payouts.Where(category, beneficiary, county)
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
@@ -72,7 +70,7 @@ class Balances:
             "policy_version": self._policy.version,
             "balances": [_json(r) for r in rows],
             "totals": {c: {k: format_fen(v) for k, v in totals[c].items()} for c in totals},
-            "next_cursor": _encode_key((year, *keys[-1])) if more else None,
+            "next_cursor": cursors.encode(*keys[-1]) if more else None,
         }
 
     def draft(self, year: int) -> dict[str, Any]:
