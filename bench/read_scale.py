@@ -271,9 +271,13 @@ def generate(size: int, workdir: Path, history_dir: Path | None) -> dict[str, An
     }
 
 
-def load(path: Path, registry_url: str, bureau: str, batch: int) -> dict[str, Any]:
+def load(path: Path, registry_url: str, bureau: str, finance: str, batch: int) -> dict[str, Any]:
+    finance_file = path.with_name("finance-token")  # the demo's payouts are finance's to post
+    finance_file.write_text(finance + "\n", "utf-8")
+    finance_file.chmod(0o600)
     command = [*ps.tcr_command(), "demo", "load", str(path), "--registry", registry_url]
-    command += ["--token", bureau, "--batch-size", str(batch), "--no-progress"]
+    command += ["--token", bureau, "--finance-token-file", str(finance_file)]
+    command += ["--batch-size", str(batch), "--no-progress"]
     t = time.perf_counter()
     out = subprocess.run(command, check=True, cwd=ps.REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t
@@ -334,7 +338,9 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
             # 1. the history, through /v1/batch
             ps.log(f"loading {history['commands']:,} commands through /v1/batch…")
             meter = ps.CpuMeter({"registry": registry.pid}, [names["registry"]]).start()
-            loaded = load(history["path"], registry.url, tokens["bureau"], args.batch_size)
+            loaded = load(
+                history["path"], registry.url, tokens["bureau"], tokens["finance"], args.batch_size
+            )
             cpu = meter.stop()
             head = int(reg.get("/v1/health").json()["head"])
             loaded.update(events=head, events_per_s=round(head / loaded["seconds"], 1), cpu=cpu)

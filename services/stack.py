@@ -323,7 +323,7 @@ def _load_demo(config: StackSettings, supervisor: Supervisor) -> None:
     path = config.var / "demo-history.jsonl"
     summary = write_history(path)
     print(f"stack    | loading the demo history: {summary.commands:,} commands from {path}")
-    loaded = load_history(path, registry, tokens["bureau"])
+    loaded = load_history(path, registry, tokens["bureau"], finance_token=tokens.get("finance"))
     print(f"stack    | demo loaded: {loaded.stored_commands:,} events in {loaded.seconds:.1f}s")
     finance = f"http://{config.host}:{config.subsidy_port}/v1/health"
     deadline = time.monotonic() + 120

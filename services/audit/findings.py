@@ -12,6 +12,8 @@ number, a kind and a detail a person can check against the log:
   :data:`EVIDENCE_GRACE_DAYS` days before the report's end.
 - ``related_party``: the station declared seller and buyer related (关联企业).
 - ``cancelled_after_payout``: see :func:`fed_years`.
+- ``overpaid``: the payouts recorded in the log paid a beneficiary more in a category and year
+  (payments less recoveries) than it is entitled to now: the difference is still to recover.
 - ``recorded_late``: an event recorded more than :data:`LATE_AFTER_DAYS` days after its own date.
 - ``unreadable_event``: an entry the facts cannot take in (its contract is unknown, say).
 
@@ -54,6 +56,7 @@ FindingKind = Literal[
     "evidence_short",
     "related_party",
     "cancelled_after_payout",
+    "overpaid",
     "recorded_late",
     "unreadable_event",
 ]
@@ -64,6 +67,7 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "evidence_short": ("凭证远低于合同额", "evidence far from the contract amount"),
     "related_party": ("关联企业合同", "related-party contract"),
     "cancelled_after_payout": ("兑付后注销", "cancelled after a payout"),
+    "overpaid": ("多付待追回", "paid more than now entitled: to recover"),
     "recorded_late": ("延迟录入", "recorded long after its date"),
     "unreadable_event": ("无法读取的条目", "unreadable log entry"),
 }
@@ -168,15 +172,28 @@ class _Late:
     position: int
 
 
-class LogWatch:
-    """Notes, while the log streams by, what the facts do not keep: when things were recorded.
+@dataclass
+class Paid:
+    """What the payouts of a year paid and recovered of one beneficiary in one category."""
 
-    Its memory is bounded by the number of contracts and brokers, not by the log's length.
+    paid_fen: int = 0
+    recovered_fen: int = 0
+    last_position: int = 0
+
+
+class LogWatch:
+    """Notes, while the log streams by, what the facts do not keep: when things were recorded,
+    and what finance's payouts paid.
+
+    Its memory is bounded by the number of contracts, brokers and beneficiaries paid, not by
+    the log's length.
     """
 
     def __init__(self) -> None:
         self.cancelled: dict[str, tuple[date, int]] = {}  # registration no → (day, position)
         self.late: dict[tuple[str, str], _Late] = {}  # (event family, subject) → worst delay
+        self.first_payouts: dict[int, int] = {}  # turnover year → its first payout's position
+        self.paid: dict[tuple[int, str, str], Paid] = {}  # (year, category, beneficiary)
 
     def observe(self, envelope: Mapping[str, Any]) -> None:
         # A damaged entry is skipped here: the chain's verdict names it.
@@ -189,6 +206,8 @@ class LogWatch:
         position = int(envelope["position"])
         if kind == "ContractCancelled":
             self.cancelled[payload["registration_no"]] = (day, position)
+        elif kind == "PayoutRecorded":
+            self._payout(position, payload)
         field = EVENT_DATE_FIELD.get(kind)
         if field is None:
             return
@@ -207,16 +226,29 @@ class LogWatch:
         if delay > seen.worst_days:
             seen.worst_days, seen.worst, seen.position = delay, described, position
 
+    def _payout(self, position: int, payload: Mapping[str, Any]) -> None:
+        year = int(payload["year"])
+        self.first_payouts.setdefault(year, position)
+        for line in payload["lines"]:
+            key = (year, str(line["category"]), str(line["beneficiary"]))
+            paid = self.paid.setdefault(key, Paid())
+            if line["kind"] == "recovery":
+                paid.recovered_fen += int(line["amount_fen"])
+            else:
+                paid.paid_fen += int(line["amount_fen"])
+            paid.last_position = position
 
-def fed_years(contract: Contract, facts: Facts, policy: Policy, cancelled_day: date) -> list[int]:
-    """The turnover years whose payout had begun when ``contract`` was cancelled and it fed.
 
-    Entitlements of turnover year ``Y`` are paid in ``Y+1``, so the payout of ``Y`` has begun
-    once 31 Dec ``Y`` has passed. The contract *fed* year ``Y`` when, taken as not cancelled,
-    it is counted (not excluded) in some beneficiary's positive entitlement for ``Y``. That
-    is judged on the evidence the log holds at its end, which is the evidence it held at the
-    cancellation: nothing is recorded against a cancelled contract. The finding is made when the
-    cancellation was recorded (``recorded_at``, China time) on a day after 31 Dec ``Y``.
+def fed_years(
+    contract: Contract, facts: Facts, policy: Policy, paid_years: Iterable[int]
+) -> list[int]:
+    """The turnover years among ``paid_years`` (those with a payout recorded before the
+    cancellation) that ``contract`` fed.
+
+    The contract *fed* year ``Y`` when, taken as not cancelled, it is counted (not excluded) in
+    some beneficiary's positive entitlement for ``Y``. That is judged on the evidence the log
+    holds at its end, which is the evidence it held at the cancellation: nothing is recorded
+    against a cancelled contract.
     """
     alive = Facts(
         contracts={contract.registration_no: replace(contract, cancelled=False)},
@@ -225,7 +257,7 @@ def fed_years(contract: Contract, facts: Facts, policy: Policy, cancelled_day: d
         position=facts.position,
     )
     years = []
-    for year in range(policy.first_year, min(policy.last_year, cancelled_day.year - 1) + 1):
+    for year in sorted(paid_years):
         if any(
             e.entitlement_fen > 0
             and any(s.registration_no == contract.registration_no for s in e.contracts)
@@ -236,16 +268,22 @@ def fed_years(contract: Contract, facts: Facts, policy: Policy, cancelled_day: d
 
 
 def contract_findings(
-    contract: Contract, facts: Facts, watch: LogWatch, policy: Policy, report_end: date
+    contract: Contract,
+    facts: Facts,
+    watch: LogWatch,
+    policy: Policy,
+    report_end: date,
+    first_payouts: Mapping[int, int],
 ) -> list[Finding]:
     """The findings about one contract (none if registered after ``report_end``); ``facts``
-    gives the brokers and funding it is judged with."""
+    gives the brokers and funding it is judged with, ``first_payouts`` the position of each
+    year's first payout."""
     no = contract.registration_no
     if contract.registered_on > report_end:
         return []
     found: list[Finding] = []
     if contract.cancelled:
-        found += _cancellation(contract, facts, watch, policy)
+        found += _cancellation(contract, facts, watch, policy, first_payouts)
     else:
         found += _evidence(contract, report_end, policy)
         if contract.related_party:
@@ -325,13 +363,18 @@ def _evidence(contract: Contract, report_end: date, policy: Policy) -> list[Find
 
 
 def _cancellation(
-    contract: Contract, facts: Facts, watch: LogWatch, policy: Policy
+    contract: Contract,
+    facts: Facts,
+    watch: LogWatch,
+    policy: Policy,
+    first_payouts: Mapping[int, int],
 ) -> list[Finding]:
     noted = watch.cancelled.get(contract.registration_no)
     if noted is None:
         return []
     day, position = noted
-    years = fed_years(contract, facts, policy, day)
+    paid = [year for year, first in first_payouts.items() if first < position]
+    years = fed_years(contract, facts, policy, paid)
     if not years:
         return []
     listed = ", ".join(str(y) for y in years)
@@ -339,8 +382,28 @@ def _cancellation(
         Finding(
             "cancelled_after_payout",
             contract.registration_no,
-            f"cancellation recorded {day.isoformat()}, after the payout of turnover year(s) "
-            f"{listed} began; the entitlements it fed are revised",
+            f"cancellation recorded {day.isoformat()}, after a payout of turnover year(s) "
+            f"{listed} was recorded; the entitlements it fed are revised",
             position,
         )
     ]
+
+
+def overpaid_findings(
+    watch: LogWatch, entitled: Mapping[tuple[int, str, str], int], years: Iterable[int]
+) -> Iterator[Finding]:
+    """Where the recorded payouts of ``years`` paid more than the entitlement now (追回)."""
+    covered = set(years)
+    for key in sorted(watch.paid):
+        year, category, beneficiary = key
+        paid, now = watch.paid[key], entitled.get(key, 0)
+        net = paid.paid_fen - paid.recovered_fen
+        if year in covered and net > now:
+            yield Finding(
+                "overpaid",
+                "",
+                f"{beneficiary} {category} {year}: paid {format_fen(paid.paid_fen)}, recovered "
+                f"{format_fen(paid.recovered_fen)}, entitled now {format_fen(now)}: "
+                f"{format_fen(net - now)} to recover",
+                paid.last_position,
+            )

@@ -28,6 +28,7 @@ from services.audit.findings import (
     LogWatch,
     broker_findings,
     contract_findings,
+    overpaid_findings,
 )
 from services.audit.page import render_html
 from services.audit.scratch import Scratch
@@ -125,12 +126,18 @@ class _Pass:
                     year,
                     contract_claims(contract, year, others.brokers, others.funded, self.policy),
                 )
-            found.extend(contract_findings(contract, others, watch, self.policy, self.report_end))
-        found.extend(broker_findings(others.brokers, self.watch, self.report_end))
-        for (year, category, beneficiary), listed in self.scratch.beneficiaries():
-            self.sums.add_entitlement(
-                entitlement_of(category, beneficiary, year, listed, self.policy)
+            found.extend(
+                contract_findings(
+                    contract, others, watch, self.policy, self.report_end, self.watch.first_payouts
+                )
             )
+        found.extend(broker_findings(others.brokers, self.watch, self.report_end))
+        entitled: dict[tuple[int, str, str], int] = {}
+        for (year, category, beneficiary), listed in self.scratch.beneficiaries():
+            entitlement = entitlement_of(category, beneficiary, year, listed, self.policy)
+            self.sums.add_entitlement(entitlement)
+            entitled[(year, category, beneficiary)] = entitlement.entitlement_fen
+        found.extend(overpaid_findings(self.watch, entitled, self.covered))
         for broker in others.brokers.values():
             self.sums.add_broker(broker.filed_on)
         found.extend(finding for _, finding in sorted(self._unreadable, reverse=True))

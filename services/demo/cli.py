@@ -56,12 +56,20 @@ def add_demo_commands(services: Any) -> None:
         description=(
             "Post the file's commands in batches, each with an Idempotency-Key derived from "
             "the file's hash and the batch's index: running it again replays the batches "
-            "stored before and posts the rest. Needs the science bureau's token."
+            "stored before and posts the rest. Needs the science bureau's token, and finance's "
+            "for the payouts it records."
         ),
     )
     load.add_argument("file", type=Path, help="history written by tcr demo generate")
     load.add_argument("--registry", required=True, help="registry URL, e.g. http://127.0.0.1:8000")
     add_token_options(load, "the science bureau's token")
+    load.add_argument(
+        "--finance-token-file",
+        type=Path,
+        metavar="PATH",
+        help="read finance's token, which records the history's payouts, from this file's "
+        "first line",
+    )
     load.add_argument(
         "--batch-size", type=int, default=500, help="commands per request (default 500, max 1000)"
     )
@@ -109,9 +117,17 @@ def _load(args: argparse.Namespace) -> int:
             required_token(args, "tcr demo load"),
             args.batch_size,
             progress=not args.no_progress,
+            finance_token=_first_line(args.finance_token_file),
         )
     except (LoadError, OSError) as exc:
         print(f"tcr demo load: {exc}", file=sys.stderr)
         return 1
     print(f"loaded {args.file}: {summary.describe()}")
     return 0
+
+
+def _first_line(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    with path.open(encoding="utf-8") as lines:
+        return lines.readline().strip() or None

@@ -11,7 +11,8 @@ or never; invoices and payments in one to three installments, often across a yea
 sometimes invoiced after payment; voided invoices, withdrawn transfer proofs, amendments,
 cancellations, related parties, provincial funding; a few very large contracts whose buyers,
 sellers and broker reach the caps; yearly turnover growing from about 754 million yuan toward
-the plan's billion at the default size.
+the plan's billion at the default size; and finance's payouts of each turnover year, with the
+settlements of what changed after them (:mod:`services.demo.payouts`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import orjson
 
 from services.common.money import format_fen, parse_yuan
+from services.demo.payouts import with_payouts
 from services.demo.population import (
     TODAY,
     BrokerProfile,
@@ -245,7 +247,8 @@ class HistoryGenerator:
             funded = self._year(year)
             for party in funded:
                 self._provincial_funding(party, year)
-        return [p.command() for p in sorted(self._pending)]
+        ordered = [(p.day, p.command()) for p in sorted(self._pending)]
+        return list(with_payouts(ordered, self.years, TODAY))
 
     def _next_group(self) -> int:
         self._group += 1

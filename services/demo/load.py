@@ -24,6 +24,7 @@ from tqdm import tqdm
 from services.common.web.errors import MAX_BODY_BYTES
 
 MAX_BATCH = 1000  # the registry's limit of commands per batch
+FINANCE_OPS = frozenset({"record_payout"})  # posted with finance's token, in batches of their own
 _BODY_ROOM = MAX_BODY_BYTES - 4096  # keep well inside the registry's body limit
 RETRIES = 5
 _RETRY_STATUSES = frozenset({502, 503, 504})
@@ -40,6 +41,7 @@ class Batch:
     index: int
     numbers: list[int]  # the 1-based file line of each command
     lines: list[bytes]
+    finance: bool = False  # payouts, which finance alone records: posted with its token
 
     def body(self) -> bytes:
         return b'{"commands":[' + b",".join(self.lines) + b"]}"
@@ -90,24 +92,31 @@ def read_batches(path: Path, batch_size: int) -> Iterator[Batch]:
     numbers: list[int] = []
     size = 0
     index = 0
+    finance = False
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             line = raw.strip()
             if not line:
                 continue
-            _check_line(line, number, path)
-            if lines and (len(lines) >= batch_size or size + len(line) + 1 > _BODY_ROOM):
-                yield Batch(index, numbers, lines)
+            of_finance = _check_line(line, number, path) in FINANCE_OPS
+            if lines and (
+                len(lines) >= batch_size
+                or size + len(line) + 1 > _BODY_ROOM
+                or of_finance != finance
+            ):
+                yield Batch(index, numbers, lines, finance)
                 index += 1
                 lines, numbers, size = [], [], 0
             lines.append(line)
             numbers.append(number)
             size += len(line) + 1
+            finance = of_finance
     if lines:
-        yield Batch(index, numbers, lines)
+        yield Batch(index, numbers, lines, finance)
 
 
-def _check_line(line: bytes, number: int, path: Path) -> None:
+def _check_line(line: bytes, number: int, path: Path) -> str:
+    """The line's op, once it is known to be a command that fits a request."""
     try:
         command = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -120,6 +129,8 @@ def _check_line(line: bytes, number: int, path: Path) -> None:
         raise LoadError(f'{path} line {number} is not a command {{"op": …, "body": {{…}}}}')
     if len(line) > _BODY_ROOM:
         raise LoadError(f"{path} line {number} alone exceeds the registry's body limit")
+    op: str = command["op"]
+    return op
 
 
 def count_commands(path: Path) -> int:
@@ -133,12 +144,14 @@ def load_history(
     token: str,
     batch_size: int = 500,
     progress: bool = True,
+    finance_token: str | None = None,
 ) -> LoadSummary:
     """Post the history in ``path`` to the registry; batches stored before are skipped.
 
     ``token`` must be the science bureau's: it registers under every station id and files
-    brokers and provincial funding. Raises :class:`LoadError` when the registry refuses a
-    batch or cannot be reached; what was stored before stays stored.
+    brokers and provincial funding; ``finance_token`` records the payouts. Raises
+    :class:`LoadError` when the registry refuses a batch or cannot be reached; what was stored
+    before stays stored.
     """
     if not 1 <= batch_size <= MAX_BATCH:
         raise LoadError(f"batch size must be between 1 and {MAX_BATCH}")
@@ -165,7 +178,7 @@ def load_history(
         for batch in read_batches(path, batch_size):
             batches += 1
             key = f"tcr-demo/{digest[:32]}/{batch_size}/{batch.index}"
-            first, last = _post(client, batch, key, path)
+            first, last = _post(client, batch, key, path, _finance(batch, finance_token, path))
             # A stored batch took positions after the head we saw; a replayed one, before.
             if first > head_before:
                 stored_batches += 1
@@ -203,7 +216,21 @@ def _head(client: httpx.Client, url: str) -> int:
     return head
 
 
-def _post(client: httpx.Client, batch: Batch, key: str, path: Path) -> tuple[int, int]:
+def _finance(batch: Batch, token: str | None, path: Path) -> dict[str, str]:
+    """The header that posts a batch of payouts as finance (none for the bureau's batches)."""
+    if not batch.finance:
+        return {}
+    if not token:
+        raise LoadError(
+            f"{path} line {batch.numbers[0]} records a payout, which finance alone records: "
+            "give finance's token too"
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _post(
+    client: httpx.Client, batch: Batch, key: str, path: Path, headers: dict[str, str]
+) -> tuple[int, int]:
     """Post one batch, retrying what the registry or the network could not do; its positions."""
     body = batch.body()
     for attempt in range(RETRIES + 1):
@@ -211,7 +238,7 @@ def _post(client: httpx.Client, batch: Batch, key: str, path: Path) -> tuple[int
             response = client.post(
                 "/v1/batch",
                 content=body,
-                headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+                headers={"Idempotency-Key": key, "Content-Type": "application/json", **headers},
             )
         except httpx.TransportError as exc:
             if attempt == RETRIES:

@@ -20,12 +20,14 @@ from services.registry.api import models as m
 from services.registry.domain import (
     Broker,
     Contract,
+    Payout,
     ProvincialFunding,
     broker_aggregate_id,
     contract_aggregate_id,
     funding_aggregate_id,
+    payout_aggregate_id,
 )
-from services.registry.errors import Conflict, Forbidden, NotFound
+from services.registry.errors import Conflict, Forbidden, InvalidCommand, NotFound
 from services.registry.unit_of_work import UnitOfWork
 
 __all__ = ["COMMANDS", "HANDLERS", "Command", "CommandType", "Principal", "needs"]
@@ -124,6 +126,25 @@ def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, A
     return uow.add(ProvincialFunding(principal=who.name, **args))
 
 
+def record_payout(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record a payout of a turnover year's subsidies (兑付): finance's act."""
+    if who.role != "finance":
+        raise Forbidden(None, "only finance may record a payout")
+    years = uow.years
+    if args["year"] not in years:
+        raise InvalidCommand(
+            "year", f"must be a turnover year of the policy in force ({years[0]}–{years[-1]})"
+        )
+    head = uow.head()
+    if args["basis_position"] > head:
+        raise InvalidCommand("basis_position", f"must not be beyond the log's head ({head})")
+    payout_no = args["payout_no"]
+    if uow.get(payout_aggregate_id(payout_no)) is not None:
+        raise Conflict("payout_no", f"payout {payout_no} is already recorded")
+    uow.claim("payout", payout_no, payout_no, field="payout_no")
+    return uow.add(Payout(principal=who.name, **args))
+
+
 @dataclass(frozen=True)
 class CommandType:
     """One operation, declared once: what the API parses for it, what runs, what it records,
@@ -150,6 +171,10 @@ def _broker(args: dict[str, Any]) -> UUID:
 
 def _funding(args: dict[str, Any]) -> UUID:
     return funding_aggregate_id(args["credit_code"], args["year"], args["programme"])
+
+
+def _payout(args: dict[str, Any]) -> UUID:
+    return payout_aggregate_id(args["payout_no"])
 
 
 _NO = "registration_no"
@@ -195,6 +220,11 @@ COMMANDS: dict[str, CommandType] = {
         request=m.ProvincialFundingCreate, path=(), handler=record_provincial_funding,
         aggregate=ProvincialFunding, event="ProvincialFundingRecorded", subject="credit_code",
         target=_funding,
+    ),
+    "record_payout": CommandType(
+        request=m.PayoutCreate, path=(), handler=record_payout,
+        aggregate=Payout, event="PayoutRecorded", subject="payout_no", target=_payout,
+        claims=(("payout", "payout_no"),),
     ),
 }  # fmt: skip
 

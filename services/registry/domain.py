@@ -46,6 +46,11 @@ def funding_aggregate_id(credit_code: str, year: int, programme: str) -> UUID:
     return uuid5(_NAMESPACE, f"funding/{credit_code}/{year}/{programme}")
 
 
+def payout_aggregate_id(payout_no: str) -> UUID:
+    """The aggregate id of the payout with this number, as written."""
+    return uuid5(_NAMESPACE, f"payout/{payout_no}")
+
+
 class Contract(Aggregate):
     """A registered technology contract with its invoices and bank transfer proofs."""
 
@@ -319,6 +324,46 @@ class ProvincialFunding(Aggregate):
         self.year = year
         self.programme = programme
         self.amount_fen = amount_fen
+
+
+class Payout(Aggregate):
+    """A payout of one turnover year's subsidies by finance (兑付), recorded as paid: lines
+    per beneficiary and category, each a payment or a recovery (追回)."""
+
+    @staticmethod
+    def create_id(payout_no: str, **_: Any) -> UUID:
+        return payout_aggregate_id(payout_no)
+
+    @event("PayoutRecorded")
+    def __init__(
+        self,
+        *,
+        principal: str,
+        payout_no: str,
+        year: int,
+        paid_on: str,
+        basis_position: int,
+        lines: list[dict[str, Any]],
+    ) -> None:
+        if not lines:
+            raise InvalidCommand("lines", "must hold at least one line")
+        seen: set[tuple[str, str]] = set()
+        for index, line in enumerate(lines):
+            key = (line["beneficiary"], line["category"])
+            if key in seen:
+                raise InvalidCommand(
+                    f"lines.{index}",
+                    f"pays {key[0]} in category {key[1]} a second time: one line per "
+                    "beneficiary and category",
+                )
+            if line["amount_fen"] <= 0:
+                raise InvalidCommand(f"lines.{index}.amount", "must be positive")
+            seen.add(key)
+        self.payout_no = payout_no
+        self.year = year
+        self.paid_on = paid_on
+        self.basis_position = basis_position
+        self.lines = lines
 
 
 def _check_amounts(contract_fen: int, technology_fen: int) -> None:

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from services.common.settings import (
     DatabaseUrl,
     KafkaBootstrap,
+    PolicySettings,
     Port,
     PositiveInt,
     TcrSettings,
@@ -17,8 +18,9 @@ from services.common.settings import (
 DEFAULT_DATABASE_URL = SecretStr("sqlite:///var/registry.db")
 
 
-class RegistrySettings(TcrSettings):
-    """The store, the tokens, the writer's group size, the checkpoint signing key and interval."""
+class RegistrySettings(PolicySettings):
+    """The store, the tokens, the writer's group size, the checkpoint signing key and interval,
+    and the policy (whose years a payout may be of)."""
 
     registry_database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     tokens_file: Path = Path("var/tokens.toml")

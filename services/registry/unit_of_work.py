@@ -19,19 +19,21 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.common.bulk import insert_columns, one_of
 from services.registry.domain import number_key
 from services.registry.errors import Conflict
 from services.registry.event_store import EventStore, rebuilt
-from services.registry.store import claims
+from services.registry.store import chain, claims
 
 A = TypeVar("A", bound=Aggregate)
 
 _TAKEN = {
     "registration": "registration number {number} is already used, written {holder} "
+    "(numbers are unique ignoring case, width and surrounding spaces)",
+    "payout": "payout number {number} is already used, written {holder} "
     "(numbers are unique ignoring case, width and surrounding spaces)",
 }
 
@@ -87,8 +89,15 @@ class UnitOfWork:
     caller's transaction; if that rolls back, the unit of work is simply dropped.
     """
 
-    def __init__(self, session: Session, store: EventStore, cache: AggregateCache) -> None:
+    def __init__(
+        self,
+        session: Session,
+        store: EventStore,
+        cache: AggregateCache,
+        years: range = range(0),
+    ) -> None:
         self._session = session
+        self.years = years  # the turnover years of the policy in force
         self._dialect = session.get_bind().dialect
         self._store = store
         self._cache = cache
@@ -157,6 +166,13 @@ class UnitOfWork:
         self._claims[(kind, key)] = owner
         if self._savepoint is not None:
             self._savepoint.claims.append((kind, key))
+
+    def head(self) -> int:
+        """The log's head as a command sees it: the last committed position, as this
+        transaction sees it, and the events staged before it (positions only grow, so they
+        are stored at or beyond it)."""
+        committed = self._session.execute(select(func.coalesce(func.max(chain.c.position), 0)))
+        return int(committed.scalar_one()) + len(self.events)
 
     def took_event(self, aggregate: Aggregate) -> tuple[UUID, int]:
         """Note the event a command just triggered, keeping the order commands ran in."""

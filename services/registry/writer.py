@@ -135,8 +135,10 @@ class GroupCommitWriter:
         *,
         max_group_events: int = 2000,
         breaker: StoreBreaker | None = None,
+        years: range = range(0),
     ) -> None:
         self._event_store = store
+        self._years = years
         self._engine = engine
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
@@ -262,7 +264,7 @@ class GroupCommitWriter:
         session = Session(self._engine)
         try:
             session.begin()
-            uow = UnitOfWork(session, self._event_store, self._cache)
+            uow = UnitOfWork(session, self._event_store, self._cache, self._years)
             wanted_ids, wanted_claims = [], []
             for sub in group:
                 for command in sub.commands:

@@ -12,8 +12,10 @@ from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
 from services.common.web.api import build_api
+from services.subsidy.api import payout_routes
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
+from services.subsidy.balances import Balances
 from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
@@ -33,6 +35,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         token = settings.registry_token.get_secret_value()
         feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
         app.state.subsidy = Subsidy(store, policy, CachedHead(feed))
+        app.state.balances = Balances(store, policy)
         log.info("finance API ready: applied position %d", store.head().position)
         try:
             yield
@@ -59,6 +62,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
             }
         },
     )
+    app.include_router(payout_routes.router)
     mount_page(app, settings.registry_url, settings.session_secret.get_secret_value())
     return app
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from services.common.counties import county_name
 from services.common.envelope import format_instant
@@ -18,7 +14,7 @@ from services.common.money import format_fen
 from services.common.policy.engine import evidence
 from services.common.policy.model import Category, Contract, Policy
 from services.common.policy.present import exclusion_json, rate_text, yuan
-from services.subsidy import exports, reads
+from services.subsidy import cursors, exports, reads
 from services.subsidy.exports import Export
 from services.subsidy.projection import TotalValue
 from services.subsidy.reads import Cut, Row
@@ -64,7 +60,7 @@ class Subsidy:
         """One page of a turnover year's entitlements, explained, with the year's totals by
         category; as known now, at ``as_of``, or at log ``position``."""
         self._check_year(year)
-        after = _decode_cursor(cursor) if cursor else None
+        after = cursors.decode(cursor) if cursor else None
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
             rows = reads.page(
@@ -83,7 +79,7 @@ class Subsidy:
         return {
             **self._answer(year, cut.position, [self._json(r) for r in rows]),
             "totals": _totals_json(totals),
-            "next_cursor": _encode_cursor(rows[-1]) if more else None,
+            "next_cursor": cursors.encode(*rows[-1].key[1:]) if more else None,
         }
 
     def all_entitlements(
@@ -165,7 +161,7 @@ class Subsidy:
         """The entitlements that changed after ``since``, a page at a time: before, after, and
         the events about them since."""
         self._check_year(year)
-        after_key = _decode_cursor(cursor) if cursor else None
+        after_key = cursors.decode(cursor) if cursor else None
         with reads.snapshot(self._engine) as conn:
             now = reads.head(conn).position
             then = reads.position_at(conn, format_instant(since), now)
@@ -207,7 +203,7 @@ class Subsidy:
             "position_before": then,
             "position": now,
             "revisions": revisions,
-            "next_cursor": _encode_key(keys[-1]) if more else None,
+            "next_cursor": cursors.encode(*keys[-1][1:]) if more else None,
         }
 
     def health(self) -> dict[str, Any]:
@@ -251,15 +247,7 @@ class Subsidy:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:
-        policy = self._policy
-        if not policy.in_force(year):
-            raise NotFound(
-                "year",
-                f"{year} is outside the years in force of policy {policy.version} "
-                f"({policy.first_year}–{policy.last_year})",
-                f"{year} 年度不在政策 {policy.version} 的适用年度"
-                f"（{policy.first_year}–{policy.last_year}）内",
-            )
+        check_year(self._policy, year)
 
     def _rows(self, year: int, position: int, min_fen: int | None) -> Iterator[Row]:
         after: tuple[str, str] | None = None
@@ -360,6 +348,18 @@ class Subsidy:
         }
 
 
+def check_year(policy: Policy, year: int) -> None:
+    """A year the policy is not in force for is not found."""
+    if not policy.in_force(year):
+        raise NotFound(
+            "year",
+            f"{year} is outside the years in force of policy {policy.version} "
+            f"({policy.first_year}–{policy.last_year})",
+            f"{year} 年度不在政策 {policy.version} 的适用年度"
+            f"（{policy.first_year}–{policy.last_year}）内",
+        )
+
+
 def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:
     categories: tuple[Category, ...] = ("absorption", "output", "broker")
     return {
@@ -371,29 +371,6 @@ def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:
         }
         for c in categories
     }
-
-
-def _encode_cursor(row: Row) -> str:
-    return _encode_key(row.key)
-
-
-def _encode_key(key: tuple[int, str, str]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([key[1], key[2]])).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        category, beneficiary = orjson.loads(raw)
-        if isinstance(category, str) and isinstance(beneficiary, str):
-            return category, beneficiary
-    except (binascii.Error, ValueError, TypeError):
-        pass
-    raise Invalid(
-        "cursor",
-        "is not a cursor this service gave out: pass next_cursor as it came",
-        "不是本服务给出的游标：请原样传入上一页的 next_cursor",
-    )
 
 
 def _contracts_of(e: dict[str, Any] | None) -> set[str]:

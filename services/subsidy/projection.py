@@ -48,7 +48,7 @@ CONTRACT_EVENTS = frozenset(
         "TransferProofWithdrawn",
     }
 )
-KNOWN_EVENTS = CONTRACT_EVENTS | {"BrokerFiled", "ProvincialFundingRecorded"}
+KNOWN_EVENTS = CONTRACT_EVENTS | {"BrokerFiled", "ProvincialFundingRecorded", "PayoutRecorded"}
 
 
 class ProjectionError(ValueError):
@@ -96,6 +96,28 @@ class TotalValue:
 
 
 NO_TOTAL = TotalValue(0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PaidLine:
+    """A payout's line, with the name and county its entitlement had when it was applied."""
+
+    category: str
+    beneficiary: str
+    kind: str  # payment | recovery
+    amount_fen: int
+    name: str
+    region_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutApplied:
+    position: int
+    payout_no: str
+    year: int
+    paid_on: str
+    basis_position: int
+    lines: tuple[PaidLine, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +183,7 @@ class Projection:
     # (party, role) → contract numbers: who is seller or broker where, added by this run.
     new_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)  # types this reader does not know
+    payouts: list[PayoutApplied] = field(default_factory=list)
     _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
     _funded: set[tuple[str, int]] = field(default_factory=set)
     _funding_known: set[str] = field(default_factory=set)
@@ -211,6 +234,9 @@ class Projection:
             for no in sorted(self._roles(broker_id, "broker")):
                 self._recompute(no, position)
             return
+        if kind == "PayoutRecorded":
+            self._payout(position, p)
+            return
         if kind == "ProvincialFundingRecorded":
             code, year = p["credit_code"], int(p["year"])
             if self.is_funded(code, year):  # another programme's funding of the same year
@@ -236,6 +262,27 @@ class Projection:
                     self._add_role(broker_id, "broker", no)
         self.changed_contracts.add(no)
         self._recompute(no, position)
+
+    def _payout(self, position: int, p: Mapping[str, Any]) -> None:
+        year = int(p["year"])
+        lines = []
+        for line in p["lines"]:
+            entitled = self.entitlements.get((year, line["category"], line["beneficiary"]))
+            lines.append(
+                PaidLine(
+                    line["category"],
+                    line["beneficiary"],
+                    line["kind"],
+                    int(line["amount_fen"]),
+                    entitled.name if entitled else "",
+                    entitled.region_code if entitled else "",
+                )
+            )
+        self.payouts.append(
+            PayoutApplied(
+                position, p["payout_no"], year, p["paid_on"], int(p["basis_position"]), tuple(lines)
+            )
+        )
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -312,6 +359,12 @@ class Projection:
         self._read_brokers_of(records)
         beneficiaries = {b for r in records for b in r["brokers"]}
         beneficiaries |= {r[side]["credit_code"] for r in records for side in ("buyer", "seller")}
+        beneficiaries |= {
+            line["beneficiary"]
+            for e in envelopes
+            if e["type"] == "PayoutRecorded"
+            for line in e["payload"]["lines"]
+        }
         self.entitlements.prefetch(beneficiaries)
         counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
         counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}

@@ -29,9 +29,10 @@ from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
-from services.subsidy import metrics
+from services.subsidy import metrics, payouts
 from services.subsidy import tables as t
 from services.subsidy.projection import (
+    KNOWN_EVENTS,
     BrokerFacts,
     ClaimKey,
     ClaimValue,
@@ -78,15 +79,19 @@ class EntryStore:
     def _check_version(self) -> None:
         with self.engine.begin() as conn:
             version = conn.execute(select(t.meta.c.projection_version)).scalar()
-            if version == t.PROJECTION_VERSION:
+            # Entries of a type this version applies but an older one skipped: the store
+            # lacks what they say, so it is rebuilt as if its version were another.
+            learnt = set(conn.execute(select(t.skipped.c.type)).scalars()) & KNOWN_EVENTS
+            if version == t.PROJECTION_VERSION and not learnt:
                 return
             position = conn.execute(select(t.head.c.position)).scalar()
             if position:
                 log.warning(
-                    "the subsidy store was written by projection version %s, not %d: "
-                    "rebuilding it from the registry feed",
+                    "the subsidy store was written by projection version %s, not %d, or "
+                    "skipped entries this one applies (%s): rebuilding it from the registry feed",
                     version,
                     t.PROJECTION_VERSION,
+                    ", ".join(sorted(learnt)) or "none",
                 )
             _clear(conn)
             conn.execute(delete(t.meta))
@@ -218,6 +223,7 @@ class EntryStore:
             },
         )
         _write_facts(conn, projection)
+        payouts.write(conn, projection.payouts)
         _write_versions(conn, t.claims, projection.claims, _claim_columns)
         _write_versions(conn, t.entitlements, projection.entitlements, _entitlement_columns)
         _write_versions(conn, t.totals, projection.totals, _total_columns)

@@ -192,5 +192,73 @@ totals = Table(
     Index("subsidy_totals_current", "county", "year", **_CURRENT),  # type: ignore[arg-type]
 )
 
+# -- payouts (PayoutRecorded) ---------------------------------------------------------------
+# Recorded once each, by position; what was paid and recovered per year, category and
+# beneficiary (and per county) summed as they are applied, so a balance reads one row beside
+# its entitlement.
+
+payouts = Table(
+    "subsidy_payouts",
+    metadata,
+    Column("position", BIGINT, primary_key=True, autoincrement=False),
+    Column("payout_no", String(128), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("paid_on", String(10), nullable=False),
+    Column("basis_position", BIGINT, nullable=False),
+    Index("subsidy_payouts_by_year", "year", "position"),
+)
+
+payout_lines = Table(
+    "subsidy_payout_lines",
+    metadata,
+    Column("position", BIGINT, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("beneficiary", String(128), nullable=False),
+    Column("kind", String(8), nullable=False),  # payment | recovery
+    Column("amount_fen", BIGINT, nullable=False),
+    PrimaryKeyConstraint("position", "category", "beneficiary"),
+    Index("subsidy_payout_lines_by_beneficiary", "beneficiary", "year", "position"),
+)
+
+paid = Table(
+    "subsidy_paid",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("beneficiary", String(128), nullable=False),
+    # As the entitlement named them when first paid: a recovery may outlive the entitlement.
+    Column("name", Text, nullable=False),
+    Column("region_code", String(6), nullable=False),
+    Column("paid_fen", BIGINT, nullable=False),
+    Column("recovered_fen", BIGINT, nullable=False),
+    Column("last_position", BIGINT, nullable=False),  # of the last payout that touched it
+    PrimaryKeyConstraint("year", "category", "beneficiary"),
+    Index("subsidy_paid_by_county", "year", "region_code", "category", "beneficiary"),
+)
+
+paid_totals = Table(
+    "subsidy_paid_totals",
+    metadata,
+    Column("year", Integer, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("county", String(6), nullable=False),  # ALL_COUNTIES, or a region code
+    Column("paid_fen", BIGINT, nullable=False),
+    Column("recovered_fen", BIGINT, nullable=False),
+    PrimaryKeyConstraint("year", "category", "county"),
+)
+
 ALL_COUNTIES = "*"
-PROJECTION_TABLES = (claims, entitlements, totals, contracts, brokers, funding, roles)
+PROJECTION_TABLES = (
+    claims,
+    entitlements,
+    totals,
+    contracts,
+    brokers,
+    funding,
+    roles,
+    payouts,
+    payout_lines,
+    paid,
+    paid_totals,
+)

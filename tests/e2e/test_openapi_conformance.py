@@ -61,6 +61,9 @@ RULES_NO_SCHEMA_STATES = (
     "cursor",  # an opaque token of an earlier page
     "not both",  # as_of and position
     "at most the applied position",  # finance: a position its store has not reached
+    "a turnover year of the policy in force",  # a payout's year
+    "must not be beyond the log's head",  # a payout's basis_position
+    "one line per beneficiary and category",
 )
 
 
@@ -75,9 +78,12 @@ OPERATIONS: dict[str, list[dict[str, Any]]] = {
     "registry": [
         # A contract, invoice or proof not held; a number used before; a cancelled contract.
         _expect(["2xx", "404", "409", "422"], include_path_regex="{registration_no}"),
-        _expect(["2xx", "404", "409", "422"], include_path="/v1/batch"),
+        # A batch may hold a payout, which finance alone records (the run speaks as the bureau).
+        _expect(["2xx", "403", "404", "409", "422"], include_path="/v1/batch"),
         _expect(["2xx", "409", "422"], include_path_regex="^/v1/(contracts|brokers|provincial)"),
         _expect(["2xx", "404", "422"], include_path_regex="^/v1/(proofs|checkpoints/latest)"),
+        # Finance alone records a payout, and the run speaks as the bureau.
+        _expect(["2xx", "403", "409", "422"], include_path="/v1/payouts"),
     ],
     "finance": [
         # A beneficiary of the seeded history, and 404 in a year it has no entitlement.

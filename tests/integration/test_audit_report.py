@@ -56,6 +56,7 @@ from tests.support.policy_facts import (
 
 STATION = Principal("station-s1", "station", "S1")
 BUREAU = Principal("bureau", "bureau")
+FINANCE = Principal("finance", "finance")
 YEAR = 2022
 YEARS = (2020, 2021, 2022)
 OUTPUT_KINDS = {"university", "research_institute", "new_rd_institution"}
@@ -189,7 +190,17 @@ DEALS = [
     RECENT_UNEVIDENCED,
     AFTER_THE_REPORT,
 ]
+# Finance pays F1's absorption of 2021 as known in January 2022, the cancelled contract's
+# 100,000.00 included: after the cancellation that much is to recover.
+PAID_2021 = date(2022, 1, 15)
+PAYOUT_2021 = {
+    "payout_no": "ZF-2022-001", "year": 2021, "paid_on": PAID_2021.isoformat(),
+    "basis_position": 1,
+    "lines": [{"beneficiary": LOCAL_FIRM.credit_code, "category": "absorption",
+               "amount": "112000.00", "kind": "payment"}],
+}  # fmt: skip
 EXPECTED_FINDINGS = {
+    ("", "overpaid"),
     (PAID_NOT_INVOICED.no, "paid_not_invoiced"),
     (INVOICED_NOT_PAID.no, "invoiced_not_paid"),
     (EVIDENCE_SHORT.no, "evidence_short"),
@@ -307,6 +318,7 @@ def history() -> list[tuple[date, Principal, list[dict[str, Any]]]]:
     )
     for deal in DEALS:
         postings += [(day, STATION, command) for day, command in _postings(deal)]
+    postings.append((PAID_2021, FINANCE, {"op": "record_payout", "body": PAYOUT_2021}))
     postings.sort(key=lambda p: p[0])  # stable: a deal's registration stays before its evidence
     batches: list[tuple[date, Principal, list[dict[str, Any]]]] = []
     for day, principal, command in postings:
@@ -612,6 +624,7 @@ def test_findings_name_what_an_evaluator_checks(written: dict[str, Any]) -> None
     assert "200000.00 of 1000000.00 (20%)" in details["evidence_short"]["detail"]
     assert "2022-03-10" in details["cancelled_after_payout"]["detail"]
     assert "2021" in details["cancelled_after_payout"]["detail"]
+    assert "entitled now 12000.00: 100000.00 to recover" in details["overpaid"]["detail"]
     late = details["recorded_late"]
     assert "registered_on 2021-01-10 recorded 2021-06-01, 142 days" in late["detail"]
     assert late["position"] != ""

@@ -19,7 +19,7 @@ from services.cli import main
 from services.common.tokens import add_principal
 from services.demo import load as demo_load
 from services.demo.generate import write_history
-from services.demo.load import Batch, LoadError, load_history
+from services.demo.load import Batch, LoadError, LoadSummary, load_history, read_batches
 from tests.support.broker import free_port
 
 TCR = str(Path(sys.executable).with_name("tcr"))
@@ -30,10 +30,18 @@ class Registry:
     url: str
     bureau: str
     station: str
+    finance: str
 
     def head(self) -> int:
         head: int = httpx.get(f"{self.url}/v1/health").raise_for_status().json()["head"]
         return head
+
+    def load(self, path: Path, batch_size: int) -> LoadSummary:
+        """Load as the demo does: the bureau's commands, and finance's payouts."""
+        return load_history(
+            path, self.url, self.bureau, batch_size=batch_size, progress=False,
+            finance_token=self.finance,
+        )  # fmt: skip
 
     def contract(self, registration_no: str) -> httpx.Response:
         return httpx.get(
@@ -48,6 +56,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     tokens = tmp_path / "tokens.toml"
     bureau = add_principal(tokens, "bureau", "bureau")
     station = add_principal(tokens, "station-s1", "station", "S1")
+    finance = add_principal(tokens, "finance", "finance")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TCR_")}
     env |= {
@@ -78,7 +87,7 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
                 output = (tmp_path / "registry.log").read_text("utf-8", errors="replace")
                 pytest.fail(f"the registry did not start:\n{output[-3000:]}")
             time.sleep(0.1)
-        yield Registry(url, bureau, station)
+        yield Registry(url, bureau, station, finance)
     finally:
         process.terminate()
         try:
@@ -101,18 +110,23 @@ def test_a_history_is_stored_whole_and_a_rerun_stores_nothing_new(
     registry: Registry, history: tuple[Path, int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     path, commands = history
-    first = load_history(path, registry.url, registry.bureau, batch_size=60, progress=False)
+    first = registry.load(path, 60)
     assert registry.head() == commands == first.commands == first.stored_commands
-    assert first.batches == first.stored_batches == -(-commands // 60)
+    # Payouts go in batches of their own, posted as finance.
+    assert first.batches == first.stored_batches == len(list(read_batches(path, 60)))
+    assert first.batches > -(-commands // 60)
     assert (first.skipped_batches, first.first_position, first.last_position) == (0, 1, commands)
 
-    again = load_history(path, registry.url, registry.bureau, batch_size=60, progress=False)
+    again = registry.load(path, 60)
     assert registry.head() == commands
     assert (again.stored_batches, again.stored_commands) == (0, 0)
     assert again.skipped_batches == first.batches and again.skipped_commands == commands
     assert (again.first_position, again.last_position) == (1, commands)
 
+    finance_file = path.with_name("finance-token")
+    finance_file.write_text(registry.finance + "\n", "utf-8")
     argv = ["demo", "load", str(path), "--registry", registry.url, f"--token={registry.bureau}"]
+    argv += ["--finance-token-file", str(finance_file)]
     assert main([*argv, "--batch-size", "60", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert f"skipped {first.batches} batches" in out and "stored 0 in 0 batches" in out
@@ -125,18 +139,20 @@ def test_an_interrupted_load_resumes_where_it_stopped(
     path, commands = history
     post = demo_load._post
 
-    def dies_at_the_third_batch(client: httpx.Client, batch: Batch, key: str, p: Path) -> Any:
+    def dies_at_the_third_batch(
+        client: httpx.Client, batch: Batch, key: str, p: Path, headers: dict[str, str]
+    ) -> Any:
         if batch.index == 2:
             raise LoadError("the connection dropped")
-        return post(client, batch, key, p)
+        return post(client, batch, key, p, headers)
 
     monkeypatch.setattr(demo_load, "_post", dies_at_the_third_batch)
     with pytest.raises(LoadError, match="dropped"):
-        load_history(path, registry.url, registry.bureau, batch_size=50, progress=False)
+        registry.load(path, 50)
     assert registry.head() == 100
     monkeypatch.undo()
 
-    resumed = load_history(path, registry.url, registry.bureau, batch_size=50, progress=False)
+    resumed = registry.load(path, 50)
     assert (resumed.skipped_batches, resumed.skipped_commands) == (2, 100)
     assert resumed.stored_commands == commands - 100
     assert registry.head() == commands == resumed.last_position
@@ -146,9 +162,9 @@ def test_a_load_with_another_batch_size_stops_at_the_first_clash(
     registry: Registry, history: tuple[Path, int]
 ) -> None:
     path, commands = history
-    load_history(path, registry.url, registry.bureau, batch_size=100, progress=False)
+    registry.load(path, 100)
     with pytest.raises(LoadError) as refused:
-        load_history(path, registry.url, registry.bureau, batch_size=70, progress=False)
+        registry.load(path, 70)
     message = str(refused.value)
     assert "batch 1 (lines 1–70" in message and "(409)" in message
     assert "already" in message and "Nothing of it was stored" in message
@@ -162,6 +178,16 @@ def test_a_station_token_is_refused_with_the_advice_to_use_the_bureaus(
     with pytest.raises(LoadError, match="science bureau's token"):
         load_history(path, registry.url, registry.station, batch_size=100, progress=False)
     assert registry.head() == 0
+
+
+def test_a_load_without_finances_token_stops_at_the_first_payout(
+    registry: Registry, history: tuple[Path, int]
+) -> None:
+    path, _ = history
+    with pytest.raises(LoadError, match="records a payout, which finance alone records") as refused:
+        load_history(path, registry.url, registry.bureau, batch_size=100, progress=False)
+    line = int(str(refused.value).split(" line ")[1].split()[0])
+    assert registry.head() == line - 1  # everything before the payout, nothing after
 
 
 def test_an_unreachable_registry_is_reported(history: tuple[Path, int]) -> None:

@@ -31,6 +31,7 @@ BUYER = {
 }
 STATION = Principal("station-S1", "station", "S1")
 BUREAU = Principal("bureau", "bureau")
+FINANCE = Principal("finance", "finance")
 
 COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
     (
@@ -136,6 +137,25 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
             "reason": "合同解除",
         },
     ),
+    (
+        FINANCE,
+        "record_payout",
+        {
+            "payout_no": "ZF-2025-001",
+            "year": 2024,
+            "paid_on": "2025-06-30",
+            "basis_position": 9,
+            "lines": [
+                {
+                    "beneficiary": BUYER["credit_code"],
+                    "category": "absorption",
+                    "amount_fen": 5_000_00,
+                    "kind": "payment",
+                },
+                {"beneficiary": "B1", "category": "broker", "amount_fen": 300, "kind": "recovery"},
+            ],
+        },
+    ),
 ]
 
 
@@ -186,7 +206,7 @@ def test_the_registry_emits_every_event_type_the_schemas_describe(
 ) -> None:
     assert len(envelopes) == len(COMMANDS)
     assert {e["type"] for e in envelopes} == set(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 9
+    assert len(EVENT_TYPES) == 10
 
 
 def _by_type(envelopes: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -197,9 +217,9 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     *parents, leaf = path.split(".")
 
     def tamper(envelope: dict[str, Any]) -> None:
-        target = envelope
+        target: Any = envelope
         for key in parents:
-            target = target[key]
+            target = target[int(key)] if isinstance(target, list) else target[key]
         target[leaf] = value
 
     return tamper
@@ -243,6 +263,11 @@ TAMPERINGS = {
     "hash not hex": ("BrokerFiled", _set("hash", "Z" * 64)),
     "recorded_at without zone": ("BrokerFiled", _set("recorded_at", "2024-01-10T08:00:00.000000")),
     "position zero": ("BrokerFiled", _set("position", 0)),
+    "payout without lines": ("PayoutRecorded", _set("payload.lines", [])),
+    "payout line neither payment nor recovery": (
+        "PayoutRecorded",
+        _set("payload.lines.0.kind", "refund"),
+    ),
 }
 
 

@@ -31,7 +31,9 @@ from tests.support.parties import (
 NO = contract_body()["registration_no"]
 OTHER_NO = "2024410400000002"
 # "The future" is judged by the programme's calendar, China time.
-TOMORROW = (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=1)).isoformat()
+# Two days ahead, not one: the parameters are built at collection, and a run that crosses
+# midnight in Beijing would otherwise post "tomorrow" once it has become today.
+TOMORROW = (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=2)).isoformat()
 MIB = 1024 * 1024
 
 

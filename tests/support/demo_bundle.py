@@ -16,6 +16,7 @@ from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 
 BUREAU = Principal("bureau", "bureau")
+FINANCE = Principal("finance", "finance")  # records the history's payouts
 BATCH = 1000  # the registry's limit of commands per batch
 CHECKPOINT_EVERY = 500
 
@@ -52,13 +53,27 @@ def demo_bundle(folder: Path, years: range, per_year: int, seed: int = 1) -> Pat
     app = Registry(f"sqlite:///{folder / 'registry.db'}", checkpoint_every=CHECKPOINT_EVERY)
     try:
         app.start()
-        lines = history.read_bytes().splitlines()
-        for start in range(0, len(lines), BATCH):
-            commands = [orjson.loads(line) for line in lines[start : start + BATCH]]
+        for principal, commands in _batches(history):
             parsed = [Command(c["op"], batch_args(c["op"], c["body"])) for c in commands]
-            app.submit(BUREAU, parsed, batch=True).result(timeout=120)
+            app.submit(principal, parsed, batch=True).result(timeout=120)
         app.checkpoints.issue()  # signs every checkpoint due, and one of the whole log
         export_bundle(InProcessRegistry(app), folder / "bundle")  # type: ignore[arg-type]
     finally:
         app.close()
     return folder / "bundle"
+
+
+def _batches(history: Path) -> Iterator[tuple[Principal, list[dict[str, Any]]]]:
+    """The history's commands in order, in batches of one principal: finance's payouts apart."""
+    batch: list[dict[str, Any]] = []
+    principal = BUREAU
+    for line in history.read_bytes().splitlines():
+        command = orjson.loads(line)
+        who = FINANCE if command["op"] == "record_payout" else BUREAU
+        if batch and (who is not principal or len(batch) == BATCH):
+            yield principal, batch
+            batch = []
+        principal = who
+        batch.append(command)
+    if batch:
+        yield principal, batch

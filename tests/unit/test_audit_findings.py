@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.audit.findings import Finding, FindingsLog, LogWatch, contract_findings
+from services.audit.findings import (
+    Finding,
+    FindingsLog,
+    LogWatch,
+    contract_findings,
+    overpaid_findings,
+)
 from services.common.policy.model import Contract, Policy
 from tests.support.policy_facts import (
     PINGDINGSHAN_2020,
@@ -18,7 +24,7 @@ REPORT_END = date(2022, 12, 31)
 
 
 def kinds(c: Contract, policy: Policy) -> list[str]:
-    return [f.kind for f in contract_findings(c, facts(c), LogWatch(), policy, REPORT_END)]
+    return [f.kind for f in contract_findings(c, facts(c), LogWatch(), policy, REPORT_END, {})]
 
 
 def test_evidence_short_is_judged_against_the_ceiling_the_policy_names() -> None:
@@ -43,7 +49,7 @@ def test_evidence_short_names_the_evidence_within_the_ceiling() -> None:
         settled=[(date(2020, 6, 1), 100_000 * YUAN)],
     )
 
-    [finding] = contract_findings(c, facts(c), LogWatch(), TECHNOLOGY_CEILING, REPORT_END)
+    [finding] = contract_findings(c, facts(c), LogWatch(), TECHNOLOGY_CEILING, REPORT_END, {})
 
     assert finding.kind == "evidence_short"
     assert "100000.00 of 400000.00 (25%)" in finding.detail
@@ -79,3 +85,38 @@ def test_findings_written_to_their_file_read_back_in_order_a_page_at_a_time() ->
     assert log.page(3000, 10) == []
     assert list(log) == written
     assert log.by_kind["related_party"] == 1000 and log.by_kind["recorded_late"] == 2000
+
+
+def _payout(position: int, year: int, *lines: tuple[str, str, int, str]) -> dict[str, object]:
+    return {
+        "position": position,
+        "type": "PayoutRecorded",
+        "recorded_at": "2025-06-30T02:00:00.000000Z",
+        "subject": f"ZF-{position}",
+        "payload": {
+            "payout_no": f"ZF-{position}",
+            "year": year,
+            "paid_on": "2025-06-30",
+            "basis_position": position - 1,
+            "lines": [
+                {"beneficiary": b, "category": c, "amount_fen": fen, "kind": kind}
+                for b, c, fen, kind in lines
+            ],
+        },
+    }
+
+
+def test_a_beneficiary_paid_more_than_it_is_entitled_to_now_is_to_recover() -> None:
+    watch = LogWatch()
+    watch.observe(_payout(10, 2024, ("C1", "absorption", 500 * YUAN, "payment")))
+    watch.observe(_payout(20, 2024, ("C1", "absorption", 100 * YUAN, "recovery"),
+                          ("C2", "output", 300 * YUAN, "payment")))  # fmt: skip
+    entitled = {(2024, "absorption", "C1"): 300 * YUAN, (2024, "output", "C2"): 300 * YUAN}
+
+    [found] = overpaid_findings(watch, entitled, [2024])
+
+    assert (found.kind, found.position) == ("overpaid", 20)
+    assert "C1 absorption 2024: paid 500.00, recovered 100.00, entitled now 300.00" in found.detail
+    assert found.detail.endswith("100.00 to recover")
+    assert list(overpaid_findings(watch, entitled, [2023])) == []
+    assert watch.first_payouts == {2024: 10}

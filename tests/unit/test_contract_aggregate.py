@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from eventsourcing.application import Application, project_aggregate
 
-from services.registry.domain import Contract, contract_aggregate_id, number_key
+from services.registry.domain import (
+    Contract,
+    Payout,
+    contract_aggregate_id,
+    number_key,
+    payout_aggregate_id,
+)
 from services.registry.errors import Conflict, InvalidCommand, NotFound, RegistryError
 from tests.support.parties import LOCAL_ENTERPRISE, OUTSIDE_ENTERPRISE, UNIVERSITY
 
@@ -539,3 +545,48 @@ def test_a_contracts_id_is_derived_from_its_number_as_written() -> None:
     assert str(contract_aggregate_id("2024410400000001")) == "60b8379a-2034-5225-816d-ab3dea2b1387"
     assert str(contract_aggregate_id("TX-1")) == "c56b0fdd-e42f-5585-80d4-42203778b441"
     assert contract_aggregate_id("TX-1") != contract_aggregate_id("tx-1")
+
+
+# -- payouts ------------------------------------------------------------------------------------
+
+
+def _payout(*lines: dict[str, Any]) -> Payout:
+    return Payout(
+        principal="finance",
+        payout_no="ZF-2025-001",
+        year=2024,
+        paid_on="2025-06-30",
+        basis_position=12,
+        lines=list(lines),
+    )
+
+
+def _line(beneficiary: str = "B1", category: str = "broker", fen: int = 100) -> dict[str, Any]:
+    return {"beneficiary": beneficiary, "category": category, "amount_fen": fen, "kind": "payment"}
+
+
+def test_a_payout_is_keyed_by_its_number() -> None:
+    assert _payout(_line()).id == payout_aggregate_id("ZF-2025-001")
+
+
+def test_a_payout_without_lines_is_refused() -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        _payout()
+    assert refused.value.field == "lines"
+
+
+def test_a_payout_paying_one_beneficiary_twice_in_one_category_is_refused() -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        _payout(_line("B1", "broker"), _line("B2", "broker"), _line("B1", "broker"))
+    assert refused.value.field == "lines.2"
+
+
+def test_a_payout_may_pay_one_beneficiary_in_several_categories() -> None:
+    payout = _payout(_line("C1", "absorption"), _line("C1", "output"))
+    assert len(payout.lines) == 2
+
+
+def test_a_payout_line_of_no_amount_is_refused() -> None:
+    with pytest.raises(InvalidCommand) as refused:
+        _payout(_line(), _line("B2", fen=0))
+    assert refused.value.field == "lines.1.amount"

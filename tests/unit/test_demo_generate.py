@@ -24,6 +24,7 @@ from services.demo.generate import (
     summarise,
     write_history,
 )
+from services.demo.payouts import EVENTS
 from services.registry.api.batch import batch_args
 from services.registry.commands import COMMANDS
 
@@ -95,10 +96,13 @@ class RegistryModel:
         self.serials: set[str] = set()
         self.brokers: set[str] = set()
         self.funding: set[tuple[str, int, str]] = set()
+        self.payout_nos: set[str] = set()
+        self.position = 0
 
     def apply(self, command: dict[str, Any]) -> None:
         assert set(command) == {"op", "body"}
         getattr(self, command["op"])(command["body"])
+        self.position += 1
 
     def _open(self, body: dict[str, Any]) -> dict[str, Any]:
         contract = self.contracts[body["registration_no"]]
@@ -217,6 +221,16 @@ class RegistryModel:
         assert key not in self.funding
         self.funding.add(key)
         _fen(b["amount"])
+
+    def record_payout(self, b: dict[str, Any]) -> None:
+        assert _key(b["payout_no"]) not in self.payout_nos
+        self.payout_nos.add(b["payout_no"])
+        assert 2020 <= b["year"] <= 2025 and b["year"] < int(_day(b["paid_on"])[:4])
+        assert 0 < b["basis_position"] <= self.position, "computed at a position not stored yet"
+        keys = [(line["beneficiary"], line["category"]) for line in b["lines"]]
+        assert keys and len(set(keys)) == len(keys)
+        assert all(_fen(line["amount"]) > 0 for line in b["lines"])
+        assert {line["kind"] for line in b["lines"]} <= {"payment", "recovery"}
 
 
 # -- determinism ------------------------------------------------------------------------------
@@ -409,3 +423,56 @@ def test_entitlements_are_paid_in_every_year(yearly: dict[int, list[Entitlement]
     for year, found in yearly.items():
         paid = {e.category for e in found if e.entitlement_fen > 0}
         assert paid == {"absorption", "output", "broker"}, year
+
+
+# -- payouts ----------------------------------------------------------------------------------
+
+
+def test_the_demo_names_each_ops_event_as_the_command_table_does() -> None:
+    assert {op: event for op, event in OPS.items() if op != "record_payout"} == EVENTS
+
+
+def _net_paid(history: list[dict[str, Any]]) -> Counter[tuple[int, str, str]]:
+    net: Counter[tuple[int, str, str]] = Counter()
+    for command in history:
+        if command["op"] == "record_payout":
+            for line in command["body"]["lines"]:
+                sign = 1 if line["kind"] == "payment" else -1
+                key = (command["body"]["year"], line["category"], line["beneficiary"])
+                net[key] += sign * _fen(line["amount"])
+    return net
+
+
+def test_finance_pays_each_year_2020_to_2024_in_the_next_june(
+    history: list[dict[str, Any]],
+) -> None:
+    first = {
+        c["body"]["year"]: c["body"]["paid_on"]
+        for c in history
+        if c["op"] == "record_payout" and c["body"]["payout_no"].endswith("-1")
+    }
+    assert first == {year: f"{year + 1}-06-30" for year in range(2020, 2025)}
+
+
+def test_cancellations_after_the_payouts_leave_amounts_to_recover_and_nothing_owed(
+    history: list[dict[str, Any]], yearly: dict[int, list[Entitlement]]
+) -> None:
+    net = _net_paid(history)
+    entitled = {
+        (y, e.category, e.beneficiary): e.entitlement_fen for y in yearly for e in yearly[y]
+    }
+    outstanding = {
+        key: entitled.get(key, 0) - paid
+        for key, paid in net.items()
+        if entitled.get(key, 0) != paid
+    }
+    assert outstanding, "every payout settled: the demo shows no recovery"
+    assert all(amount < 0 for amount in outstanding.values())
+    recovered = [
+        line
+        for c in history
+        if c["op"] == "record_payout"
+        for line in c["body"]["lines"]
+        if line["kind"] == "recovery"
+    ]
+    assert recovered, "no payout recovered anything"

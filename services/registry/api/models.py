@@ -30,6 +30,7 @@ from services.common.codes import (
     region_code_problem,
 )
 from services.common.money import POSITIVE_YUAN_PATTERN, parse_yuan
+from services.common.policy.model import Category
 from services.common.text import text_problem
 from services.common.web.fields import about
 
@@ -86,6 +87,13 @@ def _fen(value: object) -> int:
 def _date_string(value: object) -> object:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+def _whole(value: object) -> object:
+    # JSON has one kind of number: to a JSON Schema 2024.0 is the integer 2024, so here too.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -148,6 +156,10 @@ Yuan = Annotated[
         }
     ),
 ]
+# Integers, written 2024 or 2024.0 (the bounds inside the conversion, so the document states them).
+Year = Annotated[StrictInt, Field(ge=2000, le=2100), BeforeValidator(_whole)]
+# A position at most 2**53: every integer up to it is exact as a JSON (double) number too.
+Position = Annotated[StrictInt, Field(ge=0, le=2**53), BeforeValidator(_whole)]
 Day = Annotated[
     date,
     BeforeValidator(_date_string),
@@ -531,12 +543,76 @@ class ProvincialFundingCreate(Incoming):
     )
 
     credit_code: CreditCode = about("受资助单位 The funded seller", EXAMPLE_SELLER)
-    year: Annotated[StrictInt, Field(ge=2000, le=2100)] = about("年度 Turnover year", 2023)
+    year: Year = about("年度 Turnover year", 2023)
     programme: Text = about("项目 Programme", "河南省科技成果转化专项")
     amount: Yuan = about("金额（元） Amount in yuan", "300000.00")
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
+
+
+class PayoutLine(Incoming):
+    """兑付明细 One beneficiary's payment or recovery in one category."""
+
+    beneficiary: Key = about(
+        "受益方 The beneficiary: a credit code (buyer or seller) or a broker id", EXAMPLE_BUYER
+    )
+    category: Category = about(
+        "类别 Category: absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
+    )
+    amount: Yuan = about("金额（元） Amount in yuan, positive", "50000.00")
+    kind: Literal["payment", "recovery"] = about(
+        "类型 payment 拨付 (paid to the beneficiary) or recovery 追回 (paid back by it)", "payment"
+    )
+
+
+class PayoutCreate(Incoming):
+    """兑付 A payout of one turnover year's subsidies by finance, as paid. The server also
+    checks what no schema can say: the year is one the policy is in force for, basis_position
+    is not beyond the log's head, no beneficiary and category is paid twice in one payout,
+    paid_on is not in the future, and the payout number is not used yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payout_no": "ZF-2025-001",
+                    "year": 2024,
+                    "paid_on": "2025-06-30",
+                    "basis_position": 1,
+                    "lines": [
+                        {
+                            "beneficiary": EXAMPLE_BUYER,
+                            "category": "absorption",
+                            "amount": "50000.00",
+                            "kind": "payment",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    payout_no: Number = about(
+        "兑付编号 Payout number, unique in the registry (case-insensitive); a repeat is a 409",
+        "ZF-2025-001",
+    )
+    year: Year = about("年度 Turnover year paid, one the policy is in force for", 2024)
+    paid_on: Day = about(f"拨付日期 Day paid, {_NOT_FUTURE}", "2025-06-30")
+    basis_position: Position = about(
+        "依据位置 The log position the amounts were computed at, not beyond the log's head", 1
+    )
+    lines: list[PayoutLine] = Field(
+        min_length=1,
+        max_length=5000,  # the longest lines then still fit the 1 MiB body limit
+        description="明细 The lines, one per beneficiary and category, at most 5,000 (a "
+        "larger payout is recorded as several)",
+    )
+
+    def to_args(self) -> dict[str, Any]:
+        args = self.body_args()
+        args["lines"] = [line.body_args() for line in self.lines]
+        return args
 
 
 # -- outgoing ----------------------------------------------------------------------------------

@@ -203,6 +203,14 @@ async def record_provincial_funding(
     return await _store(request, who, [command], body, key)
 
 
+@router.post("/payouts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
+async def record_payout(
+    request: Request, body: m.PayoutCreate, who: Caller, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Record a payout of a turnover year's subsidies as paid (兑付); finance only."""
+    return await _store(request, who, [Command("record_payout", body.to_args())], body, key)
+
+
 @router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
 async def batch(
     request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None

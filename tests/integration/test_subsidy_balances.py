@@ -1,0 +1,274 @@
+"""Balances (余额) and the payout draft, through both APIs on real SQLite and PostgreSQL: the
+registry records contracts, evidence and payouts; the subsidy store applies its log; finance
+reads what each beneficiary is owed (补拨) or must repay (追回), and the events behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete
+
+from services.subsidy import tables as t
+from services.subsidy.store import EntryStore
+from tests.conftest import Tokens
+from tests.integration.test_subsidy_api import finance_client
+from tests.support.databases import fresh_postgres_database
+from tests.support.parties import (
+    LOCAL_ENTERPRISE,
+    OUTSIDE_ENTERPRISE,
+    UNIVERSITY,
+    cancellation_body,
+    contract_body,
+    invoice_body,
+    transfer_body,
+)
+
+YEAR = 2024
+OUTPUT_NO = "2024410400000001"  # the university sells to a local firm: output for the seller
+ABSORPTION_NO = "2024410400000002"  # an outside firm sells to a local one: absorption
+
+
+class System:
+    """The registry's API, a subsidy store fed from its log, and the finance API over it."""
+
+    def __init__(
+        self, registry: TestClient, store: EntryStore, finance: TestClient, tokens: Tokens
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.finance = finance
+        self.tokens = tokens
+
+    def catch_up(self) -> int:
+        after = self.store.head().position
+        while True:
+            page = self.registry.get("/v1/events", params={"after": after}).json()
+            if not page["events"]:
+                return after
+            self.store.add(page["events"])
+            after = page["next_after"]
+
+    def post(self, path: str, body: dict[str, Any], who: str = "station") -> dict[str, Any]:
+        response = self.registry.post(path, json=body, headers=self.tokens.header(who))
+        assert response.status_code == 201, response.text
+        receipt: dict[str, Any] = response.json()
+        return receipt
+
+    def balances(self, **params: Any) -> dict[str, Any]:
+        self.catch_up()
+        response = self.finance.get("/v1/balances", params={"year": YEAR, **params})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def draft(self) -> dict[str, Any]:
+        self.catch_up()
+        response = self.finance.get("/v1/payouts/draft", params={"year": YEAR})
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def approve(self, draft: dict[str, Any], payout_no: str) -> dict[str, Any]:
+        """What the finance page does: post the draft's lines as a payout, as finance."""
+        lines = [{k: line[k] for k in ("beneficiary", "category", "amount", "kind")}
+                 for line in draft["lines"]]  # fmt: skip
+        body = {"payout_no": payout_no, "year": draft["year"], "paid_on": "2025-06-30",
+                "basis_position": draft["basis_position"], "lines": lines}  # fmt: skip
+        return self.post("/v1/payouts", body, who="finance")
+
+
+@pytest.fixture
+def system(
+    client: TestClient, tokens: Tokens, database_url: str, tmp_path: Path
+) -> Iterator[System]:
+    with _subsidy_url(database_url, tmp_path) as url:
+        store = EntryStore(url)
+        try:
+            with finance_client(url, tokens) as finance:
+                yield System(client, store, finance, tokens)
+        finally:
+            store.close()
+
+
+def _subsidy_url(database_url: str, tmp_path: Path) -> AbstractContextManager[str]:
+    """The subsidy store beside the registry's: a SQLite file, or another fresh database."""
+    if database_url.startswith("sqlite"):
+        return nullcontext(f"sqlite:///{tmp_path / 'subsidy.db'}")
+    return fresh_postgres_database()
+
+
+def _register_output_contract(system: System) -> None:
+    system.post("/v1/contracts", contract_body(OUTPUT_NO))
+    system.post(f"/v1/contracts/{OUTPUT_NO}/invoices", invoice_body())
+    system.post(f"/v1/contracts/{OUTPUT_NO}/transfer-proofs", transfer_body())
+
+
+def _register_absorption_contract(system: System, invoiced: str) -> None:
+    seller, buyer = OUTSIDE_ENTERPRISE["credit_code"], LOCAL_ENTERPRISE["credit_code"]
+    system.post("/v1/contracts", contract_body(ABSORPTION_NO, seller=OUTSIDE_ENTERPRISE))
+    system.post(
+        f"/v1/contracts/{ABSORPTION_NO}/invoices",
+        invoice_body("INV-A1", invoiced, issuer_credit_code=seller),
+    )
+    system.post(
+        f"/v1/contracts/{ABSORPTION_NO}/transfer-proofs",
+        transfer_body("BANK-A1", payee_credit_code=seller, payer_credit_code=buyer),
+    )
+
+
+def _by_key(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(b["category"], b["beneficiary"]): b for b in body["balances"]}
+
+
+def test_a_payout_then_a_cancellation_leaves_the_amount_to_recover_with_its_event(
+    system: System,
+) -> None:
+    _register_output_contract(system)
+    key = ("output", UNIVERSITY["credit_code"])
+    draft = system.draft()
+    assert [(x["category"], x["beneficiary"], x["amount"], x["kind"]) for x in draft["lines"]] == [
+        (*key, "60000.00", "payment")
+    ]
+    paid = system.approve(draft, "ZF-2025-001")
+
+    settled = _by_key(system.balances())[key]
+    assert (settled["entitled"], settled["paid"], settled["outstanding"]) == (
+        "60000.00", "60000.00", "0.00",
+    )  # fmt: skip
+    assert [(p["payout_no"], p["position"], p["basis_position"]) for p in settled["payouts"]] == [
+        ("ZF-2025-001", paid["position"], draft["basis_position"])
+    ]
+    assert settled["revisions_since_payout"] == []
+
+    cancelled = system.post(f"/v1/contracts/{OUTPUT_NO}/cancellation", cancellation_body())
+    after = _by_key(system.balances())[key]
+
+    assert (after["entitled"], after["paid"], after["outstanding"]) == (
+        "0.00", "60000.00", "-60000.00",
+    )  # fmt: skip
+    assert after["name"] == UNIVERSITY["name"] and after["county"] == "410402"
+    assert [(e["position"], e["type"], e["subject"]) for e in after["revisions_since_payout"]] == [
+        (cancelled["position"], "ContractCancelled", OUTPUT_NO)
+    ]
+    recovery = system.draft()
+    assert [(x["amount"], x["kind"]) for x in recovery["lines"]] == [("60000.00", "recovery")]
+    assert recovery["totals"] == {"payment": "0.00", "recovery": "60000.00"}
+
+
+def test_a_late_invoice_after_a_payout_leaves_an_amount_owed(system: System) -> None:
+    _register_absorption_contract(system, invoiced="300000.00")
+    key = ("absorption", LOCAL_ENTERPRISE["credit_code"])
+    system.approve(system.draft(), "ZF-2025-001")
+    assert _by_key(system.balances())[key]["outstanding"] == "0.00"
+
+    late = system.post(
+        f"/v1/contracts/{ABSORPTION_NO}/invoices",
+        invoice_body("INV-A2", "300000.00", issued_on="2025-02-01",
+                     issuer_credit_code=OUTSIDE_ENTERPRISE["credit_code"]),
+    )  # fmt: skip
+    owed = _by_key(system.balances())[key]
+
+    assert (owed["entitled"], owed["paid"], owed["outstanding"]) == (
+        "60000.00", "30000.00", "30000.00",
+    )  # fmt: skip
+    assert [e["position"] for e in owed["revisions_since_payout"]] == [late["position"]]
+
+
+def test_approving_the_draft_settles_every_outstanding_amount(system: System) -> None:
+    _register_output_contract(system)
+    _register_absorption_contract(system, invoiced="300000.00")
+    system.approve(system.draft(), "ZF-2025-001")
+    system.post(f"/v1/contracts/{OUTPUT_NO}/cancellation", cancellation_body())
+    system.post(
+        f"/v1/contracts/{ABSORPTION_NO}/invoices",
+        invoice_body("INV-A2", "300000.00", issued_on="2025-02-01",
+                     issuer_credit_code=OUTSIDE_ENTERPRISE["credit_code"]),
+    )  # fmt: skip
+    before = system.balances()
+    draft = system.draft()
+
+    assert {
+        (x["category"], x["beneficiary"]): (x["amount"], x["kind"]) for x in draft["lines"]
+    } == {
+        k: (
+            b["outstanding"].removeprefix("-"),
+            "recovery" if b["outstanding"][0] == "-" else "payment",
+        )
+        for k, b in _by_key(before).items()
+        if b["outstanding"] != "0.00"
+    }
+    assert draft["totals"] == {"payment": "30000.00", "recovery": "60000.00"}
+    system.approve(draft, "ZF-2025-002")
+
+    after = system.balances()
+    assert {b["outstanding"] for b in after["balances"]} == {"0.00"}
+    assert {t["outstanding"] for t in after["totals"].values()} == {"0.00"}
+    assert system.draft()["lines"] == []
+    recorded = system.finance.get("/v1/payouts", params={"year": YEAR}).json()["payouts"]
+    assert [p["payout_no"] for p in recorded] == ["ZF-2025-001", "ZF-2025-002"]
+    assert len(recorded[1]["lines"]) == 2
+
+
+def test_totals_and_filters_agree_with_the_rows(system: System) -> None:
+    _register_output_contract(system)
+    _register_absorption_contract(system, invoiced="600000.00")
+    system.approve(system.draft(), "ZF-2025-001")
+    system.post(f"/v1/contracts/{OUTPUT_NO}/cancellation", cancellation_body())
+
+    whole = system.balances()
+    assert whole["totals"]["output"] == {
+        "entitled": "0.00", "paid": "60000.00", "recovered": "0.00", "outstanding": "-60000.00",
+    }  # fmt: skip
+    assert whole["totals"]["absorption"]["outstanding"] == "0.00"
+    in_county = system.balances(county="410402")
+    assert [b["beneficiary"] for b in in_county["balances"]] == [UNIVERSITY["credit_code"]]
+    assert in_county["totals"]["output"] == whole["totals"]["output"]
+    one = system.balances(beneficiary=LOCAL_ENTERPRISE["credit_code"])
+    assert [b["category"] for b in one["balances"]] == ["absorption"]
+    assert one["totals"]["absorption"]["paid"] == "60000.00"
+    first = system.balances(limit=1)
+    second = system.balances(limit=1, cursor=first["next_cursor"])
+    assert first["balances"] + second["balances"] == whole["balances"]
+    assert second["next_cursor"] is None
+
+
+@pytest.mark.parametrize("path", ["/v1/balances", "/v1/payouts/draft", "/v1/payouts"])
+def test_stations_may_not_read_balances_and_other_years_are_not_found(
+    system: System, path: str
+) -> None:
+    as_station = system.finance.get(
+        path, params={"year": YEAR}, headers=system.tokens.header("station")
+    )
+    assert as_station.status_code == 403
+    outside = system.finance.get(path, params={"year": 2019})
+    assert outside.status_code == 404 and outside.json()["field"] == "year"
+
+
+def test_a_store_that_skipped_payouts_before_it_knew_them_is_rebuilt_at_start(
+    system: System, tmp_path: Path
+) -> None:
+    _register_output_contract(system)
+    system.approve(system.draft(), "ZF-2025-001")
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    older = EntryStore(url)
+    try:
+        older.add(system.registry.get("/v1/events").json()["events"])
+        with older.engine.begin() as conn:  # as a consumer that knew no payout left it
+            conn.execute(delete(t.payouts))
+            conn.execute(
+                t.skipped.insert().values(type="PayoutRecorded", entries=1, last_position=4)
+            )
+    finally:
+        older.close()
+
+    reopened = EntryStore(url)
+    try:
+        assert reopened.head().position == 0  # to be applied again from the feed
+        assert reopened.skipped_events() == 0
+    finally:
+        reopened.close()
