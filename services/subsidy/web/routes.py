@@ -23,7 +23,8 @@ from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
 from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
-from services.subsidy.web import ledger
+from services.subsidy.balances import Balances
+from services.subsidy.web import approval
 from services.subsidy.web.render import render
 from services.subsidy.web.session import COOKIE, LIFETIME_SECONDS, Session, Sessions
 
@@ -38,6 +39,11 @@ MAX_FORM_BYTES = 16 * 1024
 def _subsidy(request: Request) -> Subsidy:
     app: Subsidy = request.app.state.subsidy
     return app
+
+
+def _balances(request: Request) -> Balances:
+    balances: Balances = request.app.state.balances
+    return balances
 
 
 def _sessions(request: Request) -> Sessions:
@@ -184,18 +190,11 @@ def year_screen(
             limit=int(rows),
         )
         counties = subsidy.county_totals(year)
+        balances = _balances(request).balances(
+            year, category=category or None, county=county or None, limit=int(rows)
+        )
     except DomainError as error:
         return _refused(request, who, error)
-    try:
-        balances: dict[str, Any] | None = ledger.balances(
-            request.app.state,
-            year,
-            category=category or None,
-            county=county or None,
-            limit=int(rows),
-        )
-    except ledger.NotYetAvailable:
-        balances = None
     next_page = (
         f"/years/{year}?{urlencode({**filters, 'cursor': answer['next_cursor']})}"
         if answer["next_cursor"]
@@ -264,14 +263,9 @@ def beneficiary_screen(request: Request, year: int, beneficiary: str) -> Respons
     subsidy = _subsidy(request)
     try:
         answer = subsidy.beneficiary(beneficiary, year)
+        balances = _balances(request).balances(year, beneficiary=beneficiary)
     except DomainError as error:
         return _refused(request, who, error)
-    try:
-        balances: dict[str, Any] | None = ledger.balances(
-            request.app.state, year, beneficiary=beneficiary
-        )
-    except ledger.NotYetAvailable:
-        balances = None
     rules = subsidy.policy.categories
     return render(
         request,
@@ -302,9 +296,7 @@ def _draft(
     *, status: int = 200, problem: dict[str, Any] | None = None,
 ) -> Response:  # fmt: skip
     try:
-        draft: dict[str, Any] | None = ledger.draft(request.app.state, year)
-    except ledger.NotYetAvailable:
-        draft = None
+        draft = _balances(request).draft(year)
     except DomainError as error:
         return _refused(request, who, error)
     today = datetime.now(BEIJING).date().isoformat()
@@ -335,9 +327,7 @@ def _approve(
     request: Request, who: tuple[Session, Principal], year: int, entered: dict[str, str]
 ) -> Response:
     try:
-        draft = ledger.draft(request.app.state, year)
-    except ledger.NotYetAvailable:
-        return _draft(request, who, year, entered, status=404)
+        draft = _balances(request).draft(year)
     except DomainError as error:
         return _refused(request, who, error)
     if str(draft["basis_position"]) != entered.get("basis_position"):
@@ -358,15 +348,12 @@ def _approve(
         ],
     }
     registry_url: str = request.app.state.registry_url
-    try:
-        approval = ledger.approve(registry_url, who[0].token, payout, entered.get("key", ""))
-    except ledger.NotYetAvailable:
-        return _draft(request, who, year, entered, status=404)
-    if not approval.recorded:
-        return _draft(request, who, year, entered, status=approval.status, problem=approval.body)
+    answer = approval.approve(registry_url, who[0].token, payout, entered.get("key", ""))
+    if not answer.recorded:
+        return _draft(request, who, year, entered, status=answer.status, problem=answer.body)
     return render(
         request, "receipt.html", who, status=201, year=year, payout=payout, draft=draft,
-        receipt=approval.body,
+        receipt=answer.body,
     )  # fmt: skip
 
 

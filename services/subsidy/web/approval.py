@@ -1,11 +1,5 @@
-"""Balances, the payout draft, and approving it: what the page needs of issue #12's payouts.
-
-The balances and draft are the finance service's own use cases (``app.state.balances``, as
-the payouts work wires them), called in-process; the approval is a ``POST /v1/payouts`` to the
-registry, sent with the officer's own token, so the log records who approved it. Until those
-use cases and that route are deployed, each answer here is :class:`NotYetAvailable` and the
-page says so (暂不可用) instead of failing.
-"""
+"""Approving a payout draft: a ``POST /v1/payouts`` to the registry, sent with the officer's
+own token, so the log records who approved it."""
 
 from __future__ import annotations
 
@@ -13,30 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.datastructures import State
-
-
-class NotYetAvailable(Exception):
-    """The payouts part of the finance service is not deployed yet."""
-
-
-def balances(state: State, year: int, **filters: Any) -> dict[str, Any]:
-    """A page of the year's balances (``GET /v1/balances``'s answer)."""
-    answer: dict[str, Any] = _balances(state).balances(year, **filters)
-    return answer
-
-
-def draft(state: State, year: int) -> dict[str, Any]:
-    """The lines that would settle every outstanding amount now (``GET /v1/payouts/draft``)."""
-    answer: dict[str, Any] = _balances(state).draft(year)
-    return answer
-
-
-def _balances(state: State) -> Any:
-    found = getattr(state, "balances", None)
-    if found is None:
-        raise NotYetAvailable("balances")
-    return found
 
 
 @dataclass(frozen=True)
@@ -78,6 +48,4 @@ def approve(
         body = response.json()
     except ValueError:
         body = {"message": response.text[:500]}
-    if response.status_code == 404 and body.get("field") is None:
-        raise NotYetAvailable("POST /v1/payouts")  # no such route: a 404 naming no field
     return Approval(response.status_code, body)
