@@ -34,8 +34,8 @@ deploy-check:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
 	docker-compose -f deploy/compose.yaml config -q
 
-# The audit report's page is checked in Debian's chromium (Playwright cannot download its own
-# browsers here); fonts-noto-cjk makes its Chinese legible in the screenshots.
+# The audit report's page and the finance page are checked in Debian's chromium (Playwright
+# cannot download its own browsers here); fonts-noto-cjk makes their Chinese legible.
 browser:
 	@command -v chromium >/dev/null && fc-list | grep -q "Noto Sans CJK" || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)

@@ -274,6 +274,7 @@ def run_stack(config: StackSettings, *, demo: bool = False) -> int:
         kafka = config.kafka_bootstrap or f"127.0.0.1:{config.kafka_port}"
         print(
             "stack    | ready:\n"
+            f"stack    |   finance page   {base}:{config.subsidy_port}/ (the finance token)\n"
             f"stack    |   registry API   {base}:{config.registry_port}/docs\n"
             f"stack    |   finance API    {base}:{config.subsidy_port}/docs\n"
             f"stack    |   audit API      {base}:{config.audit_port}/docs "

@@ -20,6 +20,7 @@ from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
 from services.subsidy.store import EntryStore
+from services.subsidy.web import mount_page
 
 log = logging.getLogger("tcr.subsidy")
 
@@ -62,6 +63,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         },
     )
     app.include_router(payout_routes.router)
+    mount_page(app, settings.registry_url, settings.session_secret.get_secret_value())
     return app
 
 

@@ -232,6 +232,18 @@ class Subsidy:
             "skipped_events": self._store.skipped_events(),
         }
 
+    def county_totals(self, year: int) -> dict[str, Any]:
+        """The year's totals by county, each by category, as known now."""
+        self._check_year(year)
+        with reads.snapshot(self._engine) as conn:
+            position = reads.head(conn).position
+            by_county = reads.county_totals(conn, year)
+        return {
+            "year": year,
+            "position": position,
+            "counties": {c: _totals_json(by_county[c]) for c in sorted(by_county)},
+        }
+
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:

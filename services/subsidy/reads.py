@@ -214,6 +214,17 @@ def totals(conn: Connection, year: int, cut: Cut, county: str | None) -> dict[st
     return found
 
 
+def county_totals(conn: Connection, year: int) -> dict[str, dict[str, TotalValue]]:
+    """The year's current totals by county (region code), then category."""
+    s = t.totals
+    found: dict[str, dict[str, TotalValue]] = defaultdict(dict)
+    for row in conn.execute(
+        select(s).where(s.c.year == year, s.c.county != t.ALL_COUNTIES, s.c.valid_to.is_(None))
+    ):
+        found[row.county][row.category] = total_value(row)
+    return dict(found)
+
+
 def changed_since(conn: Connection, year: int, position: int) -> set[EntitlementKey]:
     """Every entitlement whose amounts or explanation changed after ``position``."""
     keys: set[EntitlementKey] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from secrets import token_urlsafe
 
 from pydantic import Field, SecretStr
 
@@ -30,3 +31,8 @@ class SubsidySettings(PolicySettings):
     gap_grace_seconds: float = Field(default=1.0, ge=0)
     consumer_metrics_port: Port | None = None
     metrics_host: str = "127.0.0.1"
+    # Seals the finance page's session cookies. Unset, one is drawn when the settings are read:
+    # nothing to configure or leak, and a restart signs officers out. The workers of one
+    # `tcr subsidy serve` share it (each is handed these settings pickled); replicas behind one
+    # address must be given one value, or a cookie sealed by one is refused by the next.
+    session_secret: SecretStr = Field(default_factory=lambda: SecretStr(token_urlsafe(32)))

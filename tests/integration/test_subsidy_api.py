@@ -497,6 +497,23 @@ def test_totals_add_up_the_year_and_the_county_whatever_the_page(
     )
 
 
+def test_county_totals_are_each_countys_own_and_add_up_to_the_year(client: TestClient) -> None:
+    by_county = client.app.state.subsidy.county_totals(YEAR)["counties"]  # type: ignore[attr-defined]
+    whole = client.get("/v1/entitlements", params={"year": YEAR}).json()["totals"]
+
+    assert len(by_county) > 1, "one county: the test proves nothing"
+    for county, totals in by_county.items():
+        params = {"year": YEAR, "county": county, "limit": 1}
+        assert totals == client.get("/v1/entitlements", params=params).json()["totals"]
+    for category, total in whole.items():
+        assert total["entitlement"] == _sum_yuan(
+            t[category]["entitlement"] for t in by_county.values()
+        )
+        assert total["beneficiaries"] == sum(
+            t[category]["beneficiaries"] for t in by_county.values()
+        )
+
+
 def test_min_amount_leaves_out_smaller_entitlements(client: TestClient) -> None:
     body = client.get("/v1/entitlements", params={"year": YEAR, "min_amount": "10000.00"}).json()
     whole = client.get("/v1/entitlements", params={"year": YEAR}).json()

@@ -140,7 +140,7 @@ def entitlements_xlsx(
     entitlements (the totals stay the year's)."""
     chunks = subsidy(request).xlsx(year, as_of, position, _amount("min_amount", min_amount))
     return StreamingResponse(
-        chunks, media_type=XLSX, headers=_attachment(f"entitlements-{year}.xlsx", year)
+        chunks, media_type=XLSX, headers=attachment(f"entitlements-{year}.xlsx", year)
     )
 
 
@@ -173,11 +173,11 @@ def entitlements_csv(
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",
-        headers=_attachment(f"entitlements-{year}{suffix}.csv", year),
+        headers=attachment(f"entitlements-{year}{suffix}.csv", year),
     )
 
 
-def _attachment(filename: str, year: int) -> dict[str, str]:
+def attachment(filename: str, year: int) -> dict[str, str]:
     """Content-Disposition naming the file in ASCII, and in Chinese for browsers that read
     RFC 5987's ``filename*``."""
     stem, extension = filename.split(".", 1)

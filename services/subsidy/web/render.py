@@ -1,0 +1,63 @@
+"""Templates, rendered with the page's labels and the headers every page carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from services.common.money import format_fen
+from services.common.policy.model import CATEGORIES
+from services.common.policy.present import CATEGORY_ZH
+from services.subsidy.web import labels
+
+_env = Environment(
+    loader=PackageLoader("services.subsidy.web", "templates"),
+    autoescape=select_autoescape(["html"], default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(
+    yuan=labels.yuan,
+    wan=labels.wan,
+    county=labels.county,
+    sum_amounts=labels.sum_amounts,
+    percent=labels.percent,
+    beijing=labels.beijing,
+    fen=format_fen,
+)
+_env.globals.update(
+    CATEGORY_ZH=CATEGORY_ZH,
+    KIND_ZH=labels.KIND_ZH,
+    EVENT_ZH=labels.EVENT_ZH,
+    # A figure column per category, for tables that spread categories across.
+    CATEGORIES=CATEGORIES,
+    CATEGORY_COLUMNS=[(CATEGORY_ZH[c], c, "num") for c in CATEGORIES],
+)
+
+# Nothing but the page's own files: no inline script, no other origin, no framing.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def render(
+    request: Request, name: str, who: Any, *, status: int = 200, **context: Any
+) -> HTMLResponse:
+    """A template as an HTML answer; ``who`` is the (session, principal) signed in, or None."""
+    session, principal = who if who is not None else (None, None)
+    html = _env.get_template(name).render(
+        request=request,
+        officer=principal,
+        csrf=session.csrf if session is not None else None,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)

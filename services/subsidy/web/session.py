@@ -1,0 +1,60 @@
+"""The finance page's session: the officer's token sealed in a cookie, with a CSRF secret."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
+COOKIE = "tcr_session"
+# A working day: an officer signs in each morning, and a cookie left behind dies by night.
+LIFETIME_SECONDS = 8 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in officer: the bearer token the page acts with, and the form secret that
+    proves a POST came from one of the page's own forms."""
+
+    token: str
+    csrf: str
+
+    def csrf_matches(self, sent: str | None) -> bool:
+        """Whether a form sent this session's CSRF secret (compared in constant time)."""
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf.encode())
+
+
+class Sessions:
+    """Seals sessions into cookie values and opens them again.
+
+    Fernet (AES-128-CBC with HMAC-SHA256, from ``cryptography``) rather than a signature alone:
+    the cookie carries the officer's bearer token, which the approve action needs to post to
+    the registry as that officer, and which must not be readable from a copied cookie."""
+
+    def __init__(self, secret: str) -> None:
+        # Any passphrase: Fernet wants 32 bytes in URL-safe base64.
+        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
+
+    def seal(self, token: str) -> tuple[str, Session]:
+        """A new session for this token, and the cookie value that carries it."""
+        session = Session(token, secrets.token_urlsafe(32))
+        sealed = self._fernet.encrypt(orjson.dumps({"t": session.token, "c": session.csrf}))
+        return sealed.decode(), session
+
+    def open(self, cookie: str | None, now: float | None = None) -> Session | None:
+        """The session a cookie carries, or None when it is absent, forged, sealed by another
+        secret, or older than :data:`LIFETIME_SECONDS` (at ``now``, epoch seconds)."""
+        if not cookie:
+            return None
+        at = int(time.time() if now is None else now)
+        try:
+            data = orjson.loads(self._fernet.decrypt_at_time(cookie.encode(), LIFETIME_SECONDS, at))
+            return Session(str(data["t"]), str(data["c"]))
+        except (InvalidToken, orjson.JSONDecodeError, KeyError, TypeError):
+            return None
