@@ -254,6 +254,7 @@ def generate(size: int, workdir: Path, history_dir: Path | None) -> dict[str, An
     else:
         ps.log(f"generating a history of ~{size:,} events ({per_year:,} contracts a year)…")
         t = time.perf_counter()
+        path.parent.mkdir(parents=True, exist_ok=True)
         command = [*ps.tcr_command(), "demo", "generate", "--years", YEARS]
         command += ["--contracts-per-year", str(per_year), "--out", str(path) + ".part"]
         subprocess.run(command, check=True, cwd=ps.REPO, stdout=subprocess.DEVNULL)
