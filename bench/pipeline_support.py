@@ -539,6 +539,8 @@ class CpuMeter:
     def _sample(self, first: bool) -> None:
         parents, cpu, titles = _snapshot()
         for pid, name in self._groups(parents, titles).items():
+            if pid not in cpu:  # it ended between the two reads of /proc
+                continue
             if pid not in self._group:
                 self._group[pid] = name
                 self._first[pid] = cpu[pid] if first else 0.0
