@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select, tuple_, union
 from sqlalchemy.engine import Connection
 
 from services.common.bulk import one_of
@@ -168,6 +168,80 @@ def rows_at(conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey
     return with_claims(conn, year, cut, found)
 
 
+def values_at(
+    conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey]
+) -> dict[EntitlementKey, EntitlementValue]:
+    """The amounts of these entitlements as they held at ``cut``, without their claims."""
+    e = t.entitlements
+    wanted = set(keys)
+    found = {}
+    categories = sorted({k[1] for k in wanted})
+    for chunk in _chunks(sorted({k[2] for k in wanted})):
+        for r in conn.execute(
+            select(e).where(
+                e.c.year == year,
+                e.c.category.in_(categories),
+                one_of(e.c.beneficiary, chunk, conn.dialect),
+                cut.holds(e),
+            )
+        ):
+            key = (r.year, r.category, r.beneficiary)
+            if key in wanted:
+                found[key] = entitlement_value(r)
+    return found
+
+
+@dataclass(frozen=True)
+class ClaimChange:
+    """One contract's part in an entitlement, at two positions (None: no part)."""
+
+    registration_no: str
+    before: ClaimValue | None
+    after: ClaimValue | None
+
+
+def claim_changes(
+    conn: Connection, year: int, then: int, keys: Iterable[EntitlementKey]
+) -> dict[EntitlementKey, list[ClaimChange]]:
+    """Per entitlement, the contracts whose claim differs between position ``then`` and now.
+
+    Read from the versions that began or ended after ``then`` only: a claim that held
+    throughout is the same on both sides, so the cost is the changes, not every claim (a
+    page of 1,000 revisions at 100 k events read 8,788 claims to find them before)."""
+    c = t.claims
+    wanted = set(keys)
+    before: dict[EntitlementKey, dict[str, ClaimValue]] = defaultdict(dict)
+    after: dict[EntitlementKey, dict[str, ClaimValue]] = defaultdict(dict)
+    categories = sorted({k[1] for k in wanted})
+    for chunk in _chunks(sorted({k[2] for k in wanted})):
+        for r in conn.execute(
+            select(c).where(
+                c.c.year == year,
+                c.c.category.in_(categories),
+                one_of(c.c.beneficiary, chunk, conn.dialect),
+                or_(c.c.valid_from > then, c.c.valid_to > then),
+            )
+        ):
+            key = (r.year, r.category, r.beneficiary)
+            if key not in wanted:
+                continue
+            if r.valid_from <= then:  # held at then, ended since
+                before[key][r.registration_no] = claim_value(r)
+            elif r.valid_to is None:  # began since and holds now (not one that came and went)
+                after[key][r.registration_no] = claim_value(r)
+    changes = {}
+    for key in wanted:
+        was, now = before.get(key, {}), after.get(key, {})
+        differ = [
+            ClaimChange(no, was.get(no), now.get(no))
+            for no in sorted(was.keys() | now.keys())
+            if was.get(no) != now.get(no)
+        ]
+        if differ:
+            changes[key] = differ
+    return changes
+
+
 def with_claims(conn: Connection, year: int, cut: Cut, rows: Sequence[Any]) -> list[Row]:
     """Entitlement rows with the claims that explain them, in one query per chunk."""
     c = t.claims
@@ -225,18 +299,38 @@ def county_totals(conn: Connection, year: int) -> dict[str, dict[str, TotalValue
     return dict(found)
 
 
-def changed_since(conn: Connection, year: int, position: int) -> set[EntitlementKey]:
-    """Every entitlement whose amounts or explanation changed after ``position``."""
-    keys: set[EntitlementKey] = set()
+def changed_since(
+    conn: Connection,
+    year: int,
+    position: int,
+    *,
+    after: tuple[str, str] | None = None,
+    limit: int,
+) -> tuple[list[EntitlementKey], bool]:
+    """The first ``limit`` entitlements, in (category, beneficiary) order after ``after``,
+    whose amounts or explanation changed after ``position``; and whether more follow.
+
+    Ordered and cut in the database (in its own collation, as the cursor compares), so a
+    page returns its rows whatever the number of changes (fetching them all to sort here
+    cost 48 ms a page at 100 k events)."""
     e, c = t.entitlements.c, t.claims.c
-    for query in (
+    sources = [
         select(e.category, e.beneficiary).where(e.year == year, e.valid_from > position),
         select(e.category, e.beneficiary).where(e.year == year, e.valid_to > position),
         # A claim that ended without a successor changed its entitlement's count: seen above.
         select(c.category, c.beneficiary).where(c.year == year, c.valid_from > position),
-    ):
-        keys |= {(year, r.category, r.beneficiary) for r in conn.execute(query.distinct())}
-    return keys
+    ]
+    if after is not None:
+        start = tuple_(literal(after[0]), literal(after[1]))
+        sources = [q.where(tuple_(*q.selected_columns) > start) for q in sources]
+    changed = union(*sources).subquery()
+    rows = conn.execute(
+        select(changed.c.category, changed.c.beneficiary)
+        .order_by(changed.c.category, changed.c.beneficiary)
+        .limit(limit + 1)
+    ).all()
+    keys = [(year, r.category, r.beneficiary) for r in rows]
+    return keys[:limit], len(keys) > limit
 
 
 def events(

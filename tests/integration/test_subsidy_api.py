@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.common.envelope import GENESIS_HASH, entry_hash
+from services.common.policy.present import REASON_ZH
 from services.registry.application import Registry
 from services.subsidy.store import EntryStore
 from services.subsidy.tables import log as applied_log
@@ -258,7 +259,8 @@ def test_revisions_show_before_after_and_the_late_invoice_and_cancellation_behin
     client: TestClient, history: History
 ) -> None:
     since = history.first_phase_end["recorded_at"]
-    response = client.get("/v1/revisions", params={"year": YEAR, "since": since})
+    params = {"year": YEAR, "since": since, "include": "claims"}
+    response = client.get("/v1/revisions", params=params)
     assert response.status_code == 200, response.text
     body = response.json()
 
@@ -283,6 +285,60 @@ def test_revisions_show_before_after_and_the_late_invoice_and_cancellation_behin
         ("ContractCancelled", registration_no(CANCELLED))
     ]
     assert (registration_no(CANCELLED), "cancelled") in served_one(cancelled["after"])["excluded"]
+
+
+def test_revisions_without_claims_give_the_same_figures_and_only_the_contracts_that_moved(
+    client: TestClient, history: History
+) -> None:
+    since = history.first_phase_end["recorded_at"]
+    full = client.get("/v1/revisions", params={"year": YEAR, "since": since, "include": "claims"})
+    lean = client.get("/v1/revisions", params={"year": YEAR, "since": since})
+    assert lean.status_code == 200, lean.text
+    full_revisions, lean_revisions = full.json()["revisions"], lean.json()["revisions"]
+
+    def figures(side: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if side is None else {k: v for k, v in side.items() if k not in LISTS}
+
+    assert [(r["category"], r["beneficiary"]) for r in lean_revisions] == [
+        (r["category"], r["beneficiary"]) for r in full_revisions
+    ]
+    for lean_one, full_one in zip(lean_revisions, full_revisions, strict=True):
+        assert figures(lean_one["before"]) == figures(full_one["before"])
+        assert figures(lean_one["after"]) == figures(full_one["after"])
+        assert lean_one["before"] is None or lean_one["before"]["contracts"] is None
+        assert lean_one["contracts"] == full_one["contracts"]
+        assert lean_one["events"] == full_one["events"]
+        # Each contract named as moved differs between the two full lists, and only those.
+        assert {c["registration_no"] for c in full_one["contracts"]} == _moved(full_one)
+
+    cancelled = next(
+        r
+        for r in lean_revisions
+        if (r["category"], r["beneficiary"]) == ("output", LOCAL_NEW_RD.credit_code)
+    )
+    [part] = [
+        c for c in cancelled["contracts"] if c["registration_no"] == registration_no(CANCELLED)
+    ]
+    assert part["before"]["reason"] is None
+    assert (part["after"]["reason"], part["after"]["reason_zh"]) == (
+        "cancelled",
+        REASON_ZH["cancelled"],
+    )
+
+
+LISTS = ("contracts", "excluded")
+
+
+def _moved(revision: dict[str, Any]) -> set[str]:
+    def parts(side: dict[str, Any] | None) -> dict[str, tuple[str, str | None]]:
+        if side is None:
+            return {}
+        found = {c["registration_no"]: (c["evidenced"], None) for c in side["contracts"]}
+        found |= {x["registration_no"]: ("", x["reason"]) for x in side["excluded"]}
+        return found
+
+    was, now = parts(revision["before"]), parts(revision["after"])
+    return {no for no in was.keys() | now.keys() if was.get(no) != now.get(no)}
 
 
 def served_one(entitlement: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -533,6 +589,7 @@ def test_revisions_page_and_the_pages_hold_every_revision_once(
 ) -> None:
     since = history.first_phase_end["recorded_at"]
     whole = client.get("/v1/revisions", params={"year": YEAR, "since": since}).json()
+    assert whole["next_cursor"] is None
     assert len(whole["revisions"]) >= 2, "too few revisions to page"
     paged, cursor = [], None
     while True:

@@ -148,13 +148,44 @@ class EventRefPublic(BaseModel):
     recorded_at: str = about("记录时间 When it was recorded (UTC)", "2025-03-01T08:00:00+00:00")
 
 
+class RevisedPublic(EntitlementPublic):
+    """补贴（修订前后） An entitlement before or after a revision; its contracts only when asked
+    for with ``include=claims``."""
+
+    contracts: list[ContractPublic] | None = Field(  # type: ignore[assignment]
+        None, description="计入合同 The contracts counted (with include=claims; else null)"
+    )
+    excluded: list[ExclusionPublic] | None = Field(  # type: ignore[assignment]
+        None, description="未计入合同 The contracts left out (with include=claims; else null)"
+    )
+
+
+class ClaimPartPublic(BaseModel):
+    """合同计入情况 What one contract contributed at one position."""
+
+    evidenced: str = about("计入额（元） What it counted for this beneficiary", _AMOUNT)
+    reason: ExclusionReason | None = about("原因 Why it did not count (null: it counted)", None)
+    reason_zh: str | None = about("原因（中文） The reason in Chinese", None)
+
+
+class ClaimChangePublic(BaseModel):
+    """变动合同 A contract whose part in the entitlement changed."""
+
+    registration_no: str = about("登记号 Registration number", "2024410400000001")
+    before: ClaimPartPublic | None = Field(description="之前 Its part before (null: none)")
+    after: ClaimPartPublic | None = Field(description="之后 Its part now (null: none)")
+
+
 class RevisionPublic(BaseModel):
     """修订 An entitlement that changed, before and after."""
 
     beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
     category: Category = about("类别 Category", "absorption")
-    before: EntitlementPublic | None = Field(description="之前 As it was (null: none)")
-    after: EntitlementPublic | None = Field(description="之后 As it is (null: none now)")
+    before: RevisedPublic | None = Field(description="之前 As it was (null: none)")
+    after: RevisedPublic | None = Field(description="之后 As it is (null: none now)")
+    contracts: list[ClaimChangePublic] = Field(
+        description="变动合同 The contracts whose part changed, before and after"
+    )
     events: list[EventRefPublic] = Field(description="事件 The events that changed it")
 
 

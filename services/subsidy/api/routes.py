@@ -225,10 +225,19 @@ def revisions(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Revisions per page (at most 10,000)")
     ] = DEFAULT_REVISIONS_LIMIT,
+    include: Annotated[
+        Literal["claims"] | None,
+        Query(
+            description="claims: before and after list every contract behind them (larger)",
+            examples=["claims"],
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Entitlements changed after ``since`` (e.g. the payout), a page at a time: before,
-    after, and the events about them since."""
-    return subsidy(request).revisions(year, since, cursor=cursor, limit=limit)
+    after, the contracts whose part changed, and the events about them since."""
+    return subsidy(request).revisions(
+        year, since, cursor=cursor, limit=limit, claims=include == "claims"
+    )
 
 
 @router.get("/health", response_model=m.HealthPublic)
