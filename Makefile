@@ -41,7 +41,7 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
 
 test: lint deploy-check browser
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test-unit: setup
 	$(BIN)/pytest tests/unit
