@@ -20,11 +20,15 @@ from services.registry.api import models as m
 from services.registry.domain import (
     Broker,
     Contract,
+    DemonstrationInstitution,
+    OneTimeGrant,
     Payout,
     ProvincialFunding,
     broker_aggregate_id,
     contract_aggregate_id,
     funding_aggregate_id,
+    grant_aggregate_id,
+    institution_aggregate_id,
     payout_aggregate_id,
 )
 from services.registry.errors import Conflict, Forbidden, InvalidCommand, NotFound
@@ -140,6 +144,43 @@ def record_payout(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggr
     return uow.add(Payout(principal=who.name, **args))
 
 
+def recognise_institution(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Recognise a technology-transfer demonstration institution at a level (技术转移示范机构
+    认定); the science bureau only."""
+    code, level = args["credit_code"], args["level"]
+    if uow.get(institution_aggregate_id(code, level)) is not None:
+        raise Conflict("level", f"{code} is already recognised at {level} level")
+    return uow.add(DemonstrationInstitution(principal=who.name, **args))
+
+
+DEMONSTRATION = "demonstration_institution"  # the programme granted once per institution
+
+
+def decide_grant(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record a one-time grant decided by the bureau (一次性补助); the science bureau only."""
+    grant_no, code = args["grant_no"], args["credit_code"]
+    if uow.get(grant_aggregate_id(grant_no)) is not None:
+        raise Conflict("grant_no", f"grant {grant_no} is already recorded")
+    uow.claim("grant", grant_no, grant_no, field="grant_no")
+    if args["programme"] == DEMONSTRATION:
+        institution = uow.get(institution_aggregate_id(code, "provincial"))
+        if not isinstance(institution, DemonstrationInstitution):
+            raise InvalidCommand(
+                "credit_code",
+                f"{code} is not recognised as a provincial demonstration institution "
+                "(省级技术转移示范机构): recognise it first",
+            )
+        institution.check_recognised_by(args["decided_on"])
+        earlier = uow.holder("demonstration", code)
+        if earlier is not None:
+            raise InvalidCommand(
+                "programme",
+                f"{code} already received its one-time demonstration grant ({earlier})",
+            )
+        uow.claim("demonstration", code, grant_no, field="programme")
+    return uow.add(OneTimeGrant(principal=who.name, **args))
+
+
 @dataclass(frozen=True)
 class CommandType:
     """One operation, declared once: its route, who may run it, what the API parses for it,
@@ -184,6 +225,14 @@ def _funding(args: dict[str, Any]) -> UUID:
 
 def _payout(args: dict[str, Any]) -> UUID:
     return payout_aggregate_id(args["payout_no"])
+
+
+def _institution(args: dict[str, Any]) -> UUID:
+    return institution_aggregate_id(args["credit_code"], args["level"])
+
+
+def _grant(args: dict[str, Any]) -> UUID:
+    return grant_aggregate_id(args["grant_no"])
 
 
 _NO = "registration_no"
@@ -245,6 +294,19 @@ COMMANDS: dict[str, CommandType] = {
         route="/payouts", roles=frozenset({"finance"}), request=m.PayoutCreate, path=(),
         handler=record_payout, aggregate=Payout, event="PayoutRecorded", subject="payout_no",
         target=_payout, claims=(("payout", "payout_no"),),
+    ),
+    "recognise_institution": CommandType(
+        route="/demonstration-institutions", roles=_BUREAU,
+        request=m.DemonstrationInstitutionCreate, path=(), handler=recognise_institution,
+        aggregate=DemonstrationInstitution, event="DemonstrationInstitutionRecognised",
+        subject="credit_code", target=_institution,
+    ),
+    "decide_grant": CommandType(
+        route="/one-time-grants", roles=_BUREAU, request=m.OneTimeGrantCreate, path=(),
+        handler=decide_grant, aggregate=OneTimeGrant, event="OneTimeGrantDecided",
+        subject="grant_no", target=_grant,
+        # The second is looked up for a demonstration grant (one per institution).
+        claims=(("grant", "grant_no"), ("demonstration", "credit_code")),
     ),
 }  # fmt: skip
 
