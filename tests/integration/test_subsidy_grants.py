@@ -137,3 +137,21 @@ def test_the_audit_recomputes_the_grants_as_finance_serves_them(
     assert compared["differences"] == []
     counted = {y["year"]: y["entitlements"] for y in compared["years"] if not y["as_of_position"]}
     assert (counted[2023], counted[YEAR]) == ((1, 2) if with_grants else (0, 0))
+
+
+def test_the_finance_page_names_the_category_and_explains_a_beneficiarys_grants(
+    system: System,
+) -> None:
+    _record_grants(system)
+    system.catch_up()
+    signed_in = system.finance.post("/sign-in", data={"token": system.tokens.finance})
+    assert signed_in.status_code == 200, signed_in.text
+
+    year = system.finance.get(f"/years/{YEAR}")
+    beneficiary = system.finance.get(f"/years/{YEAR}/beneficiaries/{BASE}")
+
+    assert year.status_code == 200, year.text
+    assert "一次性补助" in year.text and "one_time" in year.text
+    assert beneficiary.status_code == 200, beneficiary.text
+    for shown in ("一次性补助", "YC-2024-002", "中试熟化基地", "平科〔2024〕3号", "20,000.50"):
+        assert shown in beneficiary.text, shown
