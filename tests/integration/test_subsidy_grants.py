@@ -155,3 +155,4 @@ def test_the_finance_page_names_the_category_and_explains_a_beneficiarys_grants(
     assert beneficiary.status_code == 200, beneficiary.text
     for shown in ("一次性补助", "YC-2024-002", "中试熟化基地", "平科〔2024〕3号", "20,000.50"):
         assert shown in beneficiary.text, shown
+    assert f"<h1>{BASE}</h1>" in beneficiary.text  # no name in the log: its code stands
