@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from contextlib import ExitStack
 from datetime import datetime
@@ -54,7 +53,6 @@ def _add_verification_options(parser: argparse.ArgumentParser, *, gate: bool) ->
     parser.add_argument(
         "--checkpoint-every",
         type=_interval,
-        default=os.environ.get("TCR_CHECKPOINT_EVERY", "1000"),  # a string: parsed as given
         metavar="N",
         help="the registry's checkpoint interval: more entries than this after the last signed "
         "checkpoint fail verification ($TCR_CHECKPOINT_EVERY, default 1000)",
@@ -201,18 +199,19 @@ def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
 def _audit(args: argparse.Namespace) -> Audit:
     """The audit's use cases under the policy and what the options say verification trusts."""
     from services.audit.application import Audit
+    from services.audit.settings import VerifySettings
     from services.audit.verify import Trust
-    from services.common.settings import PolicySettings
 
+    settings = VerifySettings()  # unset options fall back to TCR_CHECKPOINT_EVERY, the policy
     trusted = None
     if args.trusted_checkpoint is not None:
         trusted = json.loads(args.trusted_checkpoint.read_text("utf-8"))
     trust = Trust(
         trusted_checkpoint=trusted,
         public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
-        checkpoint_every=args.checkpoint_every,
+        checkpoint_every=args.checkpoint_every or settings.checkpoint_every,
     )
-    return Audit(PolicySettings().policy(), trust)
+    return Audit(settings.policy(), trust)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -31,7 +31,15 @@ from typing import Any
 from services.common.counties import COUNTIES
 from services.common.money import format_fen
 from services.common.policy.engine import OUTPUT_KINDS, round_half_up
-from services.common.policy.model import CATEGORIES, Category, Contract, Entitlement, Policy
+from services.common.policy.model import (
+    CATEGORIES,
+    Category,
+    Contract,
+    Entitlement,
+    Grant,
+    Institution,
+    Policy,
+)
 
 FEN_PER_YUAN = 100
 
@@ -42,6 +50,20 @@ TURNOVER_TARGETS_FEN: dict[int, int] = {
 }
 BROKER_TARGET_YEAR, BROKER_TARGET = 2022, 100
 ACHIEVEMENT_FIRST_YEAR, ACHIEVEMENT_LAST_YEAR, ACHIEVEMENT_TARGET = 2020, 2022, 300
+# 培育省级技术转移示范机构3家 (by 2022).
+INSTITUTION_TARGET_YEAR, INSTITUTION_TARGET = 2022, 3
+LEVELS = ("national", "provincial", "municipal")
+LEVEL_LABELS = {
+    "national": ("国家级", "national"),
+    "provincial": ("省级", "provincial"),
+    "municipal": ("市级", "municipal"),
+}
+PROGRAMMES = ("demonstration_institution", "transfer_base", "pilot_base")
+PROGRAMME_LABELS = {
+    "demonstration_institution": ("省级技术转移示范机构", "demonstration institution"),
+    "transfer_base": ("科技成果转移转化基地", "transfer base"),
+    "pilot_base": ("中试熟化基地", "pilot base"),
+}
 
 OTHER_LOCAL = ("平顶山市(其他)", "Pingdingshan, other code")
 
@@ -161,6 +183,28 @@ class Achievements:
 
 
 @dataclass(frozen=True)
+class InstitutionsYear:
+    year: int
+    recognised: dict[str, int]  # level → institutions recognised at it in the year
+    provincial: int  # recognised at provincial level by 31 Dec, counted from the start
+    target: int | None
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class ProgrammeGrants:
+    grants: int
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class GrantsYear:
+    year: int
+    programmes: dict[str, ProgrammeGrants]  # decided in the year
+    total_fen: int
+
+
+@dataclass(frozen=True)
 class Figures:
     """Every evaluation figure for the years in force up to the report's year."""
 
@@ -170,6 +214,8 @@ class Figures:
     subsidies: list[SubsidyYear]
     brokers: list[BrokersYear]
     achievements: Achievements
+    institutions: list[InstitutionsYear]
+    grants: list[GrantsYear]
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready: amounts as yuan strings, shares as six-decimal ratios."""
@@ -227,6 +273,8 @@ class FigureSums:
         self._paid: dict[tuple[int, str], _Tally] = defaultdict(_Tally)
         self._evidenced: dict[tuple[int, str], Fraction | int] = defaultdict(int)
         self._filed: dict[int, int] = defaultdict(int)  # year → brokers filed in it
+        self._recognised: dict[tuple[int, str], int] = defaultdict(int)  # (year, level) → n
+        self._granted: dict[tuple[int, str], _Tally] = defaultdict(_Tally)  # (year, programme)
 
     def add_contract(self, contract: Contract) -> None:
         registered = contract.registered_on.year
@@ -253,6 +301,12 @@ class FigureSums:
     def add_broker(self, filed_on: date) -> None:
         self._filed[filed_on.year] += 1
 
+    def add_institution(self, institution: Institution) -> None:
+        self._recognised[(institution.recognised_on.year, institution.level)] += 1
+
+    def add_grant(self, grant: Grant) -> None:
+        self._granted[(grant.decided_on.year, grant.programme)].add(grant.amount_fen)
+
     def figures(self) -> Figures:
         return Figures(
             years=self.years,
@@ -261,7 +315,35 @@ class FigureSums:
             subsidies=[self._subsidy_year(y) for y in self.years],
             brokers=self._brokers(),
             achievements=self._achievements_figure(),
+            institutions=self._institutions(),
+            grants=[self._grants_year(y) for y in self.years],
         )
+
+    def _institutions(self) -> list[InstitutionsYear]:
+        rows = []
+        for y in self.years:
+            provincial = sum(
+                n for (year, level), n in self._recognised.items()
+                if level == "provincial" and year <= y
+            )  # fmt: skip
+            due = y == INSTITUTION_TARGET_YEAR
+            rows.append(
+                InstitutionsYear(
+                    year=y,
+                    recognised={level: self._recognised.get((y, level), 0) for level in LEVELS},
+                    provincial=provincial,
+                    target=INSTITUTION_TARGET if due else None,
+                    met=provincial >= INSTITUTION_TARGET if due else None,
+                )
+            )
+        return rows
+
+    def _grants_year(self, y: int) -> GrantsYear:
+        programmes = {
+            p: ProgrammeGrants(self._granted[(y, p)].contracts, self._granted[(y, p)].fen)
+            for p in PROGRAMMES
+        }
+        return GrantsYear(y, programmes, sum(g.amount_fen for g in programmes.values()))
 
     def _turnover_year(self, y: int) -> TurnoverYear:
         target = TURNOVER_TARGETS_FEN.get(y)
@@ -394,3 +476,15 @@ def figure_rows(figures: Figures) -> Iterator[tuple[str, int | str, str, str, An
     yield "achievements", span, "", "counted", target["counted"]
     yield "achievements", span, "", "target", target["contracts"]
     yield "achievements", span, "", "met", target["met"]
+    for row in shown["institutions"]:
+        for level, n in row["recognised"].items():
+            yield "institutions", row["year"], level, "recognised", n
+        yield "institutions", row["year"], "provincial", "cumulative", row["provincial"]
+        if row["target"] is not None:
+            yield "institutions", row["year"], "provincial", "target", row["target"]
+            yield "institutions", row["year"], "provincial", "met", row["met"]
+    for row in shown["grants"]:
+        for programme, values in row["programmes"].items():
+            for measure, value in values.items():
+                yield "grants", row["year"], programme, measure, value
+        yield "grants", row["year"], "total", "amount", row["total"]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from services.common.envelope import format_instant
-from services.common.policy.engine import entitlements
+from services.common.policy.engine import all_entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Facts, Policy
 from services.common.policy.present import ENTITLEMENT_FIELDS, entitlement_json
@@ -48,7 +48,7 @@ def replay(facts: Facts, policy: Policy) -> dict[str, Any]:
         "policy_version": policy.version,
         "position": facts.position,
         "years": {
-            str(year): [entitlement_json(e) for e in entitlements(facts, year, policy)]
+            str(year): [entitlement_json(e) for e in all_entitlements(facts, year, policy)]
             for year in range(policy.first_year, policy.last_year + 1)
         },
     }
@@ -120,7 +120,7 @@ def subsidy_differences(
                 f"the history ends at position {facts.position} but the subsidy service "
                 f"answers at {position}"
             )
-        ours = [entitlement_json(e) for e in entitlements(facts, year, policy)]
+        ours = [entitlement_json(e) for e in all_entitlements(facts, year, policy)]
         diffs = [
             {**d, "position": position} for d in differences(ours, answer["entitlements"], year)
         ]

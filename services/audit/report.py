@@ -35,7 +35,12 @@ from services.audit.scratch import Scratch
 from services.audit.sources import LogSource
 from services.audit.verify import Trust, Verdict, verify_source
 from services.common.envelope import format_instant
-from services.common.policy.engine import contract_claims, entitlement_of, evidence_years
+from services.common.policy.engine import (
+    contract_claims,
+    entitlement_of,
+    evidence_years,
+    one_time_entitlements,
+)
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Contract, Policy
 from services.common.spreadsheet import safe_cell
@@ -137,6 +142,14 @@ class _Pass:
             entitlement = entitlement_of(category, beneficiary, year, listed, self.policy)
             self.sums.add_entitlement(entitlement)
             entitled[(year, category, beneficiary)] = entitlement.entitlement_fen
+        # One-time grants are entitled as decided: a payout of one is no overpayment.
+        for year in sorted(self.covered):
+            for granted in one_time_entitlements(others, year, self.policy):
+                entitled[(year, granted.category, granted.beneficiary)] = granted.entitlement_fen
+        for grant in others.grants:
+            self.sums.add_grant(grant)
+        for institution in others.institutions:
+            self.sums.add_institution(institution)
         found.extend(overpaid_findings(self.watch, entitled, self.covered))
         for broker in others.brokers.values():
             self.sums.add_broker(broker.filed_on)

@@ -10,7 +10,14 @@ from services.audit.verify import DEFAULT_CHECKPOINT_EVERY
 from services.common.settings import HttpUrl, PolicySettings, PositiveInt
 
 
-class AuditSettings(PolicySettings):
+class VerifySettings(PolicySettings):
+    """What ``tcr audit`` reads besides its options: the policy, and ``TCR_CHECKPOINT_EVERY``
+    (the registry's own setting: a longer tail after the last signed checkpoint fails verify)."""
+
+    checkpoint_every: PositiveInt = DEFAULT_CHECKPOINT_EVERY
+
+
+class AuditSettings(VerifySettings):
     """Who may call, where the live history and finance's answers come from, and the policy."""
 
     tokens_file: Path = Path("var/tokens.toml")
@@ -19,5 +26,3 @@ class AuditSettings(PolicySettings):
     subsidy_url: HttpUrl = "http://127.0.0.1:8001"
     # Empty: the registry token is used (an auditor token reads both services).
     subsidy_token: SecretStr = SecretStr("")
-    # The registry's own setting: a longer tail after the last signed checkpoint fails verify.
-    checkpoint_every: PositiveInt = DEFAULT_CHECKPOINT_EVERY

@@ -237,6 +237,7 @@ class HistoryGenerator:
         self._invoice_counter = self.rng.randint(10_000_000, 19_999_999)
         self._serial_counter = self.rng.randint(1_000_000, 9_999_999)
         self._registration_counters: dict[tuple[str, int], int] = {}
+        self._grants = 0  # one-time grants numbered so far
 
     # -- the whole history -------------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class HistoryGenerator:
             funded = self._year(year)
             for party in funded:
                 self._provincial_funding(party, year)
+        self._institutions_and_grants()
         ordered = [(p.day, p.command()) for p in sorted(self._pending)]
         return list(with_payouts(ordered, self.years, TODAY))
 
@@ -280,6 +282,50 @@ class HistoryGenerator:
         }
         day = _clamp(date(year, 1, 1) + _days(rng.randint(150, 340)))
         self._add(self._next_group(), day, "record_provincial_funding", body)
+
+    def _institutions_and_grants(self) -> None:
+        """A few demonstration institutions (技术转移示范机构) recognised over the years, the
+        provincial ones granted their one-time subsidy a few months later, and some transfer
+        and pilot bases granted one (plan §四(四)(五)). From a generator of their own, so that
+        the contracts stay the history they always were."""
+        rng = random.Random(f"grants/{self.rng.random()}")
+        research = self.population.local_research
+        enterprises = self.population.local_enterprises
+        if not research or not enterprises:
+            return
+        institutions = rng.sample(research, k=min(len(research), 5))
+        # Provincial ones in the first, second and fourth year: short of 3 by 2022.
+        plan = [("provincial", 0), ("municipal", 1), ("provincial", 1), ("national", 2),
+                ("provincial", 3)]  # fmt: skip
+        for n, (party, (level, offset)) in enumerate(zip(institutions, plan, strict=False)):
+            if offset >= len(self.years):
+                continue
+            year = self.years[offset]
+            recognised = _clamp(date(year, 1, 1) + _days(rng.randint(60, 240)))
+            body = {"credit_code": party.credit_code, "name": f"{party.name}技术转移中心",
+                    "level": level, "recognised_on": recognised.isoformat(),
+                    "document_no": f"豫科〔{year}〕{10 + n}号"}  # fmt: skip
+            self._add(self._next_group(), recognised, "recognise_institution", body)
+            if level == "provincial":
+                decided = recognised + _days(rng.randint(30, 90))
+                self._grant(rng, party, "demonstration_institution", decided, 200_000)
+        for year in self.years:
+            for programme in ("transfer_base", "pilot_base"):
+                party = rng.choice(enterprises if programme == "pilot_base" else research)
+                decided = date(year, 1, 1) + _days(rng.randint(90, 330))
+                self._grant(rng, party, programme, decided, rng.choice((50_000, 100_000)))
+
+    def _grant(
+        self, rng: random.Random, party: DemoParty, programme: str, day: date, yuan: int
+    ) -> None:
+        if day > TODAY:
+            return
+        self._grants += 1
+        body = {"grant_no": f"YC-{day.year}-{self._grants:03d}", "credit_code": party.credit_code,
+                "programme": programme, "amount": format_fen(yuan * YUAN),
+                "decided_on": day.isoformat(),
+                "document_no": f"平科〔{day.year}〕{rng.randint(1, 99)}号"}  # fmt: skip
+        self._add(self._next_group(), day, "decide_grant", body)
 
     # -- one year of contracts -----------------------------------------------------------------
 

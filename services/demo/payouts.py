@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from services.common.money import format_fen, parse_yuan
-from services.common.policy.engine import entitlements
+from services.common.policy.engine import entitlements, one_time_entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_policy
 
@@ -30,6 +30,8 @@ EVENTS = {
     "withdraw_transfer_proof": "TransferProofWithdrawn",
     "file_broker": "BrokerFiled",
     "record_provincial_funding": "ProvincialFundingRecorded",
+    "recognise_institution": "DemonstrationInstitutionRecognised",
+    "decide_grant": "OneTimeGrantDecided",
 }
 _AMOUNTS = frozenset({"contract_amount", "technology_amount", "amount"})
 _AMENDMENT_FIELDS = frozenset({"registration_no", "amended_on", "reason"})
@@ -74,9 +76,11 @@ def with_payouts(
 
     for day, year, round_ in payout_days(years, today):
         yield from until(day)
-        found = entitlements(builder.facts(), year, policy)
+        facts = builder.facts()
+        found = entitlements(facts, year, policy)
+        granted = one_time_entitlements(facts, year, policy)  # paid as decided, like the rest
         owed: dict[tuple[int, str, str], int] = {
-            (year, e.category, e.beneficiary): e.entitlement_fen for e in found
+            (year, e.category, e.beneficiary): e.entitlement_fen for e in found + granted
         }
         lines = []
         for key in sorted(owed.keys() | {k for k in net if k[0] == year}):

@@ -20,11 +20,15 @@ from services.registry.api import models as m
 from services.registry.domain import (
     Broker,
     Contract,
+    DemonstrationInstitution,
+    OneTimeGrant,
     Payout,
     ProvincialFunding,
     broker_aggregate_id,
     contract_aggregate_id,
     funding_aggregate_id,
+    grant_aggregate_id,
+    institution_aggregate_id,
     payout_aggregate_id,
 )
 from services.registry.errors import Conflict, Forbidden, InvalidCommand, NotFound
@@ -47,8 +51,7 @@ Handler = Callable[[UnitOfWork, Principal, dict[str, Any]], Aggregate]
 
 
 def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Register a contract certified by a station (认定登记)."""
-    _require_writer(who)
+    """Register a contract certified by a registration station (认定登记)."""
     if who.role == "station" and args["station_id"] != who.station_id:
         raise Forbidden(
             "station_id", f"station {who.station_id} may register only under its own id"
@@ -61,21 +64,21 @@ def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> 
 
 
 def amend_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Record a change of a registered contract (变更登记)."""
+    """Record a change of amounts, brokers, related-party flag or title (变更登记)."""
     contract = _contract_for(uow, who, args)
     contract.amend(principal=who.name, **args)
     return contract
 
 
 def cancel_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Withdraw a registration (注销登记): the contract then counts for nothing."""
+    """Cancel a registration (注销登记); the contract then counts for nothing."""
     contract = _contract_for(uow, who, args)
     contract.cancel(principal=who.name, **args)
     return contract
 
 
 def record_invoice(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Record an invoice issued by the seller to the buyer."""
+    """Record an invoice (发票) issued by the seller to the buyer."""
     contract = _contract_for(uow, who, args)
     contract.check_open()
     uow.claim("invoice", args["invoice_no"], args["registration_no"], field="invoice_no")
@@ -84,14 +87,14 @@ def record_invoice(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Agg
 
 
 def void_invoice(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Void (红冲) an invoice recorded on the contract."""
+    """Void an invoice (红冲)."""
     contract = _contract_for(uow, who, args)
     contract.void_invoice(principal=who.name, **args)
     return contract
 
 
 def record_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Record a bank transfer proof of a payment from the buyer to the seller."""
+    """Record a bank transfer proof (转账凭证) of a payment from the buyer to the seller."""
     contract = _contract_for(uow, who, args)
     contract.check_open()
     uow.claim("serial", args["serial_no"], args["registration_no"], field="serial_no")
@@ -100,23 +103,21 @@ def record_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any])
 
 
 def withdraw_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Withdraw a transfer proof recorded on the contract."""
+    """Withdraw a transfer proof recorded in error."""
     contract = _contract_for(uow, who, args)
     contract.withdraw_transfer_proof(principal=who.name, **args)
     return contract
 
 
 def file_broker(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """File a technology broker (技术经纪人备案): the bureau's act."""
-    _require_bureau(who)
+    """File a technology broker (技术经纪人备案); the science bureau only."""
     if uow.get(broker_aggregate_id(args["broker_id"])) is not None:
         raise Conflict("broker_id", f"broker {args['broker_id']} is already filed")
     return uow.add(Broker(principal=who.name, **args))
 
 
 def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Record provincial funding already granted, so the city does not pay twice."""
-    _require_bureau(who)
+    """Record provincial funding already granted (不重复支持); the science bureau only."""
     if uow.get(funding_aggregate_id(args["credit_code"], args["year"], args["programme"])):
         raise Conflict(
             "programme",
@@ -127,9 +128,7 @@ def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, A
 
 
 def record_payout(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
-    """Record a payout of a turnover year's subsidies (兑付): finance's act."""
-    if who.role != "finance":
-        raise Forbidden(None, "only finance may record a payout")
+    """Record a payout of a turnover year's subsidies as paid (兑付); finance only."""
     years = uow.years
     if args["year"] not in years:
         raise InvalidCommand(
@@ -145,12 +144,52 @@ def record_payout(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggr
     return uow.add(Payout(principal=who.name, **args))
 
 
+def recognise_institution(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Recognise a technology-transfer demonstration institution at a level (技术转移示范机构
+    认定); the science bureau only."""
+    code, level = args["credit_code"], args["level"]
+    if uow.get(institution_aggregate_id(code, level)) is not None:
+        raise Conflict("level", f"{code} is already recognised at {level} level")
+    return uow.add(DemonstrationInstitution(principal=who.name, **args))
+
+
+DEMONSTRATION = "demonstration_institution"  # the programme granted once per institution
+
+
+def decide_grant(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+    """Record a one-time grant decided by the bureau (一次性补助); the science bureau only."""
+    grant_no, code = args["grant_no"], args["credit_code"]
+    if uow.get(grant_aggregate_id(grant_no)) is not None:
+        raise Conflict("grant_no", f"grant {grant_no} is already recorded")
+    uow.claim("grant", grant_no, grant_no, field="grant_no")
+    if args["programme"] == DEMONSTRATION:
+        institution = uow.get(institution_aggregate_id(code, "provincial"))
+        if not isinstance(institution, DemonstrationInstitution):
+            raise InvalidCommand(
+                "credit_code",
+                f"{code} is not recognised as a provincial demonstration institution "
+                "(省级技术转移示范机构): recognise it first",
+            )
+        institution.check_recognised_by(args["decided_on"])
+        earlier = uow.holder("demonstration", code)
+        if earlier is not None:
+            raise InvalidCommand(
+                "programme",
+                f"{code} already received its one-time demonstration grant ({earlier})",
+            )
+        uow.claim("demonstration", code, grant_no, field="programme")
+    return uow.add(OneTimeGrant(principal=who.name, **args))
+
+
 @dataclass(frozen=True)
 class CommandType:
-    """One operation, declared once: what the API parses for it, what runs, what it records,
-    and what a group prefetches for it. Everything keyed by op or by event type derives from
-    :data:`COMMANDS`."""
+    """One operation, declared once: its route, who may run it, what the API parses for it,
+    what runs, what it records, and what a group prefetches for it. Everything keyed by op or
+    by event type derives from :data:`COMMANDS`, the op's own route included
+    (``services.registry.api.routes``: its description is the handler's docstring)."""
 
+    route: str  # POST path under /v1; its {parameters} are :attr:`path`, in order
+    roles: frozenset[str]  # the roles that may run it; any other is refused (403)
     request: type[m.Incoming]  # the API's body (services.registry.api.models)
     path: tuple[str, ...]  # the route's path parameters, given as body fields in a batch
     handler: Handler
@@ -159,6 +198,17 @@ class CommandType:
     subject: str  # the payload field that is the envelope's ``subject``
     target: Callable[[dict[str, Any]], UUID]  # the aggregate it loads or creates
     claims: tuple[tuple[str, str], ...] = ()  # (kind, argument): the unique numbers it claims
+
+    def authorise(self, who: Principal) -> None:
+        """Refuse a principal whose role the table does not name for this op."""
+        if who.role not in self.roles:
+            names = " and ".join(_ROLE_NAMES.get(r, r) for r in sorted(self.roles))
+            raise Forbidden(None, f"only {names} may do this (role {who.role})")
+
+
+# How a refusal names the roles that may: "only the science bureau may do this".
+_ROLE_NAMES = {"bureau": "the science bureau", "finance": "finance", "station": "stations"}
+_BUREAU = frozenset({"bureau"})
 
 
 def _contract(args: dict[str, Any]) -> UUID:
@@ -177,10 +227,19 @@ def _payout(args: dict[str, Any]) -> UUID:
     return payout_aggregate_id(args["payout_no"])
 
 
+def _institution(args: dict[str, Any]) -> UUID:
+    return institution_aggregate_id(args["credit_code"], args["level"])
+
+
+def _grant(args: dict[str, Any]) -> UUID:
+    return grant_aggregate_id(args["grant_no"])
+
+
 _NO = "registration_no"
 
 
 def _on_contract(
+    route: str,
     request: type[m.Incoming],
     handler: Handler,
     event: str,
@@ -188,48 +247,84 @@ def _on_contract(
     claims: tuple[tuple[str, str], ...] = (),
 ) -> CommandType:
     """An op on one contract: about its registration number, loading that contract."""
-    return CommandType(request, path, handler, Contract, event, _NO, _contract, claims)
+    return CommandType(
+        route, WRITER_ROLES, request, path, handler, Contract, event, _NO, _contract, claims
+    )
 
+
+_ON = "/contracts/{registration_no}"
 
 COMMANDS: dict[str, CommandType] = {
     "register_contract": _on_contract(
-        m.ContractCreate, register_contract, "ContractRegistered", path=(),
+        "/contracts", m.ContractCreate, register_contract, "ContractRegistered", path=(),
         claims=(("registration", "registration_no"),),
     ),
-    "amend_contract": _on_contract(m.ContractAmendment, amend_contract, "ContractAmended"),
-    "cancel_contract": _on_contract(m.ContractCancellation, cancel_contract, "ContractCancelled"),
+    "amend_contract": _on_contract(
+        f"{_ON}/amendments", m.ContractAmendment, amend_contract, "ContractAmended"
+    ),
+    "cancel_contract": _on_contract(
+        f"{_ON}/cancellation", m.ContractCancellation, cancel_contract, "ContractCancelled"
+    ),
     "record_invoice": _on_contract(
-        m.InvoiceCreate, record_invoice, "InvoiceRecorded", claims=(("invoice", "invoice_no"),)
+        f"{_ON}/invoices", m.InvoiceCreate, record_invoice, "InvoiceRecorded",
+        claims=(("invoice", "invoice_no"),),
     ),
     "void_invoice": _on_contract(
-        m.InvoiceVoid, void_invoice, "InvoiceVoided", path=(_NO, "invoice_no")
+        f"{_ON}/invoices/{{invoice_no}}/void", m.InvoiceVoid, void_invoice, "InvoiceVoided",
+        path=(_NO, "invoice_no"),
     ),
     "record_transfer_proof": _on_contract(
-        m.TransferProofCreate, record_transfer_proof, "TransferProofRecorded",
-        claims=(("serial", "serial_no"),),
+        f"{_ON}/transfer-proofs", m.TransferProofCreate, record_transfer_proof,
+        "TransferProofRecorded", claims=(("serial", "serial_no"),),
     ),
     "withdraw_transfer_proof": _on_contract(
-        m.TransferProofWithdrawal, withdraw_transfer_proof, "TransferProofWithdrawn",
-        path=(_NO, "serial_no"),
+        f"{_ON}/transfer-proofs/{{serial_no}}/withdraw", m.TransferProofWithdrawal,
+        withdraw_transfer_proof, "TransferProofWithdrawn", path=(_NO, "serial_no"),
     ),
     "file_broker": CommandType(
-        request=m.BrokerCreate, path=(), handler=file_broker,
+        route="/brokers", roles=_BUREAU, request=m.BrokerCreate, path=(), handler=file_broker,
         aggregate=Broker, event="BrokerFiled", subject="broker_id", target=_broker,
     ),
     "record_provincial_funding": CommandType(
-        request=m.ProvincialFundingCreate, path=(), handler=record_provincial_funding,
-        aggregate=ProvincialFunding, event="ProvincialFundingRecorded", subject="credit_code",
-        target=_funding,
+        route="/provincial-funding", roles=_BUREAU, request=m.ProvincialFundingCreate, path=(),
+        handler=record_provincial_funding, aggregate=ProvincialFunding,
+        event="ProvincialFundingRecorded", subject="credit_code", target=_funding,
     ),
     "record_payout": CommandType(
-        request=m.PayoutCreate, path=(), handler=record_payout,
-        aggregate=Payout, event="PayoutRecorded", subject="payout_no", target=_payout,
-        claims=(("payout", "payout_no"),),
+        route="/payouts", roles=frozenset({"finance"}), request=m.PayoutCreate, path=(),
+        handler=record_payout, aggregate=Payout, event="PayoutRecorded", subject="payout_no",
+        target=_payout, claims=(("payout", "payout_no"),),
+    ),
+    "recognise_institution": CommandType(
+        route="/demonstration-institutions", roles=_BUREAU,
+        request=m.DemonstrationInstitutionCreate, path=(), handler=recognise_institution,
+        aggregate=DemonstrationInstitution, event="DemonstrationInstitutionRecognised",
+        subject="credit_code", target=_institution,
+    ),
+    "decide_grant": CommandType(
+        route="/one-time-grants", roles=_BUREAU, request=m.OneTimeGrantCreate, path=(),
+        handler=decide_grant, aggregate=OneTimeGrant, event="OneTimeGrantDecided",
+        subject="grant_no", target=_grant,
+        # The second is looked up for a demonstration grant (one per institution).
+        claims=(("grant", "grant_no"), ("demonstration", "credit_code")),
     ),
 }  # fmt: skip
 
+
+def _authorised(declared: CommandType) -> Handler:
+    """The op's handler behind the table's role check (the check comes first, as it always
+    did: a reader learns nothing about what is stored)."""
+    handler = declared.handler
+
+    def run(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
+        declared.authorise(who)
+        return handler(uow, who, args)
+
+    return run
+
+
 # What the writer runs for each op (a dict of its own, so a test may wrap one handler).
-HANDLERS: dict[str, Handler] = {op: c.handler for op, c in COMMANDS.items()}
+HANDLERS: dict[str, Handler] = {op: _authorised(c) for op, c in COMMANDS.items()}
 
 
 def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
@@ -242,18 +337,7 @@ def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
     return [declared.target(args)], [(kind, args[name]) for kind, name in declared.claims]
 
 
-def _require_writer(who: Principal) -> None:
-    if who.role not in WRITER_ROLES:
-        raise Forbidden(None, f"role {who.role} may only read")
-
-
-def _require_bureau(who: Principal) -> None:
-    if who.role != "bureau":
-        raise Forbidden(None, "only the science bureau may do this")
-
-
 def _contract_for(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Contract:
-    _require_writer(who)
     registration_no = args["registration_no"]
     contract = uow.get(contract_aggregate_id(registration_no))
     if not isinstance(contract, Contract):

@@ -51,6 +51,17 @@ def payout_aggregate_id(payout_no: str) -> UUID:
     return uuid5(_NAMESPACE, f"payout/{payout_no}")
 
 
+def institution_aggregate_id(credit_code: str, level: str) -> UUID:
+    """The aggregate id of an institution's recognition at one level (national, provincial,
+    municipal): recognised once per level."""
+    return uuid5(_NAMESPACE, f"institution/{credit_code}/{level}")
+
+
+def grant_aggregate_id(grant_no: str) -> UUID:
+    """The aggregate id of the one-time grant with this number, as written."""
+    return uuid5(_NAMESPACE, f"grant/{grant_no}")
+
+
 class Contract(Aggregate):
     """A registered technology contract with its invoices and bank transfer proofs."""
 
@@ -364,6 +375,72 @@ class Payout(Aggregate):
         self.paid_on = paid_on
         self.basis_position = basis_position
         self.lines = lines
+
+
+class DemonstrationInstitution(Aggregate):
+    """An institution recognised as a technology-transfer demonstration institution
+    (技术转移示范机构) at one level, by a document (plan §四(五))."""
+
+    @staticmethod
+    def create_id(credit_code: str, level: str, **_: Any) -> UUID:
+        return institution_aggregate_id(credit_code, level)
+
+    @event("DemonstrationInstitutionRecognised")
+    def __init__(
+        self,
+        *,
+        principal: str,
+        credit_code: str,
+        name: str,
+        level: str,
+        recognised_on: str,
+        document_no: str,
+    ) -> None:
+        self.credit_code = credit_code
+        self.name = name
+        self.level = level
+        self.recognised_on = recognised_on
+        self.document_no = document_no
+
+    def check_recognised_by(self, day: str) -> None:
+        """A demonstration grant is decided only once the institution is recognised."""
+        if day < self.recognised_on:
+            raise InvalidCommand(
+                "decided_on",
+                f"must not be before {self.credit_code} was recognised at {self.level} level "
+                f"({self.recognised_on})",
+            )
+
+
+class OneTimeGrant(Aggregate):
+    """A one-time grant (一次性补助) decided by the bureau: to a newly recognised provincial
+    demonstration institution, or to a transfer or pilot base with outstanding results (plan
+    §四(四)(五), §五(二十)). Not computed: the decided amount is the entitlement."""
+
+    @staticmethod
+    def create_id(grant_no: str, **_: Any) -> UUID:
+        return grant_aggregate_id(grant_no)
+
+    @event("OneTimeGrantDecided")
+    def __init__(
+        self,
+        *,
+        principal: str,
+        grant_no: str,
+        credit_code: str,
+        programme: str,
+        amount_fen: int,
+        decided_on: str,
+        document_no: str,
+    ) -> None:
+        if amount_fen <= 0:
+            raise InvalidCommand("amount", "must be positive")
+        self.grant_no = grant_no
+        self.credit_code = credit_code
+        self.programme = programme
+        self.amount_fen = amount_fen
+        self.decided_on = decided_on
+        self.document_no = document_no
 
 
 def _check_amounts(contract_fen: int, technology_fen: int) -> None:

@@ -35,6 +35,8 @@ _TAKEN = {
     "(numbers are unique ignoring case, width and surrounding spaces)",
     "payout": "payout number {number} is already used, written {holder} "
     "(numbers are unique ignoring case, width and surrounding spaces)",
+    "grant": "grant number {number} is already used, written {holder} "
+    "(numbers are unique ignoring case, width and surrounding spaces)",
 }
 
 
@@ -166,6 +168,16 @@ class UnitOfWork:
         self._claims[(kind, key)] = owner
         if self._savepoint is not None:
             self._savepoint.claims.append((kind, key))
+
+    def holder(self, kind: str, number: str) -> str | None:
+        """Who holds a claim now (staged in this unit of work or stored), or None."""
+        key = number_key(number)
+        staged = self._claims.get((kind, key))
+        if staged is not None:
+            return staged
+        if (kind, key) not in self._known_claims:
+            self.prefetch([], [(kind, number)])
+        return self._known_claims[(kind, key)] or None
 
     def head(self) -> int:
         """The log's head as a command sees it: the last committed position, as this

@@ -12,11 +12,18 @@ from services.common.envelope import format_instant
 from services.common.errors import Invalid, NotFound
 from services.common.money import format_fen
 from services.common.policy.engine import evidence
-from services.common.policy.model import Category, Contract, Policy
-from services.common.policy.present import REASON_ZH, exclusion_json, rate_text, yuan
+from services.common.policy.model import ALL_CATEGORIES, Category, Contract, Policy
+from services.common.policy.present import PROGRAMME_ZH, REASON_ZH, exclusion_json, rate_text, yuan
 from services.subsidy import cursors, exports, reads
 from services.subsidy.exports import Export
-from services.subsidy.projection import ClaimValue, EntitlementKey, EntitlementValue, TotalValue
+from services.subsidy.projection import (
+    ONE_TIME,
+    ClaimValue,
+    EntitlementKey,
+    EntitlementValue,
+    GrantFacts,
+    TotalValue,
+)
 from services.subsidy.reads import ClaimChange, Cut, Row
 from services.subsidy.store import EntryStore
 
@@ -140,14 +147,21 @@ class Subsidy:
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
             rows = reads.beneficiary(conn, year, beneficiary)
-            contracts = reads.contracts(conn, (no for row in rows for no, _ in row.claims))
+            numbers = [no for row in rows for no, _ in row.claims]
+            contracts = reads.contracts(conn, numbers)
+            grants = reads.grants(conn, numbers)
         if not rows:
             raise NotFound(
                 "beneficiary",
                 f"{beneficiary} has no entitlement or claim for {year}",
                 f"{beneficiary} 在 {year} 年度没有补助，也没有未计入的合同",
             )
-        explained = [self._explained(row, contracts, position) for row in rows]
+        explained = [
+            self._granted(row, grants, position)
+            if row.key[1] == ONE_TIME
+            else self._explained(row, contracts, position)
+            for row in rows
+        ]
         return self._answer(year, position, explained)
 
     def revisions(
@@ -354,6 +368,31 @@ class Subsidy:
             "position": position,
         }
 
+    def _granted(self, row: Row, grants: dict[str, GrantFacts], position: int) -> dict[str, Any]:
+        """A one_time entitlement with the grants behind it: decided, not computed."""
+        decided = [grants[no] for no, _ in row.claims]
+        return {
+            **self._json(row),
+            "contracts": [],
+            "excluded": [],
+            "grants": [
+                {
+                    "grant_no": g.grant_no,
+                    "programme": g.programme,
+                    "programme_zh": PROGRAMME_ZH.get(g.programme, g.programme),
+                    "amount": format_fen(g.amount_fen),
+                    "decided_on": g.decided_on,
+                    "document_no": g.document_no,
+                }
+                for g in decided
+            ],
+            "rate": None,
+            "cap": None,
+            "ceiling_basis": self._policy.evidence_ceiling,
+            "policy_version": self._policy.version,
+            "position": position,
+        }
+
     def _answer(self, year: int, position: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "year": year,
@@ -376,7 +415,7 @@ def check_year(policy: Policy, year: int) -> None:
 
 
 def _totals_json(totals: dict[str, TotalValue]) -> dict[str, Any]:
-    categories: tuple[Category, ...] = ("absorption", "output", "broker")
+    categories: tuple[Category, ...] = ALL_CATEGORIES
     return {
         c: {
             "beneficiaries": totals[c].beneficiaries if c in totals else 0,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.common.money import format_fen
-from services.common.policy.model import CATEGORIES, Policy
+from services.common.policy.model import ALL_CATEGORIES, Policy
 from services.subsidy import cursors, payouts, reads
 from services.subsidy.application import (
     DEFAULT_LIMIT,
@@ -217,7 +217,7 @@ def _stored_totals(
     entitled = reads.totals(conn, year, Cut(position, now=True), county)
     paid = payouts.paid_totals(conn, year, county)
     totals: dict[str, dict[str, int]] = {}
-    for category in CATEGORIES:
+    for category in ALL_CATEGORIES:
         e = entitled[category].entitlement_fen if category in entitled else 0
         p, r = paid.get(category, (0, 0))
         totals[category] = {"entitled": e, "paid": p, "recovered": r, "outstanding": e - p + r}
@@ -226,7 +226,7 @@ def _stored_totals(
 
 def _summed(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     names = ("entitled", "paid", "recovered", "outstanding")
-    totals: dict[str, dict[str, int]] = {c: dict.fromkeys(names, 0) for c in CATEGORIES}
+    totals: dict[str, dict[str, int]] = {c: dict.fromkeys(names, 0) for c in ALL_CATEGORIES}
     for row in rows:
         for name in names:
             totals[row["category"]][name] += row[name]

@@ -24,7 +24,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from services.common.counties import county_name
-from services.common.policy.model import CATEGORIES
+from services.common.policy.model import ALL_CATEGORIES
 from services.common.policy.present import CATEGORY_ZH, REASON_ZH, yuan_decimal
 from services.common.spreadsheet import safe_cell
 from services.subsidy.projection import NO_TOTAL, TotalValue
@@ -139,7 +139,7 @@ def totals_rows(export: Export, counted: Counter[str]) -> list[list[Any]]:
     """A totals row per category, as the JSON answer's ``totals`` has them, and the sum."""
     rows = []
     whole = NO_TOTAL
-    for category in CATEGORIES:
+    for category in ALL_CATEGORIES:
         total = export.totals.get(category, NO_TOTAL)
         whole = TotalValue(
             whole.beneficiaries + total.beneficiaries,

@@ -18,7 +18,12 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Protocol, cast
 
-from services.common.policy.engine import amounts, contract_claims, evidence_years
+from services.common.policy.engine import (
+    amounts,
+    contract_claims,
+    evidence_years,
+    one_time_amounts,
+)
 from services.common.policy.model import (
     Broker,
     Category,
@@ -48,7 +53,14 @@ CONTRACT_EVENTS = frozenset(
         "TransferProofWithdrawn",
     }
 )
-KNOWN_EVENTS = CONTRACT_EVENTS | {"BrokerFiled", "ProvincialFundingRecorded", "PayoutRecorded"}
+KNOWN_EVENTS = CONTRACT_EVENTS | {
+    "BrokerFiled",
+    "ProvincialFundingRecorded",
+    "PayoutRecorded",
+    "OneTimeGrantDecided",
+    "DemonstrationInstitutionRecognised",  # known, and changes no entitlement
+}
+ONE_TIME = "one_time"
 
 
 class ProjectionError(ValueError):
@@ -121,6 +133,19 @@ class PayoutApplied:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantFacts:
+    """A one-time grant as decided: what explains a one_time entitlement."""
+
+    grant_no: str
+    credit_code: str
+    year: int
+    programme: str
+    amount_fen: int
+    decided_on: str
+    document_no: str
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerFacts:
     name: str
     filed_on: date
@@ -184,6 +209,7 @@ class Projection:
     new_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)  # types this reader does not know
     payouts: list[PayoutApplied] = field(default_factory=list)
+    new_grants: list[GrantFacts] = field(default_factory=list)
     _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
     _funded: set[tuple[str, int]] = field(default_factory=set)
     _funding_known: set[str] = field(default_factory=set)
@@ -229,13 +255,20 @@ class Projection:
             return
         if kind == "BrokerFiled":
             broker_id = p["broker_id"]
-            filed = BrokerFacts(p["name"], _day(p["filed_on"]), _region(p))
+            filed = BrokerFacts(
+                p["name"], _day(p["filed_on"]), _region(p.get("organisation_credit_code"))
+            )
             self.new_brokers[broker_id] = self._brokers[broker_id] = filed
             for no in sorted(self._roles(broker_id, "broker")):
                 self._recompute(no, position)
             return
         if kind == "PayoutRecorded":
             self._payout(position, p)
+            return
+        if kind == "OneTimeGrantDecided":
+            self._grant(position, p)
+            return
+        if kind == "DemonstrationInstitutionRecognised":
             return
         if kind == "ProvincialFundingRecorded":
             code, year = p["credit_code"], int(p["year"])
@@ -283,6 +316,26 @@ class Projection:
                 position, p["payout_no"], year, p["paid_on"], int(p["basis_position"]), tuple(lines)
             )
         )
+
+    def _grant(self, position: int, p: Mapping[str, Any]) -> None:
+        """A grant is one claim of its beneficiary's one_time entitlement of the year decided,
+        under its grant number: it recomputes that entitlement alone."""
+        grant = GrantFacts(
+            p["grant_no"],
+            p["credit_code"],
+            _day(p["decided_on"]).year,
+            p["programme"],
+            int(p["amount_fen"]),
+            p["decided_on"],
+            p["document_no"],
+        )
+        self.new_grants.append(grant)
+        if grant.year not in self._years:
+            return
+        key: EntitlementKey = (grant.year, ONE_TIME, grant.credit_code)
+        claim = ClaimValue("", _region(grant.credit_code), grant.amount_fen, None)
+        self.claims.set((*key, grant.grant_no), claim, position)
+        self._entitlement_changed(key, grant.grant_no, None, claim, position)
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -365,6 +418,9 @@ class Projection:
             if e["type"] == "PayoutRecorded"
             for line in e["payload"]["lines"]
         }
+        beneficiaries |= {
+            e["payload"]["credit_code"] for e in envelopes if e["type"] == "OneTimeGrantDecided"
+        }
         self.entitlements.prefetch(beneficiaries)
         counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
         counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}
@@ -427,7 +483,10 @@ class Projection:
         new = None
         if count:
             category: Category = key[1]  # type: ignore[assignment]
-            gross, entitled = amounts(turnover, category, self.policy)
+            if category == ONE_TIME:
+                gross, entitled = one_time_amounts(int(turnover))
+            else:
+                gross, entitled = amounts(turnover, category, self.policy)
             new = EntitlementValue(name, region, first, count, turnover, gross, entitled)
         if new != old:
             self.entitlements.set(key, new, position)
@@ -536,8 +595,9 @@ def exact(amount: Fraction) -> Fen:
     return amount.numerator if amount.denominator == 1 else amount
 
 
-def _region(p: Mapping[str, Any]) -> str:
-    code = p.get("organisation_credit_code") or ""
+def _region(credit_code: str | None) -> str:
+    """The region of a credit code's holder: its characters 3–8 (GB 32100-2015)."""
+    code = credit_code or ""
     return code[2:8] if len(code) == 18 else ""
 
 

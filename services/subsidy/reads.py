@@ -18,12 +18,13 @@ from sqlalchemy.engine import Connection
 
 from services.common.bulk import one_of
 from services.common.envelope import GENESIS_HASH
-from services.common.policy.model import Contract
+from services.common.policy.model import ALL_CATEGORIES, Contract
 from services.subsidy import tables as t
 from services.subsidy.projection import (
     ClaimValue,
     EntitlementKey,
     EntitlementValue,
+    GrantFacts,
     TotalValue,
     contract_of,
 )
@@ -146,6 +147,24 @@ def contracts(conn: Connection, numbers: Iterable[str]) -> dict[str, Contract]:
             select(c.registration_no, c.facts).where(one_of(c.registration_no, chunk, conn.dialect))
         ):
             found[r.registration_no] = contract_of(r.registration_no, orjson.loads(r.facts))
+    return found
+
+
+def grants(conn: Connection, numbers: Iterable[str]) -> dict[str, GrantFacts]:
+    """The one-time grants with these numbers, as decided."""
+    g = t.grants.c
+    found = {}
+    for chunk in _chunks(sorted(set(numbers))):
+        for r in conn.execute(select(t.grants).where(one_of(g.grant_no, chunk, conn.dialect))):
+            found[r.grant_no] = GrantFacts(
+                r.grant_no,
+                r.credit_code,
+                r.year,
+                r.programme,
+                r.amount_fen,
+                r.decided_on,
+                r.document_no,
+            )
     return found
 
 
@@ -275,8 +294,8 @@ def totals(conn: Connection, year: int, cut: Cut, county: str | None) -> dict[st
     """Per category: beneficiaries, turnover and amounts over the year (or one county)."""
     s = t.totals
     area = county if county is not None else t.ALL_COUNTIES
-    found = {}
-    for category in ("absorption", "output", "broker"):
+    found: dict[str, TotalValue] = {}
+    for category in ALL_CATEGORIES:
         query = select(s).where(s.c.year == year, s.c.category == category, s.c.county == area)
         if cut.now:
             query = query.where(s.c.valid_to.is_(None))

@@ -419,6 +419,21 @@ def _write_facts(conn: Connection, projection: Projection) -> None:
             t.funding,
             {"credit_code": [c for c, _ in funded], "year": [y for _, y in funded]},
         )
+    if projection.new_grants:
+        grants = projection.new_grants
+        insert_columns(
+            conn,
+            t.grants,
+            {
+                "grant_no": [g.grant_no for g in grants],
+                "credit_code": [g.credit_code for g in grants],
+                "year": [g.year for g in grants],
+                "programme": [g.programme for g in grants],
+                "amount_fen": [g.amount_fen for g in grants],
+                "decided_on": [g.decided_on for g in grants],
+                "document_no": [g.document_no for g in grants],
+            },
+        )
     if projection.new_roles:
         rows = sorted(
             (party, role, no)

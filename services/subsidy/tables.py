@@ -107,6 +107,20 @@ funding = Table(
     PrimaryKeyConstraint("credit_code", "year"),
 )
 
+# One-time grants (一次性补助) as decided: what explains a beneficiary's one_time entitlement.
+grants = Table(
+    "subsidy_grants",
+    metadata,
+    Column("grant_no", String(128), primary_key=True),
+    Column("credit_code", String(18), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("programme", String(32), nullable=False),
+    Column("amount_fen", BIGINT, nullable=False),
+    Column("decided_on", String(10), nullable=False),
+    Column("document_no", Text, nullable=False),
+    Index("subsidy_grants_beneficiary", "credit_code", "year"),
+)
+
 # Which contracts name a party as seller or broker: what a funding record or a broker's
 # filing must recompute.
 roles = Table(
@@ -256,6 +270,7 @@ PROJECTION_TABLES = (
     contracts,
     brokers,
     funding,
+    grants,
     roles,
     payouts,
     payout_lines,

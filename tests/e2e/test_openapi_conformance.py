@@ -64,6 +64,9 @@ RULES_NO_SCHEMA_STATES = (
     "a turnover year of the policy in force",  # a payout's year
     "must not be beyond the log's head",  # a payout's basis_position
     "one line per beneficiary and category",
+    "not recognised as a provincial demonstration institution",  # a demonstration grant's
+    "was recognised at",  # decided before the recognition
+    "already received its one-time demonstration grant",
 )
 
 
@@ -81,6 +84,11 @@ OPERATIONS: dict[str, list[dict[str, Any]]] = {
         # A batch may hold a payout, which finance alone records (the run speaks as the bureau).
         _expect(["2xx", "403", "404", "409", "422"], include_path="/v1/batch"),
         _expect(["2xx", "409", "422"], include_path_regex="^/v1/(contracts|brokers|provincial)"),
+        # Recognised at that level before, a grant number used before; the grant's rules.
+        _expect(
+            ["2xx", "409", "422"],
+            include_path_regex="^/v1/(demonstration-institutions|one-time-grants)",
+        ),
         _expect(["2xx", "404", "422"], include_path_regex="^/v1/(proofs|checkpoints/latest)"),
         # Finance alone records a payout, and the run speaks as the bureau.
         _expect(["2xx", "403", "409", "422"], include_path="/v1/payouts"),

@@ -42,6 +42,7 @@ from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 from tests.support.demo_bundle import InProcessRegistry
+from tests.support.parties import credit_code
 from tests.support.policy_facts import (
     LOCAL_FIRM,
     LOCAL_INSTITUTE,
@@ -193,11 +194,31 @@ DEALS = [
 # Finance pays F1's absorption of 2021 as known in January 2022, the cancelled contract's
 # 100,000.00 included: after the cancellation that much is to recover.
 PAID_2021 = date(2022, 1, 15)
+# Demonstration institutions (code, level, recognised on) and one-time grants (number, code,
+# programme, yuan, decided on): provincial ones short of the target of 3 by 2022.
+INSTITUTE_A, INSTITUTE_B, BASE_C = (credit_code(f"12410400MB000009{n}") for n in (1, 2, 3))
+INSTITUTIONS = [
+    (INSTITUTE_A, "provincial", date(2020, 5, 1)),
+    (INSTITUTE_B, "municipal", date(2021, 2, 1)),
+    (INSTITUTE_B, "provincial", date(2021, 9, 1)),
+    (INSTITUTE_A, "national", date(2022, 4, 1)),
+    (BASE_C, "provincial", date(2023, 1, 5)),  # after the report's year
+]
+GRANTS = [
+    ("YC-1", INSTITUTE_A, "demonstration_institution", 100_000, date(2020, 6, 1)),
+    ("YC-2", BASE_C, "transfer_base", 50_000, date(2021, 3, 1)),
+    ("YC-3", BASE_C, "pilot_base", 30_000, date(2021, 8, 1)),
+    ("YC-4", INSTITUTE_B, "demonstration_institution", 80_000, date(2021, 10, 1)),
+    ("YC-5", BASE_C, "pilot_base", 20_000, date(2022, 2, 1)),
+]
 PAYOUT_2021 = {
     "payout_no": "ZF-2022-001", "year": 2021, "paid_on": PAID_2021.isoformat(),
     "basis_position": 1,
     "lines": [{"beneficiary": LOCAL_FIRM.credit_code, "category": "absorption",
-               "amount": "112000.00", "kind": "payment"}],
+               "amount": "112000.00", "kind": "payment"},
+              # a grant paid as decided: no overpayment
+              {"beneficiary": BASE_C, "category": "one_time", "amount": "80000.00",
+               "kind": "payment"}],
 }  # fmt: skip
 EXPECTED_FINDINGS = {
     ("", "overpaid"),
@@ -316,6 +337,16 @@ def history() -> list[tuple[date, Principal, list[dict[str, Any]]]]:
     postings.append(
         (date(2022, 2, 1), BUREAU, {"op": "record_provincial_funding", "body": funding})
     )
+    for code, level, day in INSTITUTIONS:
+        body = {"credit_code": code, "name": f"示范机构 {code[-4:]}", "level": level,
+                "recognised_on": day.isoformat(),
+                "document_no": f"豫科〔{day.year}〕1号"}  # fmt: skip
+        postings.append((day, BUREAU, {"op": "recognise_institution", "body": body}))
+    for no, code, programme, yuan, day in GRANTS:
+        body = {"grant_no": no, "credit_code": code, "programme": programme,
+                "amount": f"{yuan}.00", "decided_on": day.isoformat(),
+                "document_no": f"平科〔{day.year}〕{no}号"}  # fmt: skip
+        postings.append((day, BUREAU, {"op": "decide_grant", "body": body}))
     for deal in DEALS:
         postings += [(day, STATION, command) for day, command in _postings(deal)]
     postings.append((PAID_2021, FINANCE, {"op": "record_payout", "body": PAYOUT_2021}))
@@ -532,6 +563,41 @@ def test_brokers_filed_are_counted_cumulatively_against_the_target(
     assert rows[2021]["target"] is None
 
 
+def test_provincial_demonstration_institutions_are_counted_against_the_target(
+    written: dict[str, Any],
+) -> None:
+    rows = _by_year(written["figures"]["institutions"])
+    assert [rows[y]["recognised"] for y in YEARS] == [
+        {"national": 0, "provincial": 1, "municipal": 0},
+        {"national": 0, "provincial": 1, "municipal": 1},
+        {"national": 1, "provincial": 0, "municipal": 0},
+    ]
+    assert [rows[y]["provincial"] for y in YEARS] == [1, 2, 2]
+    assert (rows[2022]["target"], rows[2022]["met"]) == (3, False)
+    assert rows[2021]["target"] is None
+
+
+def test_one_time_grants_are_reported_by_programme_and_year_and_paid_without_finding(
+    written: dict[str, Any],
+) -> None:
+    rows = _by_year(written["figures"]["grants"])
+    expected: dict[int, dict[str, dict[str, Any]]] = {
+        y: {p: {"grants": 0, "amount": "0.00"} for p in ("demonstration_institution",
+            "transfer_base", "pilot_base")} for y in YEARS
+    }  # fmt: skip
+    for _, _, programme, yuan, day in GRANTS:
+        shown = expected[day.year][programme]
+        shown["grants"] += 1
+        shown["amount"] = f"{Decimal(shown['amount']) + yuan:.2f}"
+    assert {y: rows[y]["programmes"] for y in YEARS} == expected
+    assert [rows[y]["total"] for y in YEARS] == ["100000.00", "160000.00", "20000.00"]
+    page = (written["out"] / "report.html").read_text("utf-8")
+    for label in ("技术转移示范机构", "一次性补助", "中试熟化基地", "One-time grants"):
+        assert label in page, label
+    overpaid = [f for f in _findings_csv(written["out"]) if f["kind"] == "overpaid"]
+    assert overpaid and not any("one_time" in f["detail"] for f in overpaid)
+
+
 def test_achievements_count_institutional_sellers_with_local_buyers(
     written: dict[str, Any],
 ) -> None:
@@ -668,6 +734,14 @@ def _json_value(figures: dict[str, Any], row: dict[str, str]) -> Any:
         return subsidy["categories"][key][measure]
     if figure == "brokers":
         return _by_year(figures["brokers"])[year][measure]
+    if figure == "institutions":
+        row = _by_year(figures["institutions"])[year]
+        if measure == "recognised":
+            return row["recognised"][key]
+        return row["provincial"] if measure == "cumulative" else row[measure]
+    if figure == "grants":
+        row = _by_year(figures["grants"])[year]
+        return row["total"] if key == "total" else row["programmes"][key][measure]
     assert figure == "achievements", figure
     return _by_year(figures["achievements"]["years"])[year][measure]
 
@@ -695,6 +769,8 @@ def test_figures_csv_holds_the_same_figures_as_figures_json(written: dict[str, A
     assert kinds["turnover"] == len(YEARS) * 4 + 2  # one year with a target: target and met
     assert kinds["brokers"] == len(YEARS) * 2 + 2
     assert kinds["achievements"] == len(YEARS) * 2 + 3
+    assert kinds["institutions"] == len(YEARS) * 4 + 2  # the target's year: target and met
+    assert kinds["grants"] == len(YEARS) * (3 * 2 + 1)
 
 
 def test_no_cell_of_the_report_csvs_starts_a_formula(written: dict[str, Any]) -> None:

@@ -197,7 +197,8 @@ def test_the_workbooks_rows_and_totals_are_the_answers(client: TestClient) -> No
     answer = client.get("/v1/entitlements", params={"year": YEAR}).json()
     entitlements, _ = workbook(client)
     rows = by_beneficiary(entitlements)
-    labels = {"absorption": "技术吸纳", "output": "技术输出", "broker": "技术经纪人"}
+    labels = {"absorption": "技术吸纳", "output": "技术输出", "broker": "技术经纪人",
+              "one_time": "一次性补助"}  # fmt: skip
     assert {
         (labels[e["category"]], e["beneficiary"]): [e["turnover"], e["gross"], e["entitlement"]]
         for e in answer["entitlements"]
@@ -278,7 +279,9 @@ def test_a_year_with_nothing_entitled_exports_headers_and_zero_totals(
 ) -> None:
     entitlements, contracts = workbook(client, year=2021)
     rows = [[c.value for c in r] for r in entitlements.iter_rows(min_row=3)]
-    assert [r[1] for r in rows] == ["合计 技术吸纳", "合计 技术输出", "合计 技术经纪人", "总计"]
+    assert [r[1] for r in rows] == [
+        "合计 技术吸纳", "合计 技术输出", "合计 技术经纪人", "合计 一次性补助", "总计",
+    ]  # fmt: skip
     assert all(r[8] == 0 for r in rows)
     assert contracts.max_row == 2
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.envelope import GENESIS_HASH, entry_hash, format_instant
-from services.common.policy.engine import entitlements
+from services.common.policy.engine import all_entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Policy
 from services.common.policy.present import entitlement_json
@@ -48,7 +48,7 @@ def arrival(world: World, data: st.DataObject) -> list[dict[str, Any]]:
 def from_scratch(envelopes: list[dict[str, Any]], policy: Policy) -> dict[int, list[Any]]:
     facts = FactsBuilder().apply_all(envelopes).facts()
     return {
-        year: [_public(entitlement_json(e)) for e in entitlements(facts, year, policy)]
+        year: [_public(entitlement_json(e)) for e in all_entitlements(facts, year, policy)]
         for year in range(policy.first_year, policy.last_year + 1)
     }
 

@@ -20,6 +20,7 @@ from services.common.policy.model import (
     Contract,
     Entitlement,
     Facts,
+    Grant,
     Invoice,
     Party,
     Policy,
@@ -144,7 +145,11 @@ def by_key(result: Iterable[Entitlement]) -> dict[tuple[str, str], Entitlement]:
 
 Event = tuple[str, dict[str, Any]]  # (type, payload) before the registry numbers it
 
-_SUBJECT = {"BrokerFiled": "broker_id", "ProvincialFundingRecorded": "credit_code"}
+_SUBJECT = {
+    "BrokerFiled": "broker_id",
+    "ProvincialFundingRecorded": "credit_code",
+    "OneTimeGrantDecided": "grant_no",
+}
 _NAMESPACE = uuid.UUID("0b8f4f4e-6a55-4d1c-9a43-7d0c1f1b2e10")
 
 
@@ -281,6 +286,17 @@ def funding_recorded(credit_code: str, year: int, amount_fen: int = 100_000 * YU
         "year": year,
         "programme": "河南省技术转移奖补",
         "amount_fen": amount_fen,
+    }
+
+
+def grant_decided(g: Grant) -> Event:
+    return "OneTimeGrantDecided", {
+        "grant_no": g.grant_no,
+        "credit_code": g.credit_code,
+        "programme": g.programme,
+        "amount_fen": g.amount_fen,
+        "decided_on": g.decided_on.isoformat(),
+        "document_no": g.document_no,
     }
 
 

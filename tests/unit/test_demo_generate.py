@@ -97,6 +97,9 @@ class RegistryModel:
         self.brokers: set[str] = set()
         self.funding: set[tuple[str, int, str]] = set()
         self.payout_nos: set[str] = set()
+        self.recognised: dict[tuple[str, str], str] = {}  # (code, level) → recognised on
+        self.grant_nos: set[str] = set()
+        self.demonstration_granted: set[str] = set()
         self.position = 0
 
     def apply(self, command: dict[str, Any]) -> None:
@@ -221,6 +224,25 @@ class RegistryModel:
         assert key not in self.funding
         self.funding.add(key)
         _fen(b["amount"])
+
+    def recognise_institution(self, b: dict[str, Any]) -> None:
+        assert valid_credit_code(b["credit_code"]) and b["name"] and b["document_no"]
+        key = (b["credit_code"], b["level"])
+        assert b["level"] in ("national", "provincial", "municipal")
+        assert key not in self.recognised
+        self.recognised[key] = _day(b["recognised_on"])
+
+    def decide_grant(self, b: dict[str, Any]) -> None:
+        assert _key(b["grant_no"]).casefold() not in self.grant_nos
+        self.grant_nos.add(b["grant_no"].casefold())
+        assert valid_credit_code(b["credit_code"]) and b["document_no"]
+        _fen(b["amount"])
+        decided = _day(b["decided_on"])
+        assert b["programme"] in ("demonstration_institution", "transfer_base", "pilot_base")
+        if b["programme"] == "demonstration_institution":
+            assert self.recognised.get((b["credit_code"], "provincial"), "9999") <= decided
+            assert b["credit_code"] not in self.demonstration_granted
+            self.demonstration_granted.add(b["credit_code"])
 
     def record_payout(self, b: dict[str, Any]) -> None:
         assert _key(b["payout_no"]) not in self.payout_nos
@@ -476,3 +498,26 @@ def test_cancellations_after_the_payouts_leave_amounts_to_recover_and_nothing_ow
         if line["kind"] == "recovery"
     ]
     assert recovered, "no payout recovered anything"
+
+
+def test_the_demo_recognises_institutions_and_grants_each_programme_paying_them(
+    history: list[dict[str, Any]],
+) -> None:
+    recognised = [c["body"] for c in history if c["op"] == "recognise_institution"]
+    provincial = sorted(b["recognised_on"][:4] for b in recognised if b["level"] == "provincial")
+    assert len(provincial) >= 2 and provincial[0] >= "2020" and provincial[-1] <= "2023"
+    assert {b["level"] for b in recognised} == {"national", "provincial", "municipal"}
+    grants = [c["body"] for c in history if c["op"] == "decide_grant"]
+    assert {g["programme"] for g in grants} == {
+        "demonstration_institution",
+        "transfer_base",
+        "pilot_base",
+    }
+    paid = {
+        (line["beneficiary"], c["body"]["year"])
+        for c in history
+        if c["op"] == "record_payout"
+        for line in c["body"]["lines"]
+        if line["category"] == "one_time"
+    }
+    assert paid and paid <= {(g["credit_code"], int(g["decided_on"][:4])) for g in grants}

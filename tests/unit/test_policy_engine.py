@@ -9,15 +9,17 @@ import pytest
 
 from services.common.policy.engine import (
     Evidence,
+    all_entitlements,
     contract_exclusion,
     entitlements,
     evidence,
     evidence_ceiling,
     evidenced_in_year,
     evidenced_until,
+    one_time_entitlements,
     round_half_up,
 )
-from services.common.policy.model import ContractShare, Exclusion, Party
+from services.common.policy.model import ContractShare, Exclusion, Facts, Grant, Party
 from tests.support.policy_facts import (
     LOCAL_FIRM,
     LOCAL_INSTITUTE,
@@ -637,3 +639,49 @@ def test_entitlements_are_ordered_by_category_then_beneficiary() -> None:
     keys = [(e.category, e.beneficiary) for e in result]
     assert keys == sorted(keys)
     assert {e.category for e in result} == {"absorption", "output", "broker"}
+
+
+def _grant(no: str, code: str, fen: int, day: date, programme: str = "transfer_base") -> Grant:
+    return Grant(no, code, programme, fen, day, f"平科〔{day.year}〕1号")
+
+
+def test_a_one_time_grant_is_its_decided_amount_in_the_year_decided() -> None:
+    # 30,000,000.00 yuan: far above every category's cap, and a one-time grant has none.
+    grants = (
+        _grant("G2", LOCAL_FIRM.credit_code, 3_000_000_000, date(2024, 12, 31)),
+        _grant("G1", LOCAL_FIRM.credit_code, 12_345, date(2024, 1, 1), "pilot_base"),
+        _grant("G3", LOCAL_FIRM.credit_code, 99, date(2025, 1, 1)),
+        _grant(
+            "G4", LOCAL_UNIVERSITY.credit_code, 7, date(2024, 6, 1), "demonstration_institution"
+        ),
+    )
+
+    university, firm = one_time_entitlements(Facts(grants=grants), 2024, POLICY)  # by code
+
+    assert (firm.beneficiary, firm.category, firm.year) == (
+        LOCAL_FIRM.credit_code,
+        "one_time",
+        2024,
+    )
+    assert firm.turnover == firm.gross_fen == firm.entitlement_fen == 3_000_012_345
+    assert not firm.capped and firm.excluded == ()
+    assert firm.contracts == (
+        ContractShare("G1", Fraction(12_345)),
+        ContractShare("G2", Fraction(3_000_000_000)),
+    )
+    assert university.entitlement_fen == 7
+    assert one_time_entitlements(Facts(grants=grants), 2019, POLICY) == []  # not in force
+
+
+def test_all_entitlements_are_the_computed_ones_and_the_grants_in_category_order() -> None:
+    c = contract("A", seller=LOCAL_UNIVERSITY, buyer=LOCAL_FIRM, settled=[(IN_2024, 100 * YUAN)])
+    grant = _grant("G1", LOCAL_FIRM.credit_code, 500, date(2024, 3, 1))
+    with_grant = Facts(facts(c).contracts, grants=(grant,))
+
+    keys = [(e.category, e.beneficiary) for e in all_entitlements(with_grant, 2024, POLICY)]
+
+    assert keys == [
+        ("absorption", LOCAL_FIRM.credit_code),  # excluded: the seller is local
+        ("one_time", LOCAL_FIRM.credit_code),
+        ("output", LOCAL_UNIVERSITY.credit_code),
+    ]

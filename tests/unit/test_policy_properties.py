@@ -25,6 +25,7 @@ from services.common.policy.model import (
     Contract,
     Entitlement,
     Facts,
+    Grant,
     Invoice,
     Policy,
     TransferProof,
@@ -46,6 +47,7 @@ from tests.support.policy_facts import (
     contract,
     contract_events,
     funding_recorded,
+    grant_decided,
     numbered,
     party,
     with_invoices_voided,
@@ -141,11 +143,13 @@ class World:
     registered_as: tuple[dict[str, Any], ...]
     brokers: tuple[Broker, ...]
     funded: frozenset[tuple[str, int]]
+    grants: tuple[Grant, ...] = ()
 
     def facts(self, *replaced: Contract) -> Facts:
         by_no = {c.registration_no: c for c in self.contracts}
         by_no.update({c.registration_no: c for c in replaced})
-        return Facts(by_no, {b.broker_id: b for b in self.brokers}, self.funded)
+        brokers = {b.broker_id: b for b in self.brokers}
+        return Facts(by_no, brokers, self.funded, grants=self.grants)
 
     def streams(self) -> list[list[Event]]:
         """Each subject's events in its own order: one stream per contract, broker, funding."""
@@ -154,6 +158,7 @@ class World:
         ]
         result += [[broker_filed(b)] for b in self.brokers]
         result += [[funding_recorded(code, year)] for code, year in sorted(self.funded)]
+        result += [[grant_decided(g)] for g in self.grants]
         return result
 
 
@@ -168,11 +173,19 @@ def worlds(draw: st.DrawFn, min_contracts: int = 0) -> World:
         if sellers
         else frozenset()
     )
+    # One-time grants to the contracts' parties or others, some in the same year.
+    beneficiaries = st.sampled_from([*sellers, LOCAL_FIRM.credit_code, LOCAL_NEW_RD.credit_code])
+    decided = draw(st.lists(st.tuples(beneficiaries, days, st.integers(1, 10**9)), max_size=3))
+    programmes = ("demonstration_institution", "transfer_base", "pilot_base")
     return World(
         contracts=tuple(c for c, _ in drawn),
         registered_as=tuple(r for _, r in drawn),
         brokers=tuple(broker(b, day) for b, day in sorted(filed.items())),
         funded=funded,
+        grants=tuple(
+            Grant(f"G-{i}", code, programmes[i % 3], fen, day, f"平科〔{day.year}〕{i}号")
+            for i, (code, day, fen) in enumerate(decided)
+        ),
     )
 
 

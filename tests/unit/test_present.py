@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 
 from services.common.counties import COUNTIES, county_name
-from services.common.policy.model import CATEGORIES, ExclusionReason
+from services.common.policy.model import ALL_CATEGORIES, Category, ExclusionReason
 from services.common.policy.present import (
     CATEGORY_ZH,
     REASON_ZH,
@@ -22,7 +22,7 @@ from services.common.policy.present import (
 
 def test_every_exclusion_reason_and_category_has_its_chinese_text() -> None:
     assert set(REASON_ZH) == set(get_args(ExclusionReason))
-    assert set(CATEGORY_ZH) == set(CATEGORIES)
+    assert set(CATEGORY_ZH) == set(ALL_CATEGORIES) == set(get_args(Category))
     assert len(set(REASON_ZH.values())) == len(REASON_ZH)  # no two reasons read alike
     assert not any(text.isascii() for text in [*REASON_ZH.values(), *CATEGORY_ZH.values()])
 

@@ -22,6 +22,7 @@ from services.common.policy.model import (
     Exclusion,
     ExclusionReason,
     Facts,
+    Grant,
     Policy,
 )
 
@@ -234,3 +235,50 @@ def entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
         entitlement_of(category, beneficiary, year, listed, policy)
         for (category, beneficiary), listed in sorted(claims.items())
     ]
+
+
+def one_time_amounts(decided_fen: int) -> tuple[int, int]:
+    """(gross, entitlement) in fen of a beneficiary's one-time grants (一次性补助): the amount
+    decided, with no rate, no cap and no evidence (plan §四(四)(五), §五(二十): the bureau
+    decides it)."""
+    return decided_fen, decided_fen
+
+
+def one_time_entitlement(beneficiary: str, year: int, grants: Iterable[Grant]) -> Entitlement:
+    """One beneficiary's one-time grants of ``year`` as an entitlement of category
+    ``one_time``: each grant counts as decided, listed by grant number."""
+    listed = sorted(grants, key=lambda g: g.grant_no)
+    total = sum(g.amount_fen for g in listed)
+    gross, entitled = one_time_amounts(total)
+    return Entitlement(
+        beneficiary=beneficiary,
+        name="",
+        category="one_time",
+        year=year,
+        turnover=total,
+        gross_fen=gross,
+        entitlement_fen=entitled,
+        contracts=tuple(ContractShare(g.grant_no, Fraction(g.amount_fen)) for g in listed),
+        excluded=(),
+    )
+
+
+def one_time_entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
+    """The one-time grants decided in ``year``, one entitlement per beneficiary, ordered by
+    beneficiary; nothing for a year the policy is not in force for (as :func:`entitlements`)."""
+    if not policy.in_force(year):
+        return []
+    by_beneficiary: dict[str, list[Grant]] = defaultdict(list)
+    for grant in facts.grants:
+        if grant.decided_on.year == year:
+            by_beneficiary[grant.credit_code].append(grant)
+    return [
+        one_time_entitlement(code, year, grants) for code, grants in sorted(by_beneficiary.items())
+    ]
+
+
+def all_entitlements(facts: Facts, year: int, policy: Policy) -> list[Entitlement]:
+    """Every entitlement of ``year``: the computed ones and the one-time grants, ordered by
+    category, then beneficiary."""
+    found = entitlements(facts, year, policy) + one_time_entitlements(facts, year, policy)
+    return sorted(found, key=lambda e: (e.category, e.beneficiary))

@@ -13,6 +13,8 @@ from services.common.policy.model import (
     Broker,
     Contract,
     Facts,
+    Grant,
+    Institution,
     Invoice,
     Party,
     TransferProof,
@@ -34,6 +36,8 @@ class FactsBuilder:
         self._proofs: dict[str, dict[str, TransferProof]] = {}
         self._brokers: dict[str, Broker] = {}
         self._funded: set[tuple[str, int]] = set()
+        self._grants: dict[str, Grant] = {}
+        self._institutions: dict[tuple[str, str], Institution] = {}
         self._parties: dict[tuple[str, ...], Party] = {}  # one object per distinct party
         self.position = 0
         self.skipped: Counter[str] = Counter()  # event type → entries skipped
@@ -99,6 +103,23 @@ class FactsBuilder:
             self._brokers[p["broker_id"]] = Broker(p["broker_id"], p["name"], _day(p["filed_on"]))
         elif kind == "ProvincialFundingRecorded":
             self._funded.add((p["credit_code"], int(p["year"])))
+        elif kind == "OneTimeGrantDecided":
+            self._grants[p["grant_no"]] = Grant(
+                p["grant_no"],
+                p["credit_code"],
+                p["programme"],
+                p["amount_fen"],
+                _day(p["decided_on"]),
+                p["document_no"],
+            )
+        elif kind == "DemonstrationInstitutionRecognised":
+            self._institutions[(p["credit_code"], p["level"])] = Institution(
+                p["credit_code"],
+                p["name"],
+                p["level"],
+                _day(p["recognised_on"]),
+                p["document_no"],
+            )
         else:
             self.skipped[kind] += 1
 
@@ -122,6 +143,8 @@ class FactsBuilder:
             brokers=dict(self._brokers),
             funded=frozenset(self._funded),
             position=self.position,
+            grants=tuple(self._grants[no] for no in sorted(self._grants)),
+            institutions=tuple(self._institutions[k] for k in sorted(self._institutions)),
         )
 
 

@@ -7,8 +7,12 @@ from datetime import date
 from fractions import Fraction
 from typing import Literal
 
-Category = Literal["absorption", "output", "broker"]
+Category = Literal["absorption", "output", "broker", "one_time"]
+# The categories computed by a formula: each has a rate and a cap in the policy file.
 CATEGORIES: tuple[Category, ...] = ("absorption", "output", "broker")
+# Every category an entitlement, a balance or a payout line may have: the formula ones and
+# one-time grants (一次性补助), whose amount is decided, not computed.
+ALL_CATEGORIES: tuple[Category, ...] = (*CATEGORIES, "one_time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,29 @@ class Broker:
     filed_on: date
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A one-time grant (一次性补助) decided by the bureau."""
+
+    grant_no: str
+    credit_code: str
+    programme: str  # demonstration_institution | transfer_base | pilot_base
+    amount_fen: int
+    decided_on: date
+    document_no: str
+
+
+@dataclass(frozen=True, slots=True)
+class Institution:
+    """A technology-transfer demonstration institution's recognition at one level."""
+
+    credit_code: str
+    name: str
+    level: str  # national | provincial | municipal
+    recognised_on: date
+    document_no: str
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything the money rules need, as known at one log position."""
@@ -66,6 +93,8 @@ class Facts:
     brokers: dict[str, Broker] = field(default_factory=dict)
     funded: frozenset[tuple[str, int]] = frozenset()  # (credit code, year): 不重复支持
     position: int = 0
+    grants: tuple[Grant, ...] = ()  # by grant number
+    institutions: tuple[Institution, ...] = ()  # by credit code, then level
 
 
 @dataclass(frozen=True)

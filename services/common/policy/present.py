@@ -14,6 +14,14 @@ CATEGORY_ZH: dict[Category, str] = {
     "absorption": "技术吸纳",
     "output": "技术输出",
     "broker": "技术经纪人",
+    "one_time": "一次性补助",
+}
+
+# The programmes of one-time grants (plan §四(四)(五)).
+PROGRAMME_ZH: dict[str, str] = {
+    "demonstration_institution": "省级技术转移示范机构",
+    "transfer_base": "科技成果转移转化基地",
+    "pilot_base": "中试熟化基地",
 }
 
 # Why a contract does not count, as a finance officer reads it (shared/domain.md § Money rules).

@@ -558,7 +558,9 @@ class PayoutLine(Incoming):
         "受益方 The beneficiary: a credit code (buyer or seller) or a broker id", EXAMPLE_BUYER
     )
     category: Category = about(
-        "类别 Category: absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
+        "类别 Category: absorption 技术吸纳, output 技术输出, broker 技术经纪人, one_time "
+        "一次性补助",
+        "absorption",
     )
     amount: Yuan = about("金额（元） Amount in yuan, positive", "50000.00")
     kind: Literal["payment", "recovery"] = about(
@@ -613,6 +615,85 @@ class PayoutCreate(Incoming):
         args = self.body_args()
         args["lines"] = [line.body_args() for line in self.lines]
         return args
+
+
+InstitutionLevel = Literal["national", "provincial", "municipal"]
+GrantProgramme = Literal["demonstration_institution", "transfer_base", "pilot_base"]
+
+
+class DemonstrationInstitutionCreate(Incoming):
+    """技术转移示范机构认定 An institution recognised as a technology-transfer demonstration
+    institution at one level, by the document that did it. The same institution recognised
+    again at the same level is a 409."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "credit_code": EXAMPLE_SELLER,
+                    "name": "平顶山学院技术转移中心",
+                    "level": "provincial",
+                    "recognised_on": "2021-06-30",
+                    "document_no": "豫科〔2021〕88号",
+                }
+            ]
+        }
+    )
+
+    credit_code: CreditCode = about(
+        "统一社会信用代码 The institution's credit code", EXAMPLE_SELLER
+    )
+    name: Text = about("机构名称 The institution's name", "平顶山学院技术转移中心")
+    level: InstitutionLevel = about(
+        "级别 Level: national 国家级, provincial 省级, municipal 市级", "provincial"
+    )
+    recognised_on: Day = about(f"认定日期 Day recognised, {_NOT_FUTURE}", "2021-06-30")
+    document_no: Text = about("认定文号 Number of the recognising document", "豫科〔2021〕88号")
+
+    def to_args(self) -> dict[str, Any]:
+        return self.body_args()
+
+
+class OneTimeGrantCreate(Incoming):
+    """一次性补助 A one-time grant decided by the bureau (plan §四(四)(五), §五(二十)), paid as
+    category one_time of the year of decided_on. The server also checks what no schema can
+    say: a demonstration_institution grant goes to an institution recognised at provincial
+    level on or before decided_on, once per institution (422); the grant number is not used
+    yet (409)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_no": "YC-2021-001",
+                    "credit_code": EXAMPLE_SELLER,
+                    "programme": "transfer_base",
+                    "amount": "200000.00",
+                    "decided_on": "2021-09-30",
+                    "document_no": "平科〔2021〕15号",
+                }
+            ]
+        }
+    )
+
+    grant_no: Number = about(
+        "补助编号 Grant number, unique in the registry (case-insensitive); a repeat is a 409",
+        "YC-2021-001",
+    )
+    credit_code: CreditCode = about("受补助单位 The beneficiary's credit code", EXAMPLE_SELLER)
+    programme: GrantProgramme = about(
+        "项目 Programme: demonstration_institution 省级技术转移示范机构, transfer_base "
+        "科技成果转移转化基地, pilot_base 中试熟化基地",
+        "transfer_base",
+    )
+    amount: Yuan = about("金额（元） Amount decided in yuan, positive", "200000.00")
+    decided_on: Day = about(
+        f"决定日期 Day decided, {_NOT_FUTURE}; the grant counts for its year", "2021-09-30"
+    )
+    document_no: Text = about("文号 Number of the deciding document", "平科〔2021〕15号")
+
+    def to_args(self) -> dict[str, Any]:
+        return self.body_args()
 
 
 # -- outgoing ----------------------------------------------------------------------------------

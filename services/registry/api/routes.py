@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -18,7 +20,7 @@ from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.api.batch import BatchCreate, batch_args
 from services.registry.application import Registry
-from services.registry.commands import Command
+from services.registry.commands import COMMANDS, Command, CommandType
 from services.registry.writer import request_digest
 
 router = APIRouter(prefix="/v1")
@@ -66,149 +68,51 @@ async def _store(
     return JSONResponse(await asyncio.wrap_future(future), status_code=201)
 
 
-@router.post("/contracts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
-async def register_contract(
-    request: Request, body: m.ContractCreate, who: Caller, key: IdempotencyKey = None
-) -> JSONResponse:
-    """Register a contract certified by a registration station (认定登记)."""
-    return await _store(request, who, [Command("register_contract", body.to_args())], body, key)
+# Path parameters of the command routes, as the document describes them.
+PATH_PARAMETERS: dict[str, Any] = {
+    "registration_no": RegistrationNo,
+    "invoice_no": InvoiceNo,
+    "serial_no": SerialNo,
+}
 
 
-@router.post(
-    "/contracts/{registration_no}/amendments",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def amend_contract(
-    request: Request,
-    registration_no: RegistrationNo,
-    body: m.ContractAmendment,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Record a change of amounts, brokers, related-party flag or title (变更登记)."""
-    command = Command("amend_contract", body.to_args(registration_no))
-    return await _store(request, who, [command], body, key)
+def _command_route(op: str, declared: CommandType) -> Callable[..., Awaitable[JSONResponse]]:
+    """The POST route of one row of the command table: its path parameters and body become
+    the command's arguments (``to_args``), stored as one submission."""
+
+    async def store(request: Request, **params: Any) -> JSONResponse:
+        body, who, key = params["body"], params["who"], params["key"]
+        args = body.to_args(*(params[name] for name in declared.path))
+        return await _store(request, who, [Command(op, args)], body, key)
+
+    # FastAPI reads the parameters from the signature: request, the path's, body, caller, key.
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    store.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", keyword, annotation=Request),
+            *(inspect.Parameter(n, keyword, annotation=PATH_PARAMETERS[n]) for n in declared.path),
+            inspect.Parameter("body", keyword, annotation=declared.request),
+            inspect.Parameter("who", keyword, annotation=Caller),
+            inspect.Parameter("key", keyword, annotation=IdempotencyKey, default=None),
+        ],
+        return_annotation=JSONResponse,
+    )
+    store.__name__ = op
+    store.__doc__ = declared.handler.__doc__
+    return store
 
 
-@router.post(
-    "/contracts/{registration_no}/cancellation",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def cancel_contract(
-    request: Request,
-    registration_no: RegistrationNo,
-    body: m.ContractCancellation,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Cancel a registration (注销登记); the contract then counts for nothing."""
-    command = Command("cancel_contract", body.to_args(registration_no))
-    return await _store(request, who, [command], body, key)
-
-
-@router.post(
-    "/contracts/{registration_no}/invoices",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def record_invoice(
-    request: Request,
-    registration_no: RegistrationNo,
-    body: m.InvoiceCreate,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Record an invoice (发票) issued by the seller to the buyer."""
-    command = Command("record_invoice", body.to_args(registration_no))
-    return await _store(request, who, [command], body, key)
-
-
-@router.post(
-    "/contracts/{registration_no}/invoices/{invoice_no}/void",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def void_invoice(
-    request: Request,
-    registration_no: RegistrationNo,
-    invoice_no: InvoiceNo,
-    body: m.InvoiceVoid,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Void an invoice (红冲)."""
-    command = Command("void_invoice", body.to_args(registration_no, invoice_no))
-    return await _store(request, who, [command], body, key)
-
-
-@router.post(
-    "/contracts/{registration_no}/transfer-proofs",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def record_transfer_proof(
-    request: Request,
-    registration_no: RegistrationNo,
-    body: m.TransferProofCreate,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Record a bank transfer proof (转账凭证) of a payment from the buyer to the seller."""
-    command = Command("record_transfer_proof", body.to_args(registration_no))
-    return await _store(request, who, [command], body, key)
-
-
-@router.post(
-    "/contracts/{registration_no}/transfer-proofs/{serial_no}/withdraw",
-    status_code=201,
-    response_model=m.EventRecorded,
-    responses=_ON_CONTRACT,
-)
-async def withdraw_transfer_proof(
-    request: Request,
-    registration_no: RegistrationNo,
-    serial_no: SerialNo,
-    body: m.TransferProofWithdrawal,
-    who: Caller,
-    key: IdempotencyKey = None,
-) -> JSONResponse:
-    """Withdraw a transfer proof recorded in error."""
-    command = Command("withdraw_transfer_proof", body.to_args(registration_no, serial_no))
-    return await _store(request, who, [command], body, key)
-
-
-@router.post("/brokers", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
-async def file_broker(
-    request: Request, body: m.BrokerCreate, who: Caller, key: IdempotencyKey = None
-) -> JSONResponse:
-    """File a technology broker (技术经纪人备案); the science bureau only."""
-    return await _store(request, who, [Command("file_broker", body.to_args())], body, key)
-
-
-@router.post(
-    "/provincial-funding", status_code=201, response_model=m.EventRecorded, responses=_WRITE
-)
-async def record_provincial_funding(
-    request: Request, body: m.ProvincialFundingCreate, who: Caller, key: IdempotencyKey = None
-) -> JSONResponse:
-    """Record provincial funding already granted (不重复支持); the science bureau only."""
-    command = Command("record_provincial_funding", body.to_args())
-    return await _store(request, who, [command], body, key)
-
-
-@router.post("/payouts", status_code=201, response_model=m.EventRecorded, responses=_WRITE)
-async def record_payout(
-    request: Request, body: m.PayoutCreate, who: Caller, key: IdempotencyKey = None
-) -> JSONResponse:
-    """Record a payout of a turnover year's subsidies as paid (兑付); finance only."""
-    return await _store(request, who, [Command("record_payout", body.to_args())], body, key)
+for _op, _declared in COMMANDS.items():
+    router.add_api_route(
+        _declared.route,
+        _command_route(_op, _declared),
+        methods=["POST"],
+        name=_op,
+        status_code=201,
+        response_model=m.EventRecorded,
+        # A command on a record named in its path may find none there.
+        responses=_ON_CONTRACT if _declared.path else _WRITE,
+    )
 
 
 @router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)

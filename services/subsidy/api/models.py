@@ -32,7 +32,8 @@ class EntitlementPublic(BaseModel):
     beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
     name: str = about("名称 Beneficiary's name", "平顶山煤矿机械有限公司")
     category: Category = about(
-        "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人", "absorption"
+        "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人, one_time 一次性补助",
+        "absorption",
     )
     county: str = about("县市区 Region code of the beneficiary", "410403")
     county_name: str = about(
@@ -77,6 +78,19 @@ class ExcludedTermsPublic(ContractTermsPublic):
     reason_zh: str = about("原因（中文） The reason in Chinese", "关联企业间交易")
 
 
+class GrantPublic(BaseModel):
+    """一次性补助 A one-time grant behind a one_time entitlement: decided, not computed."""
+
+    grant_no: str = about("补助编号 Grant number", "YC-2021-001")
+    programme: str = about(
+        "项目 demonstration_institution, transfer_base or pilot_base", "transfer_base"
+    )
+    programme_zh: str = about("项目（中文） The programme in Chinese", "科技成果转移转化基地")
+    amount: str = about("金额（元） The amount decided", "200000.00")
+    decided_on: str = about("决定日期 Day decided", "2021-09-30")
+    document_no: str = about("文号 The deciding document", "平科〔2021〕15号")
+
+
 class ExplainedPublic(EntitlementPublic):
     """补贴说明 One beneficiary's entitlement in one category, every figure explained."""
 
@@ -86,8 +100,18 @@ class ExplainedPublic(EntitlementPublic):
     excluded: list[ExcludedTermsPublic] = Field(  # type: ignore[assignment]
         description="未计入合同 The contracts left out, term by term, and why"
     )
-    rate: str = about("补助比例 The category's rate: gross = round(turnover × rate)", "0.1")
-    cap: str = about("封顶额（元） The most one beneficiary receives in the year", "500000.00")
+    rate: str | None = about(
+        "补助比例 The category's rate: gross = round(turnover × rate); null for one_time",
+        "0.1",
+    )
+    cap: str | None = about(
+        "封顶额（元） The most one beneficiary receives in the year; null for one_time",
+        "500000.00",
+    )
+    grants: list[GrantPublic] = Field(
+        default_factory=list,
+        description="一次性补助 Of category one_time: the grants decided (else empty)",
+    )
     ceiling_basis: str = about(
         "上限依据 contract_amount (技术合同成交额) or technology_amount (技术交易额)",
         "contract_amount",
@@ -128,6 +152,7 @@ class TotalsPublic(BaseModel):
     absorption: TotalPublic = Field(description="技术吸纳 Absorption")
     output: TotalPublic = Field(description="技术输出 Output")
     broker: TotalPublic = Field(description="技术经纪人 Brokers")
+    one_time: TotalPublic = Field(description="一次性补助 One-time grants")
 
 
 class EntitlementsPage(EntitlementsPublic):

@@ -13,7 +13,7 @@ from services.subsidy.api.models import EventRefPublic
 
 _CODE = "91410403MA00000028"
 _NAME = "平顶山煤矿机械有限公司"
-_CATEGORY = "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人"
+_CATEGORY = "类别 absorption 技术吸纳, output 技术输出, broker 技术经纪人, one_time 一次性补助"
 _KIND = "类型 payment 拨付 or recovery 追回"
 Kind = Literal["payment", "recovery"]
 
@@ -65,6 +65,7 @@ class BalanceTotalsPublic(BaseModel):
     absorption: BalanceTotalPublic = Field(description="技术吸纳 Absorption")
     output: BalanceTotalPublic = Field(description="技术输出 Output")
     broker: BalanceTotalPublic = Field(description="技术经纪人 Brokers")
+    one_time: BalanceTotalPublic = Field(description="一次性补助 One-time grants")
 
 
 class BalancesPage(BaseModel):

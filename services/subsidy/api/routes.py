@@ -90,7 +90,7 @@ def list_entitlements(
     who: Reader,
     year: Year,
     as_of: AsOf,
-    category: Literal["absorption", "output", "broker"] | None = None,
+    category: Literal["absorption", "output", "broker", "one_time"] | None = None,
     position: Position = None,
     county: Annotated[
         str | None,

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from services.common.money import format_fen
-from services.common.policy.model import CATEGORIES
+from services.common.policy.model import ALL_CATEGORIES
 from services.common.policy.present import CATEGORY_ZH
 from services.subsidy.web import labels
 
@@ -34,8 +34,8 @@ _env.globals.update(
     KIND_ZH=labels.KIND_ZH,
     EVENT_ZH=labels.EVENT_ZH,
     # A figure column per category, for tables that spread categories across.
-    CATEGORIES=CATEGORIES,
-    CATEGORY_COLUMNS=[(CATEGORY_ZH[c], c, "num") for c in CATEGORIES],
+    CATEGORIES=ALL_CATEGORIES,
+    CATEGORY_COLUMNS=[(CATEGORY_ZH[c], c, "num") for c in ALL_CATEGORIES],
 )
 
 # Nothing but the page's own files: no inline script, no other origin, no framing.

@@ -18,7 +18,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from services.common.errors import DomainError
 from services.common.instants import BEIJING
 from services.common.money import AmountError, parse_yuan
-from services.common.policy.model import CATEGORIES
+from services.common.policy.model import ALL_CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
 from services.subsidy.api.routes import XLSX, attachment
@@ -224,7 +224,7 @@ def _filter_problems(
             {"field": "rows", "message_zh": f"每页行数须为 1 至 {MAX_ROWS} 的整数",
              "message": f"must be a whole number from 1 to {MAX_ROWS}"}
         )  # fmt: skip
-    if category and category not in CATEGORIES:
+    if category and category not in ALL_CATEGORIES:
         problems.append(
             {"field": "category", "message_zh": "类别须为列表中的一项",
              "message": "must be one of the categories listed"}
