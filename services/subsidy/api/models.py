@@ -42,8 +42,25 @@ class EntitlementPublic(BaseModel):
     gross: str = about("计算额（元） Turnover × rate, to the fen", "100000.00")
     entitlement: str = about("补贴额（元） The gross, capped", "100000.00")
     capped: bool = about("封顶 Whether the cap applied", False)
-    contracts: list[ContractPublic] = Field(description="计入合同 The contracts counted")
-    excluded: list[ExclusionPublic] = Field(description="未计入合同 The contracts left out")
+    claims: int = about("合同数 How many contracts it was computed from, counted or left out", 2)
+    contracts: list[ContractPublic] | None = Field(
+        description="计入合同 The contracts counted (in a list of entitlements only with "
+        "include=claims; else null)",
+        examples=[[{"registration_no": "2024410400000001", "evidenced": _AMOUNT}]],
+    )
+    excluded: list[ExclusionPublic] | None = Field(
+        description="未计入合同 The contracts left out (in a list of entitlements only with "
+        "include=claims; else null)",
+        examples=[
+            [
+                {
+                    "registration_no": "2024410400000002",
+                    "reason": "related_party",
+                    "reason_zh": "关联企业间交易",
+                }
+            ]
+        ],
+    )
 
 
 class ContractTermsPublic(BaseModel):
@@ -136,6 +153,9 @@ class EntitlementsPage(EntitlementsPublic):
     totals: TotalsPublic = Field(description="合计 The year's totals (of the county, if given)")
     next_cursor: str | None = about(
         "下一页 Pass as cursor for the next page; null at the end", None
+    )
+    previous_cursor: str | None = about(
+        "上一页 Pass as before for the page before this one; null on the first page", None
     )
 
 
