@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -73,13 +74,13 @@ class Subsidy:
             )
         after = cursors.decode_sorted(cursor, sort) if cursor else None
         ahead = cursors.decode_sorted(before, sort, "before") if before else None
-        where = {"category": category, "county": county, "min_fen": min_fen, "sort": sort}
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
-            rows = reads.page(
-                conn, year, cut, **where, after=after, before=ahead, limit=limit + 1,
-                claims=claims,
+            read = functools.partial(
+                reads.page, conn, year, cut, category=category, county=county, min_fen=min_fen,
+                sort=sort,
             )  # fmt: skip
+            rows = read(after=after, before=ahead, limit=limit + 1, claims=claims)
             if ahead is not None:  # read backward: the extra row is the first, before the page
                 more_before, rows = len(rows) > limit, rows[-limit:]
                 more_after = True
@@ -87,12 +88,8 @@ class Subsidy:
                 more_after, rows = len(rows) > limit, rows[:limit]
                 # Anything before this page? One row read backward from its first says.
                 more_before = after is not None and bool(
-                    rows
-                    and reads.page(
-                        conn, year, cut, **where, before=reads.sort_key(sort, rows[0]),
-                        limit=1, claims=False,
-                    )
-                )  # fmt: skip
+                    rows and read(before=reads.sort_key(sort, rows[0]), limit=1, claims=False)
+                )
             totals = reads.totals(conn, year, cut, county)
         return {
             **self._answer(year, cut.position, [self._json(r, claims) for r in rows]),

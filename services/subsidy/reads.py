@@ -158,7 +158,7 @@ def page(
         query = query.where(row < mark if descending != backward else row > mark)
     # Reading backward is the reverse order, turned round once read.
     order = [c.desc() if descending != backward else c.asc() for c in columns]
-    rows = conn.execute(query.order_by(*order).limit(limit)).all()
+    rows = list(conn.execute(query.order_by(*order).limit(limit)))
     if backward:
         rows.reverse()
     if not claims:

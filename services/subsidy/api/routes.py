@@ -205,12 +205,22 @@ def entitlements_csv(
     )
 
 
+_FILE_ZH = {
+    "entitlements": "补助",
+    "contracts": "合同明细",
+    "balances": "余额",
+    "payouts": "兑付明细",
+}
+
+
 def attachment(filename: str, year: int) -> dict[str, str]:
     """Content-Disposition naming the file in ASCII, and in Chinese for browsers that read
     RFC 5987's ``filename*``."""
     stem, extension = filename.split(".", 1)
-    detail = "合同明细" if stem.endswith("-contracts") else "补助"
-    chinese = quote(f"技术转移{detail}-{year}年度.{extension}")
+    words = stem.split("-")  # what, year[, which sheet]
+    chinese = quote(
+        f"技术转移{_FILE_ZH[words[-1] if len(words) > 2 else words[0]]}-{year}年度.{extension}"
+    )
     return {
         "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{chinese}"
     }
