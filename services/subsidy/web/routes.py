@@ -26,7 +26,13 @@ from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
 from services.subsidy.web import approval
 from services.subsidy.web.render import render
-from services.subsidy.web.session import COOKIE, LIFETIME_SECONDS, Session, Sessions
+from services.subsidy.web.session import (
+    COOKIE,
+    LIFETIME_SECONDS,
+    PRE_COOKIE,
+    Session,
+    Sessions,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -98,16 +104,38 @@ def home(request: Request) -> Response:
     """The sign-in form, or the years in force for a signed-in officer."""
     who = _officer(request)
     if who is None:
-        return render(request, "sign_in.html", None)
+        return _sign_in_form(request)
     policy = _subsidy(request).policy
     years = range(policy.last_year, policy.first_year - 1, -1)
     return render(request, "home.html", who, years=years)
 
 
+def _sign_in_form(
+    request: Request, *, status: int = 200, problem: dict[str, str] | None = None
+) -> Response:
+    """The sign-in form with its CSRF token, bound to the browser's pre-session cookie (set
+    here when it has none)."""
+    pre = request.cookies.get(PRE_COOKIE) or Sessions.pre_session()
+    response = render(
+        request, "sign_in.html", None, status=status, problem=problem,
+        sign_in_csrf=_sessions(request).sign_in_csrf(pre),
+    )  # fmt: skip
+    if request.cookies.get(PRE_COOKIE) != pre:
+        response.set_cookie(
+            PRE_COOKIE, pre, max_age=LIFETIME_SECONDS, path="/", httponly=True,
+            samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+    return response
+
+
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    """Exchange a finance token for a session cookie (HttpOnly, SameSite=Strict)."""
-    token = (await _form(request)).get("token", "").strip()
+    """Exchange a finance token for a session cookie (HttpOnly, SameSite=Strict); the form's
+    CSRF token must match the browser's pre-session cookie."""
+    form = await _form(request)
+    if not _sessions(request).sign_in_allowed(request.cookies.get(PRE_COOKIE), form.get("csrf")):
+        return _forbidden_form(request, None)
+    token = form.get("token", "").strip()
     book: TokenBook = request.app.state.tokens
     principal = book.holder(token) if token else None
     if principal is None or principal.role != "finance":
@@ -120,15 +148,12 @@ async def sign_in(request: Request) -> Response:
                 403,
             )
         )
-        return render(
-            request,
-            "sign_in.html",
-            None,
-            status=problem[2],
-            problem={"message_zh": problem[0], "message": problem[1]},
+        return _sign_in_form(
+            request, status=problem[2], problem={"message_zh": problem[0], "message": problem[1]}
         )
     cookie, _ = _sessions(request).seal(token)
     response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(PRE_COOKIE, path="/", httponly=True, samesite="strict")
     response.set_cookie(
         COOKIE,
         cookie,
