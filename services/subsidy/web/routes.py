@@ -21,6 +21,7 @@ from services.common.money import AmountError, parse_yuan
 from services.common.policy.model import CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
+from services.subsidy import balance_exports
 from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
@@ -37,7 +38,14 @@ from services.subsidy.web.session import (
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (50, 100, 500)  # offered; any count from 1 to MAX_ROWS is accepted
-PAGE_SIZE = 100
+PAGE_SIZE = 50
+# The orders the year's entitlements are offered in, each applied before paging.
+SORTS = {
+    "category": ("类别、受益方", "category, beneficiary"),
+    "-entitlement": ("补贴额从高到低", "largest entitlement first"),
+    "entitlement": ("补贴额从低到高", "smallest entitlement first"),
+    "county": ("县市区", "county"),
+}
 MAX_ROWS = 1000
 MAX_FORM_BYTES = 16 * 1024
 
@@ -190,19 +198,22 @@ def year_screen(
     county: str = "",
     min_amount: str = "",
     rows: str = str(PAGE_SIZE),
+    sort: str = "category",
     cursor: str = "",
+    before: str = "",
 ) -> Response:
     """A year's entitlements and balances, with totals by category and by county, a page of
-    ``rows`` at a time."""
+    ``rows`` at a time in ``sort`` order (after ``cursor``, or before ``before``)."""
     who = _officer(request)
     if who is None:
         return _to_sign_in()
-    filters = {"category": category, "county": county, "min_amount": min_amount, "rows": rows}
-    problems = _filter_problems(category, county, min_amount, rows)
+    filters = {"category": category, "county": county, "min_amount": min_amount, "rows": rows,
+               "sort": sort}  # fmt: skip
+    problems = _filter_problems(category, county, min_amount, rows, sort)
     if problems:
         return render(
             request, "year.html", who, status=422, year=year, filters=filters, problems=problems,
-            page_sizes=PAGE_SIZES,
+            page_sizes=PAGE_SIZES, sorts=SORTS,
         )  # fmt: skip
     subsidy = _subsidy(request)
     try:
@@ -211,7 +222,9 @@ def year_screen(
             category or None,
             county=county or None,
             min_fen=_min_fen(min_amount),
+            sort=sort,
             cursor=cursor or None,
+            before=before or None,
             limit=int(rows),
         )
         counties = subsidy.county_totals(year)
@@ -220,11 +233,8 @@ def year_screen(
         )
     except DomainError as error:
         return _refused(request, who, error)
-    next_page = (
-        f"/years/{year}?{urlencode({**filters, 'cursor': answer['next_cursor']})}"
-        if answer["next_cursor"]
-        else None
-    )
+    here = f"/years/{year}?"
+    next_cursor, previous_cursor = answer["next_cursor"], answer["previous_cursor"]
     return render(
         request,
         "year.html",
@@ -235,15 +245,25 @@ def year_screen(
         answer=answer,
         counties=counties["counties"],
         balances=balances,
-        next_page=next_page,
-        first_page=f"/years/{year}?{urlencode(filters)}" if cursor else None,
+        sorts=SORTS,
+        sorted_by={s: here + urlencode({**filters, "sort": s}) for s in SORTS},
+        next_page=here + urlencode({**filters, "cursor": next_cursor}) if next_cursor else None,
+        previous_page=(
+            here + urlencode({**filters, "before": previous_cursor}) if previous_cursor else None
+        ),
+        first_page=here + urlencode(filters) if previous_cursor else None,
     )
 
 
 def _filter_problems(
-    category: str, county: str, min_amount: str, rows: str
+    category: str, county: str, min_amount: str, rows: str, sort: str
 ) -> list[dict[str, str]]:
     problems = []
+    if sort not in SORTS:
+        problems.append(
+            {"field": "sort", "message_zh": "排序须为列表中的一项",
+             "message": "must be one of the orders listed"}
+        )  # fmt: skip
     if not (rows.isdigit() and 1 <= int(rows) <= MAX_ROWS):
         problems.append(
             {"field": "rows", "message_zh": f"每页行数须为 1 至 {MAX_ROWS} 的整数",
@@ -404,4 +424,25 @@ def download(request: Request, year: int, extension: str) -> Response:
     except DomainError as error:
         return _refused(request, who, error)
     headers = attachment(f"entitlements-{year}.{extension}", year)
+    return StreamingResponse(chunks, media_type=media, headers=headers)
+
+
+@router.get("/years/{year}/balances.{extension}")
+def download_balances(request: Request, year: int, extension: str) -> Response:
+    """The year's balances as the API exports them, XLSX or CSV, for a signed-in officer."""
+    who = _officer(request)
+    if who is None:
+        return _to_sign_in()
+    if extension not in ("xlsx", "csv"):
+        error = {"message_zh": "只提供 xlsx 与 csv", "message": f"{extension}: not offered"}
+        return render(request, "refused.html", who, status=404, error=error)
+    try:
+        export = _balances(request).export(year)
+    except DomainError as error:
+        return _refused(request, who, error)
+    if extension == "xlsx":
+        chunks, media = balance_exports.xlsx_chunks(export), XLSX
+    else:
+        chunks, media = balance_exports.csv_chunks(export, "balances"), "text/csv; charset=utf-8"
+    headers = attachment(f"balances-{year}.{extension}", year)
     return StreamingResponse(chunks, media_type=media, headers=headers)
