@@ -179,8 +179,9 @@ def subsidy_stand_in(
     registry: LiveRegistry, alter: str | None = None, *, in_the_past: bool = False
 ) -> httpx.MockTransport:
     """Serves ``GET /v1/entitlements`` computed from the registry's feed, now or as of a
-    ``position``, each row's contracts only with ``include=claims``; ``alter`` names a beneficiary whose entitlement it serves one fen higher,
-    now (or, ``in_the_past``, only in its answers as of a past position)."""
+    ``position``, each row's contracts only with ``include=claims``; ``alter`` names a
+    beneficiary whose entitlement it serves one fen higher, now (or, ``in_the_past``, only in
+    its answers as of a past position)."""
     policy = load_policy()
 
     def handle(request: httpx.Request) -> httpx.Response:
