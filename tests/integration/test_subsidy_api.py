@@ -639,3 +639,24 @@ def test_an_export_reads_every_page_at_the_position_of_its_first(
         store.close()
     assert served({"entitlements": exported}) == recompute(history.envelopes[:cut])[YEAR]
     assert recompute(history.envelopes[:cut])[YEAR] != recompute(history.envelopes)[YEAR]
+
+
+def test_a_store_made_before_an_index_was_added_gains_it_when_opened(
+    history: History, tmp_path: Path
+) -> None:
+    from sqlalchemy import inspect, text
+
+    url = f"sqlite:///{tmp_path / 'subsidy.db'}"
+    store = EntryStore(url)
+    store.add(history.envelopes)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX subsidy_entitlements_by_amount"))
+    store.close()
+
+    reopened = EntryStore(url)
+    try:
+        names = {i["name"] for i in inspect(reopened.engine).get_indexes("subsidy_entitlements")}
+        assert "subsidy_entitlements_by_amount" in names
+        assert reopened.head().position == history.head, "kept, not rebuilt"
+    finally:
+        reopened.close()
