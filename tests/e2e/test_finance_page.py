@@ -21,6 +21,7 @@ from tests.e2e.test_whole_system import _post_all, _wait_caught_up
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
+NEXT, PREVIOUS = "#entitlement-pages a[rel=next]", "#entitlement-pages a[rel=prev]"
 WIDTHS = (1280, 420)
 YEAR = 2024
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -126,15 +127,15 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     # Paging through the API's cursor, three rows at a time, to the last page and back.
     codes = "#entitlements tbody tr td:first-child code"
     page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
-    assert page.locator("a[rel=prev]").count() == 0, "the first page has none before it"
+    assert page.locator(PREVIOUS).count() == 0, "the first page has none before it"
     pages = [page.locator(codes).all_inner_texts()]
-    while page.locator("a[rel=next]").count():
-        _follow(page, "a[rel=next]")
+    while page.locator(NEXT).count():
+        _follow(page, NEXT)
         pages.append(page.locator(codes).all_inner_texts())
         assert 1 <= len(pages[-1]) <= 3
     back = [pages[-1]]
-    while page.locator("a[rel=prev]").count():
-        _follow(page, "a[rel=prev]")
+    while page.locator(PREVIOUS).count():
+        _follow(page, PREVIOUS)
         back.append(page.locator(codes).all_inner_texts())
     assert back[::-1] == pages, "previous pages must be the pages seen on the way forward"
     shoot(page, "4b-year-first-page-again")
@@ -143,14 +144,22 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     seen = [code for shown in pages for code in shown]
     assert len(pages) > 2 and seen == whole, "pages of three must add up to the whole year"
 
+    # The balances a page at a time too: the next page holds others.
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
+    balance_codes = "#balances table.rows tbody td:first-child code"
+    first_balances = page.locator(balance_codes).all_inner_texts()
+    _follow(page, "#balance-pages a[rel=next]")
+    later = page.locator(balance_codes).all_inner_texts()
+    assert len(first_balances) == 3 and later and not set(later) & set(first_balances)
+
     # Sorting by entitlement, largest first: over the whole year, before paging.
     page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
     _follow(page, "#sort-entitlement")
     expect(page.locator("select[name=sort]")).to_have_value("-entitlement")
     amounts = "#entitlements tbody tr td:nth-child(6)"
     shown = page.locator(amounts).all_inner_texts()
-    while page.locator("a[rel=next]").count():
-        _follow(page, "a[rel=next]")
+    while page.locator(NEXT).count():
+        _follow(page, NEXT)
         shown += page.locator(amounts).all_inner_texts()
     largest_first = [float(t.replace(",", "")) for t in shown]
     assert len(largest_first) == len(whole)

@@ -201,9 +201,11 @@ def year_screen(
     sort: str = "category",
     cursor: str = "",
     before: str = "",
+    balances_after: str = "",
 ) -> Response:
     """A year's entitlements and balances, with totals by category and by county, a page of
-    ``rows`` at a time in ``sort`` order (after ``cursor``, or before ``before``)."""
+    ``rows`` at a time: entitlements in ``sort`` order (after ``cursor``, or before
+    ``before``), balances in key order (after ``balances_after``)."""
     who = _officer(request)
     if who is None:
         return _to_sign_in()
@@ -229,8 +231,9 @@ def year_screen(
         )
         counties = subsidy.county_totals(year)
         balances = _balances(request).balances(
-            year, category=category or None, county=county or None, limit=int(rows)
-        )
+            year, category=category or None, county=county or None,
+            cursor=balances_after or None, limit=int(rows),
+        )  # fmt: skip
     except DomainError as error:
         return _refused(request, who, error)
     here = f"/years/{year}?"
@@ -252,6 +255,12 @@ def year_screen(
             here + urlencode({**filters, "before": previous_cursor}) if previous_cursor else None
         ),
         first_page=here + urlencode(filters) if previous_cursor else None,
+        balances_next=(
+            here + urlencode({**filters, "balances_after": balances["next_cursor"]}) + "#balances"
+            if balances["next_cursor"]
+            else None
+        ),
+        balances_first=here + urlencode(filters) + "#balances" if balances_after else None,
     )
 
 
