@@ -33,7 +33,8 @@ import orjson
 import pipeline_support as ps
 
 from services.common.policy.loader import load_policy
-from services.registry.api.models import batch_args
+from services.demo.load import FINANCE_OPS
+from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
 from services.subsidy.application import Subsidy
@@ -64,13 +65,8 @@ def store_history(history: Path, registry_url: str, store_url: str) -> dict[str,
     store = EntryStore(store_url, load_policy())
     try:
         t = time.perf_counter()
-        bureau = Principal("bureau", "bureau")
-        for i in range(0, len(commands), BATCH):
-            batch = [
-                Command(c["op"], batch_args(c["op"], c["body"])) for c in commands[i : i + BATCH]
-            ]
-            answer = registry.submit(bureau, batch, batch=True).result(120)
-            assert answer.status == 201, answer
+        for principal, batch in _batches(commands):
+            registry.submit(principal, batch, batch=True).result(120)  # a refusal raises
         stored = time.perf_counter() - t
         ps.log(f"registry: {len(commands):,} commands in {stored:.1f} s")
         t, after = time.perf_counter(), 0
@@ -86,6 +82,23 @@ def store_history(history: Path, registry_url: str, store_url: str) -> dict[str,
         store.close()
         registry.close()
     return {"commands": len(commands), "events": after, "registry_s": stored, "store_s": applied}
+
+
+def _batches(commands: list[dict[str, Any]]) -> Iterator[tuple[Principal, list[Command]]]:
+    """The history's commands in batches of at most ``BATCH``, each posted by the bureau or,
+    for the payouts the demo records, by finance, as ``tcr demo load`` posts them."""
+    bureau, finance = Principal("bureau", "bureau"), Principal("finance", "finance")
+    batch: list[Command] = []
+    who = bureau
+    for c in commands:
+        by = finance if c["op"] in FINANCE_OPS else bureau
+        if batch and (by is not who or len(batch) == BATCH):
+            yield who, batch
+            batch = []
+        who = by
+        batch.append(Command(c["op"], batch_args(c["op"], c["body"])))
+    if batch:
+        yield who, batch
 
 
 def read_through(chunks: Iterator[bytes]) -> int:

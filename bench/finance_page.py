@@ -17,6 +17,7 @@ them with the machine's description to ``--out`` (default ``bench/results/financ
 goal p99 ≤ 300 ms for both screens. The figures share the machine with whatever else runs.
 
     .venv/bin/python bench/finance_page.py
+    .venv/bin/python bench/finance_page.py --requests 50 --loads 20 --rows 25 50 100  # quick
     .venv/bin/python bench/finance_page.py --finance http://127.0.0.1:8001 \\
         --token "$(grep ^finance= var/local-tokens.txt | cut -d= -f2)" --year 2024
 """
@@ -133,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2024)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--loads", type=int, default=50)
+    parser.add_argument(
+        "--rows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the year screen at these rows per page (e.g. --rows 50 100)",
+    )
     parser.add_argument("--out", help="where to write the JSON (default under bench/results/)")
     args = parser.parse_args(argv)
     if args.finance:
@@ -151,13 +159,17 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args: argparse.Namespace, finance: str, token: str) -> dict[str, Any]:
     """Sign in, find a beneficiary on the year screen, time both screens both ways."""
     with httpx.Client(base_url=finance, timeout=60, follow_redirects=True) as client:
-        client.post("/sign-in", data={"token": token}).raise_for_status()
+        form = client.get("/").raise_for_status().text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        fields = {"token": token, **({"csrf": csrf.group(1)} if csrf else {})}
+        client.post("/sign-in", data=fields).raise_for_status()
         year_path = f"/years/{args.year}"
         year_html = client.get(year_path).raise_for_status().text
         linked = re.search(rf'href="(/years/{args.year}/beneficiaries/[^"]+)"', year_html)
         if linked is None:
             raise SystemExit(f"the {args.year} screen links to no beneficiary")
         paths = {"year": year_path, "beneficiary": linked.group(1)}
+        paths |= {f"year rows={n}": f"{year_path}?rows={n}" for n in args.rows}
         rows = year_html.count("/beneficiaries/")
         first_bytes = {name: ttfb(client, path, args.requests) for name, path in paths.items()}
     loads = full_loads(finance, token, list(paths.values()), args.loads)

@@ -97,7 +97,8 @@ def subsidy_differences(
     quarters of the way to the position it answers at).
 
     ``served(year, position)`` is the subsidy service's whole answer to
-    ``GET /v1/entitlements?year=&position=`` (every page; ``position`` None: now); the history
+    ``GET /v1/entitlements?year=&position=&include=claims`` (every page; ``position`` None:
+    now), each entitlement with its contracts counted and left out; the history
     is replayed to the positions it answers at, so both speak of the same log.
     """
     first = policy.first_year

@@ -10,9 +10,10 @@ PAGE = 10_000  # the finance API's largest page
 
 
 def served_entitlements(client: httpx.Client, year: int, position: int | None) -> dict[str, Any]:
-    """``GET /v1/entitlements?year=`` (at ``position``, or now), every page followed; the first
-    page's answer with all entitlements. Raises httpx's errors."""
-    params: dict[str, Any] = {"year": year, "limit": PAGE}
+    """``GET /v1/entitlements?year=&include=claims`` (at ``position``, or now), every page
+    followed; the first page's answer with all entitlements, each with the contracts counted
+    and left out, which the audit compares too. Raises httpx's errors."""
+    params: dict[str, Any] = {"year": year, "limit": PAGE, "include": "claims"}
     if position is not None:
         params["position"] = position
     response = client.get("/v1/entitlements", params=params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -61,39 +62,62 @@ class Subsidy:
         position: int | None = None,
         county: str | None = None,
         min_fen: int | None = None,
+        sort: reads.Sort = "category",
         cursor: str | None = None,
+        before: str | None = None,
         limit: int = DEFAULT_LIMIT,
+        claims: bool = False,
     ) -> dict[str, Any]:
-        """One page of a turnover year's entitlements, explained, with the year's totals by
-        category; as known now, at ``as_of``, or at log ``position``."""
+        """One page of a turnover year's entitlements in ``sort`` order, with the year's totals
+        by category; as known now, at ``as_of``, or at log ``position``. The page after
+        ``cursor``, or the one before ``before``; each row with the contracts counted and left
+        out only when ``claims`` is asked for (else their count: a page costs its rows)."""
         self._check_year(year)
-        after = cursors.decode(cursor) if cursor else None
+        if cursor and before:
+            raise Invalid(
+                "before",
+                "give either cursor (the next page) or before (the previous one), not both",
+                "cursor（下一页）与 before（上一页）只能给出其一",
+            )
+        after = cursors.decode_sorted(cursor, sort) if cursor else None
+        ahead = cursors.decode_sorted(before, sort, "before") if before else None
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
-            rows = reads.page(
-                conn,
-                year,
-                cut,
-                category=category,
-                county=county,
-                min_fen=min_fen,
-                after=after,
-                limit=limit + 1,
-            )
+            read = functools.partial(
+                reads.page, conn, year, cut, category=category, county=county, min_fen=min_fen,
+                sort=sort,
+            )  # fmt: skip
+            rows = read(after=after, before=ahead, limit=limit + 1, claims=claims)
+            if ahead is not None:  # read backward: the extra row is the first, before the page
+                more_before, rows = len(rows) > limit, rows[-limit:]
+                more_after = True
+            else:
+                more_after, rows = len(rows) > limit, rows[:limit]
+                # Anything before this page? One row read backward from its first says.
+                more_before = after is not None and bool(
+                    rows and read(before=reads.sort_key(sort, rows[0]), limit=1, claims=False)
+                )
             totals = reads.totals(conn, year, cut, county)
-        more = len(rows) > limit
-        rows = rows[:limit]
         return {
-            **self._answer(year, cut.position, [self._json(r) for r in rows]),
+            **self._answer(year, cut.position, [self._json(r, claims) for r in rows]),
             "totals": _totals_json(totals),
-            "next_cursor": cursors.encode(*rows[-1].key[1:]) if more else None,
+            "next_cursor": (
+                cursors.encode_sorted(sort, reads.sort_key(sort, rows[-1]))
+                if more_after and rows
+                else None
+            ),
+            "previous_cursor": (
+                cursors.encode_sorted(sort, reads.sort_key(sort, rows[0]))
+                if more_before and rows
+                else None
+            ),
         }
 
     def all_entitlements(
         self, year: int, as_of: datetime | None = None, position: int | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every entitlement of a year, explained, at one position (see :meth:`export`)."""
-        return (self._json(row) for row in self.export(year, as_of, position).rows)
+        return (self._json(row, True) for row in self.export(year, as_of, position).rows)
 
     def export(
         self,
@@ -190,11 +214,12 @@ class Subsidy:
             changed = [k for k in keys if was.get(k) != is_.get(k) or k in parts]
             if claims:
                 before = {
-                    r.key: self._json(r)
+                    r.key: self._json(r, True)
                     for r in reads.rows_at(conn, year, Cut(then, False), changed)
                 }
                 after = {
-                    r.key: self._json(r) for r in reads.rows_at(conn, year, Cut(now, True), changed)
+                    r.key: self._json(r, True)
+                    for r in reads.rows_at(conn, year, Cut(now, True), changed)
                 }
             else:
                 before = {k: self._amounts_json(k, was[k]) for k in changed if k in was}
@@ -303,19 +328,25 @@ class Subsidy:
         then = reads.position_at(conn, format_instant(as_of), now)
         return Cut(then, now=then == now)
 
-    def _json(self, row: Row) -> dict[str, Any]:
-        """An entitlement as ``entitlement_json`` writes it, with its county, straight from the
-        stored row and its claims (the property tests hold the two equal to the engine)."""
+    def _json(self, row: Row, claims: bool) -> dict[str, Any]:
+        """An entitlement as ``entitlement_json`` writes it, with its county and how many
+        contracts it was computed from, straight from the stored row; with ``claims``, the
+        contracts counted and left out (the property tests hold the two equal to the engine),
+        else those are None."""
         return {
             **self._amounts_json(row.key, row.value, row.name),
             "contracts": [
                 {"registration_no": no, "evidenced": yuan(c.share)}
                 for no, c in row.claims
                 if c.reason is None
-            ],
+            ]
+            if claims
+            else None,
             "excluded": [
                 exclusion_json(no, c.reason) for no, c in row.claims if c.reason is not None
-            ],
+            ]
+            if claims
+            else None,
         }
 
     @staticmethod
@@ -334,6 +365,7 @@ class Subsidy:
             "gross": format_fen(value.gross_fen),
             "entitlement": format_fen(value.entitlement_fen),
             "capped": value.gross_fen > value.entitlement_fen,
+            "claims": value.claims,
         }
 
     def _explained(self, row: Row, contracts: dict[str, Contract], position: int) -> dict[str, Any]:
@@ -358,7 +390,7 @@ class Subsidy:
             else:
                 excluded.append({**detail, **exclusion_json(no, claim.reason)})
         return {
-            **self._json(row),
+            **self._json(row, True),
             "contracts": counted,
             "excluded": excluded,
             "rate": rate_text(rule.rate),
@@ -372,7 +404,7 @@ class Subsidy:
         """A one_time entitlement with the grants behind it: decided, not computed."""
         decided = [grants[no] for no, _ in row.claims]
         return {
-            **self._json(row),
+            **self._json(row, False),
             "contracts": [],
             "excluded": [],
             "grants": [

@@ -8,7 +8,9 @@ recovered (追回). Read from the materialised entitlements and the payouts' sum
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -25,6 +27,19 @@ from services.subsidy.reads import Cut
 from services.subsidy.store import EntryStore
 
 Key = tuple[str, str]  # category, beneficiary
+
+
+@dataclass
+class BalancesExport:
+    """A year's balances at one log position for a spreadsheet: the rows (amounts in fen,
+    each with the payout lines that touched it), read page by page when iterated, and the
+    totals by category."""
+
+    year: int
+    policy_version: str
+    position: int
+    totals: dict[str, dict[str, int]]
+    rows: Iterator[dict[str, Any]]
 
 
 class Balances:
@@ -72,6 +87,25 @@ class Balances:
             "totals": {c: {k: format_fen(v) for k, v in totals[c].items()} for c in totals},
             "next_cursor": cursors.encode(*keys[-1]) if more else None,
         }
+
+    def export(self, year: int) -> BalancesExport:
+        """Every balance of a year, with its payout lines, and the totals, for a spreadsheet.
+
+        Balances keep no versions (the sums paid are running sums), so there is no ``as_of``:
+        all pages are read in the one snapshot the position and totals come from, and the
+        rows then speak of that position however the log grows meanwhile."""
+        check_year(self._policy, year)
+        stack = ExitStack()
+        conn = stack.enter_context(reads.snapshot(self._engine))
+        try:
+            position = reads.head(conn).position
+            totals = _stored_totals(conn, year, position, None)
+        except BaseException:
+            stack.close()
+            raise
+        return BalancesExport(
+            year, self._policy.version, position, totals, _every_row(stack, conn, year, position)
+        )
 
     def draft(self, year: int) -> dict[str, Any]:
         """The payout lines that would settle every non-zero outstanding amount now."""
@@ -134,6 +168,19 @@ class Balances:
         }
 
 
+def _every_row(
+    stack: ExitStack, conn: Connection, year: int, position: int
+) -> Iterator[dict[str, Any]]:
+    with stack:  # the snapshot ends with the rows, or when their reader stops early
+        after: Key | None = None
+        while True:
+            keys = _keys(conn, year, payouts.Where(), after, MAX_LIMIT)
+            yield from _rows(conn, year, keys, position, details=True, revisions=False)
+            if len(keys) < MAX_LIMIT:
+                return
+            after = keys[-1]
+
+
 def _keys(
     conn: Connection, year: int, where: payouts.Where, after: Key | None, limit: int
 ) -> list[Key]:
@@ -145,10 +192,16 @@ def _keys(
 
 
 def _rows(
-    conn: Connection, year: int, keys: Sequence[Key], position: int, *, details: bool = False
+    conn: Connection,
+    year: int,
+    keys: Sequence[Key],
+    position: int,
+    *,
+    details: bool = False,
+    revisions: bool = True,
 ) -> list[dict[str, Any]]:
     """The balances of these keys, amounts in fen; with ``details``, the payouts that touched
-    each and the events about it since its last payout."""
+    each and (unless not ``revisions``) the events about it since its last payout."""
     entitled = payouts.current(conn, year, keys)
     paid = payouts.paid_rows(conn, {(year, *k) for k in keys})
     rows: list[dict[str, Any]] = []
@@ -172,7 +225,7 @@ def _rows(
             }
         )
     if details and rows:
-        _add_details(conn, year, rows, paid, position)
+        _add_details(conn, year, rows, paid, position, revisions)
     return rows
 
 
@@ -182,9 +235,10 @@ def _add_details(
     rows: list[dict[str, Any]],
     paid: dict[payouts.PaidKey, payouts.Paid],
     position: int,
+    revisions: bool,
 ) -> None:
     lines = payouts.lines_of(conn, year, {r["beneficiary"] for r in rows})
-    since = {k[1:]: p.last_position for k, p in paid.items()}
+    since = {k[1:]: p.last_position for k, p in paid.items()} if revisions else {}
     contracts = payouts.contracts_since(conn, year, since)
     subjects = {key: contracts.get(key, set()) | {key[1]} for key in since}
     found = (

@@ -180,19 +180,24 @@ def xlsx_chunks(export: Export) -> Iterator[bytes]:
     behind them. Written to a temporary file first (a workbook is a zip, finished at its end),
     then read back a chunk at a time."""
     workbook = Workbook(write_only=True)
-    entitlements = _sheet(workbook, SHEET_TITLES["entitlements"], ENTITLEMENT_COLUMNS)
-    contracts = _sheet(workbook, SHEET_TITLES["contracts"], CONTRACT_COLUMNS)
-    write_entitlement = _RowWriter(entitlements, ENTITLEMENT_COLUMNS)
-    write_contract = _RowWriter(contracts, CONTRACT_COLUMNS)
+    entitlements = new_sheet(workbook, SHEET_TITLES["entitlements"], ENTITLEMENT_COLUMNS)
+    contracts = new_sheet(workbook, SHEET_TITLES["contracts"], CONTRACT_COLUMNS)
+    write_entitlement = RowWriter(entitlements, ENTITLEMENT_COLUMNS)
+    write_contract = RowWriter(contracts, CONTRACT_COLUMNS)
     counted: Counter[str] = Counter()
     for row in export.rows:
         write_entitlement(entitlement_row(export, row))
         counted[row.key[1]] += row.counted
         for values in contract_rows(export, row):
             write_contract(values)
-    write_total = _RowWriter(entitlements, ENTITLEMENT_COLUMNS, Font(bold=True))
+    write_total = RowWriter(entitlements, ENTITLEMENT_COLUMNS, Font(bold=True))
     for values in totals_rows(export, counted):
         write_total(values)
+    yield from saved(workbook)
+
+
+def saved(workbook: Workbook) -> Iterator[bytes]:
+    """A finished workbook's bytes, a chunk at a time, through a temporary file."""
     with tempfile.TemporaryFile() as out:
         workbook.save(out)
         out.seek(0)
@@ -200,7 +205,8 @@ def xlsx_chunks(export: Export) -> Iterator[bytes]:
             yield chunk
 
 
-def _sheet(workbook: Workbook, title: str, columns: Sequence[Column]) -> WriteOnlyWorksheet:
+def new_sheet(workbook: Workbook, title: str, columns: Sequence[Column]) -> WriteOnlyWorksheet:
+    """A write-only sheet with its columns' widths and both header rows, frozen."""
     sheet: WriteOnlyWorksheet = workbook.create_sheet(title)
     widths = sheet.column_dimensions  # type: ignore[attr-defined]  # set by _setup; unstubbed
     for i, column in enumerate(columns, 1):
@@ -217,7 +223,7 @@ def _sheet(workbook: Workbook, title: str, columns: Sequence[Column]) -> WriteOn
     return sheet
 
 
-class _RowWriter:
+class RowWriter:
     """Appends rows to a write-only sheet, each cell typed and formatted by its column.
 
     One styled cell per column is kept and given each row's value: openpyxl writes a row out
@@ -275,29 +281,31 @@ def csv_chunks(export: Export, sheet: Sheet) -> Iterator[bytes]:
     writer = csv.writer(out)
     writer.writerow([c.zh for c in columns])
     writer.writerow([c.en for c in columns])
-    yield "\ufeff".encode() + _drain(out)
+    yield "\ufeff".encode() + drain(out)
     counted: Counter[str] = Counter()
     for n, row in enumerate(export.rows, 1):
         if sheet == "entitlements":
-            writer.writerow(_csv_cells(entitlement_row(export, row)))
+            writer.writerow(csv_cells(entitlement_row(export, row)))
             counted[row.key[1]] += row.counted
         else:
-            writer.writerows(_csv_cells(values) for values in contract_rows(export, row))
+            writer.writerows(csv_cells(values) for values in contract_rows(export, row))
         if n % _FLUSH_ROWS == 0:
-            yield _drain(out)
+            yield drain(out)
     if sheet == "entitlements":
-        writer.writerows(_csv_cells(values) for values in totals_rows(export, counted))
-    yield _drain(out)
+        writer.writerows(csv_cells(values) for values in totals_rows(export, counted))
+    yield drain(out)
 
 
-def _csv_cells(values: Sequence[Any]) -> list[str]:
+def csv_cells(values: Sequence[Any]) -> list[str]:
+    """A row's cells as CSV text: amounts to the fen, text made safe, None empty."""
     return [
         "" if v is None else f"{v:.2f}" if isinstance(v, Decimal) else safe_cell(str(v))
         for v in values
     ]
 
 
-def _drain(out: io.StringIO) -> bytes:
+def drain(out: io.StringIO) -> bytes:
+    """What a CSV writer wrote so far, as UTF-8, and the buffer emptied."""
     text = out.getvalue()
     out.seek(0)
     out.truncate()

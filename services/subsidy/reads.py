@@ -54,7 +54,8 @@ class Cut:
 class Row:
     key: EntitlementKey
     value: EntitlementValue
-    claims: list[tuple[str, ClaimValue]]  # registration number, claim; in registration order
+    # Registration number and claim, in registration order; empty when not read (see page).
+    claims: list[tuple[str, ClaimValue]]
 
     @property
     def name(self) -> str:
@@ -99,6 +100,32 @@ def recorded_at(conn: Connection, position: int) -> str | None:
     return text
 
 
+# The orders a page of entitlements can be read in, each a key of columns ending in the
+# entitlement's own key (category, beneficiary) so it is total, and read through an index of
+# current rows that leads with the year and holds the whole key (``tables.entitlements``):
+# a page costs its rows under every order, with or without the planner's statistics.
+SORTS: dict[str, tuple[tuple[str, ...], bool]] = {  # columns, descending
+    "category": (("category", "beneficiary"), False),
+    "-entitlement": (("entitlement_fen", "category", "beneficiary"), True),
+    "entitlement": (("entitlement_fen", "category", "beneficiary"), False),
+    "county": (("region_code", "category", "beneficiary"), False),
+}
+Sort = str
+SortKey = tuple[Any, ...]
+
+
+def sort_key(sort: Sort, row: Row) -> SortKey:
+    """The values of ``SORTS[sort]``'s columns for this row: where a page ending at it ends."""
+    _, category, beneficiary = row.key
+    first = {
+        "category": (),
+        "-entitlement": (row.value.entitlement_fen,),
+        "entitlement": (row.value.entitlement_fen,),
+        "county": (row.value.region_code,),
+    }[sort]
+    return (*first, category, beneficiary)
+
+
 def page(
     conn: Connection,
     year: int,
@@ -107,11 +134,17 @@ def page(
     category: str | None = None,
     county: str | None = None,
     min_fen: int | None = None,
-    after: tuple[str, str] | None = None,
+    sort: Sort = "category",
+    after: SortKey | None = None,
+    before: SortKey | None = None,
     limit: int,
+    claims: bool = True,
 ) -> list[Row]:
-    """Up to ``limit`` entitlements in (category, beneficiary) order after ``after``."""
+    """Up to ``limit`` entitlements in ``sort`` order: the first after ``after``, or the last
+    before ``before`` (still in ``sort`` order); with their claims unless ``claims`` is False."""
     e = t.entitlements
+    names, descending = SORTS[sort]
+    columns = [e.c[name] for name in names]
     query = select(e).where(e.c.year == year, cut.holds(e))
     if category is not None:
         query = query.where(e.c.category == category)
@@ -119,11 +152,18 @@ def page(
         query = query.where(e.c.region_code == county)
     if min_fen is not None:
         query = query.where(e.c.entitlement_fen >= min_fen)
-    if after is not None:
-        query = query.where(
-            tuple_(e.c.category, e.c.beneficiary) > tuple_(literal(after[0]), literal(after[1]))
-        )
-    rows = conn.execute(query.order_by(e.c.category, e.c.beneficiary).limit(limit)).all()
+    backward = before is not None
+    bound = before if before is not None else after
+    if bound is not None:
+        row, mark = tuple_(*columns), tuple_(*(literal(v) for v in bound))
+        query = query.where(row < mark if descending != backward else row > mark)
+    # Reading backward is the reverse order, turned round once read.
+    order = [c.desc() if descending != backward else c.asc() for c in columns]
+    rows = list(conn.execute(query.order_by(*order).limit(limit)))
+    if backward:
+        rows.reverse()
+    if not claims:
+        return [Row((year, r.category, r.beneficiary), entitlement_value(r), []) for r in rows]
     return with_claims(conn, year, cut, rows)
 
 

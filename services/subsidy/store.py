@@ -59,6 +59,15 @@ class Head:
     recorded_at: str | None
 
 
+def _add_missing_indexes(engine: Engine) -> None:
+    """Indexes added to a table after a store was made (create_all makes only new tables'):
+    an index is only a faster read, so it is built rather than the store rebuilt."""
+    with engine.begin() as conn:
+        for table in t.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
+
+
 class EntryStore:
     """Idempotent, chain-checked application of log entries to the projection."""
 
@@ -67,6 +76,7 @@ class EntryStore:
         self.policy = policy or load_policy()
         with schema_lock(self.engine):  # processes opening a new store together take turns
             t.metadata.create_all(self.engine)
+            _add_missing_indexes(self.engine)
             self._check_version()
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_head = insert(t.head).on_conflict_do_nothing(index_elements=["id"])

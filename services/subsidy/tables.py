@@ -186,6 +186,23 @@ entitlements = Table(
     ),
     Index("subsidy_entitlements_changed", "year", "valid_from"),
     Index("subsidy_entitlements_ended", "year", "valid_to"),
+    # A year's page in the other orders finance sorts by (``reads.SORTS``).
+    Index(
+        "subsidy_entitlements_by_amount",
+        "year",
+        "entitlement_fen",
+        "category",
+        "beneficiary",
+        **_CURRENT,  # type: ignore[arg-type]
+    ),
+    Index(
+        "subsidy_entitlements_by_county",
+        "year",
+        "region_code",
+        "category",
+        "beneficiary",
+        **_CURRENT,  # type: ignore[arg-type]
+    ),
 )
 
 # Per year and category: over every county (county "*"), and per county ("" for brokers whose

@@ -4,12 +4,14 @@ into ``var/screenshots/`` (never committed) for a person to look at."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from services.common.policy.present import REASON_ZH
 from tests.e2e import history as h
@@ -19,6 +21,7 @@ from tests.e2e.test_whole_system import _post_all, _wait_caught_up
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
+NEXT, PREVIOUS = "#entitlement-pages a[rel=next]", "#entitlement-pages a[rel=prev]"
 WIDTHS = (1280, 420)
 YEAR = 2024
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -41,6 +44,12 @@ def browser() -> Iterator[object]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
         chromium.close()
+
+
+def _follow(page: object, selector: str) -> None:
+    """Click what leads to another page, and wait until that page is the one shown."""
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        page.click(selector)  # type: ignore[attr-defined]
 
 
 def _photograph(folder: Path, page: object, name: str) -> None:
@@ -104,42 +113,72 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
 
     # Filters: one category, then a minimum amount nothing reaches.
     page.select_option("select[name=category]", "broker")
-    page.click(".filters button[type=submit]")
+    _follow(page, ".filters button[type=submit]")
     categories = page.locator("#entitlements tbody tr td:nth-child(2)").all_inner_texts()
     assert categories and all("技术经纪人" in c for c in categories), categories
     shoot(page, "5-year-filtered")
     page.fill("input[name=min_amount]", "99999999.00")
-    page.click(".filters button[type=submit]")
+    _follow(page, ".filters button[type=submit]")
     expect(page.locator("#entitlements tbody")).to_contain_text("没有符合条件的补贴")
     page.fill("input[name=min_amount]", "12.345")
-    page.click(".filters button[type=submit]")
+    _follow(page, ".filters button[type=submit]")
     expect(page.locator("[role=alert]")).to_contain_text("最低金额")
 
-    # Paging through the API's cursor, three rows at a time, until the last page.
+    # Paging through the API's cursor, three rows at a time, to the last page and back.
+    codes = "#entitlements tbody tr td:first-child code"
     page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
-    seen = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
-    while page.locator("a[rel=next]").count():
-        page.click("a[rel=next]")
-        shown = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
-        assert 1 <= len(shown) <= 3
-        seen += shown
-    page.goto(f"{loaded.finance}/years/{YEAR}")
-    whole = page.locator("#entitlements tbody tr td:first-child code").all_inner_texts()
-    assert len(whole) > 3 and seen == whole, "pages of three must add up to the whole year"
+    assert page.locator(PREVIOUS).count() == 0, "the first page has none before it"
+    pages = [page.locator(codes).all_inner_texts()]
+    while page.locator(NEXT).count():
+        _follow(page, NEXT)
+        pages.append(page.locator(codes).all_inner_texts())
+        assert 1 <= len(pages[-1]) <= 3
+    back = [pages[-1]]
+    while page.locator(PREVIOUS).count():
+        _follow(page, PREVIOUS)
+        back.append(page.locator(codes).all_inner_texts())
+    assert back[::-1] == pages, "previous pages must be the pages seen on the way forward"
+    shoot(page, "4b-year-first-page-again")
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=1000")
+    whole = page.locator(codes).all_inner_texts()
+    seen = [code for shown in pages for code in shown]
+    assert len(pages) > 2 and seen == whole, "pages of three must add up to the whole year"
 
-    # Sorting the page by entitlement, largest first.
-    page.goto(f"{loaded.finance}/years/{YEAR}")
-    heading = page.locator("#entitlements thead th").nth(5)
-    heading.click()
-    heading.click()
-    shown = [
-        float(t.replace(",", ""))
-        for t in page.locator("#entitlements tbody tr td:nth-child(6)").all_inner_texts()
-    ]
-    assert shown == sorted(shown, reverse=True)
+    # The balances a page at a time too: the next page holds others.
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
+    balance_codes = "#balances table.rows tbody td:first-child code"
+    first_balances = page.locator(balance_codes).all_inner_texts()
+    _follow(page, "#balance-pages a[rel=next]")
+    later = page.locator(balance_codes).all_inner_texts()
+    assert len(first_balances) == 3 and later and not set(later) & set(first_balances)
+
+    # Sorting by entitlement, largest first: over the whole year, before paging.
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
+    _follow(page, "#sort-entitlement")
+    expect(page.locator("select[name=sort]")).to_have_value("-entitlement")
+    amounts = "#entitlements tbody tr td:nth-child(6)"
+    shown = page.locator(amounts).all_inner_texts()
+    while page.locator(NEXT).count():
+        _follow(page, NEXT)
+        shown += page.locator(amounts).all_inner_texts()
+    largest_first = [float(t.replace(",", "")) for t in shown]
+    assert len(largest_first) == len(whole)
+    assert largest_first == sorted(largest_first, reverse=True), largest_first
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=3")
+    first_page = [float(t.replace(",", "")) for t in page.locator(amounts).all_inner_texts()]
+    assert largest_first[:3] != first_page, "the first page by amount is not the key order's"
+    shoot(page, "4c-year-sorted")
+
+    # The year's balances for Excel, from the year screen's own link.
+    href = page.locator("#balances-xlsx").get_attribute("href")
+    balances = context.request.get(f"{loaded.finance}{href}")
+    assert balances.status == 200 and balances.body()[:2] == b"PK"
+    sheet = load_workbook(io.BytesIO(balances.body())).worksheets[0]
+    assert [c.value for c in sheet[1]][6:10] == ["应得", "已付", "已追回", "待补拨(+)/待追回(−)"]
 
     # A beneficiary: its contracts, and the reason in Chinese for one left out.
     (_, category, code), reasons = next((k, v) for k, v in h.EXCLUDED.items() if k[0] == YEAR)
+    page.goto(f"{loaded.finance}/years/{YEAR}?rows=1000")
     page.click(f"#entitlements a[href='/years/{YEAR}/beneficiaries/{code}']")
     expect(page.locator("h1")).not_to_be_empty()
     section = page.locator("section.entitlement", has_text=category)
@@ -189,7 +228,7 @@ def test_an_officer_signs_in_reads_a_year_and_a_beneficiary_and_signs_out(
     context.close()
 
 
-def test_approving_or_signing_out_without_the_forms_secret_is_refused(
+def test_approving_signing_out_or_in_without_the_forms_secret_is_refused(
     loaded: RunningStack, browser: object
 ) -> None:
     context = browser.new_context()  # type: ignore[attr-defined]
@@ -205,6 +244,8 @@ def test_approving_or_signing_out_without_the_forms_secret_is_refused(
         (f"/years/{YEAR}/payouts", form),
         (f"/years/{YEAR}/payouts", {**form, "csrf": "forged"}),
         ("/sign-out", {}),
+        ("/sign-in", {"token": loaded.tokens["finance"]}),
+        ("/sign-in", {"token": loaded.tokens["finance"], "csrf": "forged"}),
     ):
         answer = context.request.post(f"{loaded.finance}{path}", form=fields)
         assert answer.status == 403, f"POST {path} {fields} → {answer.status}"

@@ -56,7 +56,7 @@ def _served(client: httpx.Client, stack: RunningStack, head: int) -> Served:
     for year in h.YEARS_IN_FORCE:
         response = client.get(
             f"{stack.finance}/v1/entitlements",
-            params={"year": year},
+            params={"year": year, "include": "claims"},
             headers=_auth(stack.tokens["finance"]),
         )
         assert response.status_code == 200, f"{year}: {response.status_code} {response.text}"

@@ -179,8 +179,9 @@ def subsidy_stand_in(
     registry: LiveRegistry, alter: str | None = None, *, in_the_past: bool = False
 ) -> httpx.MockTransport:
     """Serves ``GET /v1/entitlements`` computed from the registry's feed, now or as of a
-    ``position``; ``alter`` names a beneficiary whose entitlement it serves one fen higher,
-    now (or, ``in_the_past``, only in its answers as of a past position)."""
+    ``position``, each row's contracts only with ``include=claims``; ``alter`` names a
+    beneficiary whose entitlement it serves one fen higher, now (or, ``in_the_past``, only in
+    its answers as of a past position)."""
     policy = load_policy()
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -197,6 +198,8 @@ def subsidy_stand_in(
             if e["beneficiary"] == alter and in_the_past == (position is not None):
                 whole, cents = e["entitlement"].split(".")
                 e["entitlement"] = f"{whole}.{int(cents) + 1:02d}"
+            if request.url.params.get("include") != "claims":  # as the service: on request
+                e["contracts"] = e["excluded"] = None
         return httpx.Response(
             200,
             json={

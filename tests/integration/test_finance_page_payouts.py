@@ -96,7 +96,8 @@ def page(tmp_path: Path, tokens: Tokens, registry: Registry) -> Iterator[TestCli
     app = create_app(settings)
     with TestClient(app) as client:
         app.state.balances = Balances(DRAFT)
-        signed_in = client.post("/sign-in", data={"token": tokens.finance})
+        csrf = _form(client.get("/").text)["csrf"]  # the sign-in form's, with its cookie
+        signed_in = client.post("/sign-in", data={"token": tokens.finance, "csrf": csrf})
         assert signed_in.status_code == 200, signed_in.text
         yield client
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def test_every_year_in_force_serves_what_the_log_entitles(
 ) -> None:
     expected = recompute(history.envelopes)
     for year in range(2020, 2026):
-        response = client.get("/v1/entitlements", params={"year": year})
+        response = client.get("/v1/entitlements", params={"year": year, "include": "claims"})
         assert response.status_code == 200, response.text
         assert response.json()["position"] == history.head
         assert served(response.json()) == expected[year]
@@ -151,7 +152,8 @@ def test_every_year_in_force_serves_what_the_log_entitles(
 def test_one_category_lists_only_its_entitlements(client: TestClient, history: History) -> None:
     expected = recompute(history.envelopes)[YEAR]
     for category in ("absorption", "output", "broker"):
-        body = client.get("/v1/entitlements", params={"year": YEAR, "category": category}).json()
+        params = {"year": YEAR, "category": category, "include": "claims"}
+        body = client.get("/v1/entitlements", params=params).json()
         assert served(body) == {k: v for k, v in expected.items() if k[0] == category}
 
 
@@ -204,6 +206,11 @@ def test_an_unknown_beneficiary_is_not_found(client: TestClient) -> None:
         {"year": YEAR, "min_amount": "-5"},
         {"year": YEAR, "position": -1},
         {"year": YEAR, "position": 2**63},
+        {"year": YEAR, "sort": "name"},
+        {"year": YEAR, "include": "contracts"},
+        {"year": YEAR, "before": "not-a-cursor"},
+        {"year": YEAR, "sort": "-entitlement", "cursor": "WyJhYnNvcnB0aW9uIiwiYSJd"},
+        {"year": YEAR, "cursor": "WyJhYnNvcnB0aW9uIiwiYSJd", "before": "WyJhYnNvcnB0aW9uIiwiYSJd"},
     ],
     ids=[
         "no-year",
@@ -220,6 +227,11 @@ def test_an_unknown_beneficiary_is_not_found(client: TestClient) -> None:
         "min-amount",
         "position-negative",
         "position-too-big",
+        "sort",
+        "include",
+        "before",
+        "cursor-of-another-order",
+        "cursor-and-before",
     ],
 )
 def test_bad_parameters_are_refused_with_422(client: TestClient, params: dict[str, Any]) -> None:
@@ -241,7 +253,8 @@ def test_as_of_answers_with_only_the_events_recorded_by_then(
     assert len(known) < len(history.envelopes)
 
     for as_of in (cut, cut.replace("Z", "+00:00"), _in_beijing(cut)):
-        body = client.get("/v1/entitlements", params={"year": YEAR, "as_of": as_of}).json()
+        params = {"year": YEAR, "as_of": as_of, "include": "claims"}
+        body = client.get("/v1/entitlements", params=params).json()
         assert body["position"] == history.first_phase_end["position"]
         assert served(body) == recompute(known)[YEAR]
     assert recompute(known)[YEAR] != recompute(history.envelopes)[YEAR]
@@ -521,7 +534,7 @@ def test_pages_follow_one_another_and_cover_the_year_once(
     expected = recompute(history.envelopes)[YEAR]
     rows, cursor, pages = [], None, 0
     while True:
-        params: dict[str, Any] = {"year": YEAR, "limit": 1}
+        params: dict[str, Any] = {"year": YEAR, "limit": 1, "include": "claims"}
         if cursor:
             params["cursor"] = cursor
         body = client.get("/v1/entitlements", params=params).json()
@@ -533,6 +546,65 @@ def test_pages_follow_one_another_and_cover_the_year_once(
     assert pages > 2, "too few entitlements to page"
     assert served({"entitlements": rows}) == expected
     assert len(rows) == len(expected)
+
+
+def test_a_list_carries_each_entitlements_claim_count_and_its_contracts_only_on_request(
+    client: TestClient, history: History
+) -> None:
+    plain = client.get("/v1/entitlements", params={"year": YEAR}).json()["entitlements"]
+    params = {"year": YEAR, "include": "claims"}
+    full = client.get("/v1/entitlements", params=params).json()["entitlements"]
+    assert plain and all(e["contracts"] is None and e["excluded"] is None for e in plain)
+    assert [e["claims"] for e in plain] == [len(e["contracts"]) + len(e["excluded"]) for e in full]
+    without = ("contracts", "excluded")
+    assert [{k: v for k, v in e.items() if k not in without} for e in full] == [
+        {k: v for k, v in e.items() if k not in without} for e in plain
+    ]
+    assert any(e["excluded"] for e in full), "nothing excluded: the test proves nothing"
+
+
+SORTED_BY = {
+    "category": lambda e: (e["category"], e["beneficiary"]),
+    "-entitlement": lambda e: (-Decimal(e["entitlement"]), e["category"], e["beneficiary"]),
+    "entitlement": lambda e: (Decimal(e["entitlement"]), e["category"], e["beneficiary"]),
+    "county": lambda e: (e["county"], e["category"], e["beneficiary"]),
+}
+
+
+def _ordered(rows: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    if sort != "-entitlement":
+        return sorted(rows, key=SORTED_BY[sort])
+    # Largest first, ties in reverse key order, as an index read backward gives them.
+    return sorted(
+        rows, key=lambda e: (Decimal(e["entitlement"]), e["category"], e["beneficiary"]),
+        reverse=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sort", list(SORTED_BY))
+def test_each_order_is_applied_before_paging_and_pages_forward_and_back_cover_the_year_once(
+    client: TestClient, sort: str
+) -> None:
+    whole = client.get("/v1/entitlements", params={"year": YEAR, "limit": 10_000}).json()
+    expected = [e["beneficiary"] + e["category"] for e in _ordered(whole["entitlements"], sort)]
+    assert len(set(e["entitlement"] for e in whole["entitlements"])) > 2, "too few amounts"
+    pages: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"year": YEAR, "limit": 1, "sort": sort}
+    body = client.get("/v1/entitlements", params=params).json()
+    assert body["previous_cursor"] is None
+    pages.append(body)
+    while pages[-1]["next_cursor"]:
+        cursor = pages[-1]["next_cursor"]
+        pages.append(client.get("/v1/entitlements", params={**params, "cursor": cursor}).json())
+    forward = [e["beneficiary"] + e["category"] for p in pages for e in p["entitlements"]]
+    assert forward == expected
+    assert len(pages) > 2, "too few pages"
+    # Back from the last page by previous_cursor: the same pages, in reverse.
+    back = [pages[-1]]
+    while back[-1]["previous_cursor"]:
+        before = back[-1]["previous_cursor"]
+        back.append(client.get("/v1/entitlements", params={**params, "before": before}).json())
+    assert [p["entitlements"] for p in reversed(back)] == [p["entitlements"] for p in pages]
 
 
 def test_totals_add_up_the_year_and_the_county_whatever_the_page(
@@ -624,3 +696,24 @@ def test_an_export_reads_every_page_at_the_position_of_its_first(
         store.close()
     assert served({"entitlements": exported}) == recompute(history.envelopes[:cut])[YEAR]
     assert recompute(history.envelopes[:cut])[YEAR] != recompute(history.envelopes)[YEAR]
+
+
+def test_a_store_made_before_an_index_was_added_gains_it_when_opened(
+    history: History, tmp_path: Path
+) -> None:
+    from sqlalchemy import inspect, text
+
+    url = f"sqlite:///{tmp_path / 'subsidy.db'}"
+    store = EntryStore(url)
+    store.add(history.envelopes)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX subsidy_entitlements_by_amount"))
+    store.close()
+
+    reopened = EntryStore(url)
+    try:
+        names = {i["name"] for i in inspect(reopened.engine).get_indexes("subsidy_entitlements")}
+        assert "subsidy_entitlements_by_amount" in names
+        assert reopened.head().position == history.head, "kept, not rebuilt"
+    finally:
+        reopened.close()

@@ -4,13 +4,17 @@ reads what each beneficiary is owed (补拨) or must repay (追回), and the eve
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy import delete
 
 from services.subsidy import tables as t
@@ -272,3 +276,96 @@ def test_a_store_that_skipped_payouts_before_it_knew_them_is_rebuilt_at_start(
         assert reopened.skipped_events() == 0
     finally:
         reopened.close()
+
+
+# -- the balances for Excel ----------------------------------------------------------------------
+
+FORMULA_NAME = '=HYPERLINK("http://example.invalid","点击")'
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _recovery_to_export(system: System) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A university whose name would start a formula is paid, then its contract cancelled; a
+    local firm is owed a late invoice. The balances then, and the payout's receipt."""
+    seller = {**UNIVERSITY, "name": FORMULA_NAME}
+    system.post("/v1/contracts", contract_body(OUTPUT_NO, seller=seller))
+    system.post(f"/v1/contracts/{OUTPUT_NO}/invoices", invoice_body())
+    system.post(f"/v1/contracts/{OUTPUT_NO}/transfer-proofs", transfer_body())
+    paid = system.approve(system.draft(), "ZF-2025-001")
+    system.post(f"/v1/contracts/{OUTPUT_NO}/cancellation", cancellation_body())
+    _register_absorption_contract(system, invoiced="300000.00")
+    return system.balances(), paid
+
+
+def _sheets(system: System) -> tuple[Any, Any]:
+    response = system.finance.get("/v1/balances.xlsx", params={"year": YEAR})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == XLSX_TYPE
+    assert "balances-2024.xlsx" in response.headers["content-disposition"]
+    balances, payouts = load_workbook(io.BytesIO(response.content)).worksheets
+    return balances, payouts
+
+
+def _yuan(cell: Any) -> str:
+    assert cell.data_type == "n" and cell.number_format == "#,##0.00", cell
+    return f"{Decimal(str(cell.value)):.2f}"
+
+
+def test_the_balances_workbook_has_a_row_per_balance_its_payout_lines_and_the_totals(
+    system: System,
+) -> None:
+    answer, paid = _recovery_to_export(system)
+    sheet, lines = _sheets(system)
+    header = [c.value for c in sheet[1]]
+    assert header[:4] == ["年度", "受益人统一社会信用代码", "名称", "类别"]
+    assert [c.value for c in sheet[2]][6:10] == ["entitled", "paid", "recovered", "outstanding"]
+    body = [row for row in sheet.iter_rows(min_row=3) if row[1].value not in (None,)]
+    rows = {str(r[1].value): r for r in body if not str(r[1].value).startswith(("合计", "总计"))}
+    assert set(rows) == {b["beneficiary"] for b in answer["balances"]}
+    for b in answer["balances"]:
+        row = rows[b["beneficiary"]]
+        assert row[1].data_type == "s" and row[1].number_format == "@"  # a code stays text
+        assert [_yuan(c) for c in row[6:10]] == [
+            b["entitled"],
+            b["paid"],
+            b["recovered"],
+            b["outstanding"],
+        ]
+        assert row[12].value == answer["position"]
+    university = rows[UNIVERSITY["credit_code"]]
+    assert university[2].value == "'" + FORMULA_NAME  # neutralised: shown as text
+    assert (university[9].value, university[10].value) == (-60000, "待追回")
+    assert rows[LOCAL_ENTERPRISE["credit_code"]][10].value == "待补拨"
+    grand = next(r for r in body if r[1].value == "总计")
+    assert [_yuan(c) for c in grand[6:10]] == [
+        f"{sum(Decimal(t[k]) for t in answer['totals'].values()):.2f}"
+        for k in ("entitled", "paid", "recovered", "outstanding")
+    ]
+    payout_rows = [[c.value for c in r] for r in lines.iter_rows(min_row=3)]
+    assert payout_rows == [
+        [YEAR, UNIVERSITY["credit_code"], "'" + FORMULA_NAME, "技术输出", "ZF-2025-001",
+         "2025-06-30", "补拨", 60000, paid["position"], paid["position"] - 1]
+    ]  # fmt: skip
+
+
+def test_the_balances_csv_has_the_same_rows_with_a_bom(system: System) -> None:
+    answer, _ = _recovery_to_export(system)
+    response = system.finance.get("/v1/balances.csv", params={"year": YEAR})
+    assert response.status_code == 200, response.text
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0][:2] == ["年度", "受益人统一社会信用代码"] and rows[1][1] == "beneficiary"
+    by_code = {r[1]: r for r in rows[2:]}
+    for b in answer["balances"]:
+        assert by_code[b["beneficiary"]][6:10] == [
+            b["entitled"],
+            b["paid"],
+            b["recovered"],
+            b["outstanding"],
+        ]
+    assert by_code[UNIVERSITY["credit_code"]][2] == "'" + FORMULA_NAME
+    assert rows[-1][1] == "总计"
+    payouts = system.finance.get("/v1/balances.csv", params={"year": YEAR, "sheet": "payouts"})
+    assert [r[4] for r in csv.reader(io.StringIO(payouts.text.lstrip("\ufeff")))][2:] == [
+        "ZF-2025-001"
+    ]

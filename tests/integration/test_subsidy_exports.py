@@ -408,7 +408,8 @@ def test_a_broker_sees_the_contract_split_and_among_how_many(client: TestClient)
 
 
 def test_the_list_gives_each_exclusion_its_reason_in_chinese(client: TestClient) -> None:
-    body = client.get("/v1/entitlements", params={"year": YEAR, "category": "absorption"}).json()
+    params = {"year": YEAR, "category": "absorption", "include": "claims"}
+    body = client.get("/v1/entitlements", params=params).json()
     (buyer,) = [e for e in body["entitlements"] if e["beneficiary"] == FORMULA_FIRM.credit_code]
     assert sorted((x["reason"], x["reason_zh"]) for x in buyer["excluded"]) == [
         ("related_party", "关联企业间交易"),

@@ -56,17 +56,18 @@ def from_scratch(envelopes: list[dict[str, Any]], policy: Policy) -> dict[int, l
 def served(subsidy: Subsidy, policy: Policy, **at: Any) -> dict[int, list[Any]]:
     result = {}
     for year in range(policy.first_year, policy.last_year + 1):
-        answer = subsidy.entitlements(year, limit=2, **at)  # small pages: the cursor is used
+        # Small pages: the cursor is used.
+        answer = subsidy.entitlements(year, limit=2, claims=True, **at)
         rows, cursor = answer["entitlements"], answer["next_cursor"]
         while cursor is not None:
-            answer = subsidy.entitlements(year, limit=2, cursor=cursor, **at)
+            answer = subsidy.entitlements(year, limit=2, cursor=cursor, claims=True, **at)
             rows, cursor = rows + answer["entitlements"], answer["next_cursor"]
         result[year] = [_public(e) for e in rows]
     return result
 
 
 def _public(e: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in e.items() if k not in ("county", "county_name")}
+    return {k: v for k, v in e.items() if k not in ("county", "county_name", "claims")}
 
 
 @PROJECTION

@@ -74,6 +74,7 @@ def test_an_entry_of_an_unknown_type_is_skipped_and_counted_while_the_known_ones
         health = client.get("/v1/health").json()
         assert (health["applied_position"], health["skipped_events"]) == (len(log), 1)
         for year, entitlements in expected.items():
-            response = client.get("/v1/entitlements", params={"year": year})
+            params = {"year": year, "include": "claims"}
+            response = client.get("/v1/entitlements", params=params)
             assert served(response.json()) == entitlements, year
     assert _skipped_metric(UNKNOWN) == before + 1

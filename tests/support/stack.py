@@ -378,7 +378,9 @@ class Stack:
 
     def served_entitlements(self, year: int) -> tuple[int, Entitlements]:
         """What the finance API serves for a year: (position, entitlements by key)."""
-        response = self.finance_client.get("/v1/entitlements", params={"year": year})
+        response = self.finance_client.get(
+            "/v1/entitlements", params={"year": year, "include": "claims"}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         return body["position"], {

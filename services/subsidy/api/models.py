@@ -43,8 +43,25 @@ class EntitlementPublic(BaseModel):
     gross: str = about("计算额（元） Turnover × rate, to the fen", "100000.00")
     entitlement: str = about("补贴额（元） The gross, capped", "100000.00")
     capped: bool = about("封顶 Whether the cap applied", False)
-    contracts: list[ContractPublic] = Field(description="计入合同 The contracts counted")
-    excluded: list[ExclusionPublic] = Field(description="未计入合同 The contracts left out")
+    claims: int = about("合同数 How many contracts it was computed from, counted or left out", 2)
+    contracts: list[ContractPublic] | None = Field(
+        description="计入合同 The contracts counted (in a list of entitlements only with "
+        "include=claims; else null)",
+        examples=[[{"registration_no": "2024410400000001", "evidenced": _AMOUNT}]],
+    )
+    excluded: list[ExclusionPublic] | None = Field(
+        description="未计入合同 The contracts left out (in a list of entitlements only with "
+        "include=claims; else null)",
+        examples=[
+            [
+                {
+                    "registration_no": "2024410400000002",
+                    "reason": "related_party",
+                    "reason_zh": "关联企业间交易",
+                }
+            ]
+        ],
+    )
 
 
 class ContractTermsPublic(BaseModel):
@@ -162,6 +179,9 @@ class EntitlementsPage(EntitlementsPublic):
     next_cursor: str | None = about(
         "下一页 Pass as cursor for the next page; null at the end", None
     )
+    previous_cursor: str | None = about(
+        "上一页 Pass as before for the page before this one; null on the first page", None
+    )
 
 
 class EventRefPublic(BaseModel):
@@ -171,18 +191,6 @@ class EventRefPublic(BaseModel):
     type: str = about("事件类型 Event type", "InvoiceRecorded")
     subject: str = about("对象 What it is about", "2024410400000001")
     recorded_at: str = about("记录时间 When it was recorded (UTC)", "2025-03-01T08:00:00+00:00")
-
-
-class RevisedPublic(EntitlementPublic):
-    """补贴（修订前后） An entitlement before or after a revision; its contracts only when asked
-    for with ``include=claims``."""
-
-    contracts: list[ContractPublic] | None = Field(  # type: ignore[assignment]
-        None, description="计入合同 The contracts counted (with include=claims; else null)"
-    )
-    excluded: list[ExclusionPublic] | None = Field(  # type: ignore[assignment]
-        None, description="未计入合同 The contracts left out (with include=claims; else null)"
-    )
 
 
 class ClaimPartPublic(BaseModel):
@@ -206,8 +214,12 @@ class RevisionPublic(BaseModel):
 
     beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
     category: Category = about("类别 Category", "absorption")
-    before: RevisedPublic | None = Field(description="之前 As it was (null: none)")
-    after: RevisedPublic | None = Field(description="之后 As it is (null: none now)")
+    before: EntitlementPublic | None = Field(
+        description="之前 As it was (null: none); its contracts with include=claims"
+    )
+    after: EntitlementPublic | None = Field(
+        description="之后 As it is (null: none now); its contracts with include=claims"
+    )
     contracts: list[ClaimChangePublic] = Field(
         description="变动合同 The contracts whose part changed, before and after"
     )

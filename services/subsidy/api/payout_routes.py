@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
 from services.common.policy.model import Category
 from services.common.web.openapi import refusals
+from services.subsidy import balance_exports
 from services.subsidy.api import payout_models as m
-from services.subsidy.api.routes import Reader, Year
+from services.subsidy.api.routes import XLSX, Reader, Year, attachment
 from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT
 from services.subsidy.balances import Balances
 
@@ -53,6 +55,49 @@ def list_balances(
     (positive 补拨, negative 追回), the payouts and the events since the last one."""
     return balances(request).balances(
         year, category=category, beneficiary=beneficiary, county=county, cursor=cursor, limit=limit
+    )
+
+
+@router.get(
+    "/balances.xlsx",
+    responses={**_READ, 200: {"content": {XLSX: {}}, "description": "The workbook"}},
+    response_class=StreamingResponse,
+)
+def balances_xlsx(request: Request, who: Reader, year: Year) -> StreamingResponse:
+    """The year's balances (余额) for Excel: sheet 1 one row per beneficiary and category
+    (entitled, paid, recovered, outstanding) with totals rows, sheet 2 every payout line
+    behind them; Chinese headers over English. As known now: balances keep no versions."""
+    chunks = balance_exports.xlsx_chunks(balances(request).export(year))
+    return StreamingResponse(
+        chunks, media_type=XLSX, headers=attachment(f"balances-{year}.xlsx", year)
+    )
+
+
+@router.get(
+    "/balances.csv",
+    responses={**_READ, 200: {"content": {"text/csv": {}}, "description": "The sheet as CSV"}},
+    response_class=StreamingResponse,
+)
+def balances_csv(
+    request: Request,
+    who: Reader,
+    year: Year,
+    sheet: Annotated[
+        Literal["balances", "payouts"],
+        Query(
+            description="表 balances: one row per beneficiary and category, with totals; "
+            "payouts: one row per payout line"
+        ),
+    ] = "balances",
+) -> StreamingResponse:
+    """One sheet of the balances workbook as CSV (UTF-8 with BOM, Chinese headers over
+    English, amounts in yuan), as known now."""
+    chunks = balance_exports.csv_chunks(balances(request).export(year), sheet)
+    suffix = "" if sheet == "balances" else "-payouts"
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers=attachment(f"balances-{year}{suffix}.csv", year),
     )
 
 

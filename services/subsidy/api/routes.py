@@ -100,15 +100,40 @@ def list_entitlements(
         ),
     ] = None,
     min_amount: MinAmount = None,
+    sort: Annotated[
+        Literal["category", "-entitlement", "entitlement", "county"],
+        Query(
+            description="排序 category: by category, then beneficiary (the default); "
+            "-entitlement: largest entitlement first; entitlement: smallest first; county: by "
+            "region code. Applied before paging: cursors are for one order"
+        ),
+    ] = "category",
     cursor: Annotated[
-        str | None, Query(max_length=600, description="next_cursor of the previous page")
+        str | None,
+        Query(max_length=600, description="下一页 next_cursor of the previous page, as it came"),
+    ] = None,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=600,
+            description="上一页 previous_cursor of a page: the page before it (not with cursor)",
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Entitlements per page (at most 10,000)")
     ] = DEFAULT_LIMIT,
+    include: Annotated[
+        Literal["claims"] | None,
+        Query(
+            description="合同明细 claims: each entitlement with the contracts counted and left "
+            "out (up to 20 times the bytes); without it, their count only. One beneficiary's "
+            "explanation, term by term, is GET /v1/entitlements/{beneficiary}"
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """A page of a turnover year's entitlements, explained, with the year's totals by category
-    (of the county, when one is given); ``as_of`` or ``position`` answers as known then."""
+    """A page of a turnover year's entitlements with the year's totals by category (of the
+    county, when one is given), in ``sort`` order; ``include=claims`` adds the contracts
+    behind each; ``as_of`` or ``position`` answers as known then."""
     return subsidy(request).entitlements(
         year,
         category,
@@ -116,8 +141,11 @@ def list_entitlements(
         position=position,
         county=county,
         min_fen=_amount("min_amount", min_amount),
+        sort=sort,
         cursor=cursor,
+        before=before,
         limit=limit,
+        claims=include == "claims",
     )
 
 
@@ -177,12 +205,22 @@ def entitlements_csv(
     )
 
 
+_FILE_ZH = {
+    "entitlements": "补助",
+    "contracts": "合同明细",
+    "balances": "余额",
+    "payouts": "兑付明细",
+}
+
+
 def attachment(filename: str, year: int) -> dict[str, str]:
     """Content-Disposition naming the file in ASCII, and in Chinese for browsers that read
     RFC 5987's ``filename*``."""
     stem, extension = filename.split(".", 1)
-    detail = "合同明细" if stem.endswith("-contracts") else "补助"
-    chinese = quote(f"技术转移{detail}-{year}年度.{extension}")
+    words = stem.split("-")  # what, year[, which sheet]
+    chinese = quote(
+        f"技术转移{_FILE_ZH[words[-1] if len(words) > 2 else words[0]]}-{year}年度.{extension}"
+    )
     return {
         "Content-Disposition": f"attachment; filename=\"{filename}\"; filename*=UTF-8''{chinese}"
     }

@@ -21,17 +21,31 @@ from services.common.money import AmountError, parse_yuan
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
+from services.subsidy import balance_exports
 from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
 from services.subsidy.web import approval
 from services.subsidy.web.render import render
-from services.subsidy.web.session import COOKIE, LIFETIME_SECONDS, Session, Sessions
+from services.subsidy.web.session import (
+    COOKIE,
+    LIFETIME_SECONDS,
+    PRE_COOKIE,
+    Session,
+    Sessions,
+)
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZES = (50, 100, 500)  # offered; any count from 1 to MAX_ROWS is accepted
-PAGE_SIZE = 100
+PAGE_SIZE = 50
+# The orders the year's entitlements are offered in, each applied before paging.
+SORTS = {
+    "category": ("类别、受益方", "category, beneficiary"),
+    "-entitlement": ("补贴额从高到低", "largest entitlement first"),
+    "entitlement": ("补贴额从低到高", "smallest entitlement first"),
+    "county": ("县市区", "county"),
+}
 MAX_ROWS = 1000
 MAX_FORM_BYTES = 16 * 1024
 
@@ -98,16 +112,38 @@ def home(request: Request) -> Response:
     """The sign-in form, or the years in force for a signed-in officer."""
     who = _officer(request)
     if who is None:
-        return render(request, "sign_in.html", None)
+        return _sign_in_form(request)
     policy = _subsidy(request).policy
     years = range(policy.last_year, policy.first_year - 1, -1)
     return render(request, "home.html", who, years=years)
 
 
+def _sign_in_form(
+    request: Request, *, status: int = 200, problem: dict[str, str] | None = None
+) -> Response:
+    """The sign-in form with its CSRF token, bound to the browser's pre-session cookie (set
+    here when it has none)."""
+    pre = request.cookies.get(PRE_COOKIE) or Sessions.pre_session()
+    response = render(
+        request, "sign_in.html", None, status=status, problem=problem,
+        sign_in_csrf=_sessions(request).sign_in_csrf(pre),
+    )  # fmt: skip
+    if request.cookies.get(PRE_COOKIE) != pre:
+        response.set_cookie(
+            PRE_COOKIE, pre, max_age=LIFETIME_SECONDS, path="/", httponly=True,
+            samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+    return response
+
+
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    """Exchange a finance token for a session cookie (HttpOnly, SameSite=Strict)."""
-    token = (await _form(request)).get("token", "").strip()
+    """Exchange a finance token for a session cookie (HttpOnly, SameSite=Strict); the form's
+    CSRF token must match the browser's pre-session cookie."""
+    form = await _form(request)
+    if not _sessions(request).sign_in_allowed(request.cookies.get(PRE_COOKIE), form.get("csrf")):
+        return _forbidden_form(request, None)
+    token = form.get("token", "").strip()
     book: TokenBook = request.app.state.tokens
     principal = book.holder(token) if token else None
     if principal is None or principal.role != "finance":
@@ -120,15 +156,12 @@ async def sign_in(request: Request) -> Response:
                 403,
             )
         )
-        return render(
-            request,
-            "sign_in.html",
-            None,
-            status=problem[2],
-            problem={"message_zh": problem[0], "message": problem[1]},
+        return _sign_in_form(
+            request, status=problem[2], problem={"message_zh": problem[0], "message": problem[1]}
         )
     cookie, _ = _sessions(request).seal(token)
     response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(PRE_COOKIE, path="/", httponly=True, samesite="strict")
     response.set_cookie(
         COOKIE,
         cookie,
@@ -165,19 +198,24 @@ def year_screen(
     county: str = "",
     min_amount: str = "",
     rows: str = str(PAGE_SIZE),
+    sort: str = "category",
     cursor: str = "",
+    before: str = "",
+    balances_after: str = "",
 ) -> Response:
     """A year's entitlements and balances, with totals by category and by county, a page of
-    ``rows`` at a time."""
+    ``rows`` at a time: entitlements in ``sort`` order (after ``cursor``, or before
+    ``before``), balances in key order (after ``balances_after``)."""
     who = _officer(request)
     if who is None:
         return _to_sign_in()
-    filters = {"category": category, "county": county, "min_amount": min_amount, "rows": rows}
-    problems = _filter_problems(category, county, min_amount, rows)
+    filters = {"category": category, "county": county, "min_amount": min_amount, "rows": rows,
+               "sort": sort}  # fmt: skip
+    problems = _filter_problems(category, county, min_amount, rows, sort)
     if problems:
         return render(
             request, "year.html", who, status=422, year=year, filters=filters, problems=problems,
-            page_sizes=PAGE_SIZES,
+            page_sizes=PAGE_SIZES, sorts=SORTS,
         )  # fmt: skip
     subsidy = _subsidy(request)
     try:
@@ -186,20 +224,20 @@ def year_screen(
             category or None,
             county=county or None,
             min_fen=_min_fen(min_amount),
+            sort=sort,
             cursor=cursor or None,
+            before=before or None,
             limit=int(rows),
         )
         counties = subsidy.county_totals(year)
         balances = _balances(request).balances(
-            year, category=category or None, county=county or None, limit=int(rows)
-        )
+            year, category=category or None, county=county or None,
+            cursor=balances_after or None, limit=int(rows),
+        )  # fmt: skip
     except DomainError as error:
         return _refused(request, who, error)
-    next_page = (
-        f"/years/{year}?{urlencode({**filters, 'cursor': answer['next_cursor']})}"
-        if answer["next_cursor"]
-        else None
-    )
+    here = f"/years/{year}?"
+    next_cursor, previous_cursor = answer["next_cursor"], answer["previous_cursor"]
     return render(
         request,
         "year.html",
@@ -210,15 +248,31 @@ def year_screen(
         answer=answer,
         counties=counties["counties"],
         balances=balances,
-        next_page=next_page,
-        first_page=f"/years/{year}?{urlencode(filters)}" if cursor else None,
+        sorts=SORTS,
+        sorted_by={s: here + urlencode({**filters, "sort": s}) for s in SORTS},
+        next_page=here + urlencode({**filters, "cursor": next_cursor}) if next_cursor else None,
+        previous_page=(
+            here + urlencode({**filters, "before": previous_cursor}) if previous_cursor else None
+        ),
+        first_page=here + urlencode(filters) if previous_cursor else None,
+        balances_next=(
+            here + urlencode({**filters, "balances_after": balances["next_cursor"]}) + "#balances"
+            if balances["next_cursor"]
+            else None
+        ),
+        balances_first=here + urlencode(filters) + "#balances" if balances_after else None,
     )
 
 
 def _filter_problems(
-    category: str, county: str, min_amount: str, rows: str
+    category: str, county: str, min_amount: str, rows: str, sort: str
 ) -> list[dict[str, str]]:
     problems = []
+    if sort not in SORTS:
+        problems.append(
+            {"field": "sort", "message_zh": "排序须为列表中的一项",
+             "message": "must be one of the orders listed"}
+        )  # fmt: skip
     if not (rows.isdigit() and 1 <= int(rows) <= MAX_ROWS):
         problems.append(
             {"field": "rows", "message_zh": f"每页行数须为 1 至 {MAX_ROWS} 的整数",
@@ -379,4 +433,25 @@ def download(request: Request, year: int, extension: str) -> Response:
     except DomainError as error:
         return _refused(request, who, error)
     headers = attachment(f"entitlements-{year}.{extension}", year)
+    return StreamingResponse(chunks, media_type=media, headers=headers)
+
+
+@router.get("/years/{year}/balances.{extension}")
+def download_balances(request: Request, year: int, extension: str) -> Response:
+    """The year's balances as the API exports them, XLSX or CSV, for a signed-in officer."""
+    who = _officer(request)
+    if who is None:
+        return _to_sign_in()
+    if extension not in ("xlsx", "csv"):
+        error = {"message_zh": "只提供 xlsx 与 csv", "message": f"{extension}: not offered"}
+        return render(request, "refused.html", who, status=404, error=error)
+    try:
+        export = _balances(request).export(year)
+    except DomainError as error:
+        return _refused(request, who, error)
+    if extension == "xlsx":
+        chunks, media = balance_exports.xlsx_chunks(export), XLSX
+    else:
+        chunks, media = balance_exports.csv_chunks(export, "balances"), "text/csv; charset=utf-8"
+    headers = attachment(f"balances-{year}.{extension}", year)
     return StreamingResponse(chunks, media_type=media, headers=headers)
