@@ -333,27 +333,26 @@ class Subsidy:
         contracts it was computed from, straight from the stored row; with ``claims``, the
         contracts counted and left out (the property tests hold the two equal to the engine),
         else those are None."""
+        figures = self._amounts_json(row.key, row.value, row.name)
+        if not claims:
+            return figures
         return {
-            **self._amounts_json(row.key, row.value, row.name),
+            **figures,
             "contracts": [
                 {"registration_no": no, "evidenced": yuan(c.share)}
                 for no, c in row.claims
                 if c.reason is None
-            ]
-            if claims
-            else None,
+            ],
             "excluded": [
                 exclusion_json(no, c.reason) for no, c in row.claims if c.reason is not None
-            ]
-            if claims
-            else None,
+            ],
         }
 
     @staticmethod
     def _amounts_json(
         key: EntitlementKey, value: EntitlementValue, name: str | None = None
     ) -> dict[str, Any]:
-        """An entitlement's figures, without the contracts behind them."""
+        """An entitlement's figures, without the contracts behind them (null)."""
         _, category, beneficiary = key
         return {
             "beneficiary": beneficiary,
@@ -366,6 +365,8 @@ class Subsidy:
             "entitlement": format_fen(value.entitlement_fen),
             "capped": value.gross_fen > value.entitlement_fen,
             "claims": value.claims,
+            "contracts": None,
+            "excluded": None,
         }
 
     def _explained(self, row: Row, contracts: dict[str, Contract], position: int) -> dict[str, Any]:

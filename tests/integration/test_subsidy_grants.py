@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -50,7 +51,9 @@ def test_a_grant_is_entitled_as_decided_in_the_year_decided_and_explained(
     _record_grants(system)
     system.catch_up()
 
-    page = system.finance.get("/v1/entitlements", params={"year": YEAR, "category": "one_time"})
+    page = system.finance.get(
+        "/v1/entitlements", params={"year": YEAR, "category": "one_time", "include": "claims"}
+    )
     assert page.status_code == 200, page.text
     rows = {e["beneficiary"]: e for e in page.json()["entitlements"]}
     figures = {b: (e["turnover"], e["gross"], e["entitlement"], e["capped"])
@@ -144,7 +147,9 @@ def test_the_finance_page_names_the_category_and_explains_a_beneficiarys_grants(
 ) -> None:
     _record_grants(system)
     system.catch_up()
-    signed_in = system.finance.post("/sign-in", data={"token": system.tokens.finance})
+    form = system.finance.get("/").text  # the sign-in form's CSRF token, with its cookie
+    (csrf,) = re.findall(r'<input type="hidden" name="csrf" value="([^"]+)">', form)
+    signed_in = system.finance.post("/sign-in", data={"token": system.tokens.finance, "csrf": csrf})
     assert signed_in.status_code == 200, signed_in.text
 
     year = system.finance.get(f"/years/{YEAR}")
