@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import pipeline_support as ps
 
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.registry.api.models import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
@@ -61,7 +61,7 @@ def store_history(history: Path, registry_url: str, store_url: str) -> dict[str,
     commands = [orjson.loads(line) for line in history.read_bytes().splitlines() if line.strip()]
     registry = Registry(registry_url)
     registry.start()
-    store = EntryStore(store_url, load_policy())
+    store = EntryStore(store_url, load_schedule())
     try:
         t = time.perf_counter()
         bureau = Principal("bureau", "bureau")
@@ -128,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             f"sqlite:///{work / 'registry.db'}",
             f"sqlite:///{work / 'subsidy.db'}",
         )
-        store = EntryStore(f"sqlite:///{work / 'subsidy.db'}", load_policy())
+        store = EntryStore(f"sqlite:///{work / 'subsidy.db'}", load_schedule())
         try:
-            subsidy = Subsidy(store, store.policy)
+            subsidy = Subsidy(store, store.schedule)
             rows = sum(1 for _ in subsidy.export(args.year).rows)
             claims = sum(len(r.claims) for r in subsidy.export(args.year).rows)
             year = args.year

@@ -15,7 +15,7 @@ from services.audit.sources import LogSource
 from services.audit.verify import Trust, Verdict, verify_source
 from services.common.errors import Invalid
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.model import Policy
+from services.common.policy.schedule import PolicySchedule
 
 Progress = Callable[[int], None]
 Served = Callable[[int, int | None], dict[str, Any]]
@@ -42,8 +42,8 @@ def refusal(action: str, verdict: Verdict) -> str:
 class Audit:
     """The auditor's questions, each answered by reading the whole history afresh."""
 
-    def __init__(self, policy: Policy, trust: Trust | None = None) -> None:
-        self.policy = policy
+    def __init__(self, schedule: PolicySchedule, trust: Trust | None = None) -> None:
+        self.schedule = schedule
         self.trust = trust or Trust()
 
     def verify(
@@ -85,7 +85,7 @@ class Audit:
                 fold(envelope)
         if unreadable:
             raise unreadable[0]  # a log that verifies yet cannot be read: the facts' fault
-        return replay(builder.facts(), self.policy)
+        return replay(builder.facts(), self.schedule)
 
     def compare(
         self,
@@ -100,7 +100,7 @@ class Audit:
         as of three past positions. Raises :class:`~services.audit.findings.StaleHistory`."""
         if verify:
             self._refuse_unverified("compare", self.verify(source, progress), seen)
-        return subsidy_differences(source.envelopes, served, self.policy)
+        return subsidy_differences(source.envelopes, served, self.schedule)
 
     def report(
         self,
@@ -115,7 +115,12 @@ class Audit:
         ``refuse_unverified`` False it is made all the same, under its verdict."""
         try:
             report = audit_report(
-                source, year, self.policy, self.trust, described_as=described_as, progress=progress
+                source,
+                year,
+                self.schedule,
+                self.trust,
+                described_as=described_as,
+                progress=progress,
             )
         except ValueError as exc:
             raise Invalid("year", str(exc)) from None

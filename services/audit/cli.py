@@ -212,7 +212,7 @@ def _audit(args: argparse.Namespace) -> Audit:
         public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
         checkpoint_every=args.checkpoint_every,
     )
-    return Audit(PolicySettings().policy(), trust)
+    return Audit(PolicySettings().schedule(), trust)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.common.money import format_fen
-from services.common.policy.model import CATEGORIES, Policy
+from services.common.policy.model import CATEGORIES
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy import cursors, payouts, reads
 from services.subsidy.application import (
     DEFAULT_LIMIT,
@@ -30,9 +31,9 @@ Key = tuple[str, str]  # category, beneficiary
 class Balances:
     """Balances of a turnover year, the payout draft that settles them, the payouts recorded."""
 
-    def __init__(self, store: EntryStore, policy: Policy) -> None:
+    def __init__(self, store: EntryStore, schedule: PolicySchedule) -> None:
         self._engine = store.engine
-        self._policy = policy
+        self._schedule = schedule
 
     def balances(
         self,
@@ -46,7 +47,7 @@ class Balances:
     ) -> dict[str, Any]:
         """A page of a year's balances, each with the payouts that touched it and the events
         about it since its last payout, and the totals by category."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         after = cursors.decode(cursor) if cursor else None
         where = payouts.Where(category, beneficiary, county)
         with reads.snapshot(self._engine) as conn:
@@ -67,7 +68,7 @@ class Balances:
         return {
             "year": year,
             "position": position,
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "balances": [_json(r) for r in rows],
             "totals": {c: {k: format_fen(v) for k, v in totals[c].items()} for c in totals},
             "next_cursor": cursors.encode(*keys[-1]) if more else None,
@@ -75,7 +76,7 @@ class Balances:
 
     def draft(self, year: int) -> dict[str, Any]:
         """The payout lines that would settle every non-zero outstanding amount now."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         lines = []
         owed = {"payment": 0, "recovery": 0}
         with reads.snapshot(self._engine) as conn:
@@ -102,14 +103,14 @@ class Balances:
         return {
             "year": year,
             "basis_position": position,
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "lines": lines,
             "totals": {kind: format_fen(fen) for kind, fen in owed.items()},
         }
 
     def recorded(self, year: int) -> dict[str, Any]:
         """The payouts of a turnover year recorded in the log, each with its lines."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
             found = payouts.recorded(conn, year)

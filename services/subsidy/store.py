@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 from services.common.bulk import insert_columns, one_of, update_columns
 from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
-from services.common.policy.loader import load_policy
-from services.common.policy.model import Policy
+from services.common.policy.loader import load_schedule
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy import metrics, payouts
 from services.subsidy import tables as t
 from services.subsidy.projection import (
@@ -62,9 +62,9 @@ class Head:
 class EntryStore:
     """Idempotent, chain-checked application of log entries to the projection."""
 
-    def __init__(self, url: str, policy: Policy | None = None) -> None:
+    def __init__(self, url: str, schedule: PolicySchedule | None = None) -> None:
         self.engine: Engine = make_engine(url)
-        self.policy = policy or load_policy()
+        self.schedule = schedule or load_schedule()
         with schema_lock(self.engine):  # processes opening a new store together take turns
             t.metadata.create_all(self.engine)
             self._check_version()
@@ -202,7 +202,7 @@ class EntryStore:
 
     def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> Counter[str]:
         """Apply a run of entries; the entries of each type the projection skipped."""
-        projection = Projection(StoredRows(conn), self.policy).apply_all(run)
+        projection = Projection(StoredRows(conn), self.schedule).apply_all(run)
         if projection.skipped:
             last = {e["type"]: int(e["position"]) for e in run if e["type"] in projection.skipped}
             for kind, count in projection.skipped.items():

@@ -72,7 +72,7 @@ def test_the_subsidy_consumer_computes_with_the_policy_file(
         SubsidySettings(subsidy_database_url=f"sqlite:///{tmp_path / 'subsidy.db'}")
     )
     try:
-        assert store.policy.categories["absorption"].rate == Fraction(1, 5)
+        assert store.schedule.for_year(2024).categories["absorption"].rate == Fraction(1, 5)
     finally:
         feed.close()
         store.close()
@@ -85,11 +85,13 @@ ENTRY_POINTS = [PolicySettings, SubsidySettings, AuditSettings, StackSettings]
 def test_every_entry_points_settings_give_the_policy_file(
     doubled_absorption: Path, settings: type[PolicySettings]
 ) -> None:
-    assert settings().policy().categories["absorption"].rate == Fraction(1, 5)
+    assert settings().schedule().for_year(2024).categories["absorption"].rate == Fraction(1, 5)
 
 
 def test_without_a_policy_file_the_bundled_plan_is_in_force() -> None:
-    assert PolicySettings().policy().categories["absorption"].rate == Fraction(1, 10)
+    assert PolicySettings().schedule().for_year(2024).categories["absorption"].rate == Fraction(
+        1, 10
+    )
 
 
 def test_the_database_url_option_reaches_the_registry_and_not_the_environment(

@@ -15,8 +15,7 @@ from tests.support.policy_facts import PINGDINGSHAN_2020
 MAPPING: dict[str, Any] = {
     "version": "pingdingshan-2020.1",
     "city_prefix": "4104",
-    "first_year": 2020,
-    "last_year": 2025,
+    "applies_to": [2020, 2025],
     "registration_window_years": 2,
     "eligible_contract_types": ["development", "transfer", "licensing"],
     "evidence_ceiling": "contract_amount",
@@ -80,8 +79,7 @@ def test_technology_amount_is_an_accepted_evidence_ceiling() -> None:
     [
         "version",
         "city_prefix",
-        "first_year",
-        "last_year",
+        "applies_to",
         "registration_window_years",
         "eligible_contract_types",
         "evidence_ceiling",
@@ -124,9 +122,22 @@ def test_rate_between_zero_and_one_is_accepted_exactly(rate: str) -> None:
     assert policy.categories["output"].rate == Fraction(rate)
 
 
-def test_first_year_after_last_year_is_refused() -> None:
-    with pytest.raises(ValueError, match="first_year"):
-        policy_from_mapping(mapping(first_year=2026, last_year=2025))
+def test_applies_to_starting_after_it_ends_is_refused() -> None:
+    with pytest.raises(ValueError, match="applies_to"):
+        policy_from_mapping(mapping(applies_to=[2026, 2025]))
+
+
+@pytest.mark.parametrize("span", [2020, [2020], [2020, 2021, 2022], ["2020", "2025"], [True, 2025]])
+def test_applies_to_not_a_pair_of_years_is_refused(span: Any) -> None:
+    with pytest.raises(ValueError, match="applies_to"):
+        policy_from_mapping(mapping(applies_to=span))
+
+
+def test_a_file_from_before_schedules_with_first_and_last_year_still_loads() -> None:
+    data = mapping()
+    del data["applies_to"]
+
+    assert policy_from_mapping({**data, "first_year": 2020, "last_year": 2025}) == PINGDINGSHAN_2020
 
 
 def test_error_names_the_policy_source() -> None:

@@ -99,8 +99,8 @@ def home(request: Request) -> Response:
     who = _officer(request)
     if who is None:
         return render(request, "sign_in.html", None)
-    policy = _subsidy(request).policy
-    years = range(policy.last_year, policy.first_year - 1, -1)
+    schedule = _subsidy(request).schedule
+    years = range(schedule.last_year, schedule.first_year - 1, -1)
     return render(request, "home.html", who, years=years)
 
 
@@ -266,7 +266,7 @@ def beneficiary_screen(request: Request, year: int, beneficiary: str) -> Respons
         balances = _balances(request).balances(year, beneficiary=beneficiary)
     except DomainError as error:
         return _refused(request, who, error)
-    rules = subsidy.policy.categories
+    rules = subsidy.schedule.for_year(year).categories
     return render(
         request,
         "beneficiary.html",
