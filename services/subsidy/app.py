@@ -12,13 +12,14 @@ from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
 from services.common.web.api import build_api
-from services.subsidy.api import payout_routes
+from services.subsidy.api import payout_routes, simulation_routes
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
 from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
+from services.subsidy.simulations import Simulations
 from services.subsidy.store import EntryStore
 from services.subsidy.web import mount_page
 
@@ -36,6 +37,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
         app.state.subsidy = Subsidy(store, schedule, CachedHead(feed))
         app.state.balances = Balances(store, schedule)
+        app.state.simulations = Simulations(store.engine, schedule)
         log.info("finance API ready: applied position %d", store.head().position)
         try:
             yield
@@ -63,6 +65,7 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         },
     )
     app.include_router(payout_routes.router)
+    app.include_router(simulation_routes.router)
     mount_page(app, settings.registry_url, settings.session_secret.get_secret_value())
     return app
 

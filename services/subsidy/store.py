@@ -82,15 +82,25 @@ class EntryStore:
             # Entries of a type this version applies but an older one skipped: the store
             # lacks what they say, so it is rebuilt as if its version were another.
             learnt = set(conn.execute(select(t.skipped.c.type)).scalars()) & KNOWN_EVENTS
-            if version == t.PROJECTION_VERSION and not learnt:
+            # A store from before schedules has no digest: it was computed under the one
+            # policy file, which is the first version of the schedule.
+            stored = conn.execute(select(t.schedule.c.fingerprint)).scalar()
+            fingerprint = self.schedule.fingerprint()
+            other_schedule = stored is not None and stored != fingerprint
+            if stored != fingerprint:
+                conn.execute(delete(t.schedule))
+                conn.execute(t.schedule.insert().values(id=1, fingerprint=fingerprint))
+            if version == t.PROJECTION_VERSION and not learnt and not other_schedule:
                 return
             position = conn.execute(select(t.head.c.position)).scalar()
             if position:
                 log.warning(
                     "the subsidy store was written by projection version %s, not %d, or "
-                    "skipped entries this one applies (%s): rebuilding it from the registry feed",
+                    "under another policy schedule (%s), or skipped entries this one applies "
+                    "(%s): rebuilding it from the registry feed",
                     version,
                     t.PROJECTION_VERSION,
+                    "yes" if other_schedule else "no",
                     ", ".join(sorted(learnt)) or "none",
                 )
             _clear(conn)

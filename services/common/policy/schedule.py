@@ -3,6 +3,8 @@ the version in force for it, as OpenFisca takes a parameter's value by period. P
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
@@ -36,12 +38,13 @@ class PolicySchedule:
             if b.first_year <= a.last_year:
                 raise ValueError(
                     f"{before} ({a.first_year}–{a.last_year}) and {after} "
-                    f"({b.first_year}–{b.last_year}) both apply to {b.first_year}–"
-                    f"{min(a.last_year, b.last_year)}"
+                    f"({b.first_year}–{b.last_year}) both apply to "
+                    f"{_span(b.first_year, min(a.last_year, b.last_year))}"
                 )
             if b.first_year > a.last_year + 1:
                 raise ValueError(
-                    f"no policy file applies to {a.last_year + 1}–{b.first_year - 1}, between "
+                    f"no policy file applies to {_span(a.last_year + 1, b.first_year - 1)}, "
+                    "between "
                     f"{before} ({a.first_year}–{a.last_year}) and {after} "
                     f"({b.first_year}–{b.last_year})"
                 )
@@ -91,6 +94,28 @@ class PolicySchedule:
         """Every version, in year order, joined (a single policy's own version)."""
         return ", ".join(p.version for p in self.versions)
 
+    def fingerprint(self) -> str:
+        """A digest of every setting of every version: a store computed under another schedule
+        has other answers, and is rebuilt."""
+        settings = [
+            [
+                p.version,
+                p.first_year,
+                p.last_year,
+                p.city_prefix,
+                p.registration_window_years,
+                sorted(p.eligible_contract_types),
+                p.evidence_ceiling,
+                {c: [str(r.rate), r.cap_fen] for c, r in sorted(p.categories.items())},
+            ]
+            for p in self.versions
+        ]
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+
     def describe(self) -> str:
         """The versions with their years, as refusals name them: ``v1 (2020–2023), v2 (…)``."""
         return ", ".join(f"{p.version} ({p.first_year}–{p.last_year})" for p in self.versions)
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}–{last}"
