@@ -8,10 +8,8 @@ simulated on the real history equals what a finance service with the draft in fo
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +37,9 @@ from tests.support.policy_facts import (
     contract_events,
     numbered,
 )
+from tests.support.policy_versions import BUNDLED, FROM_2024, UNTIL_2023, version
+from tests.support.policy_versions import two_versions as policy_folder
 
-BUNDLED = (files("services.schemas") / "policy" / "pingdingshan-2020.toml").read_text("utf-8")
 BROKER = "B-0001"
 
 # A known-answer history, worked by hand below.
@@ -70,27 +69,6 @@ LOG = numbered(
 )
 
 
-def version(text: str, name: str, years: tuple[int, int], **rates: tuple[str, str]) -> str:
-    """The bundled file as another version: its name, its years, and (rate, cap) by category."""
-    text = text.replace('version = "pingdingshan-2020.1"', f'version = "{name}"')
-    text = text.replace("applies_to = [2020, 2025]", f"applies_to = [{years[0]}, {years[1]}]")
-    for category, (rate, cap) in rates.items():
-        rule = rf'(\[categories\.{category}\][^\n]*\nrate = )"[0-9.]+"\ncap = "[0-9.]+"'
-        text, changed = re.subn(rule, rf'\1"{rate}"\ncap = "{cap}"', text)
-        assert changed == 1
-    return text
-
-
-UNTIL_2023 = version(BUNDLED, "pingdingshan-2020.1", (2020, 2023))
-FROM_2024 = version(
-    BUNDLED,
-    "pingdingshan-2024.1",
-    (2024, 2025),
-    absorption=("0.15", "100000.00"),
-    output=("0.20", "400000.00"),
-    broker=("0.02", "200000.00"),
-)
-
 # By hand. 2023, under pingdingshan-2020.1 (10 %, 10 %, 1 %):
 #   absorption, the local firm: 600,000 × 10 % = 60,000.00;  broker: 600,000 × 1 % = 6,000.00.
 # 2024, under pingdingshan-2024.1 (15 % capped at 100,000; 20 % capped at 400,000; 2 %):
@@ -118,11 +96,7 @@ def amounts(answer: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str, boo
 
 @pytest.fixture
 def two_versions(tmp_path: Path) -> Path:
-    folder = tmp_path / "policy"
-    folder.mkdir()
-    (folder / "pingdingshan-2020.toml").write_text(UNTIL_2023, "utf-8")
-    (folder / "pingdingshan-2024.toml").write_text(FROM_2024, "utf-8")
-    return folder
+    return policy_folder(tmp_path / "policy")
 
 
 @pytest.fixture
