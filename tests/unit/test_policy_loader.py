@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from services.common.policy.loader import load_policy, policy_from_mapping
+from services.common.policy.loader import (
+    PolicyError,
+    load_policy,
+    policy_from_mapping,
+    policy_from_text,
+)
 from tests.support.policy_facts import PINGDINGSHAN_2020
 
 # The bundled policy as tomllib reads it, written out so each test can spoil one key.
@@ -163,3 +168,27 @@ def test_bad_cap_is_refused_naming_it(cap: str) -> None:
 def test_non_finite_rate_is_refused_naming_it(rate: str) -> None:
     with pytest.raises(ValueError, match=r"categories\.absorption\.rate"):
         policy_from_mapping(with_category("absorption", rate=rate))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("version", ""),
+        ("city_prefix", 4104),
+        ("city_prefix", "41A4"),
+        ("registration_window_years", "2"),
+        ("registration_window_years", 0),
+        ("eligible_contract_types", "development"),
+        ("applies_to", [2020]),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_is_refused_naming_it(setting: str, value: Any) -> None:
+    with pytest.raises(PolicyError) as refused:
+        policy_from_mapping(mapping(**{setting: value}))
+
+    assert refused.value.setting == setting
+
+
+def test_a_policy_text_that_is_not_toml_is_refused_naming_its_source() -> None:
+    with pytest.raises(ValueError, match=r"draft\.toml: not TOML"):
+        policy_from_text("rate = =", source="draft.toml")
