@@ -80,8 +80,11 @@ def facts_of_year(conn: Connection, year: int) -> Facts:
     every provincial funding; one read of each table, in the caller's snapshot."""
     position = reads.head(conn).position
     prefix = f"{year}-"
+    dated = f'"{prefix}'.encode()  # a record with no day of the year holds no payment in it
     contracts: dict[str, Contract] = {}
     for no, blob in conn.execute(select(t.contracts.c.registration_no, t.contracts.c.facts)):
+        if dated not in blob:
+            continue
         record = orjson.loads(blob)
         if any(
             day.startswith(prefix) and not withdrawn

@@ -100,9 +100,12 @@ def two_versions(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def stores(tmp_path: Path, two_versions: Path) -> Iterator[tuple[EntryStore, EntryStore]]:
-    """The same log in two stores: under the bundled policy alone, and under two versions."""
-    one = EntryStore(f"sqlite:///{tmp_path / 'one.db'}", load_schedule())
+def stores(
+    database_url: str, tmp_path: Path, two_versions: Path
+) -> Iterator[tuple[EntryStore, EntryStore]]:
+    """The same log in two stores: under the bundled policy alone (a SQLite file, or a
+    PostgreSQL database), and under two versions."""
+    one = EntryStore(database_url, load_schedule())
     two = EntryStore(
         f"sqlite:///{tmp_path / 'two.db'}", PolicySettings(policy_dir=two_versions).schedule()
     )
@@ -307,7 +310,7 @@ def test_the_bureau_and_finance_simulate_over_http_and_bad_drafts_are_refused_na
     from tests.support.finance import finance_client
 
     in_force = stores[0]
-    url = str(in_force.engine.url)
+    url = in_force.engine.url.render_as_string(hide_password=False)
     expected = Simulations(in_force.engine, in_force.schedule).simulate(2024, FROM_2024)
     bad_rate = FROM_2024.replace('rate = "0.15"', 'rate = "fifteen"')
 
@@ -341,3 +344,28 @@ def test_the_bureau_and_finance_simulate_over_http_and_bad_drafts_are_refused_na
     assert Subsidy(in_force, in_force.schedule).entitlements(2024)["policy_version"] == (
         "pingdingshan-2020.1"
     )
+
+
+def test_tcr_subsidy_simulate_prints_the_same_as_a_table(
+    stores: tuple[EntryStore, EntryStore], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    in_force = stores[0]
+    url = in_force.engine.url.render_as_string(hide_password=False)
+    expected = Simulations(in_force.engine, in_force.schedule).simulate(2024, FROM_2024)
+    draft, bad = tmp_path / "draft.toml", tmp_path / "bad.toml"
+    draft.write_text(FROM_2024, "utf-8")
+    bad.write_text(FROM_2024.replace("applies_to = [2024, 2025]", "applies_to = 2024"), "utf-8")
+    command = ["subsidy", "simulate", "--year", "2024", "--database-url", url, "--policy"]
+
+    assert main([*command, str(draft), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert main([*command, str(draft)]) == 0
+    printed = capsys.readouterr().out
+    assert "in force pingdingshan-2020.1, draft pingdingshan-2024.1" in printed
+    for change in expected["largest_changes"]:
+        row = f"{change['current']:>14}{change['draft']:>14}{change['change']:>14}"
+        assert f"{change['beneficiary']:<22}{change['category']:<14}{row}" in printed
+    assert main([*command, str(bad)]) == 1
+    assert "policy.applies_to: applies_to must be" in capsys.readouterr().err
