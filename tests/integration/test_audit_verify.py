@@ -36,6 +36,7 @@ from services.audit.verify import Verdict, verify_log
 from services.cli import main
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import leaf_hash, root
+from services.common.policy.loader import policy_dir, policy_texts
 from services.common.signing import load_or_create_key, public_key_pem, sign_checkpoint
 from services.registry.app import create_app
 from services.registry.application import Registry
@@ -225,6 +226,10 @@ def checkpoint_all(
     assert [c["tree_size"] for c in get("/v1/checkpoints").json()] == CHECKPOINTS
 
 
+def bundled_policy() -> dict[str, str]:
+    return policy_texts(policy_dir())
+
+
 @dataclass
 class History:
     served: Served
@@ -243,7 +248,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
             checkpoint_all(client.get, client.post, served.tokens.header("bureau"))
         source = RegistrySource(served.url, served.tokens.auditor, page_size=5)  # 3 pages
         try:
-            manifest = export_bundle(source, folder / "bundle")
+            # As tcr audit export writes it: with the policy files in force (the bundled ones).
+            manifest = export_bundle(source, folder / "bundle", policy_files=bundled_policy())
         finally:
             source.close()
         assert (manifest["events"], manifest["last_position"]) == (SIZE, SIZE)
@@ -376,7 +382,12 @@ def test_tcr_audit_export_writes_the_same_bundle(
     assert (
         f"exported {SIZE} events (to position {SIZE}) and 4 checkpoints" in capsys.readouterr().out
     )
-    for name in ("events.jsonl", "checkpoints.json", "public-key.pem"):
+    for name in (
+        "events.jsonl",
+        "checkpoints.json",
+        "public-key.pem",
+        "policy/pingdingshan-2020.toml",
+    ):
         assert (out / name).read_bytes() == (history.bundle / name).read_bytes(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "tcr-bundle/1"
@@ -423,6 +434,7 @@ def test_tcr_audit_export_carries_the_policy_schedule_hashed_into_the_manifest(
 def test_a_policy_file_changed_after_the_export_fails_verification_naming_it(
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
 ) -> None:
+    shutil.rmtree(bundle / "policy")
     carried = two_versions(bundle / "policy")
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["policy"] = {
@@ -450,8 +462,9 @@ def test_a_bundle_exported_before_schedules_is_replayed_under_the_policy_here_wi
     bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest.pop("policy", None)
+    manifest.pop("policy")
     (bundle / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(bundle / "policy")
     replayed = tmp_path / "replay.json"
 
     assert main(["audit", "replay", str(bundle), "--out", str(replayed)]) == 0
