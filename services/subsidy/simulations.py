@@ -7,6 +7,7 @@ and neither the policy in force nor the materialised entitlements are touched.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.common.errors import Invalid
 from services.common.money import format_fen
-from services.common.policy.loader import PolicyError, policy_from_text
+from services.common.policy.loader import PolicyError, policy_from_mapping
 from services.common.policy.model import Broker, Contract, Facts, Policy
 from services.common.policy.present import yuan
 from services.common.policy.schedule import PolicySchedule
@@ -56,15 +57,19 @@ def parse_draft(text: str, year: int) -> Policy:
             f"草案不得超过 {MAX_DRAFT_CHARS:,} 个字符",
         )
     try:
-        draft = policy_from_text(text, source="draft")
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise Invalid(
+            "policy", f"the draft policy file is not TOML: {exc}", "政策草案不是有效的 TOML 文本"
+        ) from None
+    try:
+        draft = policy_from_mapping(data, source="draft")
     except PolicyError as exc:
         raise Invalid(
             f"policy.{exc.setting}",
-            f"{exc.setting} {exc.rule}",
+            f"the draft policy file breaks a rule: {exc.setting} {exc.rule}",
             f"政策草案的设置 {exc.setting} 不符合规则：{exc.rule}",
         ) from None
-    except ValueError as exc:  # not TOML at all
-        raise Invalid("policy", str(exc), "政策草案不是有效的 TOML 文本") from None
     if not draft.in_force(year):
         raise Invalid(
             "year",

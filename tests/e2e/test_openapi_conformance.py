@@ -64,6 +64,8 @@ RULES_NO_SCHEMA_STATES = (
     "a turnover year of the policy in force",  # a payout's year
     "must not be beyond the log's head",  # a payout's basis_position
     "one line per beneficiary and category",
+    "the draft policy file",  # a simulation's draft: TOML, and the policy file's rules
+    "outside the draft's applies_to",
 )
 
 

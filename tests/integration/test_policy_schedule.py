@@ -368,4 +368,6 @@ def test_tcr_subsidy_simulate_prints_the_same_as_a_table(
         row = f"{change['current']:>14}{change['draft']:>14}{change['change']:>14}"
         assert f"{change['beneficiary']:<22}{change['category']:<14}{row}" in printed
     assert main([*command, str(bad)]) == 1
-    assert "policy.applies_to: applies_to must be" in capsys.readouterr().err
+    assert "policy.applies_to: the draft policy file breaks a rule: applies_to must be" in (
+        capsys.readouterr().err
+    )
