@@ -72,7 +72,7 @@ def audit_report(
         figures=one_pass.sums.figures(),
         findings=findings,
         position=one_pass.position,
-        policy_version=schedule.version,
+        policy_version=schedule.describe(),  # each version with the years it applies to
         generated_at=datetime.now(UTC),
         source=described_as,
     )
