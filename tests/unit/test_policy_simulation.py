@@ -6,8 +6,9 @@ import dataclasses
 from datetime import date
 from fractions import Fraction
 
+from services.common.policy.engine import entitlements
 from services.common.policy.model import CategoryRule
-from services.common.policy.simulation import LARGEST, simulate
+from services.common.policy.simulation import LARGEST, simulate, totals
 from tests.support.policy_facts import (
     LOCAL_FIRM,
     LOCAL_UNIVERSITY,
@@ -96,3 +97,19 @@ def test_only_the_largest_changes_are_listed_largest_first() -> None:
     changes = [c.change_fen for c in s.largest]
     assert changes == sorted(changes, reverse=True)
     assert s.largest[0].beneficiary == buyers[-1].credit_code
+
+
+def test_a_draft_of_rates_alone_gives_what_the_engine_gives_under_it_as_does_one_of_rules() -> None:
+    other_city = dataclasses.replace(DRAFT, city_prefix="4101")
+    world = facts(BOUGHT, SOLD, PAID_IN_2023)
+
+    for draft in (DRAFT, other_city):
+        s = simulate(world, 2024, PINGDINGSHAN_2020, draft)
+        engine = entitlements(world, 2024, draft)
+        assert s.draft == totals(engine)
+        entitled = {(e.category, e.beneficiary): e.entitlement_fen for e in engine}
+        for c in s.largest:
+            assert c.draft_fen == entitled.get((c.category, c.beneficiary), 0)
+    assert (
+        simulate(world, 2024, PINGDINGSHAN_2020, other_city).draft["absorption"].beneficiaries == 0
+    )

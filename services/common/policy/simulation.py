@@ -3,10 +3,10 @@ turnover year): the engine run twice, and what changes between the two answers. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from services.common.policy.engine import entitlements
+from services.common.policy.engine import amounts, entitlements
 from services.common.policy.model import CATEGORIES, Category, Entitlement, Facts, Policy
 
 LARGEST = 20  # the changes a simulation lists, largest first
@@ -65,7 +65,11 @@ def simulate(facts: Facts, year: int, current: Policy | None, draft: Policy) -> 
         position=facts.position,
     )  # only money paid in the year changes its evidenced turnover (engine.evidence_years)
     now = entitlements(relevant, year, current) if current is not None else []
-    then = entitlements(relevant, year, draft)
+    then = (
+        [rerated(e, draft) for e in now]
+        if current is not None and same_claims(current, draft) and draft.in_force(year)
+        else entitlements(relevant, year, draft)
+    )
     before = {(e.category, e.beneficiary): e for e in now}
     after = {(e.category, e.beneficiary): e for e in then}
     changes = []
@@ -93,6 +97,24 @@ def simulate(facts: Facts, year: int, current: Policy | None, draft: Policy) -> 
         changed=len(changes),
         largest=tuple(changes[:LARGEST]),
     )
+
+
+def same_claims(a: Policy, b: Policy) -> bool:
+    """Whether two policies make the same claims (which contracts count for whom, with what
+    turnover): all they differ in then is rates and caps."""
+    return (
+        a.city_prefix == b.city_prefix
+        and a.registration_window_years == b.registration_window_years
+        and a.eligible_contract_types == b.eligible_contract_types
+        and a.evidence_ceiling == b.evidence_ceiling
+    )
+
+
+def rerated(e: Entitlement, policy: Policy) -> Entitlement:
+    """An entitlement with the same claims under another rate and cap (half a simulation's
+    engine time, for a draft of rates and caps alone)."""
+    gross, entitled = amounts(e.turnover, e.category, policy)
+    return replace(e, gross_fen=gross, entitlement_fen=entitled)
 
 
 def totals(found: list[Entitlement]) -> dict[Category, Total]:
