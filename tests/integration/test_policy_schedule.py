@@ -241,6 +241,25 @@ def test_a_store_computed_under_another_schedule_is_rebuilt(
         reopened.close()
 
 
+def test_a_store_from_before_schedules_is_kept_under_the_bundled_one(tmp_path: Path) -> None:
+    from sqlalchemy import delete
+
+    from services.subsidy import tables
+
+    url = f"sqlite:///{tmp_path / 'subsidy.db'}"
+    store = EntryStore(url, load_schedule())
+    store.add(LOG)
+    with store.engine.begin() as conn:
+        conn.execute(delete(tables.schedule))  # as a store written before schedules
+    store.close()
+
+    reopened = EntryStore(url, load_schedule())
+    try:
+        assert reopened.head().position == len(LOG)
+    finally:
+        reopened.close()
+
+
 # -- simulation -----------------------------------------------------------------------------------
 
 
