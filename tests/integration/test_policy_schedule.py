@@ -390,3 +390,54 @@ def test_tcr_subsidy_simulate_prints_the_same_as_a_table(
     assert "policy.applies_to: the draft policy file breaks a rule: applies_to must be" in (
         capsys.readouterr().err
     )
+
+
+def test_tcr_subsidy_simulate_asks_a_running_finance_service(
+    tmp_path: Path, tokens: Tokens, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from services.cli import main
+    from tests.support.broker import free_port
+
+    url = f"sqlite:///{tmp_path / 'subsidy.db'}"
+    store = EntryStore(url, load_schedule())
+    store.add(LOG)
+    expected = Simulations(store.engine, store.schedule).simulate(2024, FROM_2024)
+    store.close()
+    draft = tmp_path / "draft.toml"
+    draft.write_text(FROM_2024, "utf-8")
+    port = free_port()
+    env = {**os.environ, "TCR_SUBSIDY_DATABASE_URL": url, "TCR_TOKENS_FILE": str(tokens.path)}
+    argv = [str(Path(sys.executable).with_name("tcr")), "subsidy", "serve", "--port", str(port)]
+    log = tmp_path / "finance.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=out, stderr=out)
+    finance = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{finance}/v1/health", headers=tokens.header("finance"))
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.1)
+        command = ["subsidy", "simulate", "--policy", str(draft), "--year", "2024"]
+        command += ["--finance", finance, "--token", tokens.bureau, "--json"]
+        code = main(command)
+        printed = capsys.readouterr().out
+        refused = main([*command[:5], "2023", *command[6:]])
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+    assert code == 0, log.read_text()
+    assert json.loads(printed) == expected
+    assert refused == 1
+    assert "year: 2023 is outside the draft's applies_to" in capsys.readouterr().err
