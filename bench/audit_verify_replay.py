@@ -435,9 +435,9 @@ def run_phase(phase: str, folder: Path, trace: bool) -> dict[str, Any]:
     from services.audit.sources import BundleSource
     from services.audit.verify import verify_log
     from services.common.policy.facts import FactsBuilder
-    from services.common.policy.loader import load_policy
+    from services.common.policy.loader import load_schedule
 
-    policy = load_policy()
+    schedule = load_schedule()
     source = BundleSource(folder)
     start_rss = maxrss_mib()
     if trace:
@@ -478,7 +478,7 @@ def run_phase(phase: str, folder: Path, trace: bool) -> dict[str, Any]:
                 raise SystemExit(f"the synthetic bundle does not verify: {verdict.as_json()}")
         facts_done = time.perf_counter()
         facts = builder.facts()
-        answer = replay(facts, policy)
+        answer = replay(facts, schedule)
         result |= {
             "events": counted[0],
             "facts_seconds": facts_done - started,

@@ -29,7 +29,7 @@ import orjson
 import pipeline_support as ps
 from finance_exports import generate, store_history
 
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.subsidy.application import Subsidy
 from services.subsidy.store import EntryStore
 
@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                 generate(args.events, work), f"sqlite:///{work / 'registry.db'}",
                 f"sqlite:///{store_path}",
             )  # fmt: skip
-        store = EntryStore(f"sqlite:///{store_path}", load_policy())
+        store = EntryStore(f"sqlite:///{store_path}", load_schedule())
         try:
-            subsidy = Subsidy(store, store.policy)
+            subsidy = Subsidy(store, store.schedule)
             history.setdefault("events", store.head().position)
             figures = {
                 "with_claims": measure(subsidy, args.year, args.limit, True, args.runs),

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import pipeline_support as ps
 
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.demo.load import FINANCE_OPS
 from services.registry.api.batch import batch_args
 from services.registry.application import Registry
@@ -62,7 +62,7 @@ def store_history(history: Path, registry_url: str, store_url: str) -> dict[str,
     commands = [orjson.loads(line) for line in history.read_bytes().splitlines() if line.strip()]
     registry = Registry(registry_url)
     registry.start()
-    store = EntryStore(store_url, load_policy())
+    store = EntryStore(store_url, load_schedule())
     try:
         t = time.perf_counter()
         for principal, batch in _batches(commands):
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             f"sqlite:///{work / 'registry.db'}",
             f"sqlite:///{work / 'subsidy.db'}",
         )
-        store = EntryStore(f"sqlite:///{work / 'subsidy.db'}", load_policy())
+        store = EntryStore(f"sqlite:///{work / 'subsidy.db'}", load_schedule())
         try:
-            subsidy = Subsidy(store, store.policy)
+            subsidy = Subsidy(store, store.schedule)
             rows = sum(1 for _ in subsidy.export(args.year).rows)
             claims = sum(len(r.claims) for r in subsidy.export(args.year).rows)
             year = args.year

@@ -13,6 +13,7 @@ from services.common.logs import configure_logging
 from services.common.runtime import run_until_signalled
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 from services.demo.cli import add_demo_commands
+from services.subsidy.simulate_cli import add_simulate_command
 
 if TYPE_CHECKING:  # imported where used: `tcr --help` stays quick
     from services.registry.settings import RegistrySettings
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     sserve.set_defaults(func=_subsidy_serve)
+    add_simulate_command(sub)
 
     stack = services.add_parser(
         "stack",

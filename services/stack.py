@@ -343,10 +343,10 @@ def _write_demo_report(config: StackSettings, registry: str, token: str) -> None
     from services.audit.report import REPORT_HTML, audit_report, write_report
     from services.audit.sources import RegistrySource
 
-    policy = config.policy()
+    schedule = config.schedule()
     source = RegistrySource(registry, token)
     try:
-        report = audit_report(source, policy.last_year, policy, described_as=registry)
+        report = audit_report(source, schedule.last_year, schedule, described_as=registry)
     finally:
         source.close()
     paths = write_report(report, config.var / "report")

@@ -76,7 +76,13 @@ class FindingsPage(BaseModel):
 class ReplayPublic(BaseModel):
     """重算 Every year's entitlements recomputed from the log alone."""
 
-    policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
+    policy_version: str = about(
+        "政策版本 Every policy version in force, in year order", "pingdingshan-2020.1"
+    )
+    policy_versions: dict[str, str] = about(
+        "各年度政策版本 The policy version each turnover year is computed under",
+        {"2024": "pingdingshan-2020.1"},
+    )
     position: int = about("日志位置 Last position replayed", 120)
     years: dict[str, list[dict[str, Any]]] = about(
         "年度补贴 Entitlements by turnover year", {"2024": []}
@@ -87,6 +93,9 @@ class CompareYearPublic(BaseModel):
     """年度比对 One year's comparison."""
 
     year: int = about("年度 Turnover year", 2024)
+    policy_version: str = about(
+        "政策版本 The policy version the year is recomputed under", "pingdingshan-2020.1"
+    )
     position: int = about("日志位置 Position compared at", 120)
     as_of_position: bool = Field(
         description="按位置 True: the subsidy service's materialised version as of this past "

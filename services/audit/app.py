@@ -30,7 +30,7 @@ def create_app(
             transport=subsidy_transport,
         )
 
-    policy = settings.policy()
+    schedule = settings.schedule()
     app = build_api(
         title="Technology contract audit",
         description=(
@@ -43,10 +43,10 @@ def create_app(
         router=router,
         tokens_file=settings.tokens_file,
         # An evaluation year before the policy's first has nothing to evaluate (a 422).
-        parameters={"year": {"minimum": policy.first_year, "examples": [policy.last_year]}},
+        parameters={"year": {"minimum": schedule.first_year, "examples": [schedule.last_year]}},
     )
     app.state.audit = LiveAudit(
-        Audit(policy, Trust(checkpoint_every=settings.checkpoint_every)),
+        Audit(schedule, Trust(checkpoint_every=settings.checkpoint_every)),
         lambda: RegistrySource(settings.registry_url, registry_token),
         open_subsidy,
         settings.registry_url,

@@ -15,7 +15,8 @@ from services.audit.sources import LogSource
 from services.audit.verify import Trust, Verdict, verify_source
 from services.common.errors import Invalid
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.model import Policy
+from services.common.policy.loader import schedule_from_texts
+from services.common.policy.schedule import PolicySchedule
 
 Progress = Callable[[int], None]
 Served = Callable[[int, int | None], dict[str, Any]]
@@ -42,9 +43,20 @@ def refusal(action: str, verdict: Verdict) -> str:
 class Audit:
     """The auditor's questions, each answered by reading the whole history afresh."""
 
-    def __init__(self, policy: Policy, trust: Trust | None = None) -> None:
-        self.policy = policy
+    def __init__(self, schedule: PolicySchedule, trust: Trust | None = None) -> None:
+        self.schedule = schedule
         self.trust = trust or Trust()
+
+    def schedule_for(self, source: LogSource) -> PolicySchedule:
+        """The schedule a history is computed under: the one its bundle carries (hashed into
+        its manifest, so verified with it), else this audit's own."""
+        files = source.policy_files()
+        if not files:
+            return self.schedule
+        try:
+            return schedule_from_texts(files)
+        except ValueError as exc:
+            raise Invalid("policy", f"the history's policy files: {exc}") from None
 
     def verify(
         self,
@@ -85,7 +97,7 @@ class Audit:
                 fold(envelope)
         if unreadable:
             raise unreadable[0]  # a log that verifies yet cannot be read: the facts' fault
-        return replay(builder.facts(), self.policy)
+        return replay(builder.facts(), self.schedule_for(source))
 
     def compare(
         self,
@@ -100,7 +112,7 @@ class Audit:
         as of three past positions. Raises :class:`~services.audit.findings.StaleHistory`."""
         if verify:
             self._refuse_unverified("compare", self.verify(source, progress), seen)
-        return subsidy_differences(source.envelopes, served, self.policy)
+        return subsidy_differences(source.envelopes, served, self.schedule_for(source))
 
     def report(
         self,
@@ -115,7 +127,12 @@ class Audit:
         ``refuse_unverified`` False it is made all the same, under its verdict."""
         try:
             report = audit_report(
-                source, year, self.policy, self.trust, described_as=described_as, progress=progress
+                source,
+                year,
+                self.schedule_for(source),
+                self.trust,
+                described_as=described_as,
+                progress=progress,
             )
         except ValueError as exc:
             raise Invalid("year", str(exc)) from None

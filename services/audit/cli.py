@@ -173,15 +173,19 @@ def _bar(desc: str, total: int | None = None) -> tqdm[Any]:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from services.common.settings import PolicySettings
+
+    policy_files = PolicySettings().policy_files()  # the schedule the history is computed under
     source = RegistrySource(args.registry, required_token(args, "tcr audit export"))
     try:
         with _bar("export", total=source.head()) as bar:
-            manifest = export_bundle(source, args.out, bar.update)
+            manifest = export_bundle(source, args.out, bar.update, policy_files)
     finally:
         source.close()
     print(
         f"exported {manifest['events']:,} events (to position {manifest['last_position']}) and "
-        f"{manifest['checkpoints']} checkpoints to {args.out}"
+        f"{manifest['checkpoints']} checkpoints, and {len(policy_files)} policy files, to "
+        f"{args.out}"
     )
     return 0
 
@@ -194,6 +198,22 @@ def _open_source(args: argparse.Namespace, stack: ExitStack) -> LogSource:
     if args.bundle is None:
         raise SystemExit("tcr audit: give a bundle folder or --registry URL")
     return BundleSource(args.bundle)
+
+
+def _bundle(folder: Path) -> BundleSource:
+    return _note_policy(BundleSource(folder))
+
+
+def _note_policy(source: BundleSource) -> BundleSource:
+    """A bundle exported before policy schedules is computed under the policy in force here,
+    and says so."""
+    if source.policy_files() is None:
+        print(
+            f"note: {source.folder} carries no policy files (exported before policy schedules): "
+            "computed under the policy in force here ($TCR_POLICY_DIR, default the bundled one)",
+            file=sys.stderr,
+        )
+    return source
 
 
 def _audit(args: argparse.Namespace) -> Audit:
@@ -211,7 +231,7 @@ def _audit(args: argparse.Namespace) -> Audit:
         public_key_pem=args.public_key.read_text("utf-8") if args.public_key else None,
         checkpoint_every=args.checkpoint_every or settings.checkpoint_every,
     )
-    return Audit(settings.policy(), trust)
+    return Audit(settings.schedule(), trust)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -252,7 +272,7 @@ def _replay(args: argparse.Namespace) -> int:
     with _bar("verify and replay") as bar:
         try:
             result = _audit(args).replay(
-                BundleSource(args.bundle),
+                _bundle(args.bundle),
                 args.until,
                 args.as_of,
                 verify=not args.no_verify,
@@ -290,7 +310,7 @@ def _compare(args: argparse.Namespace) -> int:
     ):
         try:
             result = _audit(args).compare(
-                BundleSource(args.bundle),
+                _bundle(args.bundle),
                 lambda year, position: served_entitlements(client, year, position),
                 verify=not args.no_verify,
                 progress=bar.update,
@@ -323,6 +343,8 @@ def _report(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         source = _open_source(args, stack)
+        if isinstance(source, BundleSource):
+            _note_policy(source)
         with _bar("report") as bar:
             try:
                 # Verified in the same pass that computes the figures; refused before writing.

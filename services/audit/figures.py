@@ -38,8 +38,8 @@ from services.common.policy.model import (
     Entitlement,
     Grant,
     Institution,
-    Policy,
 )
+from services.common.policy.schedule import PolicySchedule
 
 FEN_PER_YUAN = 100
 
@@ -74,15 +74,15 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-def report_years(policy: Policy, year: int) -> list[int]:
+def report_years(schedule: PolicySchedule, year: int) -> list[int]:
     """The years the report covers: those in force, up to the evaluation year."""
-    last = min(year, policy.last_year)
-    if last < policy.first_year:
+    last = min(year, schedule.last_year)
+    if last < schedule.first_year:
         raise ValueError(
-            f"{year} is before the plan's first year in force ({policy.first_year}): "
+            f"{year} is before the plan's first year in force ({schedule.first_year}): "
             "there is nothing to evaluate"
         )
-    return list(range(policy.first_year, last + 1))
+    return list(range(schedule.first_year, last + 1))
 
 
 def ratio(numerator: int | Fraction, denominator: int) -> str | None:
@@ -259,9 +259,9 @@ class FigureSums:
     """The figures' running sums: fed each contract (as the whole log leaves it), each
     entitlement of a year covered and each broker's filing day, in any order."""
 
-    def __init__(self, policy: Policy, year: int) -> None:
-        self.policy = policy
-        self.years = report_years(policy, year)
+    def __init__(self, schedule: PolicySchedule, year: int) -> None:
+        self.schedule = schedule
+        self.years = report_years(schedule, year)
         self._covered = set(self.years)
         self._turnover: dict[int, _Tally] = defaultdict(_Tally)
         self._cancelled: dict[int, _Tally] = defaultdict(_Tally)
@@ -285,11 +285,12 @@ class FigureSums:
             self._cancelled[registered].add(amount)
             return
         self._turnover[registered].add(amount)
+        policy = self.schedule.for_year(registered)  # whose city the year's contracts count in
         for role, party in (("seller", contract.seller), ("buyer", contract.buyer)):
-            if self.policy.is_local(party):
+            if policy.is_local(party):
                 self._region_codes.add(party.region_code)
                 self._regions[(party.region_code, registered, role)].add(amount)
-        if contract.seller.kind in OUTPUT_KINDS and self.policy.is_local(contract.buyer):
+        if contract.seller.kind in OUTPUT_KINDS and policy.is_local(contract.buyer):
             self._achievements[registered].add(amount)
 
     def add_entitlement(self, entitlement: Entitlement) -> None:

@@ -41,6 +41,7 @@ import orjson
 from services.common.money import format_fen
 from services.common.policy.engine import entitlements, evidence_ceiling, evidenced_until
 from services.common.policy.model import Broker, Contract, Facts, Policy
+from services.common.policy.schedule import PolicySchedule
 from services.common.schemas import event_date_fields
 
 LATE_AFTER_DAYS = 90
@@ -240,7 +241,7 @@ class LogWatch:
 
 
 def fed_years(
-    contract: Contract, facts: Facts, policy: Policy, paid_years: Iterable[int]
+    contract: Contract, facts: Facts, schedule: PolicySchedule, paid_years: Iterable[int]
 ) -> list[int]:
     """The turnover years among ``paid_years`` (those with a payout recorded before the
     cancellation) that ``contract`` fed.
@@ -257,11 +258,11 @@ def fed_years(
         position=facts.position,
     )
     years = []
-    for year in sorted(paid_years):
+    for year in sorted(y for y in paid_years if schedule.in_force(y)):
         if any(
             e.entitlement_fen > 0
             and any(s.registration_no == contract.registration_no for s in e.contracts)
-            for e in entitlements(alive, year, policy)
+            for e in entitlements(alive, year, schedule.for_year(year))
         ):
             years.append(year)
     return years
@@ -271,7 +272,7 @@ def contract_findings(
     contract: Contract,
     facts: Facts,
     watch: LogWatch,
-    policy: Policy,
+    schedule: PolicySchedule,
     report_end: date,
     first_payouts: Mapping[int, int],
 ) -> list[Finding]:
@@ -283,9 +284,9 @@ def contract_findings(
         return []
     found: list[Finding] = []
     if contract.cancelled:
-        found += _cancellation(contract, facts, watch, policy, first_payouts)
+        found += _cancellation(contract, facts, watch, schedule, first_payouts)
     else:
-        found += _evidence(contract, report_end, policy)
+        found += _evidence(contract, report_end, schedule.at(report_end.year))
         if contract.related_party:
             found.append(
                 Finding(
@@ -366,7 +367,7 @@ def _cancellation(
     contract: Contract,
     facts: Facts,
     watch: LogWatch,
-    policy: Policy,
+    schedule: PolicySchedule,
     first_payouts: Mapping[int, int],
 ) -> list[Finding]:
     noted = watch.cancelled.get(contract.registration_no)
@@ -374,7 +375,7 @@ def _cancellation(
         return []
     day, position = noted
     paid = [year for year, first in first_payouts.items() if first < position]
-    years = fed_years(contract, facts, policy, paid)
+    years = fed_years(contract, facts, schedule, paid)
     if not years:
         return []
     listed = ", ".join(str(y) for y in years)

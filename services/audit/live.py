@@ -134,7 +134,7 @@ class LiveAudit:
             source.close()
         return {
             "status": "ok",
-            "policy_version": self._audit.policy.version,
+            "policy_version": self._audit.schedule.version,
             "registry_url": self._registry_url,
             "registry_head": head,
         }

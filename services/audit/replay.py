@@ -9,8 +9,9 @@ from typing import Any
 from services.common.envelope import format_instant
 from services.common.policy.engine import all_entitlements
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.model import Facts, Policy
+from services.common.policy.model import Facts
 from services.common.policy.present import ENTITLEMENT_FIELDS, entitlement_json
+from services.common.policy.schedule import PolicySchedule
 
 
 class Cut:
@@ -42,14 +43,18 @@ def facts_at(envelopes: Iterable[dict[str, Any]], positions: Iterable[int]) -> d
     return found
 
 
-def replay(facts: Facts, policy: Policy) -> dict[str, Any]:
-    """Every year in force's entitlements, recomputed from the facts."""
+def replay(facts: Facts, schedule: PolicySchedule) -> dict[str, Any]:
+    """Every year in force's entitlements, recomputed from the facts, each year under its own
+    policy version."""
     return {
-        "policy_version": policy.version,
+        "policy_version": schedule.version,
+        "policy_versions": schedule.versions_by_year(),
         "position": facts.position,
         "years": {
-            str(year): [entitlement_json(e) for e in all_entitlements(facts, year, policy)]
-            for year in range(policy.first_year, policy.last_year + 1)
+            str(year): [
+                entitlement_json(e) for e in all_entitlements(facts, year, schedule.for_year(year))
+            ]
+            for year in schedule.years
         },
     }
 
@@ -90,7 +95,7 @@ class StaleHistory(Exception):
 def subsidy_differences(
     envelopes: Callable[[], Iterable[dict[str, Any]]],
     served: Callable[[int, int | None], dict[str, Any]],
-    policy: Policy,
+    schedule: PolicySchedule,
 ) -> dict[str, Any]:
     """Every year in force: the recomputation against what the subsidy service serves now, and
     against its materialised versions at three past positions (a quarter, half and three
@@ -101,14 +106,10 @@ def subsidy_differences(
     now), each entitlement with its contracts counted and left out; the history
     is replayed to the positions it answers at, so both speak of the same log.
     """
-    first = policy.first_year
+    first = schedule.first_year
     head = int(served(first, None)["position"])
     past = sorted({head * q // 4 for q in (1, 2, 3)} - {0})
-    answers = {
-        (year, at): served(year, at)
-        for year in range(first, policy.last_year + 1)
-        for at in (None, *past)
-    }
+    answers = {(year, at): served(year, at) for year in schedule.years for at in (None, *past)}
     positions = {int(answer["position"]) for answer in answers.values()}
     replayed = facts_at(envelopes(), positions)
     years: list[dict[str, Any]] = []
@@ -121,6 +122,7 @@ def subsidy_differences(
                 f"the history ends at position {facts.position} but the subsidy service "
                 f"answers at {position}"
             )
+        policy = schedule.for_year(year)
         ours = [entitlement_json(e) for e in all_entitlements(facts, year, policy)]
         diffs = [
             {**d, "position": position} for d in differences(ours, answer["entitlements"], year)
@@ -129,10 +131,11 @@ def subsidy_differences(
         years.append(
             {
                 "year": year,
+                "policy_version": policy.version,
                 "position": position,
                 "as_of_position": at is not None,
                 "entitlements": len(ours),
                 "differences": len(diffs),
             }
         )
-    return {"policy_version": policy.version, "years": years, "differences": found}
+    return {"policy_version": schedule.version, "years": years, "differences": found}

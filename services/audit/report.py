@@ -42,7 +42,8 @@ from services.common.policy.engine import (
     one_time_entitlements,
 )
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.model import Contract, Policy
+from services.common.policy.model import Contract
+from services.common.policy.schedule import PolicySchedule
 from services.common.spreadsheet import safe_cell
 
 REPORT_HTML = "report.html"
@@ -55,7 +56,7 @@ MAX_UNREADABLE = 100  # a log this damaged has said enough
 def audit_report(
     source: LogSource,
     year: int,
-    policy: Policy,
+    schedule: PolicySchedule,
     trust: Trust | None = None,
     *,
     described_as: str = "",
@@ -64,7 +65,7 @@ def audit_report(
     """Verify the history and compute the evaluation figures and findings for ``year``, in one
     pass over the log; a history that does not verify is reported all the same, under its
     verdict (refusing it is the caller's choice)."""
-    one_pass = _Pass(policy, year)  # refuses a year with nothing in force before reading the log
+    one_pass = _Pass(schedule, year)  # refuses a year with nothing in force before reading the log
     try:
         verdict = verify_source(source, trust or Trust(), progress, one_pass.take)
         findings = one_pass.finish(verdict)
@@ -76,7 +77,7 @@ def audit_report(
         figures=one_pass.sums.figures(),
         findings=findings,
         position=one_pass.position,
-        policy_version=policy.version,
+        policy_version=schedule.describe(),  # each version with the years it applies to
         generated_at=datetime.now(UTC),
         source=described_as,
     )
@@ -88,9 +89,9 @@ class _Pass:
     Then each contract is folded alone, its figures added to the running sums, its findings
     written, its claims spilled; then each beneficiary's entitlement is summed from them."""
 
-    def __init__(self, policy: Policy, year: int) -> None:
-        self.policy = policy
-        self.sums = FigureSums(policy, year)
+    def __init__(self, schedule: PolicySchedule, year: int) -> None:
+        self.schedule = schedule
+        self.sums = FigureSums(schedule, year)
         self.covered = set(self.sums.years)
         self.report_end = date(year, 12, 31)
         self.scratch = Scratch()
@@ -129,22 +130,34 @@ class _Pass:
             for year in sorted(evidence_years(contract) & self.covered):
                 self.scratch.add_claims(
                     year,
-                    contract_claims(contract, year, others.brokers, others.funded, self.policy),
+                    contract_claims(
+                        contract,
+                        year,
+                        others.brokers,
+                        others.funded,
+                        self.schedule.for_year(year),
+                    ),
                 )
             found.extend(
                 contract_findings(
-                    contract, others, watch, self.policy, self.report_end, self.watch.first_payouts
+                    contract,
+                    others,
+                    watch,
+                    self.schedule,
+                    self.report_end,
+                    self.watch.first_payouts,
                 )
             )
         found.extend(broker_findings(others.brokers, self.watch, self.report_end))
         entitled: dict[tuple[int, str, str], int] = {}
         for (year, category, beneficiary), listed in self.scratch.beneficiaries():
-            entitlement = entitlement_of(category, beneficiary, year, listed, self.policy)
+            policy = self.schedule.for_year(year)
+            entitlement = entitlement_of(category, beneficiary, year, listed, policy)
             self.sums.add_entitlement(entitlement)
             entitled[(year, category, beneficiary)] = entitlement.entitlement_fen
         # One-time grants are entitled as decided: a payout of one is no overpayment.
         for year in sorted(self.covered):
-            for granted in one_time_entitlements(others, year, self.policy):
+            for granted in one_time_entitlements(others, year, self.schedule.for_year(year)):
                 entitled[(year, granted.category, granted.beneficiary)] = granted.entitlement_fen
         for grant in others.grants:
             self.sums.add_grant(grant)

@@ -1,14 +1,17 @@
 """Where the audit reads the history from: an exported bundle, or the live registry feed.
 
 A bundle is a folder: ``events.jsonl`` (one envelope per line, in log order),
-``checkpoints.json``, ``public-key.pem`` and ``manifest.json``. Both sources stream: memory
-does not grow with the log.
+``checkpoints.json``, ``public-key.pem``, ``policy/`` (the policy schedule the history is
+computed under, one file per version) and ``manifest.json`` (which holds each policy file's
+SHA-256, checked by ``verify`` like the rest). Both sources stream: memory does not grow with
+the log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +26,7 @@ EVENTS = "events.jsonl"
 CHECKPOINTS = "checkpoints.json"
 PUBLIC_KEY = "public-key.pem"
 MANIFEST = "manifest.json"
+POLICY = "policy"  # the folder of policy files
 
 
 class LogSource(Protocol):
@@ -35,6 +39,18 @@ class LogSource(Protocol):
     def public_key_pem(self) -> str: ...
 
     def manifest(self) -> dict[str, Any] | None: ...
+
+    def policy_files(self) -> dict[str, str] | None:
+        """The policy files the history carries, by name (None: it carries none)."""
+        ...
+
+
+def policy_digests(files: Mapping[str, str]) -> dict[str, str]:
+    """Each policy file's SHA-256 (hex) of its UTF-8 bytes, by name: what a manifest records."""
+    return {
+        name: hashlib.sha256(text.encode("utf-8")).hexdigest()
+        for name, text in sorted(files.items())
+    }
 
 
 class BundleSource:
@@ -68,6 +84,13 @@ class BundleSource:
             return None
         loaded = json.loads(path.read_text("utf-8"))
         return loaded if isinstance(loaded, dict) else {"events": None}
+
+    def policy_files(self) -> dict[str, str] | None:
+        """The bundle's ``policy/*.toml`` (None for a bundle exported before schedules)."""
+        folder = self.folder / POLICY
+        if not folder.is_dir():
+            return None
+        return {p.name: p.read_text("utf-8") for p in sorted(folder.glob("*.toml"))}
 
 
 class RegistrySource:
@@ -111,6 +134,9 @@ class RegistrySource:
     def manifest(self) -> dict[str, Any] | None:
         return None  # a live log: nothing claims a length for it
 
+    def policy_files(self) -> dict[str, str] | None:
+        return None  # a live log: computed under the auditor's own schedule
+
     def public_key_pem(self) -> str:
         return str(self._get("/v1/checkpoints/public-key")["public_key_pem"])
 
@@ -121,14 +147,19 @@ class RegistrySource:
 
 
 def export_bundle(
-    source: RegistrySource, folder: Path, progress: Callable[[int], None] = lambda n: None
+    source: RegistrySource,
+    folder: Path,
+    progress: Callable[[int], None] = lambda n: None,
+    policy_files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Write the registry's log, checkpoints and public key into ``folder``; returns the manifest.
+    """Write the registry's log, checkpoints, public key and the policy files (by name) into
+    ``folder``; returns the manifest.
 
     The log is exported up to the head as it was when the checkpoints were read, so each of them
     should lie within it (one that does not says the log lost entries). Checkpoints signed
     during the export over entries it holds are added. The manifest records the count, the last
-    position and the head hash, which ``verify`` checks against the entries.
+    position, the head hash and each policy file's SHA-256, which ``verify`` checks against
+    what the bundle holds.
     """
     folder.mkdir(parents=True, exist_ok=True)
     checkpoints = source.checkpoints()
@@ -151,6 +182,10 @@ def export_bundle(
     checkpoints.sort(key=lambda c: int(c["tree_size"]))
     (folder / CHECKPOINTS).write_text(json.dumps(checkpoints, indent=2) + "\n", "utf-8")
     (folder / PUBLIC_KEY).write_text(public_key, "utf-8")
+    if policy_files:
+        (folder / POLICY).mkdir(exist_ok=True)
+        for name, text in policy_files.items():
+            (folder / POLICY / name).write_text(text, "utf-8")
     manifest = {
         "format": BUNDLE_FORMAT,
         "registry": source.url,
@@ -159,6 +194,7 @@ def export_bundle(
         "last_position": last,
         "head_hash": head_hash,
         "checkpoints": len(checkpoints),
+        "policy": policy_digests(policy_files or {}),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     return manifest

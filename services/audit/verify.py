@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.audit.sources import LogSource
+from services.audit.sources import LogSource, policy_digests
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import CompactRange, leaf_hash
 from services.common.signing import checkpoint_signed_by, load_public_key
@@ -142,6 +142,7 @@ def verify_source(
         progress,
         checkpoint_every=trust.checkpoint_every,
         manifest=source.manifest(),
+        policy=policy_digests(source.policy_files() or {}),
     )
     for _ in entries:  # verification stopped at a break: ``also`` still sees the rest
         pass
@@ -166,12 +167,13 @@ def verify_log(
     *,
     checkpoint_every: int | None = DEFAULT_CHECKPOINT_EVERY,
     manifest: dict[str, Any] | None = None,
+    policy: dict[str, str] | None = None,
 ) -> Verdict:
     """Verify a log, its checkpoints and (optionally) that it extends a trusted checkpoint.
 
     ``checkpoint_every`` is the registry's checkpoint interval: a longer tail after the last
     checkpoint fails (``None``: any tail passes, still counted). ``manifest``, a bundle's,
-    must agree with the entries.
+    must agree with the entries and with ``policy``, the digests of the policy files it holds.
     """
     verdict = Verdict(trusted=trusted, max_uncovered=checkpoint_every)
     try:
@@ -261,7 +263,7 @@ def verify_log(
             checkpoint=min(beyond),
         )
     if manifest is not None:
-        disagreement = _manifest_disagreement(manifest, verdict, len(checkpoints))
+        disagreement = _manifest_disagreement(manifest, verdict, len(checkpoints), policy or {})
         if disagreement is not None:
             return verdict.fail(disagreement)
         verdict.manifest_checked = True
@@ -288,7 +290,7 @@ def _tail_verdict(verdict: Verdict, checkpoint_every: int | None) -> Verdict:
 
 
 def _manifest_disagreement(
-    manifest: dict[str, Any], verdict: Verdict, checkpoints: int
+    manifest: dict[str, Any], verdict: Verdict, checkpoints: int, policy: dict[str, str]
 ) -> str | None:
     said: list[tuple[str, Any, Any]] = [("events", manifest.get("events"), verdict.checked)]
     for name, found in (
@@ -304,4 +306,18 @@ def _manifest_disagreement(
                 f"the bundle's manifest says {name} {claimed!r} but the bundle holds {found!r}: "
                 "entries or checkpoints were removed or added after the export"
             )
+    # A bundle from before schedules lists no policy file, and must hold none.
+    claimed_policy = manifest.get("policy", {})
+    if not isinstance(claimed_policy, dict):
+        return "the bundle's manifest does not list its policy files by name and digest"
+    if claimed_policy != policy:
+        altered = sorted(
+            name
+            for name in claimed_policy.keys() | policy.keys()
+            if claimed_policy.get(name) != policy.get(name)
+        )
+        return (
+            f"the bundle's manifest and its policy files disagree ({', '.join(altered)}): a "
+            "policy file was altered, removed or added after the export"
+        )
     return None

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:  # imported where used: a command that reads only a token needs no policy
-    from services.common.policy.model import Policy
+    from services.common.policy.schedule import PolicySchedule
 
 
 def _database_url(url: SecretStr) -> SecretStr:
@@ -75,12 +75,26 @@ class TokenSettings(TcrSettings):
 
 
 class PolicySettings(TcrSettings):
-    """``TCR_POLICY_FILE``: the policy in force; unset, the bundled Pingdingshan 2020 plan."""
+    """``TCR_POLICY_DIR``: the folder of policy files, one per version, each with the turnover
+    years it applies to; unset, the bundled ``schemas/policy/``. ``TCR_POLICY_FILE``: a single
+    policy file for all its years instead (not both)."""
 
+    policy_dir: Path | None = None
     policy_file: Path | None = None
 
-    def policy(self) -> Policy:
-        """The policy in force: every entry point (APIs, consumer, CLI, stack) takes it here."""
-        from services.common.policy.loader import load_policy
+    def schedule(self) -> PolicySchedule:
+        """The policy schedule in force: every entry point (APIs, consumer, CLI, stack) takes it
+        here; a folder whose versions overlap or leave a gap stops the start naming the files."""
+        from services.common.policy.loader import schedule_from_texts
 
-        return load_policy(self.policy_file)
+        return schedule_from_texts(self.policy_files())
+
+    def policy_files(self) -> dict[str, str]:
+        """The text of each policy file in force, by file name (what an audit bundle carries)."""
+        from services.common.policy.loader import policy_dir, policy_texts
+
+        if self.policy_file is not None and self.policy_dir is not None:
+            raise ValueError("give TCR_POLICY_DIR or TCR_POLICY_FILE, not both")
+        if self.policy_file is not None:
+            return {self.policy_file.name: self.policy_file.read_text("utf-8")}
+        return policy_texts(self.policy_dir or policy_dir())

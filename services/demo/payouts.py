@@ -16,7 +16,7 @@ from typing import Any
 from services.common.money import format_fen, parse_yuan
 from services.common.policy.engine import entitlements, one_time_entitlements
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 
 # The event each op of the history records, as the registry's command table names it (the
 # demo's test holds the two equal).
@@ -41,10 +41,10 @@ PAYDAY = (6, 30)  # month, day of the year after the turnover year
 def payout_days(years: Sequence[int], today: date) -> list[tuple[date, int, int]]:
     """(day, turnover year, round) of each payout: the first in Y+1, the settlement in Y+2,
     for the years in force whose settlement day has passed."""
-    policy = load_policy()
+    schedule = load_schedule()
     days = []
     for year in years:
-        if policy.in_force(year) and date(year + 2, *PAYDAY) <= today:
+        if schedule.in_force(year) and date(year + 2, *PAYDAY) <= today:
             days += [(date(year + 1, *PAYDAY), year, 1), (date(year + 2, *PAYDAY), year, 2)]
     return sorted(days)
 
@@ -56,7 +56,7 @@ def with_payouts(
     that day entitles against what was paid before; eleven weeks after each payout, two of
     the contracts it paid for are cancelled (注销), so that the next settlement recovers them
     (追回), and those after the last one stay to be recovered."""
-    policy = load_policy()
+    schedule = load_schedule()
     builder = FactsBuilder()
     net: dict[tuple[int, str, str], int] = {}  # paid minus recovered, fen
     last_day = {
@@ -77,6 +77,7 @@ def with_payouts(
     for day, year, round_ in payout_days(years, today):
         yield from until(day)
         facts = builder.facts()
+        policy = schedule.for_year(year)
         found = entitlements(facts, year, policy)
         granted = one_time_entitlements(facts, year, policy)  # paid as decided, like the rest
         owed: dict[tuple[int, str, str], int] = {

@@ -19,7 +19,7 @@ log = logging.getLogger("tcr.registry")
 
 def create_app(settings: RegistrySettings) -> FastAPI:
     """Wire the registry: its store and writer open at start-up and close at shutdown."""
-    policy = settings.policy()
+    schedule = settings.schedule()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,7 +29,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
             max_group_events=settings.registry_max_group_events,
             signing_key=load_or_create_key(settings.signing_key_file),
             checkpoint_every=settings.checkpoint_every,
-            policy=policy,
+            schedule=schedule,
         )
         registry.start()
         app.state.registry = registry

@@ -23,8 +23,8 @@ from services.common.db import (
     store_unreachable,
 )
 from services.common.money import format_fen
-from services.common.policy.loader import load_policy
-from services.common.policy.model import Policy
+from services.common.policy.loader import load_schedule
+from services.common.policy.schedule import PolicySchedule
 from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
@@ -55,11 +55,12 @@ class Registry(Application[UUID]):
         max_group_events: int = 2000,
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
-        policy: Policy | None = None,
+        schedule: PolicySchedule | None = None,
     ) -> None:
         """Open the store; without ``signing_key`` checkpoints are signed by a key made now;
-        ``policy`` (the bundled plan without it) says which years a payout may be of."""
-        policy = policy or load_policy()
+        ``schedule`` (the bundled policy files without it) says which years a payout may be
+        of: those some policy version is in force for."""
+        schedule = schedule or load_schedule()
         self.engine: Engine = make_engine(database_url)  # creates a SQLite file's folder
         with schema_lock(self.engine):  # processes opening a new store together take turns
             super().__init__(
@@ -80,7 +81,7 @@ class Registry(Application[UUID]):
             self.engine,
             max_group_events=max_group_events,
             breaker=self.breaker,
-            years=range(policy.first_year, policy.last_year + 1),
+            years=schedule.years,
         )
         self.checkpoints = Checkpointer(
             self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every

@@ -12,13 +12,14 @@ from kafka import KafkaConsumer
 
 from services.common.kafka import make_consumer
 from services.common.web.api import build_api
-from services.subsidy.api import payout_routes
+from services.subsidy.api import payout_routes, simulation_routes
 from services.subsidy.api.routes import router
 from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
 from services.subsidy.feed import CachedHead, RegistryFeed
 from services.subsidy.projector import Projector
 from services.subsidy.settings import SubsidySettings
+from services.subsidy.simulations import Simulations
 from services.subsidy.store import EntryStore
 from services.subsidy.web import mount_page
 
@@ -27,15 +28,16 @@ log = logging.getLogger("tcr.subsidy")
 
 def create_app(settings: SubsidySettings) -> FastAPI:
     """Wire the finance API over the subsidy store; opened at start-up, closed at shutdown."""
-    policy = settings.policy()
+    schedule = settings.schedule()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EntryStore(settings.subsidy_database_url.get_secret_value(), policy)
+        store = EntryStore(settings.subsidy_database_url.get_secret_value(), schedule)
         token = settings.registry_token.get_secret_value()
         feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
-        app.state.subsidy = Subsidy(store, policy, CachedHead(feed))
-        app.state.balances = Balances(store, policy)
+        app.state.subsidy = Subsidy(store, schedule, CachedHead(feed))
+        app.state.balances = Balances(store, schedule)
+        app.state.simulations = Simulations(store.engine, schedule)
         log.info("finance API ready: applied position %d", store.head().position)
         try:
             yield
@@ -53,23 +55,24 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         router=router,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
-        # The years the policy is in force: any other is a 404, so the document says which.
+        # The years a policy version is in force: any other is a 404, so the document says which.
         parameters={
             "year": {
-                "minimum": policy.first_year,
-                "maximum": policy.last_year,
-                "examples": [policy.last_year - 1],
+                "minimum": schedule.first_year,
+                "maximum": schedule.last_year,
+                "examples": [schedule.last_year - 1],
             }
         },
     )
     app.include_router(payout_routes.router)
+    app.include_router(simulation_routes.router)
     mount_page(app, settings.registry_url, settings.session_secret.get_secret_value())
     return app
 
 
 def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, RegistryFeed]:
     """The consumer side: Kafka and the registry feed into the subsidy store."""
-    store = EntryStore(settings.subsidy_database_url.get_secret_value(), settings.policy())
+    store = EntryStore(settings.subsidy_database_url.get_secret_value(), settings.schedule())
     # A registry that hangs holds the loop (Kafka included) for at most this long; a page of
     # 5,000 entries takes well under a second.
     token = settings.registry_token.get_secret_value()

@@ -13,8 +13,9 @@ from services.common.envelope import format_instant
 from services.common.errors import Invalid, NotFound
 from services.common.money import format_fen
 from services.common.policy.engine import evidence
-from services.common.policy.model import ALL_CATEGORIES, Category, Contract, Policy
+from services.common.policy.model import ALL_CATEGORIES, Category, Contract
 from services.common.policy.present import PROGRAMME_ZH, REASON_ZH, exclusion_json, rate_text, yuan
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy import cursors, exports, reads
 from services.subsidy.exports import Export
 from services.subsidy.projection import (
@@ -41,17 +42,17 @@ class Subsidy:
     def __init__(
         self,
         store: EntryStore,
-        policy: Policy,
+        schedule: PolicySchedule,
         registry_head: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._store = store
         self._engine = store.engine
-        self._policy = policy
+        self._schedule = schedule
         self._registry_head = registry_head
 
     @property
-    def policy(self) -> Policy:
-        return self._policy
+    def schedule(self) -> PolicySchedule:
+        return self._schedule
 
     def entitlements(
         self,
@@ -135,7 +136,7 @@ class Subsidy:
             totals = reads.totals(conn, year, cut, None)
         return Export(
             year,
-            self._policy.version,
+            self._schedule.version_of(year),
             cut.position,
             totals,
             self._rows(year, cut.position, min_fen),
@@ -245,7 +246,7 @@ class Subsidy:
         return {
             "year": year,
             "since": format_instant(since),
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "position_before": then,
             "position": now,
             "revisions": revisions,
@@ -293,7 +294,7 @@ class Subsidy:
     # -- internals ----------------------------------------------------------------------------
 
     def _check_year(self, year: int) -> None:
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
 
     def _rows(self, year: int, position: int, min_fen: int | None) -> Iterator[Row]:
         after: tuple[str, str] | None = None
@@ -372,10 +373,11 @@ class Subsidy:
     def _explained(self, row: Row, contracts: dict[str, Contract], position: int) -> dict[str, Any]:
         """An entitlement with the terms behind each contract's figure, from the engine."""
         year, category, _ = row.key
-        rule = self._policy.categories[category]  # type: ignore[index]
+        policy = self._schedule.for_year(year)
+        rule = policy.categories[category]  # type: ignore[index]
         counted, excluded = [], []
         for no, claim in row.claims:
-            terms = evidence(contracts[no], year, self._policy)
+            terms = evidence(contracts[no], year, policy)
             detail = {
                 "registration_no": no,
                 "paid": format_fen(terms.paid_fen),
@@ -396,14 +398,15 @@ class Subsidy:
             "excluded": excluded,
             "rate": rate_text(rule.rate),
             "cap": format_fen(rule.cap_fen),
-            "ceiling_basis": self._policy.evidence_ceiling,
-            "policy_version": self._policy.version,
+            "ceiling_basis": policy.evidence_ceiling,
+            "policy_version": policy.version,
             "position": position,
         }
 
     def _granted(self, row: Row, grants: dict[str, GrantFacts], position: int) -> dict[str, Any]:
         """A one_time entitlement with the grants behind it: decided, not computed."""
         decided = [grants[no] for no, _ in row.claims]
+        policy = self._schedule.for_year(row.key[0])
         return {
             **self._json(row, False),
             "contracts": [],
@@ -421,29 +424,29 @@ class Subsidy:
             ],
             "rate": None,
             "cap": None,
-            "ceiling_basis": self._policy.evidence_ceiling,
-            "policy_version": self._policy.version,
+            "ceiling_basis": policy.evidence_ceiling,
+            "policy_version": policy.version,
             "position": position,
         }
 
     def _answer(self, year: int, position: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "year": year,
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "position": position,
             "entitlements": rows,
         }
 
 
-def check_year(policy: Policy, year: int) -> None:
-    """A year the policy is not in force for is not found."""
-    if not policy.in_force(year):
+def check_year(schedule: PolicySchedule, year: int) -> None:
+    """A year no policy version is in force for is not found."""
+    if not schedule.in_force(year):
         raise NotFound(
             "year",
-            f"{year} is outside the years in force of policy {policy.version} "
-            f"({policy.first_year}–{policy.last_year})",
-            f"{year} 年度不在政策 {policy.version} 的适用年度"
-            f"（{policy.first_year}–{policy.last_year}）内",
+            f"{year} is outside the years in force of policy {schedule.version} "
+            f"({schedule.first_year}–{schedule.last_year})",
+            f"{year} 年度不在政策 {schedule.version} 的适用年度"
+            f"（{schedule.first_year}–{schedule.last_year}）内",
         )
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from services.common.money import format_fen
-from services.common.policy.model import ALL_CATEGORIES, Policy
+from services.common.policy.model import ALL_CATEGORIES
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy import cursors, payouts, reads
 from services.subsidy.application import (
     DEFAULT_LIMIT,
@@ -45,9 +46,9 @@ class BalancesExport:
 class Balances:
     """Balances of a turnover year, the payout draft that settles them, the payouts recorded."""
 
-    def __init__(self, store: EntryStore, policy: Policy) -> None:
+    def __init__(self, store: EntryStore, schedule: PolicySchedule) -> None:
         self._engine = store.engine
-        self._policy = policy
+        self._schedule = schedule
 
     def balances(
         self,
@@ -61,7 +62,7 @@ class Balances:
     ) -> dict[str, Any]:
         """A page of a year's balances, each with the payouts that touched it and the events
         about it since its last payout, and the totals by category."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         after = cursors.decode(cursor) if cursor else None
         where = payouts.Where(category, beneficiary, county)
         with reads.snapshot(self._engine) as conn:
@@ -82,7 +83,7 @@ class Balances:
         return {
             "year": year,
             "position": position,
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "balances": [_json(r) for r in rows],
             "totals": {c: {k: format_fen(v) for k, v in totals[c].items()} for c in totals},
             "next_cursor": cursors.encode(*keys[-1]) if more else None,
@@ -94,7 +95,7 @@ class Balances:
         Balances keep no versions (the sums paid are running sums), so there is no ``as_of``:
         all pages are read in the one snapshot the position and totals come from, and the
         rows then speak of that position however the log grows meanwhile."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         stack = ExitStack()
         conn = stack.enter_context(reads.snapshot(self._engine))
         try:
@@ -104,12 +105,16 @@ class Balances:
             stack.close()
             raise
         return BalancesExport(
-            year, self._policy.version, position, totals, _every_row(stack, conn, year, position)
+            year,
+            self._schedule.version_of(year),
+            position,
+            totals,
+            _every_row(stack, conn, year, position),
         )
 
     def draft(self, year: int) -> dict[str, Any]:
         """The payout lines that would settle every non-zero outstanding amount now."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         lines = []
         owed = {"payment": 0, "recovery": 0}
         with reads.snapshot(self._engine) as conn:
@@ -136,14 +141,14 @@ class Balances:
         return {
             "year": year,
             "basis_position": position,
-            "policy_version": self._policy.version,
+            "policy_version": self._schedule.version_of(year),
             "lines": lines,
             "totals": {kind: format_fen(fen) for kind, fen in owed.items()},
         }
 
     def recorded(self, year: int) -> dict[str, Any]:
         """The payouts of a turnover year recorded in the log, each with its lines."""
-        check_year(self._policy, year)
+        check_year(self._schedule, year)
         with reads.snapshot(self._engine) as conn:
             position = reads.head(conn).position
             found = payouts.recorded(conn, year)

@@ -31,9 +31,9 @@ from services.common.policy.model import (
     ExclusionReason,
     Invoice,
     Party,
-    Policy,
     TransferProof,
 )
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy.tables import ALL_COUNTIES
 from services.subsidy.versions import Versions
 
@@ -200,7 +200,7 @@ class Projection:
     """One run of entries over the stored state; read the rows to write when it is done."""
 
     stored: StoredState
-    policy: Policy
+    schedule: PolicySchedule  # each turnover year under its own version
     contracts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     changed_contracts: set[str] = field(default_factory=set)
     new_brokers: dict[str, BrokerFacts] = field(default_factory=dict)
@@ -226,7 +226,7 @@ class Projection:
         self.totals: Versions[TotalKey, TotalValue, str] = Versions(
             lambda key: key[2], self.stored.totals
         )
-        self._years = range(self.policy.first_year, self.policy.last_year + 1)
+        self._years = self.schedule.years
 
     # -- a run ---------------------------------------------------------------------------------
 
@@ -437,7 +437,8 @@ class Projection:
         brokers, funded = _Lookup(self), _Funded(self)
         new: dict[EntitlementKey, ClaimValue] = {}
         for year in sorted(evidence_years(contract).intersection(self._years)):
-            for claim in contract_claims(contract, year, brokers, funded, self.policy):
+            policy = self.schedule.for_year(year)
+            for claim in contract_claims(contract, year, brokers, funded, policy):
                 if claim.category == "broker":
                     facts = self.broker(claim.beneficiary)
                     region = facts.region_code if facts else ""
@@ -486,7 +487,7 @@ class Projection:
             if category == ONE_TIME:
                 gross, entitled = one_time_amounts(int(turnover))
             else:
-                gross, entitled = amounts(turnover, category, self.policy)
+                gross, entitled = amounts(turnover, category, self.schedule.for_year(key[0]))
             new = EntitlementValue(name, region, first, count, turnover, gross, entitled)
         if new != old:
             self.entitlements.set(key, new, position)

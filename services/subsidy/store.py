@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 from services.common.bulk import insert_columns, one_of, update_columns
 from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
-from services.common.policy.loader import load_policy
-from services.common.policy.model import Policy
+from services.common.policy.loader import load_schedule
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy import metrics, payouts
 from services.subsidy import tables as t
 from services.subsidy.projection import (
@@ -71,9 +71,9 @@ def _add_missing_indexes(engine: Engine) -> None:
 class EntryStore:
     """Idempotent, chain-checked application of log entries to the projection."""
 
-    def __init__(self, url: str, policy: Policy | None = None) -> None:
+    def __init__(self, url: str, schedule: PolicySchedule | None = None) -> None:
         self.engine: Engine = make_engine(url)
-        self.policy = policy or load_policy()
+        self.schedule = schedule or load_schedule()
         with schema_lock(self.engine):  # processes opening a new store together take turns
             t.metadata.create_all(self.engine)
             _add_missing_indexes(self.engine)
@@ -92,15 +92,25 @@ class EntryStore:
             # Entries of a type this version applies but an older one skipped: the store
             # lacks what they say, so it is rebuilt as if its version were another.
             learnt = set(conn.execute(select(t.skipped.c.type)).scalars()) & KNOWN_EVENTS
-            if version == t.PROJECTION_VERSION and not learnt:
+            # A store from before schedules has no digest: it was computed under the one
+            # policy file, which is the first version of the schedule.
+            stored = conn.execute(select(t.schedule.c.fingerprint)).scalar()
+            fingerprint = self.schedule.fingerprint()
+            other_schedule = stored is not None and stored != fingerprint
+            if stored != fingerprint:
+                conn.execute(delete(t.schedule))
+                conn.execute(t.schedule.insert().values(id=1, fingerprint=fingerprint))
+            if version == t.PROJECTION_VERSION and not learnt and not other_schedule:
                 return
             position = conn.execute(select(t.head.c.position)).scalar()
             if position:
                 log.warning(
                     "the subsidy store was written by projection version %s, not %d, or "
-                    "skipped entries this one applies (%s): rebuilding it from the registry feed",
+                    "under another policy schedule (%s), or skipped entries this one applies "
+                    "(%s): rebuilding it from the registry feed",
                     version,
                     t.PROJECTION_VERSION,
+                    "yes" if other_schedule else "no",
                     ", ".join(sorted(learnt)) or "none",
                 )
             _clear(conn)
@@ -212,7 +222,7 @@ class EntryStore:
 
     def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> Counter[str]:
         """Apply a run of entries; the entries of each type the projection skipped."""
-        projection = Projection(StoredRows(conn), self.policy).apply_all(run)
+        projection = Projection(StoredRows(conn), self.schedule).apply_all(run)
         if projection.skipped:
             last = {e["type"]: int(e["position"]) for e in run if e["type"] in projection.skipped}
             for kind, count in projection.skipped.items():

@@ -39,6 +39,15 @@ meta = Table(
     Column("projection_version", Integer, nullable=False),
 )
 
+# The digest of the policy schedule the projection was computed under (one row): a store
+# opened under another schedule is rebuilt, so a year a new version governs is computed.
+schedule = Table(
+    "subsidy_schedule",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+)
+
 head = Table(
     "subsidy_head",
     metadata,

@@ -67,6 +67,8 @@ RULES_NO_SCHEMA_STATES = (
     "not recognised as a provincial demonstration institution",  # a demonstration grant's
     "was recognised at",  # decided before the recognition
     "already received its one-time demonstration grant",
+    "the draft policy file",  # a simulation's draft: TOML, and the policy file's rules
+    "outside the draft's applies_to",
 )
 
 

@@ -35,7 +35,7 @@ from services.audit.report import audit_report
 from services.audit.sources import BundleSource, export_bundle
 from services.cli import main
 from services.common.envelope import canonical_bytes
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.common.policy.model import Party
 from services.common.spreadsheet import safe_cell
 from services.registry.api.batch import batch_args
@@ -789,14 +789,14 @@ def test_the_report_reads_the_log_in_one_pass(bundle: Path) -> None:
             Counting.passes += 1
             return super().envelopes()
 
-    report = audit_report(Counting(bundle), YEAR, load_policy())
+    report = audit_report(Counting(bundle), YEAR, load_schedule())
     assert Counting.passes == 1
     assert report.verdict.ok and report.position == report.verdict.last_position
 
 
 def test_a_year_before_the_plan_is_refused(bundle: Path) -> None:
     with pytest.raises(ValueError, match="before the plan's first year"):
-        audit_report(BundleSource(bundle), 2019, load_policy())
+        audit_report(BundleSource(bundle), 2019, load_schedule())
 
 
 # -- a tampered bundle -------------------------------------------------------------------------

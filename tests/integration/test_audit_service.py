@@ -27,7 +27,7 @@ from services.audit.settings import AuditSettings
 from services.audit.sources import RegistrySource
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_policy, load_schedule
 from services.common.policy.present import entitlement_json
 from services.common.tokens import add_principal
 from tests.support.broker import free_port
@@ -450,7 +450,7 @@ def audit_of_an_altered_log(registry: LiveRegistry) -> Iterator[TestClient]:
     settings = auditor_settings(registry)
     app = create_app(settings, subsidy_transport=subsidy_stand_in(registry))
     app.state.audit = LiveAudit(
-        Audit(load_policy()),
+        Audit(load_schedule()),
         lambda: AlteredRegistry(registry.url, registry.tokens["auditor"]),
         lambda: httpx.Client(
             base_url="http://subsidy.test",

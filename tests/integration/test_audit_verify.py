@@ -12,6 +12,7 @@ against entitlements worked out by hand from shared/domain.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from services.audit.verify import Verdict, verify_log
 from services.cli import main
 from services.common.envelope import GENESIS_HASH, canonical_bytes, entry_hash
 from services.common.merkle import leaf_hash, root
+from services.common.policy.loader import policy_dir, policy_texts
 from services.common.signing import load_or_create_key, public_key_pem, sign_checkpoint
 from services.registry.app import create_app
 from services.registry.application import Registry
@@ -52,6 +54,7 @@ from tests.support.parties import (
     invoice_body,
     transfer_body,
 )
+from tests.support.policy_versions import BUNDLED, two_versions, version
 
 TCR = str(Path(sys.executable).with_name("tcr"))
 EVERY = 4
@@ -223,6 +226,10 @@ def checkpoint_all(
     assert [c["tree_size"] for c in get("/v1/checkpoints").json()] == CHECKPOINTS
 
 
+def bundled_policy() -> dict[str, str]:
+    return policy_texts(policy_dir())
+
+
 @dataclass
 class History:
     served: Served
@@ -241,7 +248,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
             checkpoint_all(client.get, client.post, served.tokens.header("bureau"))
         source = RegistrySource(served.url, served.tokens.auditor, page_size=5)  # 3 pages
         try:
-            manifest = export_bundle(source, folder / "bundle")
+            # As tcr audit export writes it: with the policy files in force (the bundled ones).
+            manifest = export_bundle(source, folder / "bundle", policy_files=bundled_policy())
         finally:
             source.close()
         assert (manifest["events"], manifest["last_position"]) == (SIZE, SIZE)
@@ -374,7 +382,12 @@ def test_tcr_audit_export_writes_the_same_bundle(
     assert (
         f"exported {SIZE} events (to position {SIZE}) and 4 checkpoints" in capsys.readouterr().out
     )
-    for name in ("events.jsonl", "checkpoints.json", "public-key.pem"):
+    for name in (
+        "events.jsonl",
+        "checkpoints.json",
+        "public-key.pem",
+        "policy/pingdingshan-2020.toml",
+    ):
         assert (out / name).read_bytes() == (history.bundle / name).read_bytes(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "tcr-bundle/1"
@@ -383,6 +396,82 @@ def test_tcr_audit_export_writes_the_same_bundle(
         SIZE,
         4,
     )
+
+
+def test_tcr_audit_export_carries_the_policy_schedule_hashed_into_the_manifest(
+    history: History,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = two_versions(tmp_path / "policy")
+    monkeypatch.setenv("TCR_POLICY_DIR", str(policy))
+    out = tmp_path / "exported"
+    served = history.served
+
+    code = main(
+        ["audit", "export", "--registry", served.url, "--token", served.tokens.auditor,
+         "--out", str(out)]
+    )  # fmt: skip
+
+    assert code == 0
+    names = sorted(p.name for p in policy.iterdir())
+    assert sorted(p.name for p in (out / "policy").iterdir()) == names
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["policy"] == {
+        name: hashlib.sha256((policy / name).read_bytes()).hexdigest() for name in names
+    }
+    assert cli_verify(capsys, out)[0] == 0
+
+    monkeypatch.delenv("TCR_POLICY_DIR")  # the auditor's own policy: the bundled one alone
+    replayed = tmp_path / "replay.json"
+    assert main(["audit", "replay", str(out), "--out", str(replayed)]) == 0
+    versions = json.loads(replayed.read_text())["policy_versions"]
+    assert (versions["2023"], versions["2024"]) == ("pingdingshan-2020.1", "pingdingshan-2024.1")
+
+
+@pytest.mark.parametrize("change", ["altered", "removed", "added"])
+def test_a_policy_file_changed_after_the_export_fails_verification_naming_it(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    shutil.rmtree(bundle / "policy")
+    carried = two_versions(bundle / "policy")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["policy"] = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in carried.iterdir()
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert cli_verify(capsys, bundle)[0] == 0
+    named = "pingdingshan-2024.toml"
+    if change == "altered":
+        text = (carried / named).read_text().replace('rate = "0.15"', 'rate = "0.50"')
+        (carried / named).write_text(text)
+    elif change == "removed":
+        (carried / named).unlink()
+    else:
+        named = "pingdingshan-2026.toml"
+        (carried / named).write_text(version(BUNDLED, "pingdingshan-2026.1", (2026, 2026)))
+
+    code, out = cli_verify(capsys, bundle)
+
+    assert code == 1
+    assert f"policy files disagree ({named})" in out
+
+
+def test_a_bundle_exported_before_schedules_is_replayed_under_the_policy_here_with_a_note(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest.pop("policy")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(bundle / "policy")
+    replayed = tmp_path / "replay.json"
+
+    assert main(["audit", "replay", str(bundle), "--out", str(replayed)]) == 0
+
+    assert "carries no policy files" in capsys.readouterr().err
+    versions = json.loads(replayed.read_text())["policy_versions"]
+    assert set(versions.values()) == {"pingdingshan-2020.1"}
 
 
 def test_the_bundle_holds_the_registrys_key_and_checkpoints_over_its_log(

@@ -1,4 +1,5 @@
-"""Settings reach every entry point: the policy file named by ``TCR_POLICY_FILE`` is the one
+"""Settings reach every entry point: the policy folder (``TCR_POLICY_DIR``) or file
+(``TCR_POLICY_FILE``) named is the one
 the audit's commands, the subsidy consumer and the stack compute with, and a command-line option
 reaches the server it configures without passing through the environment."""
 
@@ -23,12 +24,14 @@ from services.audit.settings import AuditSettings
 from services.cli import main
 from services.common.settings import PolicySettings
 from services.common.web import api
+from services.registry.settings import RegistrySettings
 from services.stack import StackSettings
 from services.subsidy.app import create_projector
 from services.subsidy.settings import SubsidySettings
 from tests.conftest import make_tokens
 from tests.support.broker import free_port
 from tests.support.policy_facts import LOCAL_FIRM, contract, contract_events, numbered
+from tests.support.policy_versions import two_versions
 
 TCR = str(Path(sys.executable).with_name("tcr"))
 BUNDLED = (files("services.schemas") / "policy" / "pingdingshan-2020.toml").read_text("utf-8")
@@ -72,7 +75,7 @@ def test_the_subsidy_consumer_computes_with_the_policy_file(
         SubsidySettings(subsidy_database_url=f"sqlite:///{tmp_path / 'subsidy.db'}")
     )
     try:
-        assert store.policy.categories["absorption"].rate == Fraction(1, 5)
+        assert store.schedule.for_year(2024).categories["absorption"].rate == Fraction(1, 5)
     finally:
         feed.close()
         store.close()
@@ -85,11 +88,36 @@ ENTRY_POINTS = [PolicySettings, SubsidySettings, AuditSettings, StackSettings]
 def test_every_entry_points_settings_give_the_policy_file(
     doubled_absorption: Path, settings: type[PolicySettings]
 ) -> None:
-    assert settings().policy().categories["absorption"].rate == Fraction(1, 5)
+    assert settings().schedule().for_year(2024).categories["absorption"].rate == Fraction(1, 5)
+
+
+@pytest.mark.parametrize("settings", [*ENTRY_POINTS, RegistrySettings])
+def test_every_entry_points_settings_give_the_policy_folder_year_by_year(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: type[PolicySettings]
+) -> None:
+    monkeypatch.setenv("TCR_POLICY_DIR", str(two_versions(tmp_path / "policy")))
+
+    schedule = settings().schedule()
+
+    assert (schedule.version_of(2023), schedule.version_of(2024)) == (
+        "pingdingshan-2020.1",
+        "pingdingshan-2024.1",
+    )
+
+
+def test_a_policy_folder_and_a_policy_file_together_are_refused(
+    tmp_path: Path, doubled_absorption: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TCR_POLICY_DIR", str(two_versions(tmp_path / "policy")))
+
+    with pytest.raises(ValueError, match="TCR_POLICY_DIR or TCR_POLICY_FILE, not both"):
+        PolicySettings().schedule()
 
 
 def test_without_a_policy_file_the_bundled_plan_is_in_force() -> None:
-    assert PolicySettings().policy().categories["absorption"].rate == Fraction(1, 10)
+    assert PolicySettings().schedule().for_year(2024).categories["absorption"].rate == Fraction(
+        1, 10
+    )
 
 
 def test_the_database_url_option_reaches_the_registry_and_not_the_environment(

@@ -473,7 +473,7 @@ def recompute_from_store(store: EntryStore) -> dict[int, dict[tuple[str, str], d
     """Every year's entitlements as the store's projection serves them, keyed as recompute."""
     from services.subsidy.application import Subsidy
 
-    subsidy = Subsidy(store, store.policy)
+    subsidy = Subsidy(store, store.schedule)
     return {
         year: served({"entitlements": list(subsidy.all_entitlements(year))})
         for year in range(2020, 2026)
@@ -687,7 +687,7 @@ def test_an_export_reads_every_page_at_the_position_of_its_first(
     store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}")
     try:
         store.add(history.envelopes[:cut])
-        pages = Subsidy(store, store.policy).all_entitlements(YEAR)
+        pages = Subsidy(store, store.schedule).all_entitlements(YEAR)
         store.add(history.envelopes[cut : cut + 1])  # the late invoice arrives, then
         exported = [next(pages)]
         store.add(history.envelopes[cut + 1 :])  # the cancellation

@@ -13,7 +13,7 @@ import pytest
 
 from services.audit.replay import subsidy_differences
 from services.audit.served import served_entitlements
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from tests.integration.test_subsidy_balances import System
 from tests.integration.test_subsidy_balances import system as system  # the fixture
 from tests.support.parties import LOCAL_ENTERPRISE, UNIVERSITY
@@ -134,7 +134,7 @@ def test_the_audit_recomputes_the_grants_as_finance_serves_them(
     compared = subsidy_differences(
         envelopes,
         lambda year, at: served_entitlements(system.finance, year, at),
-        load_policy(),
+        load_schedule(),
     )
 
     assert compared["differences"] == []

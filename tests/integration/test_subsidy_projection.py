@@ -17,6 +17,7 @@ from services.common.policy.engine import all_entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import Policy
 from services.common.policy.present import entitlement_json
+from services.common.policy.schedule import PolicySchedule
 from services.subsidy.application import Subsidy
 from services.subsidy.store import EntryStore
 from tests.support.policy_facts import PINGDINGSHAN_2020, TECHNOLOGY_CEILING, numbered
@@ -70,6 +71,9 @@ def _public(e: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in e.items() if k not in ("county", "county_name", "claims")}
 
 
+ONE_POLICY = PolicySchedule.single(PINGDINGSHAN_2020)
+
+
 @PROJECTION
 @given(worlds(), st.sampled_from([PINGDINGSHAN_2020, TECHNOLOGY_CEILING]), st.data())
 def test_materialised_entitlements_equal_the_engine_after_every_prefix_and_as_of_every_instant(
@@ -82,17 +86,19 @@ def test_materialised_entitlements_equal_the_engine_after_every_prefix_and_as_of
         applied = 0
         for end in [*cuts, len(log)]:
             # A new store object each time: the consumer stopped between two transactions.
-            store = EntryStore(url, policy)
+            store = EntryStore(url, PolicySchedule.single(policy))
             try:
                 store.add(log[applied:end])
                 applied = end
-                assert served(Subsidy(store, policy), policy) == from_scratch(log[:end], policy)
+                assert served(Subsidy(store, store.schedule), policy) == from_scratch(
+                    log[:end], policy
+                )
             finally:
                 store.close()
 
-        store = EntryStore(url, policy)
+        store = EntryStore(url, PolicySchedule.single(policy))
         try:
-            subsidy = Subsidy(store, policy)
+            subsidy = Subsidy(store, store.schedule)
             for end in range(len(log) + 1):
                 expected = from_scratch(log[:end], policy)
                 assert served(subsidy, policy, position=end) == expected
@@ -110,12 +116,12 @@ def test_entries_delivered_out_of_order_and_again_project_as_the_log_in_order(
     log = arrival(world, data)
     deliveries = data.draw(st.permutations(log + data.draw(st.lists(st.sampled_from(log)))))
     with tempfile.TemporaryDirectory() as folder:
-        store = EntryStore(f"sqlite:///{Path(folder) / 'subsidy.db'}", PINGDINGSHAN_2020)
+        store = EntryStore(f"sqlite:///{Path(folder) / 'subsidy.db'}", ONE_POLICY)
         try:
             for start in range(0, len(deliveries), 3):
                 store.add(deliveries[start : start + 3])
             assert store.head().position == len(log)
-            subsidy = Subsidy(store, PINGDINGSHAN_2020)
+            subsidy = Subsidy(store, ONE_POLICY)
             assert served(subsidy, PINGDINGSHAN_2020) == from_scratch(log, PINGDINGSHAN_2020)
         finally:
             store.close()
@@ -143,11 +149,11 @@ def test_a_second_funding_record_of_the_same_seller_and_year_changes_nothing(
         funding_recorded(LOCAL_UNIVERSITY.credit_code, 2024, amount_fen=50_000_00),
     ]
     log = stamped(numbered(twice))
-    store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}", PINGDINGSHAN_2020)
+    store = EntryStore(f"sqlite:///{tmp_path / 'subsidy.db'}", ONE_POLICY)
     try:
         for envelope in log:  # each in a transaction of its own: the second finds the first
             store.add([envelope])
-        served_now = served(Subsidy(store, PINGDINGSHAN_2020), PINGDINGSHAN_2020)
+        served_now = served(Subsidy(store, ONE_POLICY), PINGDINGSHAN_2020)
     finally:
         store.close()
     assert served_now == from_scratch(log, PINGDINGSHAN_2020)

@@ -12,6 +12,7 @@ from services.audit.findings import (
     overpaid_findings,
 )
 from services.common.policy.model import Contract, Policy
+from services.common.policy.schedule import PolicySchedule
 from tests.support.policy_facts import (
     PINGDINGSHAN_2020,
     TECHNOLOGY_CEILING,
@@ -24,7 +25,12 @@ REPORT_END = date(2022, 12, 31)
 
 
 def kinds(c: Contract, policy: Policy) -> list[str]:
-    return [f.kind for f in contract_findings(c, facts(c), LogWatch(), policy, REPORT_END, {})]
+    return [
+        f.kind
+        for f in contract_findings(
+            c, facts(c), LogWatch(), PolicySchedule.single(policy), REPORT_END, {}
+        )
+    ]
 
 
 def test_evidence_short_is_judged_against_the_ceiling_the_policy_names() -> None:
@@ -49,7 +55,9 @@ def test_evidence_short_names_the_evidence_within_the_ceiling() -> None:
         settled=[(date(2020, 6, 1), 100_000 * YUAN)],
     )
 
-    [finding] = contract_findings(c, facts(c), LogWatch(), TECHNOLOGY_CEILING, REPORT_END, {})
+    [finding] = contract_findings(
+        c, facts(c), LogWatch(), PolicySchedule.single(TECHNOLOGY_CEILING), REPORT_END, {}
+    )
 
     assert finding.kind == "evidence_short"
     assert "100000.00 of 400000.00 (25%)" in finding.detail

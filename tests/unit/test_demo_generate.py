@@ -3,6 +3,7 @@ it exercises every op, every exclusion, the caps, year ends, and the plan's turn
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from datetime import date
@@ -15,8 +16,9 @@ from services.cli import main
 from services.common.codes import CREDIT_CODE_CHARSET, credit_code_check_character
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.common.policy.model import Entitlement, ExclusionReason
+from services.common.policy.present import entitlement_json
 from services.demo.generate import (
     DEFAULT_YEARS,
     generate_history,
@@ -27,6 +29,7 @@ from services.demo.generate import (
 from services.demo.payouts import EVENTS
 from services.registry.api.batch import batch_args
 from services.registry.commands import COMMANDS
+from tests.support.policy_facts import PINGDINGSHAN_2020
 
 TODAY = "2026-11-27"
 LOCAL_REGIONS = {
@@ -53,8 +56,8 @@ def yearly(history: list[dict[str, Any]]) -> dict[int, list[Entitlement]]:
     for position, command in enumerate(history, start=1):
         payload = batch_args(command["op"], command["body"])
         builder.apply({"position": position, "type": OPS[command["op"]], "payload": payload})
-    facts, policy = builder.facts(), load_policy()
-    return {year: entitlements(facts, year, policy) for year in DEFAULT_YEARS}
+    facts, schedule = builder.facts(), load_schedule()
+    return {year: entitlements(facts, year, schedule.for_year(year)) for year in DEFAULT_YEARS}
 
 
 # -- an independent model of what the registry accepts ----------------------------------------
@@ -256,6 +259,23 @@ class RegistryModel:
 
 
 # -- determinism ------------------------------------------------------------------------------
+
+
+def test_the_bundled_schedule_leaves_every_entitlement_of_the_demo_as_the_one_policy_gave(
+    history: list[dict[str, Any]], yearly: dict[int, list[Entitlement]]
+) -> None:
+    """The policy file's move into a schedule (``applies_to``) changes no answer: each year,
+    computed under its version, is byte for byte what the plan written out by hand gives."""
+    builder = FactsBuilder()
+    for position, command in enumerate(history, start=1):
+        payload = batch_args(command["op"], command["body"])
+        builder.apply({"position": position, "type": OPS[command["op"]], "payload": payload})
+    facts = builder.facts()
+
+    for year in DEFAULT_YEARS:
+        before = [entitlement_json(e) for e in entitlements(facts, year, PINGDINGSHAN_2020)]
+        assert before, year
+        assert json.dumps([entitlement_json(e) for e in yearly[year]]) == json.dumps(before)
 
 
 def test_the_same_arguments_write_byte_identical_files(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_the_graph_reads_imports_at_the_top_in_functions_and_for_type_checking()
 
     assert "services.common.money" in graph["services.common.policy.loader"]
     assert "services.stack" in graph["services.cli"]  # inside a function
-    assert "services.common.policy.model" in graph["services.common.settings"]  # TYPE_CHECKING
+    assert "services.common.policy.schedule" in graph["services.common.settings"]  # TYPE_CHECKING
 
 
 def test_no_service_imports_another() -> None:

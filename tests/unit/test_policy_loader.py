@@ -8,15 +8,19 @@ from typing import Any
 
 import pytest
 
-from services.common.policy.loader import load_policy, policy_from_mapping
+from services.common.policy.loader import (
+    PolicyError,
+    load_policy,
+    policy_from_mapping,
+    policy_from_text,
+)
 from tests.support.policy_facts import PINGDINGSHAN_2020
 
 # The bundled policy as tomllib reads it, written out so each test can spoil one key.
 MAPPING: dict[str, Any] = {
     "version": "pingdingshan-2020.1",
     "city_prefix": "4104",
-    "first_year": 2020,
-    "last_year": 2025,
+    "applies_to": [2020, 2025],
     "registration_window_years": 2,
     "eligible_contract_types": ["development", "transfer", "licensing"],
     "evidence_ceiling": "contract_amount",
@@ -80,8 +84,7 @@ def test_technology_amount_is_an_accepted_evidence_ceiling() -> None:
     [
         "version",
         "city_prefix",
-        "first_year",
-        "last_year",
+        "applies_to",
         "registration_window_years",
         "eligible_contract_types",
         "evidence_ceiling",
@@ -124,9 +127,22 @@ def test_rate_between_zero_and_one_is_accepted_exactly(rate: str) -> None:
     assert policy.categories["output"].rate == Fraction(rate)
 
 
-def test_first_year_after_last_year_is_refused() -> None:
-    with pytest.raises(ValueError, match="first_year"):
-        policy_from_mapping(mapping(first_year=2026, last_year=2025))
+def test_applies_to_starting_after_it_ends_is_refused() -> None:
+    with pytest.raises(ValueError, match="applies_to"):
+        policy_from_mapping(mapping(applies_to=[2026, 2025]))
+
+
+@pytest.mark.parametrize("span", [2020, [2020], [2020, 2021, 2022], ["2020", "2025"], [True, 2025]])
+def test_applies_to_not_a_pair_of_years_is_refused(span: Any) -> None:
+    with pytest.raises(ValueError, match="applies_to"):
+        policy_from_mapping(mapping(applies_to=span))
+
+
+def test_a_file_from_before_schedules_with_first_and_last_year_still_loads() -> None:
+    data = mapping()
+    del data["applies_to"]
+
+    assert policy_from_mapping({**data, "first_year": 2020, "last_year": 2025}) == PINGDINGSHAN_2020
 
 
 def test_error_names_the_policy_source() -> None:
@@ -152,3 +168,27 @@ def test_bad_cap_is_refused_naming_it(cap: str) -> None:
 def test_non_finite_rate_is_refused_naming_it(rate: str) -> None:
     with pytest.raises(ValueError, match=r"categories\.absorption\.rate"):
         policy_from_mapping(with_category("absorption", rate=rate))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("version", ""),
+        ("city_prefix", 4104),
+        ("city_prefix", "41A4"),
+        ("registration_window_years", "2"),
+        ("registration_window_years", 0),
+        ("eligible_contract_types", "development"),
+        ("applies_to", [2020]),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_is_refused_naming_it(setting: str, value: Any) -> None:
+    with pytest.raises(PolicyError) as refused:
+        policy_from_mapping(mapping(**{setting: value}))
+
+    assert refused.value.setting == setting
+
+
+def test_a_policy_text_that_is_not_toml_is_refused_naming_its_source() -> None:
+    with pytest.raises(ValueError, match=r"draft\.toml: not TOML"):
+        policy_from_text("rate = =", source="draft.toml")

@@ -113,8 +113,8 @@ def home(request: Request) -> Response:
     who = _officer(request)
     if who is None:
         return _sign_in_form(request)
-    policy = _subsidy(request).policy
-    years = range(policy.last_year, policy.first_year - 1, -1)
+    schedule = _subsidy(request).schedule
+    years = range(schedule.last_year, schedule.first_year - 1, -1)
     return render(request, "home.html", who, years=years)
 
 
@@ -320,7 +320,7 @@ def beneficiary_screen(request: Request, year: int, beneficiary: str) -> Respons
         balances = _balances(request).balances(year, beneficiary=beneficiary)
     except DomainError as error:
         return _refused(request, who, error)
-    rules = subsidy.policy.categories
+    rules = subsidy.schedule.for_year(year).categories
     return render(
         request,
         "beneficiary.html",
