@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from services.common.errors import Invalid
 from services.common.money import format_fen
 from services.common.policy.loader import PolicyError, policy_from_mapping
-from services.common.policy.model import Broker, Contract, Facts, Policy
+from services.common.policy.model import Broker, Contract, Facts, Grant, Policy
 from services.common.policy.present import yuan
 from services.common.policy.schedule import PolicySchedule
 from services.common.policy.simulation import Simulation, Total, simulate
@@ -81,8 +81,9 @@ def parse_draft(text: str, year: int) -> Policy:
 
 def facts_of_year(conn: Connection, year: int) -> Facts:
     """The facts at the applied head that can move ``year``'s entitlements: the contracts with
-    money paid in the year (only those have evidenced turnover in it), every filed broker and
-    every provincial funding; one read of each table, in the caller's snapshot."""
+    money paid in the year (only those have evidenced turnover in it), every filed broker,
+    every provincial funding and the year's one-time grants; one read of each table, in the
+    caller's snapshot."""
     position = reads.head(conn).position
     prefix = f"{year}-"
     dated = f'"{prefix}'.encode()  # a record with no day of the year holds no payment in it
@@ -101,7 +102,21 @@ def facts_of_year(conn: Connection, year: int) -> Facts:
         for r in conn.execute(select(t.brokers.c.broker_id, t.brokers.c.name, t.brokers.c.filed_on))
     }
     funded = frozenset((r.credit_code, int(r.year)) for r in conn.execute(select(t.funding)))
-    return Facts(contracts=contracts, brokers=brokers, funded=funded, position=position)
+    g = t.grants.c
+    grants = tuple(
+        Grant(
+            r.grant_no,
+            r.credit_code,
+            r.programme,
+            int(r.amount_fen),
+            date.fromisoformat(r.decided_on),
+            r.document_no,
+        )
+        for r in conn.execute(select(t.grants).where(g.year == year).order_by(g.grant_no))
+    )
+    return Facts(
+        contracts=contracts, brokers=brokers, funded=funded, position=position, grants=grants
+    )
 
 
 def simulation_json(s: Simulation) -> dict[str, Any]:

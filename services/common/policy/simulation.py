@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from services.common.policy.engine import amounts, entitlements
-from services.common.policy.model import CATEGORIES, Category, Entitlement, Facts, Policy
+from services.common.policy.engine import all_entitlements, amounts
+from services.common.policy.model import ALL_CATEGORIES, Category, Entitlement, Facts, Policy
 
 LARGEST = 20  # the changes a simulation lists, largest first
 
@@ -63,12 +63,13 @@ def simulate(facts: Facts, year: int, current: Policy | None, draft: Policy) -> 
         brokers=facts.brokers,
         funded=facts.funded,
         position=facts.position,
+        grants=facts.grants,  # decided amounts: the same under any policy in force
     )  # only money paid in the year changes its evidenced turnover (engine.evidence_years)
-    now = entitlements(relevant, year, current) if current is not None else []
+    now = all_entitlements(relevant, year, current) if current is not None else []
     then = (
         [rerated(e, draft) for e in now]
         if current is not None and same_claims(current, draft) and draft.in_force(year)
-        else entitlements(relevant, year, draft)
+        else all_entitlements(relevant, year, draft)
     )
     before = {(e.category, e.beneficiary): e for e in now}
     after = {(e.category, e.beneficiary): e for e in then}
@@ -112,14 +113,17 @@ def same_claims(a: Policy, b: Policy) -> bool:
 
 def rerated(e: Entitlement, policy: Policy) -> Entitlement:
     """An entitlement with the same claims under another rate and cap (half a simulation's
-    engine time, for a draft of rates and caps alone)."""
+    engine time, for a draft of rates and caps alone); a one-time grant is its decided amount
+    under any policy."""
+    if e.category == "one_time":
+        return e
     gross, entitled = amounts(e.turnover, e.category, policy)
     return replace(e, gross_fen=gross, entitlement_fen=entitled)
 
 
 def totals(found: list[Entitlement]) -> dict[Category, Total]:
     """Each category's sums, as the subsidy store keeps them (every category present)."""
-    sums = {c: Total() for c in CATEGORIES}
+    sums = {c: Total() for c in ALL_CATEGORIES}
     for e in found:
         t = sums[e.category]
         sums[e.category] = Total(
