@@ -85,7 +85,7 @@ class Audit:
                 fold(envelope)
         if unreadable:
             raise unreadable[0]  # a log that verifies yet cannot be read: the facts' fault
-        return replay(builder.facts(), self.policy)
+        return replay(builder.facts(), self.policy, builder.skipped)
 
     def compare(
         self,

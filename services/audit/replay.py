@@ -42,8 +42,11 @@ def facts_at(envelopes: Iterable[dict[str, Any]], positions: Iterable[int]) -> d
     return found
 
 
-def replay(facts: Facts, policy: Policy) -> dict[str, Any]:
-    """Every year in force's entitlements, recomputed from the facts."""
+def replay(
+    facts: Facts, policy: Policy, skipped: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Every year in force's entitlements, recomputed from the facts; with the entries the
+    facts skipped (types, or versions of types, this audit does not read), by type."""
     return {
         "policy_version": policy.version,
         "position": facts.position,
@@ -51,6 +54,7 @@ def replay(facts: Facts, policy: Policy) -> dict[str, Any]:
             str(year): [entitlement_json(e) for e in entitlements(facts, year, policy)]
             for year in range(policy.first_year, policy.last_year + 1)
         },
+        "skipped_events": dict(sorted((skipped or {}).items())),
     }
 
 

@@ -71,6 +71,7 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
             "contract_amount_fen": 100_000_00,
             "technology_amount_fen": 90_000_00,
             "related_party": False,
+            "certificate_no": None,
         },
     ),
     (
@@ -116,6 +117,7 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
             "payer_credit_code": BUYER["credit_code"],
             "payee_credit_code": SELLER["credit_code"],
             "bank": "中国银行平顶山分行",
+            "currency": "CNY",
         },
     ),
     (

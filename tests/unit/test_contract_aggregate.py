@@ -42,6 +42,7 @@ def registration(**overrides: Any) -> dict[str, Any]:
         "contract_amount_fen": CONTRACT_FEN,
         "technology_amount_fen": 100_000_000,
         "related_party": False,
+        "certificate_no": None,
     }
     args.update(overrides)
     return args
@@ -71,6 +72,7 @@ def proof(no: str = "BANK-1", amount_fen: int = 60_000_000, **overrides: Any) ->
         "payer_credit_code": BUYER,
         "payee_credit_code": SELLER,
         "bank": "中国银行平顶山分行",
+        "currency": "CNY",
     }
     args.update(overrides)
     return args

@@ -13,6 +13,7 @@ import pytest
 
 from services.cli import main
 from services.common.codes import CREDIT_CODE_CHARSET, credit_code_check_character
+from services.common.payloads import read_version
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_policy
@@ -52,7 +53,11 @@ def yearly(history: list[dict[str, Any]]) -> dict[int, list[Entitlement]]:
     builder = FactsBuilder()
     for position, command in enumerate(history, start=1):
         payload = batch_args(command["op"], command["body"])
-        builder.apply({"position": position, "type": OPS[command["op"]], "payload": payload})
+        kind = OPS[command["op"]]
+        version = read_version(kind)  # the arguments are today's: the newest version's payload
+        builder.apply(
+            {"position": position, "type": kind, "schema_version": version, "payload": payload}
+        )
     facts, policy = builder.facts(), load_policy()
     return {year: entitlements(facts, year, policy) for year in DEFAULT_YEARS}
 
