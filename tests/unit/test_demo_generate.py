@@ -19,6 +19,7 @@ from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Entitlement, ExclusionReason
 from services.demo.generate import (
+    CERTIFICATES_FROM,
     DEFAULT_YEARS,
     generate_history,
     parse_years,
@@ -332,6 +333,18 @@ def test_parties_come_from_every_county_and_from_other_provinces(
 
 def test_every_op_appears(history: list[dict[str, Any]]) -> None:
     assert set(summarise(history).ops) == set(OPS)
+
+
+def test_registrations_carry_a_certificate_number_from_the_year_stations_give_one(
+    history: list[dict[str, Any]],
+) -> None:
+    registrations = [c["body"] for c in history if c["op"] == "register_contract"]
+    for body in registrations:
+        given = int(body["registered_on"][:4]) >= CERTIFICATES_FROM
+        assert ("certificate_no" in body) == given, body["registration_no"]
+        if given:
+            args = batch_args("register_contract", body)  # the rule of the API
+            assert args["certificate_no"] == body["certificate_no"]
 
 
 def test_corrections_come_in_realistic_proportions(history: list[dict[str, Any]]) -> None:

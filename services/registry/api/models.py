@@ -684,7 +684,11 @@ class LogEntryPublic(BaseModel):
     position: int = _POSITION
     event_id: str = about("事件编号 Event id (UUID)", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
     type: str = about("事件类型 Event type", "ContractRegistered")
-    schema_version: int = about("版本 Version of the event's JSON Schema", 1)
+    schema_version: int = about(
+        "版本 Version of the event type's payload schema, each type its own: the entry was "
+        "written as schemas/events/<type>.v<schema_version>.json",
+        1,
+    )
     recorded_at: str = about("记录时间 When it was recorded (UTC)", _WHEN)
     principal: str = about("提交者 Who posted it", "station-demo")
     subject: str = about("对象 What the event is about", EXAMPLE_REGISTRATION_NO)
