@@ -6,6 +6,8 @@ a v2 event carried through the relay, Kafka, the subsidy consumer and the audit.
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,8 +21,10 @@ from fastapi.testclient import TestClient
 
 from services.audit.application import Audit
 from services.audit.sources import BundleSource, export_bundle
+from services.cli import main
 from services.common.policy.loader import load_policy
 from services.registry.application import Registry
+from services.registry.log import chain_envelopes
 from services.subsidy.store import EntryStore
 from tests.conftest import Tokens
 from tests.integration.test_relay import make_relay, running, wait_until
@@ -243,3 +247,22 @@ def test_a_version_2_event_after_version_1_history_round_trips_through_relay_sub
         for year, recomputed in replayed["years"].items():
             body = client.get("/v1/entitlements", params={"year": year, "limit": 10_000}).json()
             assert served(body) == served({"entitlements": recomputed}), year
+
+
+def test_tcr_audit_replay_says_what_it_skipped_of_a_version_it_does_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = _old_envelopes()
+    newer = {**log[-1], "position": log[-1]["position"] + 1, "schema_version": 3}
+    log += chain_envelopes([newer], log[-1]["hash"])
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "events.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in log))
+    (bundle / "checkpoints.json").write_text("[]")
+    shutil.copy(Path(__file__).parents[1] / "fixtures" / "v1-corpus" / "public-key.pem", bundle)
+
+    assert main(["audit", "replay", str(bundle), "--no-verify"]) == 0
+
+    said = capsys.readouterr()
+    assert json.loads(said.out)["skipped_events"] == {f"{newer['type']} v3": 1}
+    assert f"{newer['type']} v3 ×1" in said.err
