@@ -87,6 +87,11 @@ class ReplayPublic(BaseModel):
     years: dict[str, list[dict[str, Any]]] = about(
         "年度补贴 Entitlements by turnover year", {"2024": []}
     )
+    skipped_events: dict[str, int] = about(
+        "跳过的事件 Entries not read, by event type (a type, or a version of one such as "
+        '"TransferProofRecorded v3", newer than this audit): upgrade the audit to read them',
+        {},
+    )
 
 
 class CompareYearPublic(BaseModel):

@@ -97,7 +97,7 @@ class Audit:
                 fold(envelope)
         if unreadable:
             raise unreadable[0]  # a log that verifies yet cannot be read: the facts' fault
-        return replay(builder.facts(), self.schedule_for(source))
+        return replay(builder.facts(), self.schedule_for(source), builder.skipped)
 
     def compare(
         self,

@@ -281,6 +281,13 @@ def _replay(args: argparse.Namespace) -> int:
             )
         except Unverified as exc:
             return _refused(args, exc)
+    if result["skipped_events"]:
+        unread = ", ".join(f"{kind} ×{n}" for kind, n in result["skipped_events"].items())
+        print(
+            f"skipped entries of types or versions this audit does not read ({unread}): "
+            "upgrade tcr to recompute with them",
+            file=sys.stderr,
+        )
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if args.out:
         args.out.write_text(text + "\n", "utf-8")

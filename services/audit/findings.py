@@ -39,6 +39,7 @@ from typing import Any, Literal
 import orjson
 
 from services.common.money import format_fen
+from services.common.payloads import current_payload
 from services.common.policy.engine import entitlements, evidence_ceiling, evidenced_until
 from services.common.policy.model import Broker, Contract, Facts, Policy
 from services.common.policy.schedule import PolicySchedule
@@ -202,7 +203,9 @@ class LogWatch:
             self._observe(envelope)
 
     def _observe(self, envelope: Mapping[str, Any]) -> None:
-        kind, payload = envelope["type"], envelope["payload"]
+        kind, payload = envelope["type"], current_payload(envelope)
+        if payload is None:  # a version of its type newer than this audit reads
+            return
         day = recorded_day(envelope["recorded_at"])
         position = int(envelope["position"])
         if kind == "ContractCancelled":

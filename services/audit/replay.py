@@ -43,9 +43,12 @@ def facts_at(envelopes: Iterable[dict[str, Any]], positions: Iterable[int]) -> d
     return found
 
 
-def replay(facts: Facts, schedule: PolicySchedule) -> dict[str, Any]:
+def replay(
+    facts: Facts, schedule: PolicySchedule, skipped: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """Every year in force's entitlements, recomputed from the facts, each year under its own
-    policy version."""
+    policy version; with the entries the facts skipped (types, or versions of types, this
+    audit does not read), by type."""
     return {
         "policy_version": schedule.version,
         "policy_versions": schedule.versions_by_year(),
@@ -56,6 +59,7 @@ def replay(facts: Facts, schedule: PolicySchedule) -> dict[str, Any]:
             ]
             for year in schedule.years
         },
+        "skipped_events": dict(sorted((skipped or {}).items())),
     }
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 
 GENESIS_HASH = "0" * 64
-SCHEMA_VERSION = 1
 
 ENVELOPE_FIELDS = (
     "position",

@@ -46,6 +46,9 @@ YUAN = 100  # fen
 MIN_AMOUNT = 50_000 * YUAN
 MAX_AMOUNT = 50_000_000 * YUAN
 _STEP = 100 * YUAN  # installments and technology amounts are whole hundreds of yuan
+# From this year the demo's stations give each registration a certificate number (登记证明编号,
+# ContractRegistered version 2's certificate_no); before it, none.
+CERTIFICATES_FROM = 2024
 
 CONTRACT_TYPES = {
     "development": 35,
@@ -626,7 +629,7 @@ class _ContractLife:
     def _registration(self, amount: int, technology: int) -> dict[str, Any]:
         deal = self.deal
         assert deal.station is not None
-        return {
+        body: dict[str, Any] = {
             "registration_no": self.no,
             "station_id": deal.station.station_id,
             "registered_on": deal.registered_on.isoformat(),
@@ -641,6 +644,9 @@ class _ContractLife:
             "technology_amount": format_fen(technology),
             "related_party": deal.related,
         }
+        if deal.registered_on.year >= CERTIFICATES_FROM:
+            body["certificate_no"] = f"{deal.station.station_id}-{self.no}"
+        return body
 
     # -- evidence ----------------------------------------------------------------------------
 

@@ -126,7 +126,8 @@ def _envelope(position: int, command: dict[str, Any]) -> dict[str, Any]:
         payload = {k: body[k] for k in _AMENDMENT_FIELDS} | {"changes": _in_fen(changes)}
     else:
         payload = _in_fen(body)
-    return {"position": position, "type": EVENTS[op], "payload": payload}
+    # The bodies the demo writes hold no field a later version of a type added.
+    return {"position": position, "type": EVENTS[op], "schema_version": 1, "payload": payload}
 
 
 def _in_fen(fields: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,9 @@ _NAMESPACE = uuid5(NAMESPACE_URL, "https://tcr.example/registry")
 
 Party = dict[str, str]
 
+# The currencies an amount may be in: fen of renminbi, which every money rule counts in.
+CURRENCIES = frozenset({"CNY"})
+
 
 def number_key(number: str) -> str:
     """The form in which registration, invoice and serial numbers are unique: NFKC-normalised,
@@ -65,11 +68,47 @@ def grant_aggregate_id(grant_no: str) -> UUID:
 class Contract(Aggregate):
     """A registered technology contract with its invoices and bank transfer proofs."""
 
+    # Version 2 holds each contract's certificate_no and each transfer proof's currency. Events
+    # stored as version 1 are never rewritten: the library upcasts them as it reads them
+    # (``upcast_v1_v2``), and so does a snapshot of a version 1 contract.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["certificate_no"] = None
+        for proof in state["transfer_proofs"].values():
+            proof["currency"] = "CNY"
+
     @staticmethod
     def create_id(registration_no: str, **_: Any) -> UUID:
         return contract_aggregate_id(registration_no)
 
-    @event("ContractRegistered")
+    class ContractRegistered(Aggregate.Created):
+        """v2: with the registration certificate's number (登记证明编号), or None."""
+
+        class_version = 2
+
+        principal: str
+        registration_no: str
+        station_id: str
+        registered_on: str
+        signed_on: str
+        title: str
+        contract_type: str
+        domain: str
+        seller: Party
+        buyer: Party
+        brokers: list[str]
+        contract_amount_fen: int
+        technology_amount_fen: int
+        related_party: bool
+        certificate_no: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["certificate_no"] = None  # v1 knew no certificate numbers
+
+    @event(ContractRegistered)
     def __init__(
         self,
         *,
@@ -87,6 +126,7 @@ class Contract(Aggregate):
         contract_amount_fen: int,
         technology_amount_fen: int,
         related_party: bool,
+        certificate_no: str | None,
     ) -> None:
         _check_amounts(contract_amount_fen, technology_amount_fen)
         if signed_on > registered_on:
@@ -108,6 +148,7 @@ class Contract(Aggregate):
         self.contract_amount_fen = contract_amount_fen
         self.technology_amount_fen = technology_amount_fen
         self.related_party = related_party
+        self.certificate_no = certificate_no
         self.cancelled: dict[str, str] | None = None
         self.invoices: dict[str, dict[str, Any]] = {}
         self.transfer_proofs: dict[str, dict[str, Any]] = {}
@@ -239,7 +280,26 @@ class Contract(Aggregate):
 
     # -- transfer proofs ----------------------------------------------------------------------
 
-    @event("TransferProofRecorded")
+    class TransferProofRecorded(Aggregate.Event):
+        """v2: with the currency of the amount, which is CNY."""
+
+        class_version = 2
+
+        principal: str
+        registration_no: str
+        serial_no: str
+        paid_on: str
+        amount_fen: int
+        payer_credit_code: str
+        payee_credit_code: str
+        bank: str | None
+        currency: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["currency"] = "CNY"  # v1 amounts were in fen of CNY, unsaid
+
+    @event(TransferProofRecorded)
     def record_transfer_proof(
         self,
         *,
@@ -251,8 +311,11 @@ class Contract(Aggregate):
         payer_credit_code: str,
         payee_credit_code: str,
         bank: str | None,
+        currency: str,
     ) -> None:
         self.check_open()
+        if currency not in CURRENCIES:
+            raise InvalidCommand("currency", "must be CNY: amounts are fen of renminbi")
         if serial_no in self.transfer_proofs:
             raise Conflict("serial_no", f"transfer proof {serial_no} is already recorded")
         self._check_not_before_signing("paid_on", paid_on)
@@ -271,6 +334,7 @@ class Contract(Aggregate):
             "paid_on": paid_on,
             "amount_fen": amount_fen,
             "bank": bank,
+            "currency": currency,
             "withdrawn": None,
         }
 

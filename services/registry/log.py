@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
-from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash, format_instant
+from services.common.envelope import GENESIS_HASH, entry_hash, format_instant
 from services.registry.commands import COMMANDS
 from services.registry.event_store import decode_state
 
@@ -58,7 +58,10 @@ def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any
             uuid5(_EVENT_NAMESPACE, f"{stored.originator_id}/{stored.originator_version}")
         ),
         "type": kind,
-        "schema_version": SCHEMA_VERSION,
+        # The version of its type the event was stored as: the library stores an event class's
+        # class_version above 1 with it. Never the version today's class would write, so an old
+        # entry's envelope, and its hash, stay as they were.
+        "schema_version": state.get("class_version", 1),
         "recorded_at": format_instant(state["timestamp"]),
         "principal": state["principal"],
         "subject": payload[SUBJECT_FIELD[kind]],

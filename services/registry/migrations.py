@@ -17,7 +17,7 @@ from services.registry.store import claims, idempotency, migrations
 log = logging.getLogger("tcr.registry")
 
 NUMBER_KEYS = "claims-by-number-key"
-_REGISTERED = get_topic(Contract.ContractRegistered)  # type: ignore[attr-defined]
+_REGISTERED = get_topic(Contract.ContractRegistered)
 
 
 def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> None:

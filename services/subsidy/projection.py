@@ -18,6 +18,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any, Protocol, cast
 
+from services.common.payloads import current_payload, skipped_as
 from services.common.policy.engine import (
     amounts,
     contract_claims,
@@ -249,9 +250,10 @@ class Projection:
         return self
 
     def apply(self, envelope: Mapping[str, Any]) -> None:
-        position, kind, p = int(envelope["position"]), envelope["type"], envelope["payload"]
-        if kind not in KNOWN_EVENTS:
-            self.skipped[kind] += 1
+        position, kind = int(envelope["position"]), envelope["type"]
+        p = current_payload(envelope) if kind in KNOWN_EVENTS else None
+        if p is None:  # a type, or a version of one, this reader does not read
+            self.skipped[skipped_as(envelope)] += 1
             return
         if kind == "BrokerFiled":
             broker_id = p["broker_id"]
@@ -393,34 +395,31 @@ class Projection:
             self._claims_of[key[3]][key[:3]] = value
         self._read_brokers_of(found.values())
 
-    def _read_brokers_of(self, records: Iterable[dict[str, Any]]) -> None:
+    def _read_brokers_of(self, records: Iterable[Mapping[str, Any]]) -> None:
         ids = {b for r in records for b in r["brokers"]}
         self._brokers.update(self._read_brokers(ids))
         self._read_funding(r["seller"]["credit_code"] for r in records)
 
     def _prefetch(self, envelopes: list[dict[str, Any]]) -> None:
         numbers: set[str] = set()
-        registered: list[dict[str, Any]] = []
+        registered: list[Mapping[str, Any]] = []
         for e in envelopes:
-            kind, p = e["type"], e["payload"]
-            if kind in CONTRACT_EVENTS:
+            kind = e["type"]
+            p = current_payload(e) if kind in CONTRACT_EVENTS else None
+            if p is not None:
                 numbers.add(p["registration_no"])
                 if kind == "ContractRegistered":
                     registered.append(p)
         self._load_contracts(numbers)
-        records = [r for r in self.contracts.values() if r is not None] + registered
+        records: list[Mapping[str, Any]] = [r for r in self.contracts.values() if r is not None]
+        records += registered
         self._read_brokers_of(records)
         beneficiaries = {b for r in records for b in r["brokers"]}
         beneficiaries |= {r[side]["credit_code"] for r in records for side in ("buyer", "seller")}
-        beneficiaries |= {
-            line["beneficiary"]
-            for e in envelopes
-            if e["type"] == "PayoutRecorded"
-            for line in e["payload"]["lines"]
-        }
-        beneficiaries |= {
-            e["payload"]["credit_code"] for e in envelopes if e["type"] == "OneTimeGrantDecided"
-        }
+        paid = (current_payload(e) for e in envelopes if e["type"] == "PayoutRecorded")
+        beneficiaries |= {line["beneficiary"] for p in paid if p is not None for line in p["lines"]}
+        granted = (current_payload(e) for e in envelopes if e["type"] == "OneTimeGrantDecided")
+        beneficiaries |= {p["credit_code"] for p in granted if p is not None}
         self.entitlements.prefetch(beneficiaries)
         counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
         counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}

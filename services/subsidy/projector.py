@@ -39,6 +39,7 @@ _T = TypeVar("_T")
 _ENVELOPE_TYPES: dict[str, type] = {
     "position": int,
     "type": str,
+    "schema_version": int,
     "subject": str,
     "recorded_at": str,
     "prev_hash": str,

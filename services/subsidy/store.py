@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from services.common.bulk import insert_columns, one_of, update_columns
 from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
+from services.common.payloads import now_read, skipped_as
 from services.common.policy.loader import load_schedule
 from services.common.policy.schedule import PolicySchedule
 from services.subsidy import metrics, payouts
@@ -91,7 +92,8 @@ class EntryStore:
             version = conn.execute(select(t.meta.c.projection_version)).scalar()
             # Entries of a type this version applies but an older one skipped: the store
             # lacks what they say, so it is rebuilt as if its version were another.
-            learnt = set(conn.execute(select(t.skipped.c.type)).scalars()) & KNOWN_EVENTS
+            skipped = conn.execute(select(t.skipped.c.type)).scalars()
+            learnt = {kind for kind in skipped if now_read(kind, KNOWN_EVENTS)}
             # A store from before schedules has no digest: it was computed under the one
             # policy file, which is the first version of the schedule.
             stored = conn.execute(select(t.schedule.c.fingerprint)).scalar()
@@ -224,7 +226,7 @@ class EntryStore:
         """Apply a run of entries; the entries of each type the projection skipped."""
         projection = Projection(StoredRows(conn), self.schedule).apply_all(run)
         if projection.skipped:
-            last = {e["type"]: int(e["position"]) for e in run if e["type"] in projection.skipped}
+            last = {skipped_as(e): int(e["position"]) for e in run}
             for kind, count in projection.skipped.items():
                 conn.execute(self._insert_skipped.values(type=kind, entries=0, last_position=0))
                 conn.execute(

@@ -94,6 +94,7 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
             "contract_amount_fen": 100_000_00,
             "technology_amount_fen": 90_000_00,
             "related_party": False,
+            "certificate_no": "410400-2024-000123",
         },
     ),
     (
@@ -139,6 +140,7 @@ COMMANDS: list[tuple[Principal, str, dict[str, Any]]] = [
             "payer_credit_code": BUYER["credit_code"],
             "payee_credit_code": SELLER["credit_code"],
             "bank": "中国银行平顶山分行",
+            "currency": "CNY",
         },
     ),
     (
@@ -289,6 +291,17 @@ TAMPERINGS = {
     "unknown event type": ("BrokerFiled", _set("type", "BrokerRevoked")),
     "unknown envelope field": ("BrokerFiled", _set("signature", "x")),
     "schema version 2": ("BrokerFiled", _set("schema_version", 2)),
+    "schema version 3 of a type with 2": ("ContractRegistered", _set("schema_version", 3)),
+    "version 2 fields under version 1": ("TransferProofRecorded", _set("schema_version", 1)),
+    "version 2 without a field it added": (
+        "ContractRegistered",
+        _delete("payload.certificate_no"),
+    ),
+    "certificate number in lower case": (
+        "ContractRegistered",
+        _set("payload.certificate_no", "410400-2024-00012a"),
+    ),
+    "currency other than CNY": ("TransferProofRecorded", _set("payload.currency", "USD")),
     "hash not hex": ("BrokerFiled", _set("hash", "Z" * 64)),
     "recorded_at without zone": ("BrokerFiled", _set("recorded_at", "2024-01-10T08:00:00.000000")),
     "position zero": ("BrokerFiled", _set("position", 0)),
@@ -314,4 +327,18 @@ def test_a_tampered_envelope_fails_validation(
 def test_a_transfer_proof_may_name_no_bank(envelopes: list[dict[str, Any]]) -> None:
     envelope = _by_type(envelopes, "TransferProofRecorded")
     envelope["payload"]["bank"] = None
+    assert envelope_validator().is_valid(envelope)
+
+
+@pytest.mark.parametrize(
+    ("kind", "added"),
+    [("ContractRegistered", "certificate_no"), ("TransferProofRecorded", "currency")],
+)
+def test_a_version_1_payload_as_the_registry_wrote_it_before_version_2_still_validates(
+    envelopes: list[dict[str, Any]], kind: str, added: str
+) -> None:
+    envelope = _by_type(envelopes, kind)
+    assert envelope["schema_version"] == 2
+    del envelope["payload"][added]
+    envelope["schema_version"] = 1
     assert envelope_validator().is_valid(envelope)

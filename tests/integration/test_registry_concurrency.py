@@ -58,6 +58,7 @@ def register(registry: Registry, registration_no: str) -> None:
         "contract_amount_fen": CONTRACT_FEN,
         "technology_amount_fen": CONTRACT_FEN,
         "related_party": False,
+        "certificate_no": None,
     }
     registry.submit(STATION, [Command("register_contract", args)]).result(ANSWER_TIMEOUT)
 

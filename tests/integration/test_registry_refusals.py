@@ -95,6 +95,7 @@ def registration(registration_no: str) -> Command:
         "contract_amount_fen": CONTRACT_FEN,
         "technology_amount_fen": CONTRACT_FEN,
         "related_party": False,
+        "certificate_no": None,
     }
     return Command("register_contract", args)
 

@@ -42,6 +42,7 @@ def contract(registration_no: str) -> Command:
             "contract_amount_fen": 120_000_000,
             "technology_amount_fen": 100_000_000,
             "related_party": False,
+            "certificate_no": None,
         },
     )
 
@@ -71,6 +72,7 @@ def transfer_proof(registration_no: str, serial_no: str, amount_fen: int) -> Com
             "payer_credit_code": BUYER,
             "payee_credit_code": SELLER,
             "bank": "中国银行平顶山分行",
+            "currency": "CNY",
         },
     )
 

@@ -1,5 +1,6 @@
-"""A log entry of an event type the subsidy service does not know (a newer registry's) is
-skipped and counted where the service says its health, and the entries around it still apply."""
+"""A log entry of an event type the subsidy service does not know (a newer registry's), or of a
+version of a type newer than it reads, is skipped and counted where the service says its health,
+and the entries around it still apply."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
+from services.registry.log import chain_envelopes
 from services.subsidy.projector import Projector
 from services.subsidy.store import EntryStore
 from tests.conftest import Tokens
@@ -47,19 +50,32 @@ def _skipped_metric(kind: str) -> float:
     return REGISTRY.get_sample_value("tcr_consumer_skipped_events_total", {"type": kind}) or 0.0
 
 
-def test_an_entry_of_an_unknown_type_is_skipped_and_counted_while_the_known_ones_apply(
-    database_url: str, tokens: Tokens, tmp_path: Path
+# (type, version, what the skipped entry is counted as)
+UNREAD = {
+    "an unknown type": (UNKNOWN, 1, UNKNOWN),
+    "a newer version of a known type": ("TransferProofRecorded", 3, "TransferProofRecorded v3"),
+}
+
+
+@pytest.mark.parametrize("unread", list(UNREAD))
+def test_an_entry_of_an_unknown_type_or_version_is_skipped_and_counted_while_the_known_ones_apply(
+    database_url: str, tokens: Tokens, tmp_path: Path, unread: str
 ) -> None:
+    kind, version, counted_as = UNREAD[unread]
     first = contract(
         "2023410400000001", registered_on=date(2023, 2, 1), settled=[(date(2023, 5, 1), 300_000_00)]
     )
     second = contract(
         "2023410400000002", registered_on=date(2023, 3, 1), settled=[(date(2023, 6, 1), 500_000_00)]
     )
-    inspected = (UNKNOWN, {"registration_no": first.registration_no, "inspected_on": "2023-07-01"})
+    # Were it read, a payment of 2023 that would change what the first contract earns.
+    newer = (kind, {"registration_no": first.registration_no, "serial_no": "BANK-9",
+                    "paid_on": "2023-07-01", "amount_fen": 200_000_00})  # fmt: skip
     known = contract_events(first) + contract_events(second)
-    log = numbered([*known[:2], inspected, *known[2:]])
-    before = _skipped_metric(UNKNOWN)
+    log = numbered([*known[:2], newer, *known[2:]])
+    log[2]["schema_version"] = version
+    log = list(chain_envelopes(log))
+    before = _skipped_metric(counted_as)
 
     store = EntryStore(database_url)
     try:
@@ -77,4 +93,4 @@ def test_an_entry_of_an_unknown_type_is_skipped_and_counted_while_the_known_ones
             params = {"year": year, "include": "claims"}
             response = client.get("/v1/entitlements", params=params)
             assert served(response.json()) == entitlements, year
-    assert _skipped_metric(UNKNOWN) == before + 1
+    assert _skipped_metric(counted_as) == before + 1

@@ -13,7 +13,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
-from services.common.envelope import GENESIS_HASH, SCHEMA_VERSION, entry_hash
+from services.common.envelope import GENESIS_HASH, entry_hash
 from services.common.policy.model import (
     Broker,
     CategoryRule,
@@ -171,7 +171,7 @@ def numbered(
             "position": position,
             "event_id": str(uuid.uuid5(_NAMESPACE, f"{subject}/{position}")),
             "type": kind,
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": 1,  # the payloads below are as version 1 of each type says
             "recorded_at": recorded_at,
             "principal": "bureau" if kind in _SUBJECT else "station-s1",
             "subject": subject,

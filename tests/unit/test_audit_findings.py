@@ -99,6 +99,7 @@ def _payout(position: int, year: int, *lines: tuple[str, str, int, str]) -> dict
     return {
         "position": position,
         "type": "PayoutRecorded",
+        "schema_version": 1,
         "recorded_at": "2025-06-30T02:00:00.000000Z",
         "subject": f"ZF-{position}",
         "payload": {

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from eventsourcing.domain import Aggregate
 
-from services.common.schemas import ENVELOPE_SCHEMA, event_date_fields, schema_dir
+from services.common.schemas import (
+    envelope_schema,
+    event_date_fields,
+    event_schemas,
+    schema_dir,
+    schema_versions,
+)
 from services.registry.api.batch import BatchCommand
 from services.registry.commands import COMMANDS, HANDLERS, Command, needs
 from services.registry.domain import contract_aggregate_id
@@ -30,18 +36,22 @@ def test_every_op_records_an_event_its_aggregate_declares() -> None:
 
 def test_the_event_types_of_the_table_are_those_the_schemas_describe() -> None:
     files = {p.name.split(".", 1)[0] for p in (schema_dir() / "events").glob("*.json")}
-    envelope_types = _schema(ENVELOPE_SCHEMA)["properties"]["type"]["enum"]
+    envelope_types = envelope_schema()["properties"]["type"]["enum"]
 
-    # The envelope lists every type of schemas/events/ (those it does not list yet are
-    # validated by their payload schema alone: tests/integration/test_event_schemas.py).
-    assert set(envelope_types) <= set(EVENT_TYPES)
-    assert set(EVENT_TYPES) == files
+    assert set(EVENT_TYPES) == set(envelope_types) == files
 
 
-def test_each_subject_and_event_day_is_a_required_field_of_its_payload() -> None:
+def test_each_event_class_writes_the_newest_version_its_schemas_describe() -> None:
+    for declared in COMMANDS.values():
+        event = getattr(declared.aggregate, declared.event)
+        written = getattr(event, "class_version", 1)
+        assert schema_versions()[declared.event][-1] == written, declared.event
+
+
+def test_each_subject_and_event_day_is_a_required_field_of_every_version_of_its_payload() -> None:
     for kind, field in [*SUBJECT_FIELD.items(), *event_date_fields().items()]:
-        schema = _schema(f"events/{kind}.v1.json")
-        assert field in schema["required"], (kind, field)
+        for version, schema in event_schemas()[kind].items():
+            assert field in schema["required"], (kind, version, field)
 
 
 def test_the_batch_accepts_exactly_the_ops_of_the_table() -> None:

@@ -42,6 +42,7 @@ def registration(**overrides: Any) -> dict[str, Any]:
         "contract_amount_fen": CONTRACT_FEN,
         "technology_amount_fen": 100_000_000,
         "related_party": False,
+        "certificate_no": None,
     }
     args.update(overrides)
     return args
@@ -71,6 +72,7 @@ def proof(no: str = "BANK-1", amount_fen: int = 60_000_000, **overrides: Any) ->
         "payer_credit_code": BUYER,
         "payee_credit_code": SELLER,
         "bank": "中国银行平顶山分行",
+        "currency": "CNY",
     }
     args.update(overrides)
     return args
@@ -590,3 +592,71 @@ def test_a_payout_line_of_no_amount_is_refused() -> None:
     with pytest.raises(InvalidCommand) as refused:
         _payout(_line(), _line("B2", fen=0))
     assert refused.value.field == "lines.1.amount"
+
+
+# -- versions of the events ------------------------------------------------------------------
+
+
+def _stored_as_version_1(app: Application[Any], event: Any, dropped: str) -> Any:
+    """The stored event as the registry wrote it before its type's version 2: no
+    ``class_version`` and without the field version 2 added."""
+    stored = app.mapper.to_stored_event(event)
+    state = app.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    del state[dropped]
+    return type(stored)(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=app.mapper.transcoder.encode(state),
+    )
+
+
+def test_new_registrations_and_transfer_proofs_are_written_as_version_2() -> None:
+    app: Application[Any] = Application()
+    c = Contract(**registration(certificate_no="410400-2024-000123"))
+    c.record_transfer_proof(**proof())
+    states = [
+        app.mapper.transcoder.decode(app.mapper.to_stored_event(e).state) for e in c.pending_events
+    ]
+
+    assert [s["class_version"] for s in states] == [2, 2]
+    assert states[0]["certificate_no"] == "410400-2024-000123"
+    assert states[1]["currency"] == "CNY"
+
+
+def test_a_contract_stored_as_version_1_reads_with_no_certificate_and_its_proofs_in_cny() -> None:
+    app: Application[Any] = Application()
+    c = Contract(**registration())
+    c.record_transfer_proof(**proof())
+    registered, proved = c.collect_events()
+    old = [
+        _stored_as_version_1(app, registered, "certificate_no"),
+        _stored_as_version_1(app, proved, "currency"),
+    ]
+
+    read = project_aggregate(None, [app.mapper.to_domain_event(s) for s in old])
+
+    assert read is not None
+    assert read.certificate_no is None
+    assert read.transfer_proofs["BANK-1"]["currency"] == "CNY"
+    assert read.paid_fen == 60_000_000
+
+
+def test_a_snapshot_of_a_version_1_contract_reads_as_version_2() -> None:
+    state: dict[str, Any] = {
+        "transfer_proofs": {"BANK-1": {"serial_no": "BANK-1", "amount_fen": 1}},
+        "registration_no": REG_NO,
+    }
+
+    Contract.upcast_v1_v2(state)
+
+    assert state["certificate_no"] is None
+    assert state["transfer_proofs"]["BANK-1"]["currency"] == "CNY"
+
+
+def test_a_transfer_proof_in_another_currency_than_cny_is_refused(contract: Contract) -> None:
+    error = refuses(
+        contract, InvalidCommand, lambda: contract.record_transfer_proof(**proof(currency="USD"))
+    )
+    assert error.field == "currency"

@@ -14,12 +14,14 @@ import pytest
 
 from services.cli import main
 from services.common.codes import CREDIT_CODE_CHARSET, credit_code_check_character
+from services.common.payloads import read_version
 from services.common.policy.engine import entitlements
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.loader import load_schedule
 from services.common.policy.model import Entitlement, ExclusionReason
 from services.common.policy.present import entitlement_json
 from services.demo.generate import (
+    CERTIFICATES_FROM,
     DEFAULT_YEARS,
     generate_history,
     parse_years,
@@ -55,7 +57,11 @@ def yearly(history: list[dict[str, Any]]) -> dict[int, list[Entitlement]]:
     builder = FactsBuilder()
     for position, command in enumerate(history, start=1):
         payload = batch_args(command["op"], command["body"])
-        builder.apply({"position": position, "type": OPS[command["op"]], "payload": payload})
+        kind = OPS[command["op"]]
+        version = read_version(kind)  # the arguments are today's: the newest version's payload
+        builder.apply(
+            {"position": position, "type": kind, "schema_version": version, "payload": payload}
+        )
     facts, schedule = builder.facts(), load_schedule()
     return {year: entitlements(facts, year, schedule.for_year(year)) for year in DEFAULT_YEARS}
 
@@ -369,6 +375,18 @@ def test_parties_come_from_every_county_and_from_other_provinces(
 
 def test_every_op_appears(history: list[dict[str, Any]]) -> None:
     assert set(summarise(history).ops) == set(OPS)
+
+
+def test_registrations_carry_a_certificate_number_from_the_year_stations_give_one(
+    history: list[dict[str, Any]],
+) -> None:
+    registrations = [c["body"] for c in history if c["op"] == "register_contract"]
+    for body in registrations:
+        given = int(body["registered_on"][:4]) >= CERTIFICATES_FROM
+        assert ("certificate_no" in body) == given, body["registration_no"]
+        if given:
+            args = batch_args("register_contract", body)  # the rule of the API
+            assert args["certificate_no"] == body["certificate_no"]
 
 
 def test_corrections_come_in_realistic_proportions(history: list[dict[str, Any]]) -> None:

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from services.common.envelope import (
     ENVELOPE_FIELDS,
     GENESIS_HASH,
-    SCHEMA_VERSION,
     canonical_bytes,
     entry_hash,
 )
@@ -27,7 +26,7 @@ def envelope(**overrides: Any) -> dict[str, Any]:
         "position": 2,
         "event_id": "f6b925a9-9d3c-57e5-9921-7711e46edfd7",
         "type": "InvoiceRecorded",
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": 1,
         "recorded_at": "2024-04-01T02:03:04.000005Z",
         "principal": "station-s1",
         "subject": "2024410400000001",
@@ -135,7 +134,7 @@ CHANGED_FIELD_VALUES = {
     "position": 3,
     "event_id": "f6b925a9-9d3c-57e5-9921-7711e46edfd8",
     "type": "InvoiceVoided",
-    "schema_version": SCHEMA_VERSION + 1,
+    "schema_version": 2,
     "recorded_at": "2024-04-01T02:03:04.000006Z",
     "principal": "station-s2",
     "subject": "2024410400000002",

@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from services.common.payloads import current_payload, skipped_as
 from services.common.policy.model import (
     Broker,
     Contract,
@@ -20,11 +21,17 @@ from services.common.policy.model import (
     TransferProof,
 )
 
+# Types this reader knows that say nothing the money rules read (payouts are read by finance's
+# balances and the audit's findings): neither applied nor counted as skipped.
+_NOT_FACTS = frozenset({"PayoutRecorded"})
+
 
 class FactsBuilder:
     """Applies envelopes in log order; an envelope at or below the last position is ignored,
-    and one of a type this reader does not know is skipped and counted in :attr:`skipped` (a
-    newer registry's event must not stop an older reader; the count says to upgrade it).
+    and one of a type this reader does not know, or of a version of its type newer than it
+    reads, is skipped and counted in :attr:`skipped` (a newer registry's event must not stop an
+    older reader; the count says to upgrade it). Older versions are read upcast
+    (:mod:`services.common.payloads`).
 
     Mutable for speed over millions of events: a contract's evidence is kept in dicts while
     folding, and :meth:`facts` builds the immutable view once.
@@ -40,7 +47,7 @@ class FactsBuilder:
         self._institutions: dict[tuple[str, str], Institution] = {}
         self._parties: dict[tuple[str, ...], Party] = {}  # one object per distinct party
         self.position = 0
-        self.skipped: Counter[str] = Counter()  # event type → entries skipped
+        self.skipped: Counter[str] = Counter()  # type (and version) → entries skipped
 
     def apply_all(self, envelopes: Iterable[Mapping[str, Any]]) -> FactsBuilder:
         # The facts hold no reference cycles, yet millions of new objects keep triggering the
@@ -60,8 +67,10 @@ class FactsBuilder:
         if position <= self.position:
             return
         self.position = position
-        kind, p = envelope["type"], envelope["payload"]
-        if kind == "InvoiceRecorded":
+        kind, p = envelope["type"], current_payload(envelope)
+        if p is None:  # a version of its type newer than this reader reads
+            self.skipped[skipped_as(envelope)] += 1
+        elif kind == "InvoiceRecorded":
             invoice = Invoice(p["invoice_no"], _day(p["issued_on"]), p["amount_fen"])
             self._invoices[p["registration_no"]][invoice.invoice_no] = invoice
         elif kind == "TransferProofRecorded":
@@ -120,6 +129,8 @@ class FactsBuilder:
                 _day(p["recognised_on"]),
                 p["document_no"],
             )
+        elif kind in _NOT_FACTS:
+            pass
         else:
             self.skipped[kind] += 1
 

@@ -188,6 +188,26 @@ Paragraph = Annotated[
     AfterValidator(_paragraph),
     _States(pattern=_PARAGRAPH_PATTERN),
 ]
+# 登记证明编号, the rule ContractRegistered v2's JSON Schema states as its pattern.
+_CERTIFICATE_NO = re.compile(r"[0-9A-Z][0-9A-Z-]{4,38}[0-9A-Z]")
+_CERTIFICATE_NO_WORDS = (
+    "6 to 40 upper-case letters A-Z, digits and hyphens, beginning and ending with a letter "
+    "or digit"
+)
+
+
+def _certificate_no(value: str) -> str:
+    if not _CERTIFICATE_NO.fullmatch(value):
+        raise ValueError(f"must be {_CERTIFICATE_NO_WORDS}")
+    return value
+
+
+CertificateNo = Annotated[
+    StrictStr,
+    AfterValidator(_certificate_no),
+    _States(pattern=f"^{_CERTIFICATE_NO.pattern}$", minLength=6, maxLength=40),
+]
+Currency = Literal["CNY"]
 ContractType = Literal["development", "transfer", "licensing", "consulting", "service"]
 PartyKind = Literal["enterprise", "university", "research_institute", "new_rd_institution", "other"]
 _NOT_FUTURE = "not in the future (Beijing time)"
@@ -282,6 +302,7 @@ class ContractCreate(Incoming):
                     "contract_amount": "1200000.00",
                     "technology_amount": "1000000.00",
                     "related_party": False,
+                    "certificate_no": "410400-2024-000123",
                 }
             ]
         }
@@ -321,6 +342,12 @@ class ContractCreate(Incoming):
         "技术交易额（元） Technology amount in yuan, not above contract_amount", "1000000.00"
     )
     related_party: StrictBool = about("关联交易 Whether the parties are related (关联企业)", False)
+    certificate_no: CertificateNo | None = about(
+        f"登记证明编号 Registration certificate number, when the station issued one: "
+        f"{_CERTIFICATE_NO_WORDS}",
+        "410400-2024-000123",
+        default=None,
+    )
 
     def to_args(self) -> dict[str, Any]:
         return self.body_args()
@@ -464,6 +491,7 @@ class TransferProofCreate(Incoming):
                     "payer_credit_code": EXAMPLE_BUYER,
                     "payee_credit_code": EXAMPLE_SELLER,
                     "bank": "中国银行平顶山分行",
+                    "currency": "CNY",
                 }
             ]
         }
@@ -475,6 +503,9 @@ class TransferProofCreate(Incoming):
     payer_credit_code: CreditCode = about("付款方 Payer: the contract's buyer", EXAMPLE_BUYER)
     payee_credit_code: CreditCode = about("收款方 Payee: the contract's seller", EXAMPLE_SELLER)
     bank: Text | None = about("银行 Bank", "中国银行平顶山分行", default=None)
+    currency: Currency = about(
+        "币种 Currency of amount (ISO 4217): only CNY 人民币, the default", "CNY", default="CNY"
+    )
 
     def to_args(self, registration_no: str) -> dict[str, Any]:
         return self.body_args(("registration_no", registration_no))
@@ -734,7 +765,11 @@ class LogEntryPublic(BaseModel):
     position: int = _POSITION
     event_id: str = about("事件编号 Event id (UUID)", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
     type: str = about("事件类型 Event type", "ContractRegistered")
-    schema_version: int = about("版本 Version of the event's JSON Schema", 1)
+    schema_version: int = about(
+        "版本 Version of the event type's payload schema, each type its own: the entry was "
+        "written as schemas/events/<type>.v<schema_version>.json",
+        1,
+    )
     recorded_at: str = about("记录时间 When it was recorded (UTC)", _WHEN)
     principal: str = about("提交者 Who posted it", "station-demo")
     subject: str = about("对象 What the event is about", EXAMPLE_REGISTRATION_NO)
