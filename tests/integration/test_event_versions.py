@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from services.audit.application import Audit
 from services.audit.sources import BundleSource, export_bundle
 from services.cli import main
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.registry.application import Registry
 from services.registry.log import chain_envelopes
 from services.subsidy.store import EntryStore
@@ -236,7 +236,7 @@ def test_a_version_2_event_after_version_1_history_round_trips_through_relay_sub
 
     old_registry.checkpoints.issue()
     export_bundle(InProcessRegistry(old_registry), tmp_path / "bundle")  # type: ignore[arg-type]
-    replayed = Audit(load_policy()).replay(BundleSource(tmp_path / "bundle"))
+    replayed = Audit(load_schedule()).replay(BundleSource(tmp_path / "bundle"))
     assert replayed["position"] == head
     assert replayed["skipped_events"] == {}
     earning = {c["registration_no"] for e in replayed["years"]["2024"] for c in e["contracts"]}
@@ -245,7 +245,8 @@ def test_a_version_2_event_after_version_1_history_round_trips_through_relay_sub
     with finance_client(url, tokens) as client:
         assert client.get("/v1/health").json()["skipped_events"] == 0
         for year, recomputed in replayed["years"].items():
-            body = client.get("/v1/entitlements", params={"year": year, "limit": 10_000}).json()
+            params = {"year": year, "limit": 10_000, "include": "claims"}
+            body = client.get("/v1/entitlements", params=params).json()
             assert served(body) == served({"entitlements": recomputed}), year
 
 

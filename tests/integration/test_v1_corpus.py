@@ -17,7 +17,7 @@ import pytest
 from services.audit.application import Audit
 from services.audit.sources import BundleSource
 from services.audit.verify import Trust
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.subsidy.store import EntryStore
 from tests.conftest import Tokens
 from tests.integration.test_subsidy_api import served
@@ -51,7 +51,7 @@ def expected() -> dict[str, Any]:
 def _audit() -> Audit:
     # The public key as the corpus holds it: pinned by the test, not taken from the bundle read.
     key = (CORPUS / "public-key.pem").read_text(encoding="utf-8")
-    return Audit(load_policy(), Trust(public_key_pem=key, checkpoint_every=CHECKPOINT_EVERY))
+    return Audit(load_schedule(), Trust(public_key_pem=key, checkpoint_every=CHECKPOINT_EVERY))
 
 
 def _as_recorded(years: dict[str, list[dict[str, Any]]], like: dict[str, Any]) -> dict[str, Any]:
@@ -113,5 +113,6 @@ def test_the_subsidy_projection_of_the_corpus_serves_the_recorded_entitlements(
     with finance_client(url, tokens) as client:
         assert client.get("/v1/health").json()["skipped_events"] == 0
         for year, recorded in expected["years"].items():
-            body = client.get("/v1/entitlements", params={"year": year, "limit": 10_000}).json()
+            params = {"year": year, "limit": 10_000, "include": "claims"}
+            body = client.get("/v1/entitlements", params=params).json()
             assert served(body) == served({"entitlements": recorded}), year

@@ -274,8 +274,15 @@ def test_the_bundled_schedule_leaves_every_entitlement_of_the_demo_as_the_one_po
     computed under its version, is byte for byte what the plan written out by hand gives."""
     builder = FactsBuilder()
     for position, command in enumerate(history, start=1):
-        payload = batch_args(command["op"], command["body"])
-        builder.apply({"position": position, "type": OPS[command["op"]], "payload": payload})
+        kind, payload = OPS[command["op"]], batch_args(command["op"], command["body"])
+        builder.apply(
+            {
+                "position": position,
+                "type": kind,
+                "schema_version": read_version(kind),
+                "payload": payload,
+            }
+        )
     facts = builder.facts()
 
     for year in DEFAULT_YEARS:

@@ -19,7 +19,7 @@ from services.audit.application import Audit
 from services.common import schemas
 from services.common.payloads import current_payload, now_read, read_version, skipped_as
 from services.common.policy.facts import FactsBuilder
-from services.common.policy.loader import load_policy
+from services.common.policy.loader import load_schedule
 from services.common.schemas import envelope_validator, schema_dir, schema_versions
 from tests.support.policy_facts import contract, contract_events, numbered
 
@@ -171,6 +171,9 @@ class ListSource:
     def envelopes(self) -> Iterator[dict[str, Any]]:
         return iter(copy.deepcopy(self._envelopes))
 
+    def policy_files(self) -> dict[str, str] | None:
+        return None  # computed under the auditor's own schedule
+
 
 def test_the_audit_replay_skips_and_counts_unknown_types_and_newer_versions() -> None:
     settled = contract("2023410400000001", settled=[(date(2023, 5, 1), 300_000_00)])
@@ -181,7 +184,7 @@ def test_the_audit_replay_skips_and_counts_unknown_types_and_newer_versions() ->
     ]
     log = numbered([*known, *unread])
     log[-1]["schema_version"] = 3
-    audit = Audit(load_policy())
+    audit = Audit(load_schedule())
 
     replayed = audit.replay(ListSource(log), verify=False)  # type: ignore[arg-type]
 
