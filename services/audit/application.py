@@ -30,7 +30,11 @@ class Unverified(Invalid):
     """The history does not verify, so what was asked of it is refused (nothing computed)."""
 
     def __init__(self, action: str, verdict: Verdict) -> None:
-        super().__init__("verdict", refusal(action, verdict))
+        super().__init__(
+            "verdict",
+            refusal(action, verdict),
+            f"{action}：已拒绝：历史记录未通过验证（{verdict.summary()}）",
+        )
         self.verdict = verdict
 
 
@@ -118,7 +122,7 @@ class Audit:
                 source, year, self.policy, self.trust, described_as=described_as, progress=progress
             )
         except ValueError as exc:
-            raise Invalid("year", str(exc)) from None
+            raise Invalid("year", str(exc), f"年度无效：{exc}") from None
         if refuse_unverified:
             self._refuse_unverified("report", report.verdict)
         return report

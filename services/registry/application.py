@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -26,14 +26,15 @@ from services.common.money import format_fen
 from services.common.policy.loader import load_policy
 from services.common.policy.model import Policy
 from services.registry.checkpoints import Checkpointer
-from services.registry.commands import Command, Principal
+from services.registry.commands import Command, Principal, no_contract
 from services.registry.domain import Contract, contract_aggregate_id
-from services.registry.errors import NotFound
+from services.registry.dry_run import Checked, check_commands
 from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
 from services.registry.log import unhashed_envelope
 from services.registry.migrations import claim_number_keys, idempotency_receipts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
+from services.registry.visibility import may_read
 from services.registry.writer import GroupCommitWriter, Receipt, Submission
 
 MAX_PAGE = 5000
@@ -56,9 +57,11 @@ class Registry(Application[UUID]):
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
         policy: Policy | None = None,
+        stations: Callable[[], Collection[str]] | None = None,
     ) -> None:
         """Open the store; without ``signing_key`` checkpoints are signed by a key made now;
-        ``policy`` (the bundled plan without it) says which years a payout may be of."""
+        ``policy`` (the bundled plan without it) says which years a payout may be of;
+        ``stations`` the station ids a contract may be registered under (any without it)."""
         policy = policy or load_policy()
         self.engine: Engine = make_engine(database_url)  # creates a SQLite file's folder
         with schema_lock(self.engine):  # processes opening a new store together take turns
@@ -81,7 +84,10 @@ class Registry(Application[UUID]):
             max_group_events=max_group_events,
             breaker=self.breaker,
             years=range(policy.first_year, policy.last_year + 1),
+            stations=stations,
         )
+        self._years = range(policy.first_year, policy.last_year + 1)
+        self._stations = stations
         self.checkpoints = Checkpointer(
             self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every
         )
@@ -148,6 +154,19 @@ class Registry(Application[UUID]):
             Submission(principal, commands, batch, idempotency_key, request_sha256)
         )
 
+    def check(self, principal: Principal, commands: Sequence[Command | None]) -> Checked:
+        """Dry-run commands in order, as if the earlier ones were stored: every error and
+        warning, nothing stored (None: a command its schema refused, skipped)."""
+        with self._reading():
+            return check_commands(
+                self.engine,
+                self.event_store,
+                principal,
+                commands,
+                years=self._years,
+                stations=self._stations,
+            )
+
     # -- reads ------------------------------------------------------------------------------
 
     @contextmanager
@@ -162,15 +181,16 @@ class Registry(Application[UUID]):
                 raise store_unavailable() from None
             raise
 
-    def contract(self, registration_no: str) -> dict[str, Any]:
-        """The current state of a contract, with its evidence and totals."""
+    def contract(self, registration_no: str, reader: Principal) -> dict[str, Any]:
+        """The current state of a contract, with its evidence and totals; one the reader may
+        not read is answered exactly as one not registered."""
         try:
             with self._reading():
                 c: Contract = self.repository.get(contract_aggregate_id(registration_no))
         except AggregateNotFoundError:
-            raise NotFound(
-                "registration_no", f"no contract registered as {registration_no}"
-            ) from None
+            raise no_contract(registration_no) from None
+        if not may_read(reader, c.station_id):
+            raise no_contract(registration_no)
         return {
             "registration_no": c.registration_no,
             "status": "cancelled" if c.cancelled else "registered",

@@ -13,17 +13,21 @@ from pydantic import ValidationError
 
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
+from services.common.web.errors import described
 from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.api.batch import BatchCreate, batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command
+from services.registry.visibility import READS_EVERYTHING
 from services.registry.writer import request_digest
 
 router = APIRouter(prefix="/v1")
 
 Caller = Annotated[Principal, Depends(authenticate)]
+# The log and the proofs of its entries hold every station's contracts: not for a station.
+WholeLogReader = Annotated[Principal, Depends(require_roles(*sorted(READS_EVERYTHING)))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -211,11 +215,33 @@ async def record_payout(
     return await _store(request, who, [Command("record_payout", body.to_args())], body, key)
 
 
-@router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=m.BatchRecorded,
+    responses={
+        **_ON_CONTRACT,
+        200: {"model": m.BatchChecked, "description": "试运行结果 The dry run's findings"},
+    },
+)
 async def batch(
-    request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None
+    request: Request,
+    body: BatchCreate,
+    who: Caller,
+    key: IdempotencyKey = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="试运行 Check every command (schema and state, in order, as if the "
+            "earlier ones were stored) and answer 200 with every error; nothing is stored",
+            examples=[True],
+        ),
+    ] = False,
 ) -> JSONResponse:
-    """Store up to 1,000 commands atomically, in order: all of them or none."""
+    """Store up to 1,000 commands atomically, in order: all of them or none; with
+    ``dry_run=true``, check them all and store nothing."""
+    if dry_run:
+        return JSONResponse(await asyncio.to_thread(_dry_run, registry(request), who, body))
     commands = []
     for index, command in enumerate(body.commands):
         try:
@@ -227,16 +253,37 @@ async def batch(
     return await _store(request, who, commands, body, key, batch=True)
 
 
+def _dry_run(app: Registry, who: Principal, body: BatchCreate) -> dict[str, Any]:
+    commands: list[Command | None] = []
+    refused: list[dict[str, Any]] = []
+    for index, command in enumerate(body.commands):
+        try:
+            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
+        except ValidationError as exc:
+            commands.append(None)
+            refused += [{"index": index, **e} for e in described(exc.errors())]
+    checked = app.check(who, commands)
+    errors = sorted(
+        [*refused, *(p.as_json() for p in checked.errors)], key=lambda e: int(e["index"])
+    )
+    return {
+        "valid": not errors,
+        "commands": len(commands),
+        "errors": errors,
+        "warnings": [p.as_json() for p in checked.warnings],
+    }
+
+
 @router.get("/contracts/{registration_no}", responses=refusals(404))
 def get_contract(request: Request, registration_no: RegistrationNo, who: Caller) -> dict[str, Any]:
     """A contract's current state: status, parties, amounts, evidence and totals."""
-    return registry(request).contract(registration_no)
+    return registry(request).contract(registration_no, who)
 
 
-@router.get("/events", response_model=m.LogPagePublic)
+@router.get("/events", response_model=m.LogPagePublic, responses=refusals(403))
 def get_events(
     request: Request,
-    who: Caller,
+    who: WholeLogReader,
     after: Annotated[
         int,
         Query(
@@ -247,7 +294,8 @@ def get_events(
         int, Query(ge=1, le=5000, description="条数 Entries per page", examples=[1000])
     ] = 1000,
 ) -> Response:
-    """The log in order, hashed; page on with ``after=next_after``."""
+    """The log in order, hashed; page on with ``after=next_after``. Every station's
+    contracts are in it: not for station tokens (403)."""
     page = registry(request).read_log(after, limit)
     return Response(orjson.dumps(page), media_type="application/json")
 
@@ -291,10 +339,12 @@ def issue_checkpoint(
     return registry(request).checkpoints.issue()
 
 
-@router.get("/proofs/inclusion", response_model=m.InclusionProofPublic, responses=_PROOF)
+@router.get(
+    "/proofs/inclusion", response_model=m.InclusionProofPublic, responses=refusals(403, 404)
+)
 def inclusion_proof(
     request: Request,
-    who: Caller,
+    who: WholeLogReader,
     position: Annotated[
         int,
         Query(
@@ -314,7 +364,8 @@ def inclusion_proof(
         ),
     ],
 ) -> dict[str, Any]:
-    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``."""
+    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``;
+    not for station tokens (403): a position's leaf stands for another station's entry."""
     return registry(request).checkpoints.inclusion(position, tree_size)
 
 
