@@ -221,7 +221,11 @@ async def record_payout(
     response_model=m.BatchRecorded,
     responses={
         **_ON_CONTRACT,
-        200: {"model": m.BatchChecked, "description": "试运行结果 The dry run's findings"},
+        200: {
+            "model": m.BatchChecked,
+            "description": "试运行结果 With dry_run=true: every error of every command, those "
+            "that break their body's schema included, each with its index; nothing stored",
+        },
     },
 )
 async def batch(
