@@ -17,7 +17,7 @@ from services.common.web.errors import described
 from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
-from services.registry.api.batch import BatchCreate, batch_args
+from services.registry.api.batch import BatchCommand, BatchCreate, batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command
 from services.registry.visibility import READS_EVERYTHING
@@ -244,28 +244,40 @@ async def batch(
 ) -> JSONResponse:
     """Store up to 1,000 commands atomically, in order: all of them or none; with
     ``dry_run=true``, check them all and store nothing."""
+    parsed = [_parse(command) for command in body.commands]
     if dry_run:
-        return JSONResponse(await asyncio.to_thread(_dry_run, registry(request), who, body))
+        return JSONResponse(await asyncio.to_thread(_dry_run, registry(request), who, parsed))
     commands = []
-    for index, command in enumerate(body.commands):
-        try:
-            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
-        except ValidationError as exc:
+    for index, command in enumerate(parsed):
+        if isinstance(command, ValidationError):
             raise RequestValidationError(
-                [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]
-            ) from None
+                [
+                    {**e, "loc": ("body", "commands", index, "body", *e["loc"])}
+                    for e in command.errors()
+                ]
+            )
+        commands.append(command)
     return await _store(request, who, commands, body, key, batch=True)
 
 
-def _dry_run(app: Registry, who: Principal, body: BatchCreate) -> dict[str, Any]:
-    commands: list[Command | None] = []
-    refused: list[dict[str, Any]] = []
-    for index, command in enumerate(body.commands):
-        try:
-            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
-        except ValidationError as exc:
-            commands.append(None)
-            refused += [{"index": index, **e} for e in described(exc.errors())]
+def _parse(command: BatchCommand) -> Command | ValidationError:
+    """A batch command's op and arguments, or why its body breaks the op's schema."""
+    try:
+        return Command(command.op, batch_args(command.op, dict(command.body)))
+    except ValidationError as exc:
+        return exc
+
+
+def _dry_run(
+    app: Registry, who: Principal, parsed: list[Command | ValidationError]
+) -> dict[str, Any]:
+    refused = [
+        {"index": index, **e}
+        for index, command in enumerate(parsed)
+        if isinstance(command, ValidationError)
+        for e in described(command.errors())
+    ]
+    commands = [c if isinstance(c, Command) else None for c in parsed]
     checked = app.check(who, commands)
     errors = sorted(
         [*refused, *(p.as_json() for p in checked.errors)], key=lambda e: int(e["index"])
