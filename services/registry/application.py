@@ -29,12 +29,13 @@ from services.registry.checkpoints import Checkpointer
 from services.registry.commands import Command, Principal, no_contract
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.dry_run import Checked, check_commands
+from services.registry.errors import Forbidden
 from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
 from services.registry.log import unhashed_envelope
 from services.registry.migrations import claim_number_keys, idempotency_receipts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
-from services.registry.visibility import may_read
+from services.registry.visibility import may_read, reads_everything
 from services.registry.writer import GroupCommitWriter, Receipt, Submission
 
 MAX_PAGE = 5000
@@ -213,6 +214,39 @@ class Registry(Application[UUID]):
             "paid_total": format_fen(c.paid_fen),
             "version": c.version,
         }
+
+    def inclusion(self, reader: Principal, position: int, tree_size: int) -> dict[str, Any]:
+        """The inclusion proof of the entry at ``position`` in the tree of ``tree_size``; a
+        station has it only for an entry about a contract of its own."""
+        if not self.may_prove(reader, position):
+            raise Forbidden(
+                "position",
+                f"the entry at position {position} is not about a contract of station "
+                f"{reader.station_id}: a station has proofs of its own entries only",
+                f"位置 {position} 的条目不属于登记机构 {reader.station_id} 的合同："
+                "登记机构只能获取本机构条目的证明",
+            )
+        return self.checkpoints.inclusion(position, tree_size)
+
+    def may_prove(self, reader: Principal, position: int) -> bool:
+        """Whether ``reader`` may have the inclusion proof of the entry at ``position``: one
+        who reads everything may; a station only for an entry about a contract of its own. A
+        position holding no entry hides nothing (its proof is refused as not found)."""
+        if reads_everything(reader):
+            return True
+        page = self.read_log(position - 1, 1)
+        entry = next((e for e in page["events"] if e["position"] == position), None)
+        if entry is None:
+            return True
+        number = entry["payload"].get("registration_no")
+        if not isinstance(number, str):
+            return False  # a broker, funding or payout: the bureau's and finance's entries
+        try:
+            with self._reading():
+                c: Contract = self.repository.get(contract_aggregate_id(number))
+        except AggregateNotFoundError:
+            return False
+        return may_read(reader, c.station_id)
 
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""

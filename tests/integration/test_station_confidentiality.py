@@ -1,6 +1,6 @@
 """What a station may read: its own contracts only. Another station's contract answers exactly
-as a missing one (existence does not leak); the log and the proofs of its entries are not for
-stations; the bureau, finance, auditors and services read everything.
+as a missing one (existence does not leak); the log is not for stations, and inclusion proofs
+only of their own entries; the bureau, finance, auditors and services read everything.
 
 Every GET route of the registry has a rule here: a route added without one fails the first
 test, so no read path is left open by forgetting it.
@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount
 from services.common.tokens import Principal
 from services.registry.visibility import may_read, station_scope
 from tests.conftest import Tokens
-from tests.support.parties import contract_body, invoice_body
+from tests.support.parties import broker_body, contract_body, invoice_body
 
 OURS = "2024410400000001"  # registered by S1
 THEIRS = "2024410400000002"  # registered by S2
@@ -27,12 +27,13 @@ MISSING = "2024410400000003"  # registered by nobody
 # Each GET route and what a station may read there.
 OWN_ONLY = "own contracts only; another's answers as a missing one (404)"
 REFUSED = "refused to stations (403): every station's entries are in it"
+OWN_ENTRIES = "proofs of own entries only; another's entry refused (403)"
 NO_CONTRACT_DATA = "open to every token: signed tree heads and hashes, no contract data"
 PUBLIC = "needs no token: holds no contract data"
 RULES = {
     "/v1/contracts/{registration_no}": OWN_ONLY,
     "/v1/events": REFUSED,
-    "/v1/proofs/inclusion": REFUSED,
+    "/v1/proofs/inclusion": OWN_ENTRIES,
     "/v1/checkpoints": NO_CONTRACT_DATA,
     "/v1/checkpoints/latest": NO_CONTRACT_DATA,
     "/v1/proofs/consistency": NO_CONTRACT_DATA,
@@ -46,7 +47,6 @@ RULES = {
 # Parameters that make each route answer with data.
 PARAMS: dict[str, dict[str, Any]] = {
     "/v1/events": {"after": 0},
-    "/v1/proofs/inclusion": {"position": 1, "tree_size": 2},
     "/v1/proofs/consistency": {"from": 1, "to": 2},
     "/static/swagger": {},
 }
@@ -110,7 +110,7 @@ def test_another_stations_contract_answers_exactly_as_a_missing_one(
 
 
 @pytest.mark.parametrize("path", [p for p, rule in RULES.items() if rule == REFUSED])
-def test_the_log_and_the_proofs_of_its_entries_are_refused_to_stations(
+def test_the_log_is_refused_to_stations(
     two_stations: TestClient, tokens: Tokens, path: str
 ) -> None:
     response = two_stations.get(path, params=PARAMS[path])
@@ -139,6 +139,27 @@ def test_what_a_station_may_read_beyond_its_contracts_holds_no_contract_data(
     assert response.status_code == 200, response.text
     for secret in (THEIRS, "另一机构的合同"):
         assert secret not in response.text
+
+
+def test_a_station_has_inclusion_proofs_of_its_own_entries_only(
+    two_stations: TestClient, tokens: Tokens
+) -> None:
+    # Positions: 1 S1's registration, 2 S1's invoice, 3 S2's registration, 4 a broker.
+    bureau = tokens.header("bureau")
+    assert two_stations.post("/v1/brokers", json=broker_body(), headers=bureau).status_code == 201
+
+    def proof(position: int, who: str = "station") -> int:
+        params = {"position": position, "tree_size": 4}
+        return two_stations.get(
+            "/v1/proofs/inclusion", params=params, headers=tokens.header(who)
+        ).status_code
+
+    assert [proof(p) for p in (1, 2, 3, 4)] == [200, 200, 403, 403]
+    assert [proof(p, "other_station") for p in (1, 2, 3, 4)] == [403, 403, 200, 403]
+    assert [proof(p, "service") for p in (1, 2, 3, 4)] == [200, 200, 200, 200]
+    refused = two_stations.get("/v1/proofs/inclusion", params={"position": 3, "tree_size": 4})
+    assert refused.json()["field"] == "position" and refused.json()["message_zh"]
+    assert THEIRS not in refused.text
 
 
 @pytest.mark.parametrize("reader", ["bureau", "finance", "auditor", "service"])

@@ -360,7 +360,7 @@ def issue_checkpoint(
 )
 def inclusion_proof(
     request: Request,
-    who: WholeLogReader,
+    who: Caller,
     position: Annotated[
         int,
         Query(
@@ -380,9 +380,9 @@ def inclusion_proof(
         ),
     ],
 ) -> dict[str, Any]:
-    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``;
-    not for station tokens (403): a position's leaf stands for another station's entry."""
-    return registry(request).checkpoints.inclusion(position, tree_size)
+    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``; a
+    station has it only for an entry about a contract of its own (else 403)."""
+    return registry(request).inclusion(who, position, tree_size)
 
 
 @router.get("/proofs/consistency", response_model=m.ConsistencyProofPublic, responses=_PROOF)
