@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tcr-e2e-bench-"))
     tokens = workdir / "tokens.toml"
     bureau = ps.add_token(tokens, "bench-bureau", "bureau")
-    auditor = ps.add_token(tokens, "bench-subsidy", "auditor")
+    auditor = ps.add_token(tokens, "bench-subsidy", "service")  # the feed's reader
     registry_db, subsidy_db = ps.db_name("e2e", "registry"), ps.db_name("e2e", "subsidy")
     started: list[ps.Process] = []
     with (

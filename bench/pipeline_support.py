@@ -37,6 +37,8 @@ from services.common.codes import (  # noqa: E402
     credit_code_check_character,
 )
 from services.common.money import format_fen  # noqa: E402
+from services.common.tokens import add_principal, load_principals  # noqa: E402
+from services.demo.population import STATIONS  # noqa: E402
 
 RESULTS_DIR = REPO / "bench" / "results"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -145,12 +147,23 @@ def tcr_command() -> list[str]:
     return [str(tcr)] if tcr.exists() else [sys.executable, "-m", "services.cli"]
 
 
+# The station ids the benchmarks' histories register under: the bureau registers only under a
+# station id that holds a token, so a bureau's tokens file names them all.
+BENCH_STATIONS = (*(f"S{n}" for n in range(1, 7)), *(s.station_id for s in STATIONS))
+
+
 def add_token(tokens_file: Path, name: str, role: str) -> str:
-    """Add a principal with ``tcr tokens add`` and return its token (the output's last line)."""
+    """Add a principal with ``tcr tokens add`` and return its token (the output's last line);
+    for a bureau, the benchmarks' stations too (:data:`BENCH_STATIONS`)."""
     command = [*tcr_command(), "tokens", "add", "--name", name, "--role", role]
     out = subprocess.run(
         [*command, "--file", str(tokens_file)], check=True, capture_output=True, text=True, cwd=REPO
     )
+    if role == "bureau":
+        held = {p.station_id for p in load_principals(tokens_file).values()}
+        for station in BENCH_STATIONS:
+            if station not in held:
+                add_principal(tokens_file, f"bench-station-{station.lower()}", "station", station)
     return out.stdout.strip().splitlines()[-1]
 
 

@@ -309,7 +309,8 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
     result: dict[str, Any] = {"target_events": size}
     tokens_file = workdir / f"tokens-{size}.toml"
     tokens = {
-        r: ps.add_token(tokens_file, f"bench-{r}", r) for r in ("bureau", "auditor", "finance")
+        r: ps.add_token(tokens_file, f"bench-{r}", r)
+        for r in ("bureau", "auditor", "finance", "service")
     }
     history = generate(size, workdir, args.history_dir)
     result["history"] = {k: v for k, v in history.items() if k != "path"}
@@ -365,7 +366,7 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
                 "TCR_KAFKA_PARTITIONS": str(PARTITIONS),
                 "TCR_KAFKA_GROUP": "bench-read-scale",
                 "TCR_REGISTRY_URL": registry.url,
-                "TCR_REGISTRY_TOKEN": tokens["auditor"],
+                "TCR_REGISTRY_TOKEN": tokens["service"],  # the subsidy feed's reader
             }
             result["relay"] = run_relay(started, workdir, size, env, registry_libpq, head, args)
             subsidy = ps.HttpService(

@@ -7,7 +7,7 @@ Steps, all in one run:
 1. a registry database is filled with ``--events`` workload events through the registry's
    own writer, in batches (time and rate reported); ``--registry-db NAME`` keeps that database
    for later runs and reuses it, filling only what is missing;
-2. ``tcr registry serve --workers 2`` serves it; an auditor token reads the feed;
+2. ``tcr registry serve --workers 2`` serves it; a service token reads the feed;
 3. catch-up from empty: ``Projector(EntryStore, RegistryFeed).catch_up()`` into a fresh
    PostgreSQL database, until the applied head is the registry's head; events/s, and how its
    time split between reading the feed and ``EntryStore.add``;
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 report["fill"] = {"reused_database": registry_db, "events": 0}
                 ps.log(f"reusing {registry_db} with {have:,} events")
             tokens = workdir / "tokens.toml"
-            token = ps.add_token(tokens, "bench-auditor", "auditor")
+            token = ps.add_token(tokens, "bench-feed", "service")
             ps.create_registry_schema(registry_url)
             server = ps.registry_server(
                 registry_url, tokens, workdir / "registry.log", workers=args.workers

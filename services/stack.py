@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from services.common.settings import KafkaBootstrap, PolicySettings, Port
-from services.common.tokens import init_demo_tokens
+from services.common.tokens import complete_demo_tokens, init_demo_tokens
 
 STOP_GRACE_SECONDS = 10.0
 
@@ -130,7 +130,7 @@ class StackSettings(PolicySettings):
     """Where the stack keeps its files and serves its APIs; a broker of the developer's own
     (``TCR_KAFKA_BOOTSTRAP``) instead of the bundled one; the tokens file (default
     ``<var>/tokens.toml``) and the registry token of the subsidy feed (default the saved
-    auditor token)."""
+    service token; the audit service reads with the saved auditor token)."""
 
     var: Path = Path("var")
     host: str = "127.0.0.1"
@@ -175,6 +175,8 @@ def stack_tokens(config: StackSettings) -> tuple[Path, dict[str, str]]:
         )
         for name, token in created.items():
             print(f"stack    |   {name:<14} {token}")
+    for name in complete_demo_tokens(tokens_file, saved):
+        print(f"stack    | added the principal {name} to {tokens_file}; its token is in {saved}")
     tokens: dict[str, str] = {}
     if saved.exists():
         for line in saved.read_text(encoding="utf-8").splitlines():
@@ -188,15 +190,15 @@ def build_children(config: StackSettings) -> list[Child]:
         return ["--host", config.host, "--port", str(port)]
 
     tokens_file, tokens = stack_tokens(config)
-    saved_token = tokens.get("auditor") or tokens.get("finance")
     given = config.registry_token
-    feed_token = given.get_secret_value() if given else saved_token
+    feed_token = given.get_secret_value() if given else tokens.get("service")
     if feed_token is None:
         saved = tokens_file.with_name("local-tokens.txt")
         raise SystemExit(
-            f"no auditor token for the subsidy feed in {saved}; "
-            "set TCR_REGISTRY_TOKEN or remove the tokens file to start afresh"
+            f"no service token for the subsidy feed in {saved}; set TCR_REGISTRY_TOKEN "
+            "or remove the tokens file to start afresh"
         )
+    auditor_token = tokens.get("auditor") or feed_token
     registry_url = f"http://{config.host}:{config.registry_port}"
     # Unless the environment says otherwise: the stores and key under --var, and logs for a
     # person at a terminal rather than a log collector.
@@ -236,7 +238,8 @@ def build_children(config: StackSettings) -> list[Child]:
         Child(
             "audit",
             tcr_command("audit", "serve", *listen(config.audit_port)),
-            env,
+            # The audit service reads the registry as an auditor, the subsidy feed as a service.
+            {**env, "TCR_REGISTRY_TOKEN": auditor_token},
             f"http://{config.host}:{config.audit_port}/v1/health",
         ),
     ]

@@ -72,6 +72,7 @@ class Tokens:
     bureau: str
     finance: str
     auditor: str
+    service: str  # the subsidy feed's reader of the registry
     path: Path
 
     def header(self, who: str) -> dict[str, str]:
@@ -87,6 +88,7 @@ def make_tokens(folder: Path) -> Tokens:
         bureau=add_principal(path, "bureau", "bureau"),
         finance=add_principal(path, "finance", "finance"),
         auditor=add_principal(path, "auditor", "auditor"),
+        service=add_principal(path, "service", "service"),
         path=path,
     )
 
@@ -106,3 +108,10 @@ def client(database_url: str, tokens: Tokens) -> Iterator[TestClient]:
     )
     with TestClient(create_app(settings), headers=tokens.header("station")) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def reader(client: TestClient, tokens: Tokens) -> TestClient:
+    """The same registry as ``client``, read as the auditor: the log and the proofs of its
+    entries hold every station's contracts, so a station may not read them."""
+    return TestClient(client.app, headers=tokens.header("auditor"))

@@ -31,7 +31,11 @@ class Unverified(Invalid):
     """The history does not verify, so what was asked of it is refused (nothing computed)."""
 
     def __init__(self, action: str, verdict: Verdict) -> None:
-        super().__init__("verdict", refusal(action, verdict))
+        super().__init__(
+            "verdict",
+            refusal(action, verdict),
+            f"{action}：已拒绝：历史记录未通过验证（{verdict.summary()}）",
+        )
         self.verdict = verdict
 
 
@@ -56,7 +60,11 @@ class Audit:
         try:
             return schedule_from_texts(files)
         except ValueError as exc:
-            raise Invalid("policy", f"the history's policy files: {exc}") from None
+            raise Invalid(
+                "policy",
+                f"the history's policy files: {exc}",
+                f"历史记录所附的政策文件有误：{exc}",
+            ) from None
 
     def verify(
         self,
@@ -135,7 +143,7 @@ class Audit:
                 progress=progress,
             )
         except ValueError as exc:
-            raise Invalid("year", str(exc)) from None
+            raise Invalid("year", str(exc), f"年度无效：{exc}") from None
         if refuse_unverified:
             self._refuse_unverified("report", report.verdict)
         return report

@@ -43,9 +43,18 @@ class LiveAudit:
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
             why = "refused the audit's token" if status in (401, 403) else f"answered {status}"
-            raise Unavailable("registry", f"the registry {why}; nothing was audited") from None
+            why_zh = "拒绝了审计令牌" if status in (401, 403) else f"答复 {status}"
+            raise Unavailable(
+                "registry",
+                f"the registry {why}; nothing was audited",
+                f"登记服务{why_zh}；未进行审计",
+            ) from None
         except httpx.TransportError as exc:
-            raise Unavailable("registry", f"the registry cannot be reached: {exc}") from None
+            raise Unavailable(
+                "registry",
+                f"the registry cannot be reached: {exc}",
+                f"无法连接登记服务：{exc}",
+            ) from None
         finally:
             source.close()
 
@@ -66,7 +75,9 @@ class LiveAudit:
             try:
                 return self._audit.compare(source, subsidy)
             except StaleHistory as exc:
-                raise Unavailable("registry", f"{exc}; retry") from None
+                raise Unavailable(
+                    "registry", f"{exc}; retry", f"日志已变化（{exc}）；请重试"
+                ) from None
 
     @contextmanager
     def _subsidy(self) -> Iterator[Callable[[int, int | None], dict[str, Any]]]:
@@ -77,10 +88,16 @@ class LiveAudit:
                 return served_entitlements(client, year, position)
             except httpx.HTTPStatusError as exc:
                 status = exc.response.status_code
-                raise Unavailable("subsidy", f"the subsidy service answered {status}") from None
+                raise Unavailable(
+                    "subsidy",
+                    f"the subsidy service answered {status}",
+                    f"奖补服务答复 {status}",
+                ) from None
             except httpx.TransportError as exc:
                 raise Unavailable(
-                    "subsidy", f"the subsidy service cannot be reached: {exc}"
+                    "subsidy",
+                    f"the subsidy service cannot be reached: {exc}",
+                    f"无法连接奖补服务：{exc}",
                 ) from None
 
         try:
@@ -112,6 +129,8 @@ class LiveAudit:
                     "cursor",
                     f"the log has moved on from position {position} to {report.position} "
                     "since this cursor was given: read the findings again from the first page",
+                    f"给出此游标后日志已从位置 {position} 推进到 {report.position}："
+                    "请从第一页重新读取",
                 )
         page = report.findings.page(offset, limit)
         more = offset + limit < len(report.findings)
@@ -148,4 +167,8 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
     position, _, offset = cursor.partition(".")
     if position.isdigit() and offset.isdigit() and len(cursor) <= 40:
         return int(position), int(offset)
-    raise Invalid("cursor", "is not a cursor this service gave out: pass next_cursor as it came")
+    raise Invalid(
+        "cursor",
+        "is not a cursor this service gave out: pass next_cursor as it came",
+        "不是本服务给出的游标：请原样传回 next_cursor",
+    )

@@ -213,7 +213,11 @@ def store_unreachable(exc: BaseException) -> bool:
 
 def store_unavailable() -> Unavailable:
     """The refusal of work while the store is unreachable (HTTP 503): nothing was done."""
-    return Unavailable(None, "the store is unreachable; nothing was done, retry later")
+    return Unavailable(
+        None,
+        "the store is unreachable; nothing was done, retry later",
+        "无法连接存储；未做任何操作，请稍后重试",
+    )
 
 
 class StoreBreaker:

@@ -10,11 +10,14 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base of every refusal a service reports: nothing was done, and this is why."""
 
-    def __init__(self, field: str | None, message: str, message_zh: str | None = None) -> None:
+    def __init__(
+        self, field: str | None, message: str, message_zh: str, *, rule: str | None = None
+    ) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
         self.message_zh = message_zh  # the same in Chinese, for the officers who read it
+        self.rule = rule  # a short id of the rule broken, where one is named
         self.index: int | None = None  # the command's index within a batch
 
 
@@ -40,3 +43,20 @@ class Conflict(DomainError):
 
 class Unavailable(DomainError):
     """The service could not do it now; nothing was changed, the caller may retry."""
+
+
+_KINDS: tuple[tuple[type[DomainError], str], ...] = (
+    (Unauthenticated, "unauthenticated"),
+    (Forbidden, "forbidden"),
+    (NotFound, "not_found"),
+    (Invalid, "invalid"),
+    (Conflict, "conflict"),
+    (Unavailable, "unavailable"),
+)
+
+
+def rule_of(error: DomainError) -> str:
+    """The rule an error names: its own where it has one, else its kind (``conflict``…)."""
+    if error.rule:
+        return error.rule
+    return next((kind for cls, kind in _KINDS if isinstance(error, cls)), "bad_request")

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from services.common.text import text_problem
 
-ROLES = ("station", "bureau", "finance", "auditor")
+# station: registers and reads its own contracts; bureau: the science bureau; finance;
+# auditor; service: the services' own reader of the registry (the relay, the subsidy feed).
+ROLES = ("station", "bureau", "finance", "auditor", "service")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 log = logging.getLogger("tcr.tokens")
@@ -181,12 +183,27 @@ class TokenBook:
             self._reload()
             return self._holders.get(token_sha256(token))
 
+    def station_ids(self) -> frozenset[str]:
+        """The ids of the stations that hold a token now (a changed file is re-read first)."""
+        with self._lock:
+            self._reload()
+            return frozenset(
+                h.station_id for h in self._holders.values() if h.station_id is not None
+            )
+
 
 DEMO_PRINCIPALS = (
     ("station-demo", "station", "S0001"),
+    # The demo history's stations (services.demo.population.STATIONS): the bureau registers
+    # only under station ids that hold a token.
+    ("station-pds-kjj", "station", "PDS-KJJ"),
+    ("station-pds-gxq", "station", "PDS-GXQ"),
+    ("station-rz-kjj", "station", "RZ-KJJ"),
+    ("station-wg-kjj", "station", "WG-KJJ"),
     ("bureau", "bureau", None),
     ("finance", "finance", None),
     ("auditor", "auditor", None),
+    ("service", "service", None),  # the subsidy feed's reader of the registry
 )
 
 
@@ -204,3 +221,21 @@ def init_demo_tokens(path: Path, saved: Path) -> dict[str, str] | None:
     )
     saved.chmod(0o600)
     return tokens
+
+
+def complete_demo_tokens(path: Path, saved: Path) -> dict[str, str]:
+    """Add the demo principals a tokens file made by an older :func:`init_demo_tokens` lacks
+    (the service reader, the demo history's stations), saving their tokens beside the others;
+    only for a file made for local use (``saved`` exists). Returns the tokens added."""
+    if not (path.exists() and saved.exists()):
+        return {}
+    held = {h.name for h in load_principals(path).values()}
+    added = {
+        name: add_principal(path, name, role, station)
+        for name, role, station in DEMO_PRINCIPALS
+        if name not in held
+    }
+    if added:
+        with saved.open("a", encoding="utf-8") as f:
+            f.write("".join(f"{name}={token}\n" for name, token in added.items()))
+    return added

@@ -30,6 +30,8 @@ def create_app(settings: RegistrySettings) -> FastAPI:
             signing_key=load_or_create_key(settings.signing_key_file),
             checkpoint_every=settings.checkpoint_every,
             schedule=schedule,
+            # The bureau registers only under station ids that hold a token, as read now.
+            stations=app.state.tokens.station_ids,
         )
         registry.start()
         app.state.registry = registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -26,14 +26,16 @@ from services.common.money import format_fen
 from services.common.policy.loader import load_schedule
 from services.common.policy.schedule import PolicySchedule
 from services.registry.checkpoints import Checkpointer
-from services.registry.commands import Command, Principal
+from services.registry.commands import Command, Principal, no_contract
 from services.registry.domain import Contract, contract_aggregate_id
-from services.registry.errors import NotFound
+from services.registry.dry_run import Checked, check_commands
+from services.registry.errors import Forbidden
 from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
 from services.registry.log import unhashed_envelope
 from services.registry.migrations import claim_number_keys, idempotency_receipts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
+from services.registry.visibility import may_read, reads_everything
 from services.registry.writer import GroupCommitWriter, Receipt, Submission
 
 MAX_PAGE = 5000
@@ -56,10 +58,12 @@ class Registry(Application[UUID]):
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
         schedule: PolicySchedule | None = None,
+        stations: Callable[[], Collection[str]] | None = None,
     ) -> None:
         """Open the store; without ``signing_key`` checkpoints are signed by a key made now;
         ``schedule`` (the bundled policy files without it) says which years a payout may be
-        of: those some policy version is in force for."""
+        of: those some policy version is in force for; ``stations`` the station ids a
+        contract may be registered under (any without it)."""
         schedule = schedule or load_schedule()
         self.engine: Engine = make_engine(database_url)  # creates a SQLite file's folder
         with schema_lock(self.engine):  # processes opening a new store together take turns
@@ -82,7 +86,10 @@ class Registry(Application[UUID]):
             max_group_events=max_group_events,
             breaker=self.breaker,
             years=schedule.years,
+            stations=stations,
         )
+        self._years = schedule.years
+        self._stations = stations
         self.checkpoints = Checkpointer(
             self.engine, signing_key or Ed25519PrivateKey.generate(), checkpoint_every
         )
@@ -149,6 +156,19 @@ class Registry(Application[UUID]):
             Submission(principal, commands, batch, idempotency_key, request_sha256)
         )
 
+    def check(self, principal: Principal, commands: Sequence[Command | None]) -> Checked:
+        """Dry-run commands in order, as if the earlier ones were stored: every error and
+        warning, nothing stored (None: a command its schema refused, skipped)."""
+        with self._reading():
+            return check_commands(
+                self.engine,
+                self.event_store,
+                principal,
+                commands,
+                years=self._years,
+                stations=self._stations,
+            )
+
     # -- reads ------------------------------------------------------------------------------
 
     @contextmanager
@@ -163,15 +183,16 @@ class Registry(Application[UUID]):
                 raise store_unavailable() from None
             raise
 
-    def contract(self, registration_no: str) -> dict[str, Any]:
-        """The current state of a contract, with its evidence and totals."""
+    def contract(self, registration_no: str, reader: Principal) -> dict[str, Any]:
+        """The current state of a contract, with its evidence and totals; one the reader may
+        not read is answered exactly as one not registered."""
         try:
             with self._reading():
                 c: Contract = self.repository.get(contract_aggregate_id(registration_no))
         except AggregateNotFoundError:
-            raise NotFound(
-                "registration_no", f"no contract registered as {registration_no}"
-            ) from None
+            raise no_contract(registration_no) from None
+        if not may_read(reader, c.station_id):
+            raise no_contract(registration_no)
         return {
             "registration_no": c.registration_no,
             "status": "cancelled" if c.cancelled else "registered",
@@ -194,6 +215,39 @@ class Registry(Application[UUID]):
             "paid_total": format_fen(c.paid_fen),
             "version": c.version,
         }
+
+    def inclusion(self, reader: Principal, position: int, tree_size: int) -> dict[str, Any]:
+        """The inclusion proof of the entry at ``position`` in the tree of ``tree_size``; a
+        station has it only for an entry about a contract of its own."""
+        if not self.may_prove(reader, position):
+            raise Forbidden(
+                "position",
+                f"the entry at position {position} is not about a contract of station "
+                f"{reader.station_id}: a station has proofs of its own entries only",
+                f"位置 {position} 的条目不属于登记机构 {reader.station_id} 的合同："
+                "登记机构只能获取本机构条目的证明",
+            )
+        return self.checkpoints.inclusion(position, tree_size)
+
+    def may_prove(self, reader: Principal, position: int) -> bool:
+        """Whether ``reader`` may have the inclusion proof of the entry at ``position``: one
+        who reads everything may; a station only for an entry about a contract of its own. A
+        position holding no entry hides nothing (its proof is refused as not found)."""
+        if reads_everything(reader):
+            return True
+        page = self.read_log(position - 1, 1)
+        entry = next((e for e in page["events"] if e["position"] == position), None)
+        if entry is None:
+            return True
+        number = entry["payload"].get("registration_no")
+        if not isinstance(number, str):
+            return False  # a broker, funding or payout: the bureau's and finance's entries
+        try:
+            with self._reading():
+                c: Contract = self.repository.get(contract_aggregate_id(number))
+        except AggregateNotFoundError:
+            return False
+        return may_read(reader, c.station_id)
 
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""

@@ -86,7 +86,11 @@ class Checkpointer:
         with self._lock:  # size and root from the same state, whatever the background does
             size = self._advance()
             if size == 0:
-                raise Invalid(None, "the log is empty; there is nothing to checkpoint")
+                raise Invalid(
+                    None,
+                    "the log is empty; there is nothing to checkpoint",
+                    "日志为空，无可签发的检查点",
+                )
             return self._store(size, self._range.root())
 
     def _advance(self) -> int:
@@ -191,7 +195,11 @@ class Checkpointer:
                 select(checkpoints).where(checkpoints.c.tree_size == tree_size)
             ).first()
         if row is None:
-            raise NotFound("tree_size", f"no checkpoint of tree size {tree_size}")
+            raise NotFound(
+                "tree_size",
+                f"no checkpoint of tree size {tree_size}",
+                f"没有树大小为 {tree_size} 的检查点",
+            )
         return dict(row._mapping)
 
     def all(self) -> list[dict[str, Any]]:
@@ -205,7 +213,7 @@ class Checkpointer:
                 select(checkpoints).order_by(checkpoints.c.tree_size.desc()).limit(1)
             ).first()
         if row is None:
-            raise NotFound(None, "no checkpoint has been issued yet")
+            raise NotFound(None, "no checkpoint has been issued yet", "尚未签发任何检查点")
         return dict(row._mapping)
 
     def inclusion(self, position: int, tree_size: int) -> dict[str, Any]:
@@ -215,12 +223,16 @@ class Checkpointer:
                 select(chain.c.leaf_index, chain.c.leaf_hash).where(chain.c.position == position)
             ).first()
         if row is None:
-            raise NotFound("position", f"no log entry at position {position}")
+            raise NotFound(
+                "position", f"no log entry at position {position}", f"日志位置 {position} 没有条目"
+            )
         if tree_size < 1:
             raise self._beyond_the_log("tree_size")
         if row.leaf_index >= tree_size:
             raise Invalid(
-                "tree_size", f"position {position} is not in a tree of {tree_size} leaves"
+                "tree_size",
+                f"position {position} is not in a tree of {tree_size} leaves",
+                f"位置 {position} 不在大小为 {tree_size} 的树中",
             )
         path = inclusion_spans(row.leaf_index, tree_size)
         hashes = self._hashes([*path, (0, tree_size)], tree_size, "tree_size")
@@ -236,7 +248,7 @@ class Checkpointer:
     def consistency(self, first: int, second: int) -> dict[str, Any]:
         """The proof that the tree of ``first`` leaves is a prefix of the tree of ``second``."""
         if not 0 < first <= second:
-            raise Invalid("from", "must be at least 1 and at most `to`")
+            raise Invalid("from", "must be at least 1 and at most `to`", "须不小于 1 且不大于 to")
         path = consistency_spans(first, second)
         hashes = self._hashes([*path, (0, first), (0, second)], second, "to")
         return {
@@ -302,4 +314,9 @@ class Checkpointer:
         return 0 if last is None else int(last) + 1
 
     def _beyond_the_log(self, field: str) -> Invalid:
-        return Invalid(field, f"must be between 1 and the log's size ({self._log_size()})")
+        size = self._log_size()
+        return Invalid(
+            field,
+            f"must be between 1 and the log's size ({size})",
+            f"须介于 1 与日志大小（{size}）之间",
+        )

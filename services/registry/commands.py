@@ -33,6 +33,7 @@ from services.registry.domain import (
 )
 from services.registry.errors import Conflict, Forbidden, InvalidCommand, NotFound
 from services.registry.unit_of_work import UnitOfWork
+from services.registry.visibility import may_read
 
 __all__ = ["COMMANDS", "HANDLERS", "Command", "CommandType", "Principal", "needs"]
 
@@ -52,21 +53,39 @@ Handler = Callable[[UnitOfWork, Principal, dict[str, Any]], Aggregate]
 
 def register_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
     """Register a contract certified by a registration station (认定登记)."""
-    if who.role == "station" and args["station_id"] != who.station_id:
+    station_id = args["station_id"]
+    if who.role == "station" and station_id != who.station_id:
         raise Forbidden(
-            "station_id", f"station {who.station_id} may register only under its own id"
+            "station_id",
+            f"station {who.station_id} may register only under its own id",
+            f"登记机构 {who.station_id} 只能以本机构编号登记",
+        )
+    if not uow.station_exists(station_id):
+        raise InvalidCommand(
+            "station_id",
+            f"no registration station {station_id} holds a token: register under the id of "
+            "a station in the tokens file",
+            f"登记机构 {station_id} 不存在（令牌文件中没有该机构）",
+            rule="unknown_station",
         )
     registration_no = args["registration_no"]
     if uow.get(contract_aggregate_id(registration_no)) is not None:
-        raise Conflict("registration_no", f"registration number {registration_no} is already used")
+        raise Conflict(
+            "registration_no",
+            f"registration number {registration_no} is already used",
+            f"登记号 {registration_no} 已被使用",
+        )
     uow.claim("registration", registration_no, registration_no, field="registration_no")
-    return uow.add(Contract(principal=who.name, **args))
+    contract = uow.add(Contract(principal=who.name, **args))
+    _warn_unfiled_brokers(uow, args["brokers"])
+    return contract
 
 
 def amend_contract(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
     """Record a change of amounts, brokers, related-party flag or title (变更登记)."""
     contract = _contract_for(uow, who, args)
     contract.amend(principal=who.name, **args)
+    _warn_unfiled_brokers(uow, args["changes"].get("brokers", []))
     return contract
 
 
@@ -112,7 +131,11 @@ def withdraw_transfer_proof(uow: UnitOfWork, who: Principal, args: dict[str, Any
 def file_broker(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggregate:
     """File a technology broker (技术经纪人备案); the science bureau only."""
     if uow.get(broker_aggregate_id(args["broker_id"])) is not None:
-        raise Conflict("broker_id", f"broker {args['broker_id']} is already filed")
+        raise Conflict(
+            "broker_id",
+            f"broker {args['broker_id']} is already filed",
+            f"技术经纪人 {args['broker_id']} 已备案",
+        )
     return uow.add(Broker(principal=who.name, **args))
 
 
@@ -123,6 +146,7 @@ def record_provincial_funding(uow: UnitOfWork, who: Principal, args: dict[str, A
             "programme",
             f"funding of {args['credit_code']} by {args['programme']} for {args['year']} "
             "is already recorded",
+            f"{args['credit_code']} {args['year']} 年度的{args['programme']}资助已登记",
         )
     return uow.add(ProvincialFunding(principal=who.name, **args))
 
@@ -132,14 +156,22 @@ def record_payout(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggr
     years = uow.years
     if args["year"] not in years:
         raise InvalidCommand(
-            "year", f"must be a turnover year of the policy in force ({years[0]}–{years[-1]})"
+            "year",
+            f"must be a turnover year of the policy in force ({years[0]}–{years[-1]})",
+            f"须为现行政策适用的年度（{years[0]}–{years[-1]}）",
         )
     head = uow.head()
     if args["basis_position"] > head:
-        raise InvalidCommand("basis_position", f"must not be beyond the log's head ({head})")
+        raise InvalidCommand(
+            "basis_position",
+            f"must not be beyond the log's head ({head})",
+            f"不得超过日志当前位置（{head}）",
+        )
     payout_no = args["payout_no"]
     if uow.get(payout_aggregate_id(payout_no)) is not None:
-        raise Conflict("payout_no", f"payout {payout_no} is already recorded")
+        raise Conflict(
+            "payout_no", f"payout {payout_no} is already recorded", f"兑付 {payout_no} 已登记"
+        )
     uow.claim("payout", payout_no, payout_no, field="payout_no")
     return uow.add(Payout(principal=who.name, **args))
 
@@ -149,7 +181,11 @@ def recognise_institution(uow: UnitOfWork, who: Principal, args: dict[str, Any])
     认定); the science bureau only."""
     code, level = args["credit_code"], args["level"]
     if uow.get(institution_aggregate_id(code, level)) is not None:
-        raise Conflict("level", f"{code} is already recognised at {level} level")
+        raise Conflict(
+            "level",
+            f"{code} is already recognised at {level} level",
+            f"{code} 已获该级别（{level}）示范机构认定",
+        )
     return uow.add(DemonstrationInstitution(principal=who.name, **args))
 
 
@@ -160,7 +196,9 @@ def decide_grant(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggre
     """Record a one-time grant decided by the bureau (一次性补助); the science bureau only."""
     grant_no, code = args["grant_no"], args["credit_code"]
     if uow.get(grant_aggregate_id(grant_no)) is not None:
-        raise Conflict("grant_no", f"grant {grant_no} is already recorded")
+        raise Conflict(
+            "grant_no", f"grant {grant_no} is already recorded", f"补助编号 {grant_no} 已登记"
+        )
     uow.claim("grant", grant_no, grant_no, field="grant_no")
     if args["programme"] == DEMONSTRATION:
         institution = uow.get(institution_aggregate_id(code, "provincial"))
@@ -169,6 +207,7 @@ def decide_grant(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggre
                 "credit_code",
                 f"{code} is not recognised as a provincial demonstration institution "
                 "(省级技术转移示范机构): recognise it first",
+                f"{code} 尚未认定为省级技术转移示范机构：请先登记认定",
             )
         institution.check_recognised_by(args["decided_on"])
         earlier = uow.holder("demonstration", code)
@@ -176,6 +215,7 @@ def decide_grant(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Aggre
             raise InvalidCommand(
                 "programme",
                 f"{code} already received its one-time demonstration grant ({earlier})",
+                f"{code} 已获得示范机构一次性补助（{earlier}）",
             )
         uow.claim("demonstration", code, grant_no, field="programme")
     return uow.add(OneTimeGrant(principal=who.name, **args))
@@ -203,11 +243,17 @@ class CommandType:
         """Refuse a principal whose role the table does not name for this op."""
         if who.role not in self.roles:
             names = " and ".join(_ROLE_NAMES.get(r, r) for r in sorted(self.roles))
-            raise Forbidden(None, f"only {names} may do this (role {who.role})")
+            names_zh = "、".join(_ROLE_NAMES_ZH.get(r, r) for r in sorted(self.roles))
+            raise Forbidden(
+                None,
+                f"only {names} may do this (role {who.role})",
+                f"只有{names_zh}可以办理此事项（当前角色 {who.role}）",
+            )
 
 
 # How a refusal names the roles that may: "only the science bureau may do this".
 _ROLE_NAMES = {"bureau": "the science bureau", "finance": "finance", "station": "stations"}
+_ROLE_NAMES_ZH = {"bureau": "科技局", "finance": "财政部门", "station": "登记机构"}
 _BUREAU = frozenset({"bureau"})
 
 
@@ -334,17 +380,40 @@ def needs(command: Command) -> tuple[list[UUID], list[tuple[str, str]]]:
     if declared is None:
         return [], []
     args = command.args
-    return [declared.target(args)], [(kind, args[name]) for kind, name in declared.claims]
+    brokers = args.get("brokers") or args.get("changes", {}).get("brokers") or []
+    ids = [declared.target(args), *(broker_aggregate_id(b) for b in brokers)]
+    return ids, [(kind, args[name]) for kind, name in declared.claims]
 
 
 def _contract_for(uow: UnitOfWork, who: Principal, args: dict[str, Any]) -> Contract:
     registration_no = args["registration_no"]
     contract = uow.get(contract_aggregate_id(registration_no))
-    if not isinstance(contract, Contract):
-        raise NotFound("registration_no", f"no contract registered as {registration_no}")
-    if who.role == "station" and contract.station_id != who.station_id:
-        raise Forbidden(
-            "registration_no",
-            f"contract {registration_no} is registered by station {contract.station_id}",
-        )
+    # Another station's contract is answered as one that does not exist: existence does not
+    # leak (services.registry.visibility).
+    if not isinstance(contract, Contract) or not may_read(who, contract.station_id):
+        raise no_contract(registration_no)
     return contract
+
+
+def no_contract(registration_no: str) -> NotFound:
+    """The refusal of a contract not registered, or registered by a station the caller is not:
+    the two are worded alike, so a station cannot tell them apart."""
+    return NotFound(
+        "registration_no",
+        f"no contract registered as {registration_no}",
+        f"没有登记号为 {registration_no} 的合同",
+    )
+
+
+def _warn_unfiled_brokers(uow: UnitOfWork, brokers: list[str]) -> None:
+    """A broker not filed yet is accepted (the bureau may file it later), with a warning: its
+    share is forfeited unless it is filed."""
+    for index, broker_id in enumerate(brokers):
+        if uow.get(broker_aggregate_id(broker_id)) is None:
+            uow.warn(
+                f"brokers.{index}",
+                "broker_not_filed",
+                f"broker {broker_id} is not filed with the science bureau yet: accepted, but "
+                "its subsidy is forfeited unless it is filed",
+                f"技术经纪人 {broker_id} 尚未在科技局备案：已受理，但备案前不享受经纪人奖补",
+            )

@@ -14,6 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from services.common.money import format_fen
 from services.registry.errors import Conflict, InvalidCommand, NotFound
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://tcr.example/registry")
@@ -130,11 +131,15 @@ class Contract(Aggregate):
     ) -> None:
         _check_amounts(contract_amount_fen, technology_amount_fen)
         if signed_on > registered_on:
-            raise InvalidCommand("signed_on", "must not be after registered_on")
+            raise InvalidCommand(
+                "signed_on", "must not be after registered_on", "签订日期不得晚于登记日期"
+            )
         if seller["credit_code"] == buyer["credit_code"]:
-            raise InvalidCommand("buyer.credit_code", "must differ from the seller's")
+            raise InvalidCommand(
+                "buyer.credit_code", "must differ from the seller's", "买方不得与卖方为同一主体"
+            )
         if len(set(brokers)) != len(brokers):
-            raise InvalidCommand("brokers", "must not name a broker twice")
+            raise _broker_twice()
         self.registration_no = registration_no
         self.station_id = station_id
         self.registered_on = registered_on
@@ -170,13 +175,26 @@ class Contract(Aggregate):
         if self.cancelled is not None:
             on = self.cancelled["cancelled_on"]
             raise Conflict(
-                "registration_no", f"contract {self.registration_no} was cancelled on {on}"
+                "registration_no",
+                f"contract {self.registration_no} was cancelled on {on}",
+                f"合同 {self.registration_no} 已于 {on} 注销",
             )
 
     def _check_not_before_signing(self, field: str, day: str) -> None:
         if day < self.signed_on:
             raise InvalidCommand(
-                field, f"must not be before the contract was signed ({self.signed_on})"
+                field,
+                f"must not be before the contract was signed ({self.signed_on})",
+                f"不得早于合同签订日期（{self.signed_on}）",
+            )
+
+    def _check_not_before_registration(self, field: str, day: str) -> None:
+        if day < self.registered_on:
+            raise InvalidCommand(
+                field,
+                f"must not be before the registration ({self.registered_on})",
+                f"不得早于登记日期（{self.registered_on}）",
+                rule="not_before_registration",
             )
 
     # -- corrections ------------------------------------------------------------------------
@@ -197,8 +215,9 @@ class Contract(Aggregate):
                 None,
                 "an amendment must change at least one of contract_amount, technology_amount, "
                 "brokers, related_party, title",
+                "变更登记须至少变更合同成交额、技术交易额、技术经纪人、关联交易或合同名称之一",
             )
-        self._check_not_before_signing("amended_on", amended_on)
+        self._check_not_before_registration("amended_on", amended_on)
         contract_fen = changes.get("contract_amount_fen", self.contract_amount_fen)
         technology_fen = changes.get("technology_amount_fen", self.technology_amount_fen)
         _check_amounts(contract_fen, technology_fen)
@@ -206,10 +225,11 @@ class Contract(Aggregate):
         if contract_fen < evidenced:
             raise InvalidCommand(
                 "contract_amount",
-                f"must not be below the evidence already recorded ({evidenced} fen)",
+                f"must not be below the evidence already recorded ({format_fen(evidenced)} yuan)",
+                f"不得低于已登记的票据金额（{format_fen(evidenced)} 元）",
             )
         if "brokers" in changes and len(set(changes["brokers"])) != len(changes["brokers"]):
-            raise InvalidCommand("brokers", "must not name a broker twice")
+            raise _broker_twice()
         self.contract_amount_fen = contract_fen
         self.technology_amount_fen = technology_fen
         self.brokers = changes.get("brokers", self.brokers)
@@ -221,10 +241,7 @@ class Contract(Aggregate):
         self, *, principal: str, registration_no: str, cancelled_on: str, reason: str
     ) -> None:
         self.check_open()
-        if cancelled_on < self.registered_on:
-            raise InvalidCommand(
-                "cancelled_on", f"must not be before the registration ({self.registered_on})"
-            )
+        self._check_not_before_registration("cancelled_on", cancelled_on)
         self.cancelled = {"cancelled_on": cancelled_on, "reason": reason}
 
     # -- invoices ---------------------------------------------------------------------------
@@ -244,18 +261,27 @@ class Contract(Aggregate):
         self.check_open()
         if invoice_no in self.invoices:
             raise Conflict(
-                "invoice_no", f"invoice {invoice_no} is already recorded on this contract"
+                "invoice_no",
+                f"invoice {invoice_no} is already recorded on this contract",
+                f"发票 {invoice_no} 已登记在本合同上",
             )
         self._check_not_before_signing("issued_on", issued_on)
         if issuer_credit_code != self.seller["credit_code"]:
-            raise InvalidCommand("issuer_credit_code", "must be the contract's seller")
+            raise InvalidCommand(
+                "issuer_credit_code", "must be the contract's seller", "开票方须为本合同的卖方"
+            )
         if recipient_credit_code != self.buyer["credit_code"]:
-            raise InvalidCommand("recipient_credit_code", "must be the contract's buyer")
+            raise InvalidCommand(
+                "recipient_credit_code", "must be the contract's buyer", "受票方须为本合同的买方"
+            )
         if self.invoiced_fen + amount_fen > self.contract_amount_fen:
             raise InvalidCommand(
                 "amount",
                 "invoices not voided would total more than the contract amount "
-                "(amend the contract first)",
+                f"({format_fen(self.invoiced_fen + amount_fen)} yuan against "
+                f"{format_fen(self.contract_amount_fen)} yuan; amend the contract first)",
+                f"未红冲发票合计将达 {format_fen(self.invoiced_fen + amount_fen)} 元，超过合同"
+                f"成交额 {format_fen(self.contract_amount_fen)} 元（请先办理变更登记）",
             )
         self.invoices[invoice_no] = {
             "invoice_no": invoice_no,
@@ -271,11 +297,19 @@ class Contract(Aggregate):
         self.check_open()
         invoice = self.invoices.get(invoice_no)
         if invoice is None:
-            raise NotFound("invoice_no", f"no invoice {invoice_no} on contract {registration_no}")
+            raise NotFound(
+                "invoice_no",
+                f"no invoice {invoice_no} on contract {registration_no}",
+                f"合同 {registration_no} 上没有发票 {invoice_no}",
+            )
         if invoice["voided"] is not None:
-            raise Conflict("invoice_no", f"invoice {invoice_no} is already voided")
+            raise Conflict(
+                "invoice_no", f"invoice {invoice_no} is already voided", f"发票 {invoice_no} 已红冲"
+            )
         if voided_on < invoice["issued_on"]:
-            raise InvalidCommand("voided_on", "must not be before the invoice was issued")
+            raise InvalidCommand(
+                "voided_on", "must not be before the invoice was issued", "红冲日期不得早于开票日期"
+            )
         invoice["voided"] = {"voided_on": voided_on, "reason": reason}
 
     # -- transfer proofs ----------------------------------------------------------------------
@@ -315,19 +349,32 @@ class Contract(Aggregate):
     ) -> None:
         self.check_open()
         if currency not in CURRENCIES:
-            raise InvalidCommand("currency", "must be CNY: amounts are fen of renminbi")
+            raise InvalidCommand(
+                "currency", "must be CNY: amounts are fen of renminbi", "币种须为人民币（CNY）"
+            )
         if serial_no in self.transfer_proofs:
-            raise Conflict("serial_no", f"transfer proof {serial_no} is already recorded")
+            raise Conflict(
+                "serial_no",
+                f"transfer proof {serial_no} is already recorded",
+                f"转账凭证 {serial_no} 已登记",
+            )
         self._check_not_before_signing("paid_on", paid_on)
         if payer_credit_code != self.buyer["credit_code"]:
-            raise InvalidCommand("payer_credit_code", "must be the contract's buyer")
+            raise InvalidCommand(
+                "payer_credit_code", "must be the contract's buyer", "付款方须为本合同的买方"
+            )
         if payee_credit_code != self.seller["credit_code"]:
-            raise InvalidCommand("payee_credit_code", "must be the contract's seller")
+            raise InvalidCommand(
+                "payee_credit_code", "must be the contract's seller", "收款方须为本合同的卖方"
+            )
         if self.paid_fen + amount_fen > self.contract_amount_fen:
             raise InvalidCommand(
                 "amount",
                 "transfer proofs not withdrawn would total more than the contract amount "
-                "(amend the contract first)",
+                f"({format_fen(self.paid_fen + amount_fen)} yuan against "
+                f"{format_fen(self.contract_amount_fen)} yuan; amend the contract first)",
+                f"未撤回转账凭证合计将达 {format_fen(self.paid_fen + amount_fen)} 元，超过合同"
+                f"成交额 {format_fen(self.contract_amount_fen)} 元（请先办理变更登记）",
             )
         self.transfer_proofs[serial_no] = {
             "serial_no": serial_no,
@@ -352,12 +399,22 @@ class Contract(Aggregate):
         proof = self.transfer_proofs.get(serial_no)
         if proof is None:
             raise NotFound(
-                "serial_no", f"no transfer proof {serial_no} on contract {registration_no}"
+                "serial_no",
+                f"no transfer proof {serial_no} on contract {registration_no}",
+                f"合同 {registration_no} 上没有转账凭证 {serial_no}",
             )
         if proof["withdrawn"] is not None:
-            raise Conflict("serial_no", f"transfer proof {serial_no} is already withdrawn")
+            raise Conflict(
+                "serial_no",
+                f"transfer proof {serial_no} is already withdrawn",
+                f"转账凭证 {serial_no} 已撤回",
+            )
         if withdrawn_on < proof["paid_on"]:
-            raise InvalidCommand("withdrawn_on", "must not be before the payment was made")
+            raise InvalidCommand(
+                "withdrawn_on",
+                "must not be before the payment was made",
+                "撤回日期不得早于付款日期",
+            )
         proof["withdrawn"] = {"withdrawn_on": withdrawn_on, "reason": reason}
 
 
@@ -421,7 +478,7 @@ class Payout(Aggregate):
         lines: list[dict[str, Any]],
     ) -> None:
         if not lines:
-            raise InvalidCommand("lines", "must hold at least one line")
+            raise InvalidCommand("lines", "must hold at least one line", "须至少有一条明细")
         seen: set[tuple[str, str]] = set()
         for index, line in enumerate(lines):
             key = (line["beneficiary"], line["category"])
@@ -430,9 +487,10 @@ class Payout(Aggregate):
                     f"lines.{index}",
                     f"pays {key[0]} in category {key[1]} a second time: one line per "
                     "beneficiary and category",
+                    f"重复拨付 {key[0]} 的 {key[1]} 类别：每个受益方每个类别只能有一条明细",
                 )
             if line["amount_fen"] <= 0:
-                raise InvalidCommand(f"lines.{index}.amount", "must be positive")
+                raise InvalidCommand(f"lines.{index}.amount", "must be positive", "金额须大于零")
             seen.add(key)
         self.payout_no = payout_no
         self.year = year
@@ -473,6 +531,8 @@ class DemonstrationInstitution(Aggregate):
                 "decided_on",
                 f"must not be before {self.credit_code} was recognised at {self.level} level "
                 f"({self.recognised_on})",
+                f"决定日期不得早于 {self.credit_code} 获认定为示范机构的日期"
+                f"（{self.recognised_on}）",
             )
 
 
@@ -498,7 +558,7 @@ class OneTimeGrant(Aggregate):
         document_no: str,
     ) -> None:
         if amount_fen <= 0:
-            raise InvalidCommand("amount", "must be positive")
+            raise InvalidCommand("amount", "must be positive", "金额必须大于零")
         self.grant_no = grant_no
         self.credit_code = credit_code
         self.programme = programme
@@ -509,4 +569,14 @@ class OneTimeGrant(Aggregate):
 
 def _check_amounts(contract_fen: int, technology_fen: int) -> None:
     if technology_fen > contract_fen:
-        raise InvalidCommand("technology_amount", "must not exceed contract_amount")
+        raise InvalidCommand(
+            "technology_amount",
+            f"must not exceed contract_amount ({format_fen(technology_fen)} yuan is more than "
+            f"{format_fen(contract_fen)} yuan)",
+            f"技术交易额（{format_fen(technology_fen)} 元）不得超过合同成交额"
+            f"（{format_fen(contract_fen)} 元）",
+        )
+
+
+def _broker_twice() -> InvalidCommand:
+    return InvalidCommand("brokers", "must not name a broker twice", "同一技术经纪人不得重复列出")

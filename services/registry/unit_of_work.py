@@ -12,7 +12,7 @@ created forgotten, so the rest of the group keeps its working state and goes on.
 from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -38,6 +38,15 @@ _TAKEN = {
     "grant": "grant number {number} is already used, written {holder} "
     "(numbers are unique ignoring case, width and surrounding spaces)",
 }
+
+
+_SAME_NUMBER_ZH = "（编号不区分大小写、全半角和首尾空格）"
+_TAKEN_ZH = {
+    "registration": "登记号 {number} 已被使用，已登记为 {holder}" + _SAME_NUMBER_ZH,
+    "payout": "兑付编号 {number} 已被使用，已登记为 {holder}" + _SAME_NUMBER_ZH,
+}
+# Something accepted that its poster should know of: {field, rule, message, message_zh}.
+CommandWarning = dict[str, str]
 
 
 class StaleAggregate(Exception):
@@ -97,9 +106,12 @@ class UnitOfWork:
         store: EventStore,
         cache: AggregateCache,
         years: range = range(0),
+        stations: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._session = session
         self.years = years  # the turnover years of the policy in force
+        self._stations = stations  # the station ids that hold a token; None: any
+        self._warnings: list[CommandWarning] = []
         self._dialect = session.get_bind().dialect
         self._store = store
         self._cache = cache
@@ -164,7 +176,12 @@ class UnitOfWork:
             holder = self._known_claims[(kind, key)] or None
         if holder is not None:
             taken = _TAKEN.get(kind, "{number} is already recorded on contract {holder}")
-            raise Conflict(field, taken.format(number=number, holder=holder))
+            taken_zh = _TAKEN_ZH.get(kind, "{number} 已登记在合同 {holder} 上")
+            raise Conflict(
+                field,
+                taken.format(number=number, holder=holder),
+                taken_zh.format(number=number, holder=holder),
+            )
         self._claims[(kind, key)] = owner
         if self._savepoint is not None:
             self._savepoint.claims.append((kind, key))
@@ -178,6 +195,22 @@ class UnitOfWork:
         if (kind, key) not in self._known_claims:
             self.prefetch([], [(kind, number)])
         return self._known_claims[(kind, key)] or None
+
+    def station_exists(self, station_id: str) -> bool:
+        """Whether a registration station of this id holds a token (any id, when the
+        registry was opened without a tokens file to ask)."""
+        return self._stations is None or station_id in self._stations()
+
+    def warn(self, field: str, rule: str, message: str, message_zh: str) -> None:
+        """Note something accepted that its poster should know of (a broker not filed yet)."""
+        self._warnings.append(
+            {"field": field, "rule": rule, "message": message, "message_zh": message_zh}
+        )
+
+    def take_warnings(self) -> list[CommandWarning]:
+        """The warnings noted since the last call, which are then forgotten."""
+        taken, self._warnings = self._warnings, []
+        return taken
 
     def head(self) -> int:
         """The log's head as a command sees it: the last committed position, as this

@@ -31,6 +31,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -83,6 +84,7 @@ def outcome_unknown() -> Unavailable:
         None,
         "the store lost the connection while committing and could not be asked whether the "
         "write was stored: outcome unknown, retry with the same Idempotency-Key",
+        "提交时与存储的连接中断，无法确认是否已保存：结果未知，请使用同一 Idempotency-Key 重试",
     )
 
 
@@ -119,6 +121,23 @@ def request_digest(path: str, body: Any) -> str:
     return hashlib.sha256(path.encode() + b"\n" + canonical_bytes(body)).hexdigest()
 
 
+@dataclass
+class _Ran:
+    """What a submission's commands did: their events' keys, and the warnings they gave."""
+
+    events: list[tuple[Any, int]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_command(uow: UnitOfWork, who: Principal, command: Command) -> Any:
+    """Run one command's handler in ``uow``: the aggregate it changed, or its domain error."""
+    uow.take_warnings()  # a refused command's warnings are not this one's
+    handler = HANDLERS.get(command.op)
+    if handler is None:  # only a caller other than the API can name one
+        raise InvalidCommand("op", f"no such operation: {command.op}", f"没有此操作：{command.op}")
+    return handler(uow, who, command.args)
+
+
 class _Rejected(Exception):
     def __init__(self, submission: Submission, error: RegistryError) -> None:
         self.submission = submission
@@ -136,9 +155,11 @@ class GroupCommitWriter:
         max_group_events: int = 2000,
         breaker: StoreBreaker | None = None,
         years: range = range(0),
+        stations: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._event_store = store
         self._years = years
+        self._stations = stations
         self._engine = engine
         self._cache = AggregateCache()
         self._max_group_events = max_group_events
@@ -250,7 +271,11 @@ class GroupCommitWriter:
         )
         # Races are resolved by re-running; one that persists is a fault, not the client's.
         sub.future.set_exception(
-            Unavailable(None, "the store kept refusing the write; nothing was stored, retry")
+            Unavailable(
+                None,
+                "the store kept refusing the write; nothing was stored, retry",
+                "存储一再拒绝写入；未保存任何内容，请重试",
+            )
         )
 
     def _run_group(self, group: list[Submission]) -> None:
@@ -264,7 +289,7 @@ class GroupCommitWriter:
         session = Session(self._engine)
         try:
             session.begin()
-            uow = UnitOfWork(session, self._event_store, self._cache, self._years)
+            uow = UnitOfWork(session, self._event_store, self._cache, self._years, self._stations)
             wanted_ids, wanted_claims = [], []
             for sub in group:
                 for command in sub.commands:
@@ -272,7 +297,7 @@ class GroupCommitWriter:
                     wanted_ids += ids
                     wanted_claims += keys
             uow.prefetch(wanted_ids, wanted_claims)
-            outcomes: list[tuple[Submission, Receipt | Submission | list[tuple[Any, int]]]] = []
+            outcomes: list[tuple[Submission, Receipt | Submission | _Ran]] = []
             keyed: dict[tuple[str, str], Submission] = {}
             # Answered with the group, once it has committed: a refusal may rest on what an
             # earlier submission of the group did, and a flood of refusals then gets no more
@@ -298,7 +323,9 @@ class GroupCommitWriter:
                 elif isinstance(outcome, Submission):
                     kept = receipts[id(outcome)]  # a retry racing its original, same group
                 else:
-                    kept = receipt(sub, [envelopes[key] for key in outcome])
+                    kept = receipt(sub, [envelopes[key] for key in outcome.events])
+                    if outcome.warnings:
+                        kept["warnings"] = outcome.warnings
                     if sub.idempotency_key is not None:
                         session.execute(
                             insert(idempotency).values(
@@ -330,24 +357,23 @@ class GroupCommitWriter:
         uow.committed()
         return [(sub, receipts[id(sub)]) for sub, _ in outcomes] + refusals
 
-    def _run_submission(self, uow: UnitOfWork, sub: Submission) -> list[tuple[Any, int]]:
+    def _run_submission(self, uow: UnitOfWork, sub: Submission) -> _Ran:
         """Run a submission's commands; a refusal undoes it alone (:class:`_Rejected`)."""
         savepoint = uow.savepoint()
-        produced: list[tuple[Any, int]] = []
+        ran = _Ran()
         for index, command in enumerate(sub.commands):
             try:
-                handler = HANDLERS.get(command.op)
-                if handler is None:  # only a caller other than the API can name one
-                    raise InvalidCommand("op", f"no such operation: {command.op}")
-                aggregate = handler(uow, sub.principal, command.args)
+                aggregate = run_command(uow, sub.principal, command)
             except RegistryError as error:
                 if sub.batch:
                     error.index = index
                 uow.roll_back(savepoint)
                 raise _Rejected(sub, error) from None
-            produced.append(uow.took_event(aggregate))
+            ran.events.append(uow.took_event(aggregate))
+            for warning in uow.take_warnings():
+                ran.warnings.append({"index": index, **warning} if sub.batch else warning)
         uow.release(savepoint)
-        return produced
+        return ran
 
     def _was_committed(self, position: int, stored: Any) -> bool:
         """Whether the transaction that gave its first event ``position`` committed.
@@ -393,7 +419,12 @@ class GroupCommitWriter:
             return None
         key = (sub.principal.name, sub.idempotency_key)
         reused = _Rejected(
-            sub, Conflict("Idempotency-Key", "this key was already used with a different request")
+            sub,
+            Conflict(
+                "Idempotency-Key",
+                "this key was already used with a different request",
+                "此 Idempotency-Key 已用于另一个不同的请求",
+            ),
         )
         first = keyed.setdefault(key, sub)
         if first is not sub:

@@ -101,7 +101,7 @@ class Deal:
     amount: str
     brokers: tuple[str, ...] = ()
     related_party: bool = False
-    station_id: str = "S0410"
+    station_id: str = "PDS-KJJ"  # a station of the demo tokens (the bureau registers for it)
     who: str = "bureau"
 
     def register(self) -> Post:

@@ -112,7 +112,7 @@ def test_a_dump_of_the_live_registry_restores_verifies_and_feeds_the_subsidy_aga
             group=f"subsidy-{name}",
             tokens_file=tokens.path,
             writer_token=tokens.bureau,
-            feed_token=tokens.auditor,
+            feed_token=tokens.service,
             finance_token=tokens.finance,
         )
         with stack:

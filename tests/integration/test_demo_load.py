@@ -20,6 +20,7 @@ from services.common.tokens import add_principal
 from services.demo import load as demo_load
 from services.demo.generate import write_history
 from services.demo.load import Batch, LoadError, LoadSummary, load_history, read_batches
+from services.demo.population import STATIONS
 from tests.support.broker import free_port
 
 TCR = str(Path(sys.executable).with_name("tcr"))
@@ -57,6 +58,8 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     bureau = add_principal(tokens, "bureau", "bureau")
     station = add_principal(tokens, "station-s1", "station", "S1")
     finance = add_principal(tokens, "finance", "finance")
+    for demo in STATIONS:  # the bureau registers only under stations that hold a token
+        add_principal(tokens, f"station-{demo.station_id.lower()}", "station", demo.station_id)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TCR_")}
     env |= {

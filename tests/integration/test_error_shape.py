@@ -1,5 +1,6 @@
 """Every service answers every route, including unknown ones, in the project's error shape
-``{error, field, message}``, and marks every answer ``nosniff`` and ``no-store``.
+``{error, field, message, message_zh}`` (Chinese beside English), and marks every answer
+``nosniff`` and ``no-store``.
 
 The three apps are built by their own composition roots; the refusals here happen before any
 store is opened, so the apps run without their start-up (no registry, Kafka or database).
@@ -7,6 +8,7 @@ store is opened, so the apps run without their start-up (no registry, Kafka or d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,7 +71,8 @@ def assert_error_shape(response: httpx.Response, status: int, error: str) -> dic
     assert response.status_code == status, response.text
     body: dict[str, object] = response.json()
     assert body["error"] == error, body
-    assert {"error", "field", "message"} <= body.keys(), body
+    assert {"error", "field", "message", "message_zh"} <= body.keys(), body
+    assert re.search(r"[\u4e00-\u9fff]", str(body["message_zh"])), body
     assert "detail" not in body, body
     return body
 
@@ -155,3 +158,23 @@ def test_an_error_list_is_capped_with_a_count_of_all_errors(client: TestClient) 
     assert body["error_count"] == 70_000 + 4  # every unknown key, and the 4 fields missing
     assert len(response.content) < 10_000
     assert _head(client) == 0
+
+
+def test_a_body_over_1_mib_is_a_413_in_the_error_shape(client: TestClient) -> None:
+    response = client.post(
+        "/v1/contracts",
+        content=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert_error_shape(response, 413, "too_large")
+    assert _head(client) == 0
+
+
+def test_every_error_listed_in_an_invalid_request_carries_chinese(client: TestClient) -> None:
+    body = {"registration_no": "a/b", "station_id": "", "contract_amount": 12, "extra": 1}
+    response = client.post("/v1/contracts", json=body)
+    refused = assert_error_shape(response, 422, "invalid")
+    assert isinstance(refused["errors"], list)
+    for error in refused["errors"]:
+        assert re.search(r"[\u4e00-\u9fff]", error["message_zh"]), error
+        assert not error["message_zh"].startswith("不符合要求"), error  # worded, not a fallback

@@ -47,7 +47,7 @@ def test_relay_and_consumer_serve_their_positions_and_lag_on_their_metrics_ports
         group=f"subsidy-{name}",
         tokens_file=tokens.path,
         writer_token=tokens.bureau,
-        feed_token=tokens.auditor,
+        feed_token=tokens.service,
         finance_token=tokens.finance,
     )
     relay_port, consumer_port = free_port(), free_port()

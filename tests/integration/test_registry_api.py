@@ -29,13 +29,13 @@ def test_a_registered_contract_with_evidence_reads_back_with_its_totals(client: 
 
 
 def test_the_log_pages_in_order_and_chains_each_hash_to_the_previous(
-    client: TestClient, tokens: Tokens
+    client: TestClient, reader: TestClient, tokens: Tokens
 ) -> None:
     for i in range(5):
         assert client.post("/v1/contracts", json=contract_body(f"R{i}")).status_code == 201
 
-    first = client.get("/v1/events", params={"after": 0, "limit": 3}).json()
-    second = client.get("/v1/events", params={"after": first["next_after"], "limit": 3}).json()
+    first = reader.get("/v1/events", params={"after": 0, "limit": 3}).json()
+    second = reader.get("/v1/events", params={"after": first["next_after"], "limit": 3}).json()
     entries = first["events"] + second["events"]
 
     assert [e["position"] for e in entries] == [1, 2, 3, 4, 5]

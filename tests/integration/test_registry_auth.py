@@ -69,8 +69,10 @@ def _refused(response: httpx.Response, status: int, field: str | None, *words: s
         assert word in body["message"], body
 
 
-def _entry(client: TestClient, position: int) -> dict[str, Any]:
-    page = client.get("/v1/events", params={"after": position - 1, "limit": 1}).json()
+def _entry(client: TestClient, tokens: Tokens, position: int) -> dict[str, Any]:
+    page = client.get(
+        "/v1/events", params={"after": position - 1, "limit": 1}, headers=tokens.header("auditor")
+    ).json()
     entry: dict[str, Any] = page["events"][0]
     assert entry["position"] == position
     return entry
@@ -161,16 +163,16 @@ def test_a_token_added_to_the_tokens_file_while_the_server_runs_is_accepted(
     )
 
     position = _created(response)["position"]
-    assert _entry(client, position)["principal"] == "station-s3"
+    assert _entry(client, tokens, position)["principal"] == "station-s3"
 
 
 def test_a_token_removed_from_the_tokens_file_while_the_server_runs_is_refused(
     client: TestClient, tokens: Tokens
 ) -> None:
-    assert client.get("/v1/events", headers=tokens.header("other_station")).status_code == 200
+    assert client.get("/v1/checkpoints", headers=tokens.header("other_station")).status_code == 200
     _remove_principal(tokens.path, "station-s2")
 
-    response = client.get("/v1/events", headers=tokens.header("other_station"))
+    response = client.get("/v1/checkpoints", headers=tokens.header("other_station"))
 
     _refused(response, 401, "Authorization", "unknown token")
 
@@ -178,8 +180,8 @@ def test_a_token_removed_from_the_tokens_file_while_the_server_runs_is_refused(
 # -- roles ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reader", ["finance", "auditor"])
-def test_finance_and_auditors_may_read_the_log_and_contracts(
+@pytest.mark.parametrize("reader", ["bureau", "finance", "auditor", "service"])
+def test_the_bureau_finance_auditors_and_services_may_read_the_log_and_contracts(
     client: TestClient, tokens: Tokens, with_evidence: str, reader: str
 ) -> None:
     events = client.get("/v1/events", headers=tokens.header(reader))
@@ -191,9 +193,9 @@ def test_finance_and_auditors_may_read_the_log_and_contracts(
     assert contract.json()["invoiced_total"] == "600000.00"
 
 
-@pytest.mark.parametrize("reader", ["finance", "auditor"])
+@pytest.mark.parametrize("reader", ["finance", "auditor", "service"])
 @pytest.mark.parametrize(("path", "body"), WRITES)
-def test_finance_and_auditors_may_not_write_anything(
+def test_finance_auditors_and_services_may_not_write_anything(
     client: TestClient,
     tokens: Tokens,
     with_evidence: str,
@@ -227,14 +229,22 @@ def test_a_station_may_not_register_under_another_station_id(
     ("path", "body"),
     [w for w in WRITES if w.id not in {"register", "broker", "funding", "batch"}],
 )
-def test_a_station_may_not_write_on_another_stations_contract(
+def test_a_write_on_another_stations_contract_is_answered_as_on_a_missing_one(
     client: TestClient, tokens: Tokens, with_evidence: str, path: str, body: dict[str, Any]
 ) -> None:
     before = client.get(f"/v1/contracts/{with_evidence}").json()
+    missing = client.post(
+        path.replace(NO, "NOT-REGISTERED"), json=body, headers=tokens.header("other_station")
+    )
 
     response = client.post(path, json=body, headers=tokens.header("other_station"))
 
-    _refused(response, 403, "registration_no", "registered by station S1")
+    _refused(response, 404, "registration_no", f"no contract registered as {NO}")
+    assert response.json() == {
+        **missing.json(),
+        "message": f"no contract registered as {NO}",
+        "message_zh": f"没有登记号为 {NO} 的合同",
+    }
     assert _head(client) == 3
     assert client.get(f"/v1/contracts/{with_evidence}").json() == before
 
@@ -251,7 +261,7 @@ def test_a_station_may_not_write_on_another_stations_contract_inside_a_batch(
         "/v1/batch", json={"commands": commands}, headers=tokens.header("other_station")
     )
 
-    _refused(response, 403, "registration_no", "registered by station S1")
+    _refused(response, 404, "registration_no", f"no contract registered as {NO}")
     assert response.json()["index"] == 1
     assert _head(client) == 3
 
@@ -281,8 +291,8 @@ def test_the_bureau_files_brokers_and_provincial_funding_under_its_own_name(
     funding = _created(client.post("/v1/provincial-funding", json=funding_body(), headers=bureau))
 
     assert (broker["type"], funding["type"]) == ("BrokerFiled", "ProvincialFundingRecorded")
-    assert _entry(client, broker["position"])["principal"] == "bureau"
-    assert _entry(client, funding["position"])["principal"] == "bureau"
+    assert _entry(client, tokens, broker["position"])["principal"] == "bureau"
+    assert _entry(client, tokens, funding["position"])["principal"] == "bureau"
 
 
 def test_the_bureau_may_correct_and_cancel_any_stations_contract(
@@ -299,7 +309,7 @@ def test_the_bureau_may_correct_and_cancel_any_stations_contract(
     cancelled = client.post(f"{path}/cancellation", json=cancellation_body(), headers=bureau)
 
     for response in (amended, voided, withdrawn, cancelled):
-        assert _entry(client, _created(response)["position"])["principal"] == "bureau"
+        assert _entry(client, tokens, _created(response)["position"])["principal"] == "bureau"
     contract = client.get(path).json()
     assert (contract["title"], contract["status"]) == ("更正", "cancelled")
     assert (contract["invoiced_total"], contract["paid_total"]) == ("0.00", "0.00")

@@ -102,7 +102,7 @@ def existing(client: TestClient) -> dict[str, Any]:
 
 
 def test_a_batch_stores_its_commands_in_order_at_contiguous_positions(
-    client: TestClient, existing: dict[str, Any]
+    client: TestClient, reader: TestClient, existing: dict[str, Any]
 ) -> None:
     commands = [
         register(R1),
@@ -119,7 +119,7 @@ def test_a_batch_stores_its_commands_in_order_at_contiguous_positions(
     first, last = answer["positions"]
     assert answer["count"] == len(commands) == last - first + 1
     assert first == 3
-    entries = _events(client, after=2)
+    entries = _events(reader, after=2)
     assert [e["position"] for e in entries] == list(range(first, last + 1))
     assert [(e["type"], e["subject"]) for e in entries] == [
         ("ContractRegistered", R1),
@@ -151,7 +151,9 @@ def test_commands_in_a_batch_see_the_ones_before_them(client: TestClient) -> Non
     assert [i["invoice_no"] for i in contract["invoices"]] == ["INV-1", "INV-2", "INV-3"]
 
 
-def test_a_batch_of_1000_commands_is_stored(client: TestClient, tokens: Tokens) -> None:
+def test_a_batch_of_1000_commands_is_stored(
+    client: TestClient, reader: TestClient, tokens: Tokens
+) -> None:
     commands = [{"op": "file_broker", "body": broker_body(f"B-{i:04d}")} for i in range(1000)]
 
     answer = _created(
@@ -159,7 +161,7 @@ def test_a_batch_of_1000_commands_is_stored(client: TestClient, tokens: Tokens) 
     )
 
     assert answer == {"positions": [1, 1000], "count": 1000}
-    assert [e["subject"] for e in _events(client)] == [f"B-{i:04d}" for i in range(1000)]
+    assert [e["subject"] for e in _events(reader)] == [f"B-{i:04d}" for i in range(1000)]
 
 
 # -- or none of them -----------------------------------------------------------------------------
@@ -431,7 +433,7 @@ def test_a_malformed_batch_is_refused_and_stores_nothing(
 
 
 def test_a_refused_batch_leaves_nothing_behind_for_the_writes_after_it(
-    client: TestClient, existing: dict[str, Any]
+    client: TestClient, reader: TestClient, existing: dict[str, Any]
 ) -> None:
     doomed = [
         register(R1),
@@ -450,14 +452,14 @@ def test_a_refused_batch_leaves_nothing_behind_for_the_writes_after_it(
     _refused_at(refused, 409, 3, "registration_no", "already used")
     assert answer == {"positions": [3, 5], "count": 3}
     assert _created(single)["position"] == 6
-    assert [e["subject"] for e in _events(client, after=2)] == [R1, EXISTING, EXISTING, EXISTING]
+    assert [e["subject"] for e in _events(reader, after=2)] == [R1, EXISTING, EXISTING, EXISTING]
 
 
 # -- reading the log page by page ----------------------------------------------------------------
 
 
 def test_paging_with_next_after_sees_every_event_exactly_once_while_writes_go_on(
-    client: TestClient, tokens: Tokens
+    client: TestClient, reader: TestClient, tokens: Tokens
 ) -> None:
     brokers = tokens.header("bureau")
     for round_ in range(3):
@@ -466,7 +468,7 @@ def test_paging_with_next_after_sees_every_event_exactly_once_while_writes_go_on
     seen: list[int] = []
     after, writes = 0, 0
     while True:
-        page = client.get("/v1/events", params={"after": after, "limit": 5}).json()
+        page = reader.get("/v1/events", params={"after": after, "limit": 5}).json()
         if not page["events"]:
             break
         seen += [e["position"] for e in page["events"]]
@@ -477,9 +479,9 @@ def test_paging_with_next_after_sees_every_event_exactly_once_while_writes_go_on
             _created(client.post("/v1/brokers", json=broker_body(f"B-{writes}"), headers=brokers))
             writes += 1
 
-    everything = [e["position"] for e in _events(client)]
+    everything = [e["position"] for e in _events(reader)]
     assert len(everything) == 15
     assert seen == everything
     assert len(set(seen)) == len(seen)
-    last = client.get("/v1/events", params={"after": after, "limit": 5}).json()
+    last = reader.get("/v1/events", params={"after": after, "limit": 5}).json()
     assert (last["events"], last["next_after"], last["head"]) == ([], after, everything[-1])

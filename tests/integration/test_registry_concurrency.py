@@ -146,7 +146,7 @@ def test_concurrent_invoices_on_one_contract_stop_exactly_at_the_contract_amount
         refused = [a.body for a in answers if a.status == 422]
         assert all(body["field"] == "amount" for body in refused)
         for registry in regs:
-            contract = registry.contract("R1")
+            contract = registry.contract("R1", STATION)
             assert contract["invoiced_total"] == "1200000.00"
             assert len(contract["invoices"]) == 10
             assert contract["version"] == 11
@@ -155,7 +155,7 @@ def test_concurrent_invoices_on_one_contract_stop_exactly_at_the_contract_amount
             for (_, commands), answer in zip(targets, answers, strict=True)
             if answer.status == 201
         }
-        assert {i["invoice_no"] for i in regs[0].contract("R1")["invoices"]} == accepted
+        assert {i["invoice_no"] for i in regs[0].contract("R1", STATION)["invoices"]} == accepted
         log = assert_one_intact_chain(regs[-1], expected_entries=11)
         assert_every_accepted_event_is_in_the_log(answers, log)
 
@@ -182,7 +182,9 @@ def test_an_invoice_number_posted_concurrently_to_two_contracts_is_stored_once(
             conflict = next(a for a in pair if a.status == 409)
             assert conflict.body["field"] == "invoice_no"
         invoices = [
-            i["invoice_no"] for no in ("R1", "R2") for i in regs[0].contract(no)["invoices"]
+            i["invoice_no"]
+            for no in ("R1", "R2")
+            for i in regs[0].contract(no, STATION)["invoices"]
         ]
         assert sorted(invoices) == [f"INV-{n:02d}" for n in range(rounds)]
         log = assert_one_intact_chain(regs[0], expected_entries=2 + rounds)
@@ -214,7 +216,7 @@ def test_many_concurrent_writers_leave_one_gapless_chain_in_increasing_positions
         log = assert_one_intact_chain(regs[0], expected_entries=4 + 48 + 8 * 3)
         assert_every_accepted_event_is_in_the_log(answers[:48], log)
         for registry in regs:
-            total = sum(len(registry.contract(no)["invoices"]) for no in contracts)
+            total = sum(len(registry.contract(no, STATION)["invoices"]) for no in contracts)
             assert total == 48 + 8 * 3
 
 
@@ -279,7 +281,8 @@ def test_a_refused_submission_whose_group_then_loses_a_race_is_answered_once(
 
             assert outcome.status == 409, outcome
             assert outcome.body["field"] == "invoice_no"
-            assert [i["invoice_no"] for i in registry.contract("R1")["invoices"]] == ["INV-0"]
+            stored = registry.contract("R1", STATION)["invoices"]
+            assert [i["invoice_no"] for i in stored] == ["INV-0"]
             assert_one_intact_chain(registry, expected_entries=3)
     finally:
         outside.dispose()

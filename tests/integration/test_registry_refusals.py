@@ -125,7 +125,7 @@ def test_refused_neighbours_cost_a_group_nothing_each_accepted_command_runs_once
     del runs["INV-HOLD"]  # the submission that holds the writer, before the group
     assert runs == Counter(cmd.args["invoice_no"] for cmds in group for cmd in cmds)
     accepted = {f"INV-{i}" for i in range(8)}
-    invoices = [i["invoice_no"] for i in registry.contract("R1")["invoices"]]
+    invoices = [i["invoice_no"] for i in registry.contract("R1", STATION)["invoices"]]
     assert invoices == ["INV-HOLD", *sorted(accepted)]
     assert_one_intact_chain(registry, expected_entries=1 + 1 + 8)
 
@@ -150,7 +150,7 @@ def test_a_refused_batch_is_undone_alone_and_its_neighbours_changes_to_the_contr
     assert [a.status for a in answers] == [201, 404, 201, 422, 404]
     assert answers[1].body["index"] == 1
     assert answers[3].body["index"] == 1
-    contract = registry.contract("R1")
+    contract = registry.contract("R1", STATION)
     assert contract["title"] == "巡检机器人(补充)"
     assert [i["invoice_no"] for i in contract["invoices"]] == ["INV-HOLD", "INV-C"]
     assert contract["version"] == 4  # registered, INV-HOLD, amended, INV-C

@@ -44,6 +44,7 @@ class Registry:
         argv = [TCR, "registry", "serve", "--port", str(self.port), "--no-access-log"]
         self.service = Service("registry", argv, env, tmp_path / "registry.log").start()
         self.http = httpx.Client(base_url=self.url, headers=tokens.header("station"), timeout=30)
+        self.reader = httpx.Client(base_url=self.url, headers=tokens.header("auditor"), timeout=30)
         deadline = time.monotonic() + 30
         while not self._healthy():
             if self.service.exited() is not None or time.monotonic() > deadline:
@@ -58,12 +59,15 @@ class Registry:
 
     def log(self) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
-        while page := self.http.get("/v1/events", params={"after": len(entries)}).json()["events"]:
+        while page := self.reader.get("/v1/events", params={"after": len(entries)}).json()[
+            "events"
+        ]:
             entries += page
         return entries
 
     def close(self) -> None:
         self.http.close()
+        self.reader.close()
         self.service.stop()
         self.proxy.stop()
 
@@ -224,7 +228,7 @@ def test_with_the_store_unreachable_every_request_is_a_503_and_writes_resume_aft
         assert_unavailable(response)
     assert_unavailable(registry.http.get("/v1/health"))
     assert_unavailable(registry.http.get(f"/v1/contracts/{NO}"))
-    assert_unavailable(registry.http.get("/v1/events"))
+    assert_unavailable(registry.reader.get("/v1/events"))
     assert_unavailable(registry.http.get("/v1/checkpoints/latest"))
     assert "Traceback" not in registry.service.tail(400)
 

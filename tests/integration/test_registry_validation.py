@@ -589,7 +589,7 @@ def test_a_withdrawal_dated_before_the_payment_is_refused(
         pytest.param(
             {"title": "补充", "amended_on": "2024-01-31"},
             "amended_on",
-            ("before the contract was signed",),
+            ("before the registration", "2024-03-01"),
             id="dated-before-signing",
         ),
         pytest.param(
@@ -660,7 +660,7 @@ def test_an_amendment_lowering_the_contract_amount_below_the_evidence_recorded_i
     response = client.post(f"/v1/contracts/{NO}/amendments", json=amendment_body(**changes))
 
     assert_refused(
-        response, 422, "contract_amount", "below the evidence already recorded (70000000 fen)"
+        response, 422, "contract_amount", "below the evidence already recorded (700000.00 yuan)"
     )
     assert _contract(client)["contract_amount"] == "1200000.00"
     assert _head(client) == 3
@@ -886,13 +886,13 @@ def test_withdrawing_an_unknown_serial_is_not_found_even_when_it_is_on_another_c
     ],
 )
 def test_reading_the_log_with_a_bad_page_is_refused_naming_the_parameter(
-    client: TestClient, params: dict[str, Any], field: str, words: tuple[str, ...]
+    reader: TestClient, params: dict[str, Any], field: str, words: tuple[str, ...]
 ) -> None:
-    assert_refused(client.get("/v1/events", params=params), 422, field, *words)
+    assert_refused(reader.get("/v1/events", params=params), 422, field, *words)
 
 
-def test_a_page_of_5000_is_allowed(client: TestClient, registered: str) -> None:
-    page = client.get("/v1/events", params={"limit": 5000})
+def test_a_page_of_5000_is_allowed(reader: TestClient, registered: str) -> None:
+    page = reader.get("/v1/events", params={"limit": 5000})
 
     assert page.status_code == 200, page.text
     assert [e["position"] for e in page.json()["events"]] == [1]

@@ -377,7 +377,7 @@ def test_what_replay_reads_outside_the_envelope_is_covered_by_verification(
     registry = Registry(stored_log)
     try:
         with pytest.raises(Exception):  # noqa: B017 - any failure to replay shows the change
-            registry.contract("R1")
+            registry.contract("R1", STATION)
     finally:
         registry.close()
 

@@ -51,7 +51,9 @@ class System:
     def catch_up(self) -> int:
         after = self.store.head().position
         while True:
-            page = self.registry.get("/v1/events", params={"after": after}).json()
+            page = self.registry.get(
+                "/v1/events", params={"after": after}, headers=self.tokens.header("service")
+            ).json()
             if not page["events"]:
                 return after
             self.store.add(page["events"])
@@ -261,7 +263,11 @@ def test_a_store_that_skipped_payouts_before_it_knew_them_is_rebuilt_at_start(
     url = f"sqlite:///{tmp_path / 'older.db'}"
     older = EntryStore(url)
     try:
-        older.add(system.registry.get("/v1/events").json()["events"])
+        older.add(
+            system.registry.get("/v1/events", headers=system.tokens.header("service")).json()[
+                "events"
+            ]
+        )
         with older.engine.begin() as conn:  # as a consumer that knew no payout left it
             conn.execute(delete(t.payouts))
             conn.execute(

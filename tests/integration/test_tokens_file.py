@@ -121,8 +121,8 @@ def test_a_running_registry_keeps_answering_when_its_tokens_file_breaks(
 ) -> None:
     tokens.path.write_bytes(b'[[principals]]\nname = "bad\\udcffname"\n')
     _touch_later(tokens.path)
-    response = client.get("/v1/events")
+    response = client.get("/v1/checkpoints")
     assert response.status_code == 200, response.text
-    refused = client.get("/v1/events", headers={"Authorization": "Bearer not-a-token"})
+    refused = client.get("/v1/checkpoints", headers={"Authorization": "Bearer not-a-token"})
     assert refused.status_code == 401
     assert refused.json()["field"] == "Authorization"

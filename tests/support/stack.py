@@ -409,7 +409,7 @@ def make_stack(
     tmp_path: Path, registry_url: str, subsidy_url: str, bootstrap: str, tokens: Any
 ) -> Stack:
     """A stack over these stores and broker, on a topic and consumer group of its own, with the
-    bureau writing, an auditor reading the feed and finance reading entitlements."""
+    bureau writing, the service principal reading the feed and finance reading entitlements."""
     name = uuid.uuid4().hex[:8]
     return Stack(
         tmp_path,
@@ -420,7 +420,7 @@ def make_stack(
         group=f"subsidy-{name}",
         tokens_file=tokens.path,
         writer_token=tokens.bureau,
-        feed_token=tokens.auditor,
+        feed_token=tokens.service,
         finance_token=tokens.finance,
     )
 
@@ -609,7 +609,7 @@ def contract_commands(start: int, count: int) -> list[dict[str, Any]]:
                 "op": "register_contract",
                 "body": {
                     "registration_no": no,
-                    "station_id": f"S{i % 3 + 1}",
+                    "station_id": f"S{i % 2 + 1}",  # the stations of the tokens file
                     "registered_on": f"{year}-{month:02d}-10",
                     "signed_on": f"{year}-{month:02d}-01",
                     "title": f"技术合同 {i}",

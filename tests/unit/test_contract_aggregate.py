@@ -151,10 +151,12 @@ def test_a_registration_is_keyed_by_its_registration_number() -> None:
     assert (c.invoiced_fen, c.paid_fen, c.cancelled) == (0, 0, None)
 
 
-def test_a_technology_amount_above_the_contract_amount_is_refused() -> None:
+def test_a_technology_amount_above_the_contract_amount_is_refused_in_yuan() -> None:
     with pytest.raises(InvalidCommand) as raised:
         Contract(**registration(technology_amount_fen=CONTRACT_FEN + 1))
     assert raised.value.field == "technology_amount"
+    assert "1200000.01 yuan" in raised.value.message
+    assert "1200000.01 元" in raised.value.message_zh
 
 
 def test_a_technology_amount_equal_to_the_contract_amount_is_accepted() -> None:
@@ -387,11 +389,13 @@ def test_an_amendment_that_changes_nothing_is_refused(contract: Contract) -> Non
     refuses(contract, InvalidCommand, lambda: contract.amend(**amendment()))
 
 
-def test_an_amendment_dated_before_signing_is_refused(contract: Contract) -> None:
-    error = refuses(
-        contract, InvalidCommand, lambda: contract.amend(**amendment("2024-01-31", title="新"))
-    )
-    assert error.field == "amended_on"
+@pytest.mark.parametrize("day", ["2024-01-31", "2024-02-29"], ids=["before-signing", "after"])
+def test_an_amendment_dated_before_the_registration_is_refused(
+    contract: Contract, day: str
+) -> None:
+    error = refuses(contract, InvalidCommand, lambda: contract.amend(**amendment(day, title="新")))
+    assert (error.field, error.rule) == ("amended_on", "not_before_registration")
+    assert "2024-03-01" in error.message_zh
 
 
 def test_an_amendment_leaving_the_technology_amount_above_the_contract_amount_is_refused(
@@ -420,6 +424,7 @@ def test_an_amendment_below_the_evidence_already_recorded_is_refused(
 
     error = refuses(contract, InvalidCommand, lambda: contract.amend(**lower))
     assert error.field == "contract_amount"
+    assert "1100000.00 yuan" in error.message and "fen" not in error.message
 
 
 def test_an_amendment_down_to_exactly_the_evidence_is_accepted(contract: Contract) -> None:

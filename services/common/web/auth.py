@@ -24,11 +24,15 @@ async def authenticate(
     ``async`` although it never awaits: FastAPI runs a plain ``def`` dependency in a worker
     thread, and that hand-off was a seventh of the registry's request handling."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated("Authorization", "send Authorization: Bearer <token>")
+        raise Unauthenticated(
+            "Authorization",
+            "send Authorization: Bearer <token>",
+            "请发送 Authorization: Bearer <令牌>",
+        )
     book: TokenBook = request.app.state.tokens
     principal = book.holder(credentials.credentials)
     if principal is None:
-        raise Unauthenticated("Authorization", "unknown token")
+        raise Unauthenticated("Authorization", "unknown token", "令牌无效")
     note_principal(principal.name)  # for the request's log line; the token never is
     return principal
 
@@ -39,7 +43,9 @@ def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if principal.role not in roles:
             raise Forbidden(
-                None, f"role {principal.role} may not read this; {', '.join(roles)} may"
+                None,
+                f"role {principal.role} may not read this; {', '.join(roles)} may",
+                f"角色 {principal.role} 无权查询此项；可查询的角色：{'、'.join(roles)}",
             )
         return principal
 

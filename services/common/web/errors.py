@@ -20,6 +20,7 @@ from services.common.web.asgi import ASGIApp, Receive, Send
 from services.common.web.context import note_refusal
 from services.common.web.headers import SECURITY_HEADERS
 from services.common.web.refusals import refusal
+from services.common.wording import schema_error_in_chinese
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_ERRORS_LISTED = 20  # a body with 70,000 unknown keys once got a 6 MB list back
@@ -58,16 +59,20 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
+            message_zh = f"没有此路径：{request.method} {request.url.path}"
         elif exc.status_code == 405:
             allowed = allowed_methods(request)
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed here; {', '.join(allowed)} is"
+            message_zh = f"此路径不接受 {request.method}；可用：{'、'.join(allowed)}"
         else:
             message = str(exc.detail)
+            message_zh = f"请求无法处理：{message}"
         body = {
             "error": _HTTP_CODES.get(exc.status_code, "bad_request"),
             "field": None,
             "message": message,
+            "message_zh": message_zh,
         }
         note_refusal(body)
         return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
@@ -86,7 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
-        body = {"error": "internal", "field": None, "message": "the service failed; see its log"}
+        body = {
+            "error": "internal",
+            "field": None,
+            "message": "the service failed; see its log",
+            "message_zh": "服务内部出错；请查看服务日志",
+        }
         # Answered outside the middlewares (by the server-error one): set its headers here.
         headers = {n.decode(): v.decode() for n, v in SECURITY_HEADERS}
         return JSONResponse(body, status_code=500, headers=headers)
@@ -101,6 +111,7 @@ def validation_body(errors: Any) -> dict[str, Any]:
         "error": "invalid",
         "field": first["field"],
         "message": first["message"],
+        "message_zh": first["message_zh"],
         "errors": listed,
         "error_count": len(errors),
     }
@@ -125,6 +136,14 @@ def allowed_methods(request: Request) -> list[str]:
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+def described(errors: Any) -> list[dict[str, Any]]:
+    """Each schema error of a body as ``{field, rule, message, message_zh}``."""
+    return [
+        {"field": d["field"], "rule": d["type"], "message": d["message"], "message_zh": zh}
+        for d, zh in ((_describe(e), schema_error_in_chinese(e)) for e in errors)
+    ]
+
+
 def _describe(error: Any) -> dict[str, Any]:
     loc = list(error.get("loc", ()))
     if loc and loc[0] in ("body", "query", "path", "header"):
@@ -134,13 +153,16 @@ def _describe(error: Any) -> dict[str, Any]:
         # Inside a batch: name the command by index, the field relative to its body.
         index, loc = loc[1], loc[3:] if loc[2] == "body" else loc[2:]
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    message_zh = schema_error_in_chinese(error)
     if error.get("type") == "json_invalid":
         # Its location is a character offset, not a field.
         message = f"malformed JSON: {error.get('ctx', {}).get('error', message)}"
+        message_zh = f"JSON 格式错误：{error.get('ctx', {}).get('error', message)}"
         loc = []
     described = {
         "field": ".".join(str(p) for p in loc) or None,
         "message": message,
+        "message_zh": message_zh,
         "type": error.get("type"),
     }
     if index is not None:
@@ -194,6 +216,7 @@ class BodyLimit:
                 "error": "too_large",
                 "field": None,
                 "message": f"request body over {self.limit} bytes",
+                "message_zh": f"请求体超过 {self.limit} 字节",
             }
         )
         await send(

@@ -36,10 +36,14 @@ class ErrorBody(BaseModel):
         description="说明 The rule broken, in words",
         examples=["fails the GB 32100-2015 check character"],
     )
-    message_zh: str | None = Field(
-        default=None,
-        description="中文说明 The same rule in Chinese, where the service words it so",
+    message_zh: str = Field(
+        description="中文说明 The same rule in Chinese",
         examples=["校验码不符合 GB 32100-2015"],
+    )
+    rule: str | None = Field(
+        default=None,
+        description="规则 A short id of the rule broken, where the service names one",
+        examples=["not_before_registration"],
     )
     index: int | None = Field(
         default=None,
@@ -48,8 +52,18 @@ class ErrorBody(BaseModel):
     )
     errors: list[dict[str, Any]] | None = Field(
         default=None,
-        description="全部错误 Of an invalid request: up to 20 errors, each with field and message",
-        examples=[[{"field": "seller.credit_code", "message": "must be 18 characters"}]],
+        description="全部错误 Of an invalid request: up to 20 errors, each with field, "
+        "message and message_zh",
+        examples=[
+            [
+                {
+                    "field": "seller.credit_code",
+                    "message": "must be 18 characters (GB 32100-2015)",
+                    "message_zh": "须为 18 位（GB 32100-2015）",
+                    "type": "value_error",
+                }
+            ]
+        ],
     )
     error_count: int | None = Field(
         default=None, description="错误数 How many errors there were in all", examples=[1]

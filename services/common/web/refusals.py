@@ -30,12 +30,17 @@ REFUSALS: dict[type[DomainError], tuple[int, str]] = {
 
 
 def refusal(error: DomainError) -> tuple[int, dict[str, object]]:
-    """The status and JSON body of a domain error: ``{error, field, message}``, ``message_zh``
-    where the service words it in Chinese, and ``index`` for a command inside a batch."""
+    """The status and JSON body of a domain error: ``{error, field, message, message_zh}``,
+    ``rule`` where it names one, and ``index`` for a command inside a batch."""
     status, code = next(REFUSALS[c] for c in type(error).__mro__ if c in REFUSALS)
-    body: dict[str, object] = {"error": code, "field": error.field, "message": error.message}
-    if error.message_zh is not None:
-        body["message_zh"] = error.message_zh
+    body: dict[str, object] = {
+        "error": code,
+        "field": error.field,
+        "message": error.message,
+        "message_zh": error.message_zh,
+    }
+    if error.rule is not None:
+        body["rule"] = error.rule
     if error.index is not None:
         body["index"] = error.index
     return status, body

@@ -331,7 +331,8 @@ class ContractCreate(Incoming):
     brokers: list[Key] = Field(
         default_factory=list,
         max_length=50,
-        description="技术经纪人 Ids of the brokers named on the contract, each at most once",
+        description="技术经纪人 Ids of the brokers named on the contract, each at most once; "
+        "one not filed yet is accepted with a warning",
         examples=[["B-0001"]],
         json_schema_extra={"uniqueItems": True},
     )
@@ -358,7 +359,7 @@ _CHANGES = ("contract_amount", "technology_amount", "brokers", "related_party", 
 
 class ContractAmendment(Incoming):
     """变更登记 A change of a contract: at least one of its amounts, brokers, related-party
-    flag or title. The server also checks that amended_on is not before signing, the amounts
+    flag or title. The server also checks that amended_on is not before registration, the amounts
     stay consistent and not below the evidence recorded, and the contract is not cancelled
     (409)."""
 
@@ -397,7 +398,7 @@ class ContractAmendment(Incoming):
         "新合同名称 New title", "煤矿智能巡检机器人技术开发（二期）", default=None
     )
     amended_on: Day = about(
-        f"变更日期 Amendment date, {_NOT_FUTURE}, not before signing", "2024-06-01"
+        f"变更日期 Amendment date, {_NOT_FUTURE}, not before registration", "2024-06-01"
     )
     reason: Paragraph = about("变更原因 Reason (several lines allowed)", "双方协商增加开发内容")
 
@@ -734,6 +735,47 @@ _WHEN = "2024-03-01T09:30:00.123456+00:00"
 _POSITION = about("日志位置 Position in the log, from 1", 1)
 
 
+class WarningPublic(BaseModel):
+    """提示 Something accepted that its poster should know of (a broker not filed yet)."""
+
+    field: str = about("字段 The field concerned", "brokers.0")
+    rule: str = about("规则 The rule's id", "broker_not_filed")
+    message: str = about(
+        "说明 In English",
+        "broker B-0001 is not filed with the science bureau yet: accepted, but its subsidy "
+        "is forfeited unless it is filed",
+    )
+    message_zh: str = about(
+        "中文说明 In Chinese",
+        "技术经纪人 B-0001 尚未在科技局备案：已受理，但备案前不享受经纪人奖补",
+    )
+
+
+class CommandWarningPublic(WarningPublic):
+    """提示 A warning of one command in a batch."""
+
+    index: int = about("序号 The command's index in the batch, from 0", 0)
+
+
+class CommandErrorPublic(BaseModel):
+    """错误 One command's error found by a dry run."""
+
+    index: int = about("序号 The command's index in the batch, from 0", 1)
+    field: str | None = about("字段 The field concerned (within the command's body)", "amended_on")
+    rule: str = about("规则 The rule's id", "not_before_registration")
+    message: str = about("说明 In English", "must not be before the registration (2024-03-01)")
+    message_zh: str = about("中文说明 In Chinese", "不得早于登记日期（2024-03-01）")
+
+
+class BatchChecked(BaseModel):
+    """试运行 What a dry run of a batch found: every error, nothing stored."""
+
+    valid: bool = about("全部有效 Whether every command would be stored", False)
+    commands: int = about("命令数 Commands checked", 2)
+    errors: list[CommandErrorPublic] = Field(description="错误 Every error, in command order")
+    warnings: list[CommandWarningPublic] = Field(description="提示 Every warning, in command order")
+
+
 class EventRecorded(BaseModel):
     """已记录 The stored event's place in the log."""
 
@@ -745,6 +787,9 @@ class EventRecorded(BaseModel):
     )
     recorded_at: str = about("记录时间 When it was recorded (UTC)", _WHEN)
     hash: str = about("哈希 SHA-256 over the previous hash and the entry", _HASH)
+    warnings: list[WarningPublic] | None = Field(
+        default=None, description="提示 Warnings, when there are any (a broker not filed yet)"
+    )
 
 
 class BatchRecorded(BaseModel):
@@ -757,6 +802,9 @@ class BatchRecorded(BaseModel):
         ),
     ] = about("位置 First and last log positions", [1, 2])
     count: int = about("事件数 Events stored", 2)
+    warnings: list[CommandWarningPublic] | None = Field(
+        default=None, description="提示 Warnings of its commands, when there are any"
+    )
 
 
 class LogEntryPublic(BaseModel):

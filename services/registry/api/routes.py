@@ -15,17 +15,21 @@ from pydantic import ValidationError
 
 from services.common.tokens import Principal
 from services.common.web.auth import authenticate, require_roles
+from services.common.web.errors import described
 from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
-from services.registry.api.batch import BatchCreate, batch_args
+from services.registry.api.batch import BatchCommand, BatchCreate, batch_args
 from services.registry.application import Registry
 from services.registry.commands import COMMANDS, Command, CommandType
+from services.registry.visibility import READS_EVERYTHING
 from services.registry.writer import request_digest
 
 router = APIRouter(prefix="/v1")
 
 Caller = Annotated[Principal, Depends(authenticate)]
+# The log and the proofs of its entries hold every station's contracts: not for a station.
+WholeLogReader = Annotated[Principal, Depends(require_roles(*sorted(READS_EVERYTHING)))]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -115,32 +119,91 @@ for _op, _declared in COMMANDS.items():
     )
 
 
-@router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=m.BatchRecorded,
+    responses={
+        **_ON_CONTRACT,
+        200: {
+            "model": m.BatchChecked,
+            "description": "试运行结果 With dry_run=true: every error of every command, those "
+            "that break their body's schema included, each with its index; nothing stored",
+        },
+    },
+)
 async def batch(
-    request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None
+    request: Request,
+    body: BatchCreate,
+    who: Caller,
+    key: IdempotencyKey = None,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="试运行 Check every command (schema and state, in order, as if the "
+            "earlier ones were stored) and answer 200 with every error; nothing is stored",
+            examples=[True],
+        ),
+    ] = False,
 ) -> JSONResponse:
-    """Store up to 1,000 commands atomically, in order: all of them or none."""
+    """Store up to 1,000 commands atomically, in order: all of them or none; with
+    ``dry_run=true``, check them all and store nothing."""
+    parsed = [_parse(command) for command in body.commands]
+    if dry_run:
+        return JSONResponse(await asyncio.to_thread(_dry_run, registry(request), who, parsed))
     commands = []
-    for index, command in enumerate(body.commands):
-        try:
-            commands.append(Command(command.op, batch_args(command.op, dict(command.body))))
-        except ValidationError as exc:
+    for index, command in enumerate(parsed):
+        if isinstance(command, ValidationError):
             raise RequestValidationError(
-                [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]
-            ) from None
+                [
+                    {**e, "loc": ("body", "commands", index, "body", *e["loc"])}
+                    for e in command.errors()
+                ]
+            )
+        commands.append(command)
     return await _store(request, who, commands, body, key, batch=True)
+
+
+def _parse(command: BatchCommand) -> Command | ValidationError:
+    """A batch command's op and arguments, or why its body breaks the op's schema."""
+    try:
+        return Command(command.op, batch_args(command.op, dict(command.body)))
+    except ValidationError as exc:
+        return exc
+
+
+def _dry_run(
+    app: Registry, who: Principal, parsed: list[Command | ValidationError]
+) -> dict[str, Any]:
+    refused = [
+        {"index": index, **e}
+        for index, command in enumerate(parsed)
+        if isinstance(command, ValidationError)
+        for e in described(command.errors())
+    ]
+    commands = [c if isinstance(c, Command) else None for c in parsed]
+    checked = app.check(who, commands)
+    errors = sorted(
+        [*refused, *(p.as_json() for p in checked.errors)], key=lambda e: int(e["index"])
+    )
+    return {
+        "valid": not errors,
+        "commands": len(commands),
+        "errors": errors,
+        "warnings": [p.as_json() for p in checked.warnings],
+    }
 
 
 @router.get("/contracts/{registration_no}", responses=refusals(404))
 def get_contract(request: Request, registration_no: RegistrationNo, who: Caller) -> dict[str, Any]:
     """A contract's current state: status, parties, amounts, evidence and totals."""
-    return registry(request).contract(registration_no)
+    return registry(request).contract(registration_no, who)
 
 
-@router.get("/events", response_model=m.LogPagePublic)
+@router.get("/events", response_model=m.LogPagePublic, responses=refusals(403))
 def get_events(
     request: Request,
-    who: Caller,
+    who: WholeLogReader,
     after: Annotated[
         int,
         Query(
@@ -151,7 +214,8 @@ def get_events(
         int, Query(ge=1, le=5000, description="条数 Entries per page", examples=[1000])
     ] = 1000,
 ) -> Response:
-    """The log in order, hashed; page on with ``after=next_after``."""
+    """The log in order, hashed; page on with ``after=next_after``. Every station's
+    contracts are in it: not for station tokens (403)."""
     page = registry(request).read_log(after, limit)
     return Response(orjson.dumps(page), media_type="application/json")
 
@@ -195,7 +259,9 @@ def issue_checkpoint(
     return registry(request).checkpoints.issue()
 
 
-@router.get("/proofs/inclusion", response_model=m.InclusionProofPublic, responses=_PROOF)
+@router.get(
+    "/proofs/inclusion", response_model=m.InclusionProofPublic, responses=refusals(403, 404)
+)
 def inclusion_proof(
     request: Request,
     who: Caller,
@@ -218,8 +284,9 @@ def inclusion_proof(
         ),
     ],
 ) -> dict[str, Any]:
-    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``."""
-    return registry(request).checkpoints.inclusion(position, tree_size)
+    """The audit path showing the entry at ``position`` is in the tree of ``tree_size``; a
+    station has it only for an entry about a contract of its own (else 403)."""
+    return registry(request).inclusion(who, position, tree_size)
 
 
 @router.get("/proofs/consistency", response_model=m.ConsistencyProofPublic, responses=_PROOF)
