@@ -30,8 +30,9 @@ from services.registry.commands import Command, Principal
 from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.errors import NotFound
 from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
+from services.registry.listing import ListingQuery, page
 from services.registry.log import unhashed_envelope
-from services.registry.migrations import claim_number_keys, idempotency_receipts
+from services.registry.migrations import claim_number_keys, idempotency_receipts, list_contracts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
 from services.registry.writer import GroupCommitWriter, Receipt, Submission
@@ -73,6 +74,7 @@ class Registry(Application[UUID]):
             self.events_table = self.event_store.events
             claim_number_keys(self.engine, self.events_table, self.mapper)
             idempotency_receipts(self.engine)
+            list_contracts(self.engine, self.event_store)
         # Open while the store is unreachable: writes and reads are then answered 503 at once.
         self.breaker = StoreBreaker(self.engine)
         self.writer = GroupCommitWriter(
@@ -193,6 +195,22 @@ class Registry(Application[UUID]):
             "paid_total": format_fen(c.paid_fen),
             "version": c.version,
         }
+
+    def contracts(self, query: ListingQuery | None) -> dict[str, Any]:
+        """A page of contract summaries, newest registration first (None: an empty page)."""
+        with self._reading(), self.engine.connect() as conn:
+            return page(conn, query)
+
+    def history(self, registration_no: str) -> list[dict[str, Any]]:
+        """A contract's events in log order, as envelopes without their hashes."""
+        e = self.events_table
+        with self._reading(), self.engine.connect() as conn:
+            rows = conn.execute(
+                select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state)
+                .where(e.c.originator_id == contract_aggregate_id(registration_no))
+                .order_by(e.c.originator_version)
+            ).all()
+        return [unhashed_envelope(notification(row), self.mapper.transcoder) for row in rows]
 
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""

@@ -3,7 +3,8 @@
 One event per transaction is bounded by the database's commit rate (and, on PostgreSQL, by
 the event store's table lock). The writer takes every submission waiting in its queue, runs
 them one after another against one unit of work, and commits them together: the events, the
-claims, the hash chain and the idempotency records of the whole group in one transaction.
+claims, the hash chain, the listing's rows and the idempotency records of the whole group in
+one transaction.
 
 Each submission's future holds its receipt (what its recorded envelopes say about it) or the
 domain error that refused it: the writer speaks no HTTP. A submission that breaks a rule is
@@ -48,8 +49,10 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
+from services.registry.domain import Contract
 from services.registry.errors import Conflict, InvalidCommand, RegistryError
 from services.registry.event_store import INTEGRITY_ERRORS, EventStore, library_now, restamped
+from services.registry.listing import write_rows
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
@@ -468,6 +471,8 @@ class GroupCommitWriter:
                 "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
             },
         )
+        # Under the lock, so writers never wait on each other's rows here.
+        write_rows(session.connection(), uow.changed(Contract))
         by_key = {
             (e.originator_id, e.originator_version): envelope
             for e, envelope in zip(stored, envelopes, strict=True)

@@ -17,6 +17,7 @@ from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.api.batch import BatchCreate, batch_args
+from services.registry.api.listing import router as listing_router
 from services.registry.application import Registry
 from services.registry.commands import Command
 from services.registry.writer import request_digest
@@ -345,3 +346,6 @@ def consistency_proof(
 ) -> dict[str, Any]:
     """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves."""
     return registry(request).checkpoints.consistency(first, second)
+
+
+router.include_router(listing_router)  # GET /v1/contracts
