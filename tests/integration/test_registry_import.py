@@ -62,7 +62,8 @@ def contract_rows(*, planted: bool) -> list[list[Any]]:
     rows = [contract_row("R-1", 技术经纪人="B-1、B-2")]
     if not planted:
         return rows + [contract_row(f"R-{n}") for n in range(2, 14)]
-    return rows + [
+    return [
+        *rows,
         contract_row("R-2", 卖方统一社会信用代码="12410400MB0000001X"),
         contract_row("R-1"),
         contract_row(EXISTING),
@@ -95,7 +96,8 @@ def transfer_rows(*, planted: bool) -> list[list[Any]]:
     rows = [transfer_row("R-1", "BANK-1")]
     if not planted:
         return rows
-    return rows + [
+    return [
+        *rows,
         transfer_row("R-1", "BANK-2", 1, 付款日期=date(2024, 1, 31)),
         transfer_row("R-1", "BANK-3", 1, 收款方统一社会信用代码=LOCAL_ENTERPRISE["credit_code"]),
     ]
