@@ -145,8 +145,11 @@ def load_history(
     batch_size: int = 500,
     progress: bool = True,
     finance_token: str | None = None,
+    backlog: bool = True,
 ) -> LoadSummary:
     """Post the history in ``path`` to the registry; batches stored before are skipped.
+    ``backlog``: the history is loaded after the fact, and its entries say so
+    (``intake: "backlog"``), so the audit tells them from events recorded late.
 
     ``token`` must be the science bureau's: it registers under every station id and files
     brokers and provincial funding; ``finance_token`` records the payouts. Raises
@@ -178,7 +181,9 @@ def load_history(
         for batch in read_batches(path, batch_size):
             batches += 1
             key = f"tcr-demo/{digest[:32]}/{batch_size}/{batch.index}"
-            first, last = _post(client, batch, key, path, _finance(batch, finance_token, path))
+            first, last = _post(
+                client, batch, key, path, _finance(batch, finance_token, path), backlog
+            )
             # A stored batch took positions after the head we saw; a replayed one, before.
             if first > head_before:
                 stored_batches += 1
@@ -229,7 +234,12 @@ def _finance(batch: Batch, token: str | None, path: Path) -> dict[str, str]:
 
 
 def _post(
-    client: httpx.Client, batch: Batch, key: str, path: Path, headers: dict[str, str]
+    client: httpx.Client,
+    batch: Batch,
+    key: str,
+    path: Path,
+    headers: dict[str, str],
+    backlog: bool = True,
 ) -> tuple[int, int]:
     """Post one batch, retrying what the registry or the network could not do; its positions."""
     body = batch.body()
@@ -237,6 +247,7 @@ def _post(
         try:
             response = client.post(
                 "/v1/batch",
+                params={"intake": "backlog"} if backlog else None,
                 content=body,
                 headers={"Idempotency-Key": key, "Content-Type": "application/json", **headers},
             )

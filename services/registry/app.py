@@ -6,12 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.common.signing import load_or_create_key
 from services.common.web.api import build_api
 from services.registry.api.routes import router
 from services.registry.application import Registry
+from services.registry.imports.routes import UPLOAD_LIMIT
+from services.registry.imports.routes import router as imports_router
 from services.registry.settings import RegistrySettings
 
 log = logging.getLogger("tcr.registry")
@@ -44,6 +46,9 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         finally:
             registry.close()
 
+    routes = APIRouter()
+    routes.include_router(router)
+    routes.include_router(imports_router)
     return build_api(
         title="Technology contract registry",
         description=(
@@ -52,9 +57,10 @@ def create_app(settings: RegistrySettings) -> FastAPI:
             "event in an append-only, hash-chained log (`GET /v1/events`). Amounts are yuan "
             'strings with at most two decimals ("1200000.00"); dates are YYYY-MM-DD.'
         ),
-        router=router,
+        router=routes,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
+        body_limits={"/v1/imports": UPLOAD_LIMIT},
     )
 
 

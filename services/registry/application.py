@@ -143,11 +143,13 @@ class Registry(Application[UUID]):
         batch: bool = False,
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
+        marks: dict[str, str] | None = None,
     ) -> Future[Receipt]:
         """Queue commands to be stored together; the future holds their receipt, or the
-        domain error that refused them."""
+        domain error that refused them. ``marks`` go into each of their envelopes
+        (``import_sha256``, ``intake``)."""
         return self.writer.submit(
-            Submission(principal, commands, batch, idempotency_key, request_sha256)
+            Submission(principal, commands, batch, idempotency_key, request_sha256, marks)
         )
 
     # -- reads ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -58,10 +58,11 @@ async def _store(
     key: str | None,
     *,
     batch: bool = False,
+    marks: dict[str, str] | None = None,
 ) -> JSONResponse:
     digest = request_digest(request.url.path, body.model_dump(mode="json")) if key else None
     future = registry(request).submit(
-        who, commands, batch=batch, idempotency_key=key, request_sha256=digest
+        who, commands, batch=batch, idempotency_key=key, request_sha256=digest, marks=marks
     )
     # A refusal raises its domain error, which the error table answers.
     return JSONResponse(await asyncio.wrap_future(future), status_code=201)
@@ -214,7 +215,18 @@ async def record_payout(
 
 @router.post("/batch", status_code=201, response_model=m.BatchRecorded, responses=_ON_CONTRACT)
 async def batch(
-    request: Request, body: BatchCreate, who: Caller, key: IdempotencyKey = None
+    request: Request,
+    body: BatchCreate,
+    who: Caller,
+    key: IdempotencyKey = None,
+    intake: Annotated[
+        Literal["live", "backlog"],
+        Query(
+            description="录入方式 live, or backlog: a history loaded after the fact (补录), "
+            'marked intake: "backlog" in each envelope',
+            examples=["live"],
+        ),
+    ] = "live",
 ) -> JSONResponse:
     """Store up to 1,000 commands atomically, in order: all of them or none."""
     commands = []
@@ -225,7 +237,8 @@ async def batch(
             raise RequestValidationError(
                 [{**e, "loc": ("body", "commands", index, "body", *e["loc"])} for e in exc.errors()]
             ) from None
-    return await _store(request, who, commands, body, key, batch=True)
+    marks = {"intake": "backlog"} if intake == "backlog" else None
+    return await _store(request, who, commands, body, key, batch=True, marks=marks)
 
 
 @router.get("/contracts/{registration_no}", responses=refusals(404))
