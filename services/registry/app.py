@@ -15,12 +15,14 @@ from services.registry.application import Registry
 from services.registry.imports.routes import UPLOAD_LIMIT
 from services.registry.imports.routes import router as imports_router
 from services.registry.settings import RegistrySettings
+from services.registry.web import mount_page
 
 log = logging.getLogger("tcr.registry")
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    """Wire the registry: its store and writer open at start-up and close at shutdown."""
+    """Wire the registry: its store and writer open at start-up and close at shutdown; the
+    station page at ``/``."""
     policy = settings.policy()
 
     @asynccontextmanager
@@ -49,7 +51,7 @@ def create_app(settings: RegistrySettings) -> FastAPI:
     routes = APIRouter()
     routes.include_router(router)
     routes.include_router(imports_router)
-    return build_api(
+    app = build_api(
         title="Technology contract registry",
         description=(
             "Registration stations post contract registrations, invoices and bank transfer "
@@ -60,8 +62,10 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         router=routes,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
-        body_limits={"/v1/imports": UPLOAD_LIMIT},
+        body_limits={"/v1/imports": UPLOAD_LIMIT, "/upload": UPLOAD_LIMIT},
     )
+    mount_page(app, settings.session_secret.get_secret_value())
+    return app
 
 
 def _redact(url: str) -> str:

@@ -1,4 +1,4 @@
-"""The finance page's session: the officer's token sealed in a cookie, with a CSRF secret."""
+"""A page's session: the signed-in official's token sealed in a cookie, with a CSRF secret."""
 
 from __future__ import annotations
 
