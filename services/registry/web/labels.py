@@ -21,3 +21,14 @@ PARTY_KIND_ZH = {
 STATUS_ZH = {"active": "有效", "registered": "有效", "cancelled": "已注销"}
 
 SHEET_EN = {"合同": "contracts", "发票": "invoices", "转账凭证": "transfer proofs"}
+
+# The date an event states for itself, by payload field (one per event type).
+EVENT_DATES = (
+    "registered_on",
+    "amended_on",
+    "cancelled_on",
+    "issued_on",
+    "voided_on",
+    "paid_on",
+    "withdrawn_on",
+)

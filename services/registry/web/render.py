@@ -25,6 +25,7 @@ _env.globals.update(
     PARTY_KIND_ZH=labels.PARTY_KIND_ZH,
     STATUS_ZH=labels.STATUS_ZH,
     SHEET_EN=labels.SHEET_EN,
+    EVENT_DATES=labels.EVENT_DATES,
 )
 
 

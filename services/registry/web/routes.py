@@ -142,6 +142,7 @@ def home(
     station: str = "",
     registered_from: str = "",
     registered_to: str = "",
+    rows: str = "",
     cursor: str = "",
     back: str = "",
 ) -> Response:
@@ -156,9 +157,14 @@ def home(
         "station": station,
         "registered_from": registered_from,
         "registered_to": registered_to,
+        "rows": rows,
     }
     try:
-        query = ListingQuery.parse(**filters, limit=PAGE_ROWS, cursor=cursor or None)
+        query = ListingQuery.parse(
+            **{k: v for k, v in filters.items() if k != "rows"},
+            limit=rows or PAGE_ROWS,
+            cursor=cursor or None,
+        )
     except DomainError as error:
         _, body = refusal(error)
         return render(
