@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +29,7 @@ from services.registry.store import contracts
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 STATUSES = ("active", "cancelled")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def summary_row(c: Contract) -> dict[str, Any]:
@@ -97,7 +99,8 @@ class ListingQuery:
         limit: int | str | None = None,
         cursor: str | None = None,
     ) -> ListingQuery:
-        """The query these parameters (as a URL gives them; empty means absent) ask for."""
+        """The query these parameters ask for (None: absent; an empty date or limit is no
+        date or limit, and refused)."""
         if status and status not in STATUSES:
             raise Invalid(
                 "status",
@@ -228,10 +231,10 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 def _day(field: str, value: str | None) -> str | None:
-    if not value:
+    if value is None:
         return None
     try:
-        if len(value) == 10:
+        if _ISO_DATE.fullmatch(value):
             return date.fromisoformat(value).isoformat()
     except ValueError:
         pass
@@ -243,7 +246,7 @@ def _day(field: str, value: str | None) -> str | None:
 
 
 def _limit(value: int | str | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_LIMIT
     if isinstance(value, int) or value.isdigit():
         number = int(value)

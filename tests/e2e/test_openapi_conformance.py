@@ -64,6 +64,7 @@ RULES_NO_SCHEMA_STATES = (
     "a turnover year of the policy in force",  # a payout's year
     "must not be beyond the log's head",  # a payout's basis_position
     "one line per beneficiary and category",
+    "must not be before registered_from",  # the listing's dates
 )
 
 

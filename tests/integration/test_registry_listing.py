@@ -174,6 +174,7 @@ def test_a_station_sees_only_its_own_and_the_bureau_every_station(
 BAD_PARAMETERS = [
     ({"registered_from": "2024-13-01"}, "registered_from"),
     ({"registered_to": "1 May 2024"}, "registered_to"),
+    ({"registered_to": ""}, "registered_to"),
     ({"registered_from": "2024-06-01", "registered_to": "2024-05-01"}, "registered_to"),
     ({"limit": "0"}, "limit"),
     ({"limit": "501"}, "limit"),

@@ -160,11 +160,9 @@ def home(
         "rows": rows,
     }
     try:
-        query = ListingQuery.parse(
-            **{k: v for k, v in filters.items() if k != "rows"},
-            limit=rows or PAGE_ROWS,
-            cursor=cursor or None,
-        )
+        # A form's empty field is a filter not set.
+        given = {k: v or None for k, v in filters.items() if k != "rows"}
+        query = ListingQuery.parse(**given, limit=rows or PAGE_ROWS, cursor=cursor or None)
     except DomainError as error:
         _, body = refusal(error)
         return render(
