@@ -49,14 +49,15 @@ def run_import(
     if intake not in INTAKES:
         raise Invalid("intake", "must be live or backlog", "应为 live 或 backlog")
     digest = hashlib.sha256(data).hexdigest()
-    sheets = read_sheets(data, filename, sheet)
-    checked = read_rows(sheets, who)
+    checked = read_rows(read_sheets(data, filename, sheet), who)
     if dry_run or checked.errors:
         check_state(registry, who, checked)
         return _report(digest, checked)
     commands = checked.commands
     if not commands:
         raise Invalid("file", "the file holds no data rows", "文件中没有数据行")
+    counted = _report(digest, checked)
+    del checked  # the writer's transaction holds every event: leave it the rows' memory
     marks = {"import_sha256": digest}
     if intake == "backlog":
         marks["intake"] = "backlog"
@@ -66,6 +67,8 @@ def run_import(
         receipt = registry.submit(who, commands, batch=True, marks=marks).result()
     except DomainError:
         # A row breaks a state rule (or the registry changed since a dry run): judge every row.
+        del commands
+        checked = read_rows(read_sheets(data, filename, sheet), who)
         check_state(registry, who, checked)
         report = _report(digest, checked)
         if report.errors:
@@ -73,11 +76,7 @@ def run_import(
         raise
     first, last = receipt["positions"]
     return replace(
-        _report(digest, checked),
-        stored=True,
-        events=receipt["count"],
-        first_position=first,
-        last_position=last,
+        counted, stored=True, events=receipt["count"], first_position=first, last_position=last
     )
 
 
