@@ -13,6 +13,7 @@ from typing import Any
 
 from services.common.errors import Invalid, TooLarge
 from services.registry.imports.columns import SHEETS, normal, sheet_named
+from services.registry.imports.xlsx import Workbook
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -81,23 +82,28 @@ def _not_spreadsheet(why: str) -> Invalid:
 
 
 def _xlsx(data: bytes, wanted: str | None) -> list[RawSheet]:
-    from openpyxl import load_workbook  # here: importing the registry stays quick
+    from lxml.etree import LxmlError  # type: ignore[import-untyped]
 
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        workbook = Workbook(data)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, LxmlError) as exc:
         raise _not_spreadsheet(f"the workbook cannot be opened ({type(exc).__name__})") from None
     try:
         found: list[RawSheet] = []
         read = 0
-        titles = list(workbook.sheetnames)
+        titles = list(workbook.sheets)
         for title in titles:
             name = sheet_named(title)
             if name is None and wanted is not None and len(titles) == 1:
                 name = wanted  # a workbook of one sheet, named by ?sheet=
             if name is None or (wanted is not None and name != wanted):
                 continue
-            raw = _read_rows(workbook[title].iter_rows(values_only=True), name, title, read)
+            try:
+                raw = _read_rows(workbook.rows(title), name, title, read)
+            except (KeyError, ValueError, IndexError, LxmlError) as exc:
+                raise _not_spreadsheet(
+                    f"sheet {title} cannot be read ({type(exc).__name__})"
+                ) from None
             if raw is not None:
                 read += len(raw.rows)
                 found.append(raw)
@@ -115,10 +121,10 @@ def _xlsx(data: bytes, wanted: str | None) -> list[RawSheet]:
 
 
 def _read_rows(
-    cells: Iterator[tuple[Any, ...]], name: str, title: str, read_before: int
+    cells: Iterator[tuple[int, tuple[Any, ...]]], name: str, title: str, read_before: int
 ) -> RawSheet | None:
     raw: RawSheet | None = None
-    for number, row in enumerate(cells, start=1):
+    for number, row in cells:
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
             continue
         if raw is None:  # the first non-empty row holds the headers
@@ -142,7 +148,7 @@ def _csv(data: bytes, wanted: str | None) -> RawSheet:
         except UnicodeDecodeError:
             raise _not_spreadsheet("the text is neither UTF-8 nor GB 18030") from None
     rows = csv.reader(io.StringIO(text, newline=""))
-    raw = _read_rows((tuple(r) for r in rows), wanted or "", "", 0)
+    raw = _read_rows(((n, tuple(r)) for n, r in enumerate(rows, start=1)), wanted or "", "", 0)
     if raw is None:
         raise _not_spreadsheet("the file is empty")
     raw.name = wanted or _guess(raw.headers)
