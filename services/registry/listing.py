@@ -63,10 +63,12 @@ def write_rows(conn: Connection, changed: Sequence[Contract]) -> None:
     if not changed:
         return
     rows = [summary_row(c) for c in changed]
-    numbers = [r["registration_no"] for r in rows]
-    conn.execute(
-        delete(contracts).where(one_of(contracts.c.registration_no, numbers, conn.dialect))
-    )
+    # A contract registered in this transaction has no row yet: only the others' go first.
+    stored = [c.registration_no for c in changed if c.version > len(c.pending_events)]
+    if stored:
+        conn.execute(
+            delete(contracts).where(one_of(contracts.c.registration_no, stored, conn.dialect))
+        )
     insert_columns(conn, contracts, {name: [r[name] for r in rows] for name in rows[0]})
 
 
