@@ -64,6 +64,10 @@ RULES_NO_SCHEMA_STATES = (
     "a turnover year of the policy in force",  # a payout's year
     "must not be beyond the log's head",  # a payout's basis_position
     "one line per beneficiary and category",
+    # A spreadsheet's contents: no schema of an uploaded file states its rows' rules.
+    "nothing was stored",  # invalid_import: rows with problems
+    "not a spreadsheet",
+    "no data rows",
 )
 
 

@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # The most a request to /v1/imports may carry: the file's limit and the multipart framing.
 UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
+SheetName = Literal["合同", "发票", "转账凭证", "contracts", "invoices", "transfer_proofs"]
 Writer = Annotated[Principal, Depends(require_roles("station", "bureau"))]
 
 _PROBLEM_EXAMPLE = {
@@ -125,9 +126,8 @@ async def import_spreadsheet(
         ),
     ] = True,
     sheet: Annotated[
-        str | None,
+        SheetName | None,
         Query(
-            max_length=64,
             description="工作表 The sheet a CSV holds, or the one sheet of a workbook to read: "
             "合同, 发票, 转账凭证 (or contracts, invoices, transfer_proofs)",
             examples=["合同"],
