@@ -167,7 +167,12 @@ def load_history(
     last_position: int | None = None
     batches = 0
     with (
-        httpx.Client(base_url=registry_url.rstrip("/"), headers=headers, timeout=120.0) as client,
+        httpx.Client(
+            base_url=registry_url.rstrip("/"),
+            headers=headers,
+            params={"intake": "backlog"} if backlog else None,  # /v1/batch's; others ignore it
+            timeout=120.0,
+        ) as client,
         tqdm(
             total=total,
             desc="load",
@@ -181,9 +186,7 @@ def load_history(
         for batch in read_batches(path, batch_size):
             batches += 1
             key = f"tcr-demo/{digest[:32]}/{batch_size}/{batch.index}"
-            first, last = _post(
-                client, batch, key, path, _finance(batch, finance_token, path), backlog
-            )
+            first, last = _post(client, batch, key, path, _finance(batch, finance_token, path))
             # A stored batch took positions after the head we saw; a replayed one, before.
             if first > head_before:
                 stored_batches += 1
@@ -234,12 +237,7 @@ def _finance(batch: Batch, token: str | None, path: Path) -> dict[str, str]:
 
 
 def _post(
-    client: httpx.Client,
-    batch: Batch,
-    key: str,
-    path: Path,
-    headers: dict[str, str],
-    backlog: bool = True,
+    client: httpx.Client, batch: Batch, key: str, path: Path, headers: dict[str, str]
 ) -> tuple[int, int]:
     """Post one batch, retrying what the registry or the network could not do; its positions."""
     body = batch.body()
@@ -247,7 +245,6 @@ def _post(
         try:
             response = client.post(
                 "/v1/batch",
-                params={"intake": "backlog"} if backlog else None,
                 content=body,
                 headers={"Idempotency-Key": key, "Content-Type": "application/json", **headers},
             )

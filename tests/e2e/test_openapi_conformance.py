@@ -65,6 +65,10 @@ RULES_NO_SCHEMA_STATES = (
     "must not be beyond the log's head",  # a payout's basis_position
     "one line per beneficiary and category",
     "must not be before registered_from",  # the listing's dates
+    # A spreadsheet's contents: no schema of an uploaded file states its rows' rules.
+    "nothing was stored",  # invalid_import: rows with problems
+    "not a spreadsheet",
+    "no data rows",
 )
 
 

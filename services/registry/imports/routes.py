@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.common.tokens import Principal
 from services.common.web.auth import require_roles
-from services.common.web.openapi import refusals
+from services.common.web.openapi import ErrorBody
 from services.registry.application import Registry
 from services.registry.imports import errors_workbook, run_import, template_xlsx
 from services.registry.imports.reading import MAX_BYTES
@@ -21,6 +21,7 @@ router = APIRouter(prefix="/v1")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # The most a request to /v1/imports may carry: the file's limit and the multipart framing.
 UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
+SheetName = Literal["合同", "发票", "转账凭证", "contracts", "invoices", "transfer_proofs"]
 Writer = Annotated[Principal, Depends(require_roles("station", "bureau"))]
 
 _PROBLEM_EXAMPLE = {
@@ -75,13 +76,7 @@ class ImportReportPublic(BaseModel):
     )
 
 
-class ImportRefusedPublic(ImportReportPublic):
-    """导入被拒 A commit refused because rows have problems: nothing was stored."""
-
-    error: str = Field(description="错误 Always invalid_import", examples=["invalid_import"])
-    field: str = Field(description="字段 Always file", examples=["file"])
-    message: str = Field(description="说明 How many rows have problems", examples=["…"])
-    message_zh: str = Field(description="中文说明 The same in Chinese", examples=["…"])
+_FILE_WORDS = "文件 The XLSX workbook (sheets 合同, 发票, 转账凭证) or a CSV of one sheet"
 
 
 def _registry(request: Request) -> Registry:
@@ -99,13 +94,14 @@ def _registry(request: Request) -> Registry:
             "content": {XLSX: {}},
         },
         201: {"description": "已导入 Every row stored", "model": ImportReportPublic},
+        403: {"model": ErrorBody, "description": "无权限 Only stations and the bureau import"},
+        413: {"model": ErrorBody, "description": "文件过大 The file is over 20 MiB or 50,000 rows"},
         422: {
-            "description": "无效 Rows have problems (nothing stored), or the file is not a "
-            "spreadsheet, or a parameter is wrong",
-            "model": ImportRefusedPublic,
+            "model": ErrorBody,
+            "description": "无效 A commit refused because rows have problems (error "
+            "invalid_import, nothing stored; with the report's rows, valid, errors and "
+            "warnings), or a file that is no spreadsheet, or a parameter out of its rules",
         },
-        **refusals(403),
-        413: {"description": "文件过大 The file is over 20 MiB or 50,000 rows"},
     },
 )
 async def import_spreadsheet(
@@ -113,8 +109,14 @@ async def import_spreadsheet(
     who: Writer,
     file: Annotated[
         UploadFile,
-        File(
-            description="文件 The XLSX workbook (sheets 合同, 发票, 转账凭证) or a CSV of one sheet"
+        File(description=_FILE_WORDS),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "description": _FILE_WORDS,
+                "examples": ["登记号,发票号码,开票日期,金额（元）"],
+            }
         ),
     ],
     dry_run: Annotated[
@@ -124,9 +126,8 @@ async def import_spreadsheet(
         ),
     ] = True,
     sheet: Annotated[
-        str | None,
+        SheetName | None,
         Query(
-            max_length=64,
             description="工作表 The sheet a CSV holds, or the one sheet of a workbook to read: "
             "合同, 发票, 转账凭证 (or contracts, invoices, transfer_proofs)",
             examples=["合同"],
