@@ -43,3 +43,16 @@ def test_settings_draw_a_secret_of_their_own_unless_given_one() -> None:
     assert drawn[0] != drawn[1] and min(map(len, drawn)) >= 32
     assert given.session_secret.get_secret_value() == "shared by the replicas"
     assert "shared" not in repr(given)
+
+
+def test_the_sign_in_forms_token_is_bound_to_its_pre_session_cookie_and_the_secret() -> None:
+    sessions = Sessions("a passphrase")
+    pre, other = Sessions.pre_session(), Sessions.pre_session()
+    token = sessions.sign_in_csrf(pre)
+
+    assert pre != other and token != pre
+    assert sessions.sign_in_allowed(pre, token)
+    assert not sessions.sign_in_allowed(other, token)
+    assert not sessions.sign_in_allowed(pre, Sessions("another").sign_in_csrf(pre))
+    assert not sessions.sign_in_allowed(None, token) and not sessions.sign_in_allowed(pre, None)
+    assert not sessions.sign_in_allowed(pre, "")

@@ -1,4 +1,6 @@
-"""A page's session: the signed-in official's token sealed in a cookie, with a CSRF secret."""
+"""A page's session: the signed-in official's token sealed in a cookie, with a CSRF secret; and
+before it, the sign-in form's own CSRF token, bound to a pre-session cookie. The finance page
+and the station page both use it, each under its own cookie names."""
 
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 COOKIE = "tcr_session"
+# Set with the sign-in form: a random value whose HMAC the form carries, so a sign-in posted
+# from another site (which can neither read this cookie nor compute the HMAC) is refused, and
+# no one can sign an officer's browser in as someone else (login CSRF).
+PRE_COOKIE = "tcr_pre_session"
 # A working day: an officer signs in each morning, and a cookie left behind dies by night.
 LIFETIME_SECONDS = 8 * 3600
 
@@ -40,6 +46,24 @@ class Sessions:
     def __init__(self, secret: str) -> None:
         # Any passphrase: Fernet wants 32 bytes in URL-safe base64.
         self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()))
+        self._form_key = hashlib.sha256(b"sign-in form\0" + secret.encode()).digest()
+
+    @staticmethod
+    def pre_session() -> str:
+        """A new pre-session cookie value, set with the sign-in form."""
+        return secrets.token_urlsafe(32)
+
+    def sign_in_csrf(self, pre_session: str) -> str:
+        """The sign-in form's CSRF token for this pre-session cookie value."""
+        mac = hmac.new(self._form_key, pre_session.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+    def sign_in_allowed(self, pre_session: str | None, sent: str | None) -> bool:
+        """Whether a sign-in came from the form this browser was given: the token it sent is
+        the one for its pre-session cookie (compared in constant time)."""
+        if not pre_session or not sent:
+            return False
+        return hmac.compare_digest(sent.encode(), self.sign_in_csrf(pre_session).encode())
 
     def seal(self, token: str) -> tuple[str, Session]:
         """A new session for this token, and the cookie value that carries it."""

@@ -8,8 +8,6 @@ refusals are pages in Chinese and English, never JSON. A station sees only its o
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -35,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 # Not the finance page's cookie names: both pages may be served from one host, and a browser
 # keeps a host's cookies whatever the port.
 COOKIE = "tcr_station_session"
-SIGN_IN_COOKIE = "tcr_station_sign_in"  # the sign-in form's secret, before any session
+PRE_COOKIE = "tcr_station_pre_session"  # binds the sign-in form's CSRF token
 PAGE_ROWS = 50
 MAX_FORM_BYTES = 16 * 1024
 MAX_BACK = 100  # pages remembered for "previous"
@@ -115,21 +113,18 @@ def _forbidden_form(request: Request, who: Who | None) -> Response:
 def _sign_in_page(
     request: Request, *, status: int = 200, problem: dict[str, str] | None = None
 ) -> Response:
-    """The sign-in form, with a fresh form secret in a cookie and in the form (a POST without
-    both equal is not this page's: signing a clerk in as someone else is refused too)."""
-    secret = secrets.token_urlsafe(32)
+    """The sign-in form, its CSRF token bound to a pre-session cookie: a sign-in posted from
+    anywhere else is refused, so no one can sign a clerk's browser in as someone else."""
+    pre = request.cookies.get(PRE_COOKIE) or Sessions.pre_session()
     response = render(
-        request, "sign_in.html", None, status=status, problem=problem, form_secret=secret
-    )
-    response.set_cookie(
-        SIGN_IN_COOKIE,
-        secret,
-        max_age=3600,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+        request, "sign_in.html", None, status=status, problem=problem,
+        sign_in_csrf=_sessions(request).sign_in_csrf(pre),
+    )  # fmt: skip
+    if request.cookies.get(PRE_COOKIE) != pre:
+        response.set_cookie(
+            PRE_COOKIE, pre, max_age=LIFETIME_SECONDS, path="/", httponly=True,
+            samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
     return response
 
 
@@ -201,9 +196,7 @@ def _pages(
 async def sign_in(request: Request) -> Response:
     """Exchange a station (or bureau) token for a session cookie (HttpOnly, SameSite=Strict)."""
     form = await _form(request)
-    expected = request.cookies.get(SIGN_IN_COOKIE, "")
-    sent = form.get("form_secret", "")
-    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+    if not _sessions(request).sign_in_allowed(request.cookies.get(PRE_COOKIE), form.get("csrf")):
         problem = {
             "message_zh": "登录表单已失效，请重新输入令牌",
             "message": "The sign-in form was stale or not this page's: enter the token again",
@@ -233,7 +226,7 @@ async def sign_in(request: Request) -> Response:
         samesite="strict",
         secure=request.url.scheme == "https",
     )
-    response.delete_cookie(SIGN_IN_COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(PRE_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
