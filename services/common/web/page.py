@@ -31,6 +31,8 @@ EVENT_ZH = {
     "BrokerFiled": "技术经纪人备案",
     "ProvincialFundingRecorded": "省级资金支持登记",
     "PayoutRecorded": "付款记录",
+    "OneTimeGrantDecided": "一次性补助决定",
+    "DemonstrationInstitutionRecognised": "技术转移示范机构认定",
 }
 
 
