@@ -13,6 +13,7 @@ from services.common.logs import configure_logging
 from services.common.runtime import run_until_signalled
 from services.common.tokens import ROLES, add_principal, init_demo_tokens
 from services.demo.cli import add_demo_commands
+from services.registry.import_cli import add_import_command
 from services.subsidy.simulate_cli import add_simulate_command
 
 if TYPE_CHECKING:  # imported where used: `tcr --help` stays quick
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SELECT",
     )
     verify.set_defaults(func=_registry_verify)
+    add_import_command(reg)
 
     relay = services.add_parser(
         "relay",

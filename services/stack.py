@@ -278,6 +278,7 @@ def run_stack(config: StackSettings, *, demo: bool = False) -> int:
         print(
             "stack    | ready:\n"
             f"stack    |   finance page   {base}:{config.subsidy_port}/ (the finance token)\n"
+            f"stack    |   station page   {base}:{config.registry_port}/ (a station's token)\n"
             f"stack    |   registry API   {base}:{config.registry_port}/docs\n"
             f"stack    |   finance API    {base}:{config.subsidy_port}/docs\n"
             f"stack    |   audit API      {base}:{config.audit_port}/docs "

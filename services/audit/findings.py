@@ -15,6 +15,9 @@ number, a kind and a detail a person can check against the log:
 - ``overpaid``: the payouts recorded in the log paid a beneficiary more in a category and year
   (payments less recoveries) than it is entitled to now: the difference is still to recover.
 - ``recorded_late``: an event recorded more than :data:`LATE_AFTER_DAYS` days after its own date.
+- ``recorded_backlog``: the same delay on an entry marked ``intake: "backlog"``, a history
+  loaded after the fact (an import of past registrations): counted apart, as it is no late
+  recording.
 - ``unreadable_event``: an entry the facts cannot take in (its contract is unknown, say).
 
 The three evidence findings and the related-party finding concern contracts in force
@@ -60,6 +63,7 @@ FindingKind = Literal[
     "cancelled_after_payout",
     "overpaid",
     "recorded_late",
+    "recorded_backlog",
     "unreadable_event",
 ]
 KIND_LABELS: dict[str, tuple[str, str]] = {
@@ -71,6 +75,7 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "cancelled_after_payout": ("兑付后注销", "cancelled after a payout"),
     "overpaid": ("多付待追回", "paid more than now entitled: to recover"),
     "recorded_late": ("延迟录入", "recorded long after its date"),
+    "recorded_backlog": ("补录历史", "history loaded after the fact (backlog)"),
     "unreadable_event": ("无法读取的条目", "unreadable log entry"),
 }
 
@@ -194,6 +199,7 @@ class LogWatch:
     def __init__(self) -> None:
         self.cancelled: dict[str, tuple[date, int]] = {}  # registration no → (day, position)
         self.late: dict[tuple[str, str], _Late] = {}  # (event family, subject) → worst delay
+        self.backlog: dict[tuple[str, str], _Late] = {}  # the same, of entries loaded as backlog
         self.first_payouts: dict[int, int] = {}  # turnover year → its first payout's position
         self.paid: dict[tuple[int, str, str], Paid] = {}  # (year, category, beneficiary)
 
@@ -222,9 +228,10 @@ class LogWatch:
         family = "broker" if kind == "BrokerFiled" else "contract"
         key = (family, str(envelope["subject"]))
         described = f"{kind} {field} {own.isoformat()} recorded {day.isoformat()}"
-        seen = self.late.get(key)
+        delays = self.backlog if envelope.get("intake") == "backlog" else self.late
+        seen = delays.get(key)
         if seen is None:
-            self.late[key] = _Late(1, delay, described, position)
+            delays[key] = _Late(1, delay, described, position)
             return
         seen.events += 1
         if delay > seen.worst_days:
@@ -303,6 +310,9 @@ def contract_findings(
     late = watch.late.get(("contract", no))
     if late is not None:
         found.append(_late(no, late))
+    backlog = watch.backlog.get(("contract", no))
+    if backlog is not None:
+        found.append(_late(no, backlog, kind="recorded_backlog"))
     return found
 
 
@@ -311,15 +321,27 @@ def broker_findings(
 ) -> Iterator[Finding]:
     """The findings about brokers filed by ``report_end``: filings recorded late."""
     for broker_id in sorted(brokers):
+        if brokers[broker_id].filed_on > report_end:
+            continue
         late = watch.late.get(("broker", broker_id))
-        if late is not None and brokers[broker_id].filed_on <= report_end:
+        if late is not None:
             yield _late("", late, f"broker {broker_id}: ")
+        backlog = watch.backlog.get(("broker", broker_id))
+        if backlog is not None:
+            yield _late("", backlog, f"broker {broker_id}: ", "recorded_backlog")
 
 
-def _late(no: str, late: _Late, prefix: str = "") -> Finding:
+def _late(
+    no: str,
+    late: _Late,
+    prefix: str = "",
+    kind: Literal["recorded_late", "recorded_backlog"] = "recorded_late",
+) -> Finding:
     more = f" ({late.events} events late)" if late.events > 1 else ""
+    if kind == "recorded_backlog":
+        more = f" ({late.events} events loaded as backlog)" if late.events > 1 else " (backlog)"
     return Finding(
-        "recorded_late",
+        kind,
         no,
         f"{prefix}{late.worst}, {late.worst_days} days after its date{more}",
         late.position,

@@ -23,6 +23,10 @@ ENVELOPE_FIELDS = (
     "prev_hash",
     "hash",
 )
+# Present only on the entries that carry them (hashed like the rest when present): the SHA-256
+# of the spreadsheet an entry was imported from, and ``intake: "backlog"`` for a history loaded
+# after the fact. Entries without them hash and verify exactly as before.
+OPTIONAL_ENVELOPE_FIELDS = ("import_sha256", "intake")
 
 
 def canonical_bytes(value: Any) -> bytes:

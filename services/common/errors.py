@@ -41,6 +41,10 @@ class Conflict(DomainError):
     """The request collides with what is already stored."""
 
 
+class TooLarge(DomainError):
+    """The request is too big to take in one piece (a file over its size or row limit)."""
+
+
 class Unavailable(DomainError):
     """The service could not do it now; nothing was changed, the caller may retry."""
 

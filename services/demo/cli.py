@@ -74,6 +74,14 @@ def add_demo_commands(services: Any) -> None:
         "--batch-size", type=int, default=500, help="commands per request (default 500, max 1000)"
     )
     load.add_argument("--no-progress", action="store_true", help="no progress bar")
+    load.add_argument(
+        "--live",
+        dest="backlog",
+        action="store_false",
+        help="record the entries as happening now; by default they are marked as a backlog "
+        '(intake: "backlog"), a history loaded after the fact, which the audit counts apart '
+        "from late recording",
+    )
     load.set_defaults(func=_load)
 
 
@@ -118,6 +126,7 @@ def _load(args: argparse.Namespace) -> int:
             args.batch_size,
             progress=not args.no_progress,
             finance_token=_first_line(args.finance_token_file),
+            backlog=args.backlog,
         )
     except (LoadError, OSError) as exc:
         print(f"tcr demo load: {exc}", file=sys.stderr)

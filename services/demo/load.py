@@ -145,8 +145,11 @@ def load_history(
     batch_size: int = 500,
     progress: bool = True,
     finance_token: str | None = None,
+    backlog: bool = True,
 ) -> LoadSummary:
     """Post the history in ``path`` to the registry; batches stored before are skipped.
+    ``backlog``: the history is loaded after the fact, and its entries say so
+    (``intake: "backlog"``), so the audit tells them from events recorded late.
 
     ``token`` must be the science bureau's: it registers under every station id and files
     brokers and provincial funding; ``finance_token`` records the payouts. Raises
@@ -164,7 +167,12 @@ def load_history(
     last_position: int | None = None
     batches = 0
     with (
-        httpx.Client(base_url=registry_url.rstrip("/"), headers=headers, timeout=120.0) as client,
+        httpx.Client(
+            base_url=registry_url.rstrip("/"),
+            headers=headers,
+            params={"intake": "backlog"} if backlog else None,  # /v1/batch's; others ignore it
+            timeout=120.0,
+        ) as client,
         tqdm(
             total=total,
             desc="load",

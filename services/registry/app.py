@@ -6,19 +6,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from services.common.signing import load_or_create_key
 from services.common.web.api import build_api
 from services.registry.api.routes import router
 from services.registry.application import Registry
+from services.registry.imports.routes import UPLOAD_LIMIT
+from services.registry.imports.routes import router as imports_router
 from services.registry.settings import RegistrySettings
+from services.registry.web import mount_page
 
 log = logging.getLogger("tcr.registry")
 
 
 def create_app(settings: RegistrySettings) -> FastAPI:
-    """Wire the registry: its store and writer open at start-up and close at shutdown."""
+    """Wire the registry: its store and writer open at start-up and close at shutdown; the
+    station page at ``/``."""
     schedule = settings.schedule()
 
     @asynccontextmanager
@@ -46,7 +50,10 @@ def create_app(settings: RegistrySettings) -> FastAPI:
         finally:
             registry.close()
 
-    return build_api(
+    routes = APIRouter()
+    routes.include_router(router)
+    routes.include_router(imports_router)
+    app = build_api(
         title="Technology contract registry",
         description=(
             "Registration stations post contract registrations, invoices and bank transfer "
@@ -54,10 +61,13 @@ def create_app(settings: RegistrySettings) -> FastAPI:
             "event in an append-only, hash-chained log (`GET /v1/events`). Amounts are yuan "
             'strings with at most two decimals ("1200000.00"); dates are YYYY-MM-DD.'
         ),
-        router=router,
+        router=routes,
         tokens_file=settings.tokens_file,
         lifespan=lifespan,
+        body_limits={"/v1/imports": UPLOAD_LIMIT, "/upload": UPLOAD_LIMIT},
     )
+    mount_page(app, settings.session_secret.get_secret_value())
+    return app
 
 
 def _redact(url: str) -> str:

@@ -31,8 +31,9 @@ from services.registry.domain import Contract, contract_aggregate_id
 from services.registry.dry_run import Checked, check_commands
 from services.registry.errors import Forbidden
 from services.registry.event_store import FACTORY_TOPIC, EventStore, notification
+from services.registry.listing import ListingQuery, page
 from services.registry.log import unhashed_envelope
-from services.registry.migrations import claim_number_keys, idempotency_receipts
+from services.registry.migrations import claim_number_keys, idempotency_receipts, list_contracts
 from services.registry.store import chain, create_tables
 from services.registry.verify import verify_chain
 from services.registry.visibility import may_read, reads_everything
@@ -78,6 +79,7 @@ class Registry(Application[UUID]):
             self.events_table = self.event_store.events
             claim_number_keys(self.engine, self.events_table, self.mapper)
             idempotency_receipts(self.engine)
+            list_contracts(self.engine, self.event_store)
         # Open while the store is unreachable: writes and reads are then answered 503 at once.
         self.breaker = StoreBreaker(self.engine)
         self.writer = GroupCommitWriter(
@@ -149,11 +151,13 @@ class Registry(Application[UUID]):
         batch: bool = False,
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
+        marks: dict[str, str] | None = None,
     ) -> Future[Receipt]:
         """Queue commands to be stored together; the future holds their receipt, or the
-        domain error that refused them."""
+        domain error that refused them. ``marks`` go into each of their envelopes
+        (``import_sha256``, ``intake``)."""
         return self.writer.submit(
-            Submission(principal, commands, batch, idempotency_key, request_sha256)
+            Submission(principal, commands, batch, idempotency_key, request_sha256, marks)
         )
 
     def check(self, principal: Principal, commands: Sequence[Command | None]) -> Checked:
@@ -248,6 +252,22 @@ class Registry(Application[UUID]):
         except AggregateNotFoundError:
             return False
         return may_read(reader, c.station_id)
+
+    def contracts(self, query: ListingQuery | None) -> dict[str, Any]:
+        """A page of contract summaries, newest registration first (None: an empty page)."""
+        with self._reading(), self.engine.connect() as conn:
+            return page(conn, query)
+
+    def history(self, registration_no: str) -> list[dict[str, Any]]:
+        """A contract's events in log order, as envelopes without their hashes."""
+        e = self.events_table
+        with self._reading(), self.engine.connect() as conn:
+            rows = conn.execute(
+                select(e.c.id, e.c.originator_id, e.c.originator_version, e.c.topic, e.c.state)
+                .where(e.c.originator_id == contract_aggregate_id(registration_no))
+                .order_by(e.c.originator_version)
+            ).all()
+        return [unhashed_envelope(notification(row), self.mapper.transcoder) for row in rows]
 
     def head(self) -> int:
         """The position of the last entry in the log (0 when empty)."""

@@ -11,14 +11,23 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
-from services.common.envelope import GENESIS_HASH, entry_hash, format_instant
+from services.common.envelope import (
+    GENESIS_HASH,
+    OPTIONAL_ENVELOPE_FIELDS,
+    entry_hash,
+    format_instant,
+)
 from services.registry.commands import COMMANDS
 from services.registry.event_store import decode_state
 
 _EVENT_NAMESPACE = UUID("6f1c8a52-3b0e-5c4e-9d1a-2f7e6b9c0d11")
 
+# The optional envelope fields a submission may mark its events with (the writer's ``marks``).
+ENVELOPE_MARKS = OPTIONAL_ENVELOPE_FIELDS
 # Attributes of a stored event that belong to the envelope or the library, not the payload.
-_NOT_PAYLOAD = frozenset({"timestamp", "principal", "originator_topic", "class_version"})
+_NOT_PAYLOAD = frozenset(
+    {"timestamp", "principal", "originator_topic", "class_version", *ENVELOPE_MARKS}
+)
 
 # Each event type's subject field, and what it must be stored as: the event class's topic, and
 # for the event that creates an aggregate, the aggregate's topic. The topics steer replay yet lie
@@ -53,7 +62,7 @@ def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any
     state = decode_state(stored.state, transcoder)
     kind = event_type(stored.topic)
     payload = {k: v for k, v in state.items() if k not in _NOT_PAYLOAD}
-    return {
+    envelope = {
         "event_id": str(
             uuid5(_EVENT_NAMESPACE, f"{stored.originator_id}/{stored.originator_version}")
         ),
@@ -67,6 +76,10 @@ def draft_envelope(stored: StoredEvent, transcoder: Transcoder) -> dict[str, Any
         "subject": payload[SUBJECT_FIELD[kind]],
         "payload": payload,
     }
+    for mark in ENVELOPE_MARKS:
+        if mark in state:
+            envelope[mark] = state[mark]
+    return envelope
 
 
 def recorded_instant(state: bytes, transcoder: Transcoder) -> datetime:

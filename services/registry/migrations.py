@@ -9,14 +9,18 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper
 from eventsourcing.utils import get_topic
 from sqlalchemy import Engine, Table, func, insert, inspect, select, text
+from sqlalchemy.orm import Session
 
-from services.registry.domain import Contract, number_key
-from services.registry.event_store import stored_event
-from services.registry.store import claims, idempotency, migrations
+from services.registry.domain import Contract, contract_aggregate_id, number_key
+from services.registry.event_store import EventStore, stored_event
+from services.registry.listing import write_rows
+from services.registry.store import claims, contracts, idempotency, migrations
 
 log = logging.getLogger("tcr.registry")
 
 NUMBER_KEYS = "claims-by-number-key"
+CONTRACT_ROWS = "contract-listing-rows"
+_BACKFILL_CHUNK = 500
 _REGISTERED = get_topic(Contract.ContractRegistered)
 
 
@@ -69,6 +73,30 @@ def claim_number_keys(engine: Engine, events: Table, mapper: Mapper[UUID]) -> No
             conn.execute(insert(claims), new)
         conn.execute(insert(migrations).values(name=NUMBER_KEYS))
     log.info("claimed the number keys of %d numbers stored before", len(new))
+
+
+def list_contracts(engine: Engine, store: EventStore) -> None:
+    """The listing's table came after the log: give every contract stored before it its row,
+    once per store (the writer keeps them from then on)."""
+    with engine.begin() as conn:
+        done = select(migrations.c.name).where(migrations.c.name == CONTRACT_ROWS)
+        if conn.execute(done).first() is not None:
+            return
+        # Every registration holds a claim (claim_number_keys gave the oldest theirs).
+        numbers = conn.execute(
+            select(claims.c.registration_no).where(claims.c.kind == "registration")
+        ).scalars()
+        listed = set(conn.execute(select(contracts.c.registration_no)).scalars())
+        ids = [contract_aggregate_id(n) for n in dict.fromkeys(numbers) if n not in listed]
+        session = Session(bind=conn)
+        written = 0
+        for start in range(0, len(ids), _BACKFILL_CHUNK):
+            loaded = store.load(session, ids[start : start + _BACKFILL_CHUNK])
+            found = [c for c in loaded.values() if isinstance(c, Contract)]
+            write_rows(conn, found)
+            written += len(found)
+        conn.execute(insert(migrations).values(name=CONTRACT_ROWS))
+    log.info("listed the %d contracts stored before the listing", written)
 
 
 def idempotency_receipts(engine: Engine) -> None:

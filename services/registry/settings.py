@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from secrets import token_urlsafe
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.common.settings import (
     DatabaseUrl,
@@ -20,13 +21,16 @@ DEFAULT_DATABASE_URL = SecretStr("sqlite:///var/registry.db")
 
 class RegistrySettings(PolicySettings):
     """The store, the tokens, the writer's group size, the checkpoint signing key and interval,
-    and the policy (whose years a payout may be of)."""
+    the policy (whose years a payout may be of) and the station page's session secret."""
 
     registry_database_url: DatabaseUrl = DEFAULT_DATABASE_URL
     tokens_file: Path = Path("var/tokens.toml")
     registry_max_group_events: PositiveInt = 2000
     signing_key_file: Path = Path("var/registry-signing-key.pem")
     checkpoint_every: PositiveInt = 1000
+    # Seals the station page's session cookies. Unset, one is drawn when the settings are read
+    # (a restart signs clerks out); replicas behind one address must be given one value.
+    session_secret: SecretStr = Field(default_factory=lambda: SecretStr(token_urlsafe(32)))
 
 
 class RelaySettings(TcrSettings):

@@ -9,8 +9,9 @@
 - ``registry_checkpoints``: signed Merkle tree heads over the log.
 - ``registry_merkle_nodes``: the root of every perfect subtree of the log's Merkle tree.
 - ``registry_migrations``: the one-time changes already made to this store's content.
+- ``registry_contracts``: one summary row per contract, as its events left it, for the listing.
 
-The first three are written in the same transaction as the events they belong to.
+The first three and the last are written in the same transaction as the events they belong to.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
 )
 
 from services.common.db import BIGINT
@@ -96,6 +99,39 @@ migrations = Table(
     "registry_migrations",
     metadata,
     Column("name", String(64), primary_key=True),
+)
+
+
+# The listing's rows. Every index ends in the listing's order (newest registration date first,
+# then registration number), after the one column a filter fixes: a page walks one index in
+# order and stops at its limit, whatever the planner knows of the table (autovacuum is off,
+# so it may know nothing). ``search`` holds the lower-cased text ``q`` matches as a substring.
+contracts = Table(
+    "registry_contracts",
+    metadata,
+    Column("registration_no", String(128), primary_key=True),
+    Column("station_id", String(128), nullable=False),
+    Column("registered_on", String(10), nullable=False),
+    Column("signed_on", String(10), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("contract_type", String(32), nullable=False),
+    Column("seller_name", Text, nullable=False),
+    Column("seller_credit_code", String(32), nullable=False),
+    Column("buyer_name", Text, nullable=False),
+    Column("buyer_credit_code", String(32), nullable=False),
+    Column("contract_amount_fen", BIGINT, nullable=False),
+    Column("technology_amount_fen", BIGINT, nullable=False),
+    Column("status", String(16), nullable=False),  # active | cancelled
+    Column("invoiced_fen", BIGINT, nullable=False),
+    Column("paid_fen", BIGINT, nullable=False),
+    Column("invoices", Integer, nullable=False),  # not voided
+    Column("transfer_proofs", Integer, nullable=False),  # not withdrawn
+    Column("search", Text, nullable=False),
+    Index("registry_contracts_newest", "registered_on", "registration_no"),
+    Index("registry_contracts_station", "station_id", "registered_on", "registration_no"),
+    Index("registry_contracts_seller", "seller_credit_code", "registered_on", "registration_no"),
+    Index("registry_contracts_buyer", "buyer_credit_code", "registered_on", "registration_no"),
+    Index("registry_contracts_status", "status", "registered_on", "registration_no"),
 )
 
 

@@ -290,6 +290,10 @@ class UnitOfWork:
             if aggregate is not None and aggregate.pending_events:
                 aggregate.modified_on = recorded_at
 
+    def changed(self, kind: type[A]) -> list[A]:
+        """The aggregates of ``kind`` whose events this unit of work is about to store."""
+        return [a for a in self._aggregates.values() if isinstance(a, kind) and a.pending_events]
+
     def flush_claims(self) -> None:
         """Insert the staged claims; a racing writer's claim makes this raise IntegrityError."""
         if self._claims:

@@ -3,7 +3,8 @@
 One event per transaction is bounded by the database's commit rate (and, on PostgreSQL, by
 the event store's table lock). The writer takes every submission waiting in its queue, runs
 them one after another against one unit of work, and commits them together: the events, the
-claims, the hash chain and the idempotency records of the whole group in one transaction.
+claims, the hash chain, the listing's rows and the idempotency records of the whole group in
+one transaction.
 
 Each submission's future holds its receipt (what its recorded envelopes say about it) or the
 domain error that refused it: the writer speaks no HTTP. A submission that breaks a rule is
@@ -49,8 +50,16 @@ from services.common.errors import Unavailable
 from services.common.merkle import leaf_hash
 from services.registry import metrics
 from services.registry.commands import HANDLERS, Command, Principal, needs
+from services.registry.domain import Contract
 from services.registry.errors import Conflict, InvalidCommand, RegistryError
-from services.registry.event_store import INTEGRITY_ERRORS, EventStore, library_now, restamped
+from services.registry.event_store import (
+    INTEGRITY_ERRORS,
+    EventStore,
+    library_now,
+    marked,
+    restamped,
+)
+from services.registry.listing import write_rows
 from services.registry.log import chain_envelopes, draft_envelope, placed, recorded_instant
 from services.registry.store import chain, idempotency
 from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitOfWork
@@ -109,6 +118,9 @@ class Submission:
     batch: bool = False
     idempotency_key: str | None = None
     request_sha256: str | None = None
+    # Written beside each of its events, outside the payload, and shown in their envelopes:
+    # e.g. the imported file's hash and whether it is a backlog (see log.ENVELOPE_MARKS).
+    marks: dict[str, str] | None = None
     future: Future[Receipt] = field(default_factory=Future)
 
     @property
@@ -315,7 +327,13 @@ class GroupCommitWriter:
                         del keyed[_key(sub)]  # a same-key neighbour runs on its own
                     refusals.append((sub, rejected.error))
 
-            envelopes, first = self._store(session, uow)
+            marks = {
+                key: sub.marks
+                for sub, outcome in outcomes
+                if sub.marks and isinstance(outcome, list)
+                for key in outcome
+            }
+            envelopes, first = self._store(session, uow, marks)
             receipts: dict[int, Receipt] = {}
             for sub, outcome in outcomes:
                 if isinstance(outcome, dict):
@@ -445,16 +463,22 @@ class GroupCommitWriter:
         return kept
 
     def _store(
-        self, session: Session, uow: UnitOfWork
+        self,
+        session: Session,
+        uow: UnitOfWork,
+        marks: dict[tuple[Any, int], dict[str, str]] | None = None,
     ) -> tuple[dict[tuple[Any, int], dict[str, Any]], tuple[int, Any] | None]:
         """Save the unit of work's events and chain them; envelopes by (aggregate id, version),
-        and the first event's position and stored form (None when there are no events)."""
+        and the first event's position and stored form (None when there are no events).
+        ``marks`` are written beside the events they are keyed by."""
         if not uow.events:
             return {}, None
         uow.flush_claims()
         mapper = self._event_store.mapper
         # As events, not aggregates, so the log keeps the order the commands ran in.
         stored = [mapper.to_stored_event(e) for e in uow.events]
+        if marks:
+            stored = [marked(e, marks.get((e.originator_id, e.originator_version))) for e in stored]
         drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
@@ -499,6 +523,8 @@ class GroupCommitWriter:
                 "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
             },
         )
+        # Under the lock, so writers never wait on each other's rows here.
+        write_rows(session.connection(), uow.changed(Contract))
         by_key = {
             (e.originator_id, e.originator_version): envelope
             for e, envelope in zip(stored, envelopes, strict=True)

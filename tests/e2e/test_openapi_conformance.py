@@ -69,6 +69,11 @@ RULES_NO_SCHEMA_STATES = (
     "already received its one-time demonstration grant",
     "the draft policy file",  # a simulation's draft: TOML, and the policy file's rules
     "outside the draft's applies_to",
+    "must not be before registered_from",  # the listing's dates
+    # A spreadsheet's contents: no schema of an uploaded file states its rows' rules.
+    "nothing was stored",  # invalid_import: rows with problems
+    "not a spreadsheet",
+    "no data rows",
 )
 
 

@@ -119,6 +119,11 @@ def test_a_history_is_stored_whole_and_a_rerun_stores_nothing_new(
     assert first.batches == first.stored_batches == len(list(read_batches(path, 60)))
     assert first.batches > -(-commands // 60)
     assert (first.skipped_batches, first.first_position, first.last_position) == (0, 1, commands)
+    # A history loaded after the fact says so in every entry, for the audit.
+    bureau = {"Authorization": f"Bearer {registry.bureau}"}
+    log = httpx.get(f"{registry.url}/v1/events", params={"limit": 5000}, headers=bureau).json()
+    assert len(log["events"]) == commands
+    assert {e.get("intake") for e in log["events"]} == {"backlog"}
 
     again = registry.load(path, 60)
     assert registry.head() == commands

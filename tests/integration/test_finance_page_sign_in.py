@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services.subsidy.web.session import COOKIE, PRE_COOKIE
 from starlette.testclient import TestClient
 
 from services.subsidy.app import create_app
 from services.subsidy.settings import SubsidySettings
-from services.subsidy.web.session import COOKIE, PRE_COOKIE
 from tests.conftest import Tokens
 
 

@@ -129,3 +129,37 @@ def test_a_beneficiary_paid_more_than_it_is_entitled_to_now_is_to_recover() -> N
     assert found.detail.endswith("100.00 to recover")
     assert list(overpaid_findings(watch, entitled, [2023])) == []
     assert watch.first_payouts == {2024: 10}
+
+
+def _invoice_entry(position: int, no: str, issued_on: str, recorded_at: str, **marks: str) -> dict:
+    return {
+        "position": position,
+        "type": "InvoiceRecorded",
+        "subject": no,
+        "recorded_at": recorded_at,
+        "payload": {"registration_no": no, "invoice_no": f"I{position}", "issued_on": issued_on},
+        **marks,
+    }
+
+
+def test_entries_loaded_as_a_backlog_are_counted_apart_from_late_recording() -> None:
+    late, loaded = (
+        contract(registration_no=no, registered_on=date(2020, 3, 1), settled=[])
+        for no in ("LATE", "LOADED")
+    )
+    watch = LogWatch()
+    watch.observe(_invoice_entry(1, "LATE", "2020-04-01", "2022-06-01T00:00:00.000000Z"))
+    watch.observe(
+        _invoice_entry(2, "LOADED", "2020-04-01", "2022-06-01T00:00:00.000000Z", intake="backlog")
+    )
+    watch.observe(
+        _invoice_entry(3, "LOADED", "2020-05-01", "2022-06-01T00:00:00.000000Z", intake="backlog")
+    )
+
+    def found(c: Contract) -> list[Finding]:
+        return contract_findings(c, facts(c), watch, PINGDINGSHAN_2020, REPORT_END, {})
+
+    assert [f.kind for f in found(late) if f.kind.startswith("recorded")] == ["recorded_late"]
+    [backlog] = [f for f in found(loaded) if f.kind.startswith("recorded")]
+    assert (backlog.kind, backlog.position) == ("recorded_backlog", 2)
+    assert "2 events loaded as backlog" in backlog.detail

@@ -6,7 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from services.subsidy.web.labels import beijing, county, percent, sum_amounts, wan, yuan
+from services.common.web.page import beijing, yuan
+from services.subsidy.web.labels import county, percent, sum_amounts, wan
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from services.common.web.session import LIFETIME_SECONDS, Sessions
 from services.subsidy.settings import SubsidySettings
-from services.subsidy.web.session import LIFETIME_SECONDS, Sessions
 
 
 def test_a_sealed_session_opens_with_its_token_and_form_secret() -> None:

@@ -32,11 +32,12 @@ def build_api(
     tokens_file: Path,
     lifespan: Lifespan | None = None,
     parameters: dict[str, dict[str, Any]] | None = None,
+    body_limits: dict[str, int] | None = None,
 ) -> FastAPI:
     """Routes behind bearer tokens, refusals as JSON naming field and rule, bodies ≤ 1 MiB,
     every answer marked nosniff and no-store, counted, timed and logged; ``GET /metrics``;
     an OpenAPI document naming every refusal (``parameters``: see complete_document), and
-    ``/docs`` served without a CDN."""
+    ``/docs`` served without a CDN. ``body_limits``: paths taking larger bodies (uploads)."""
     # No trailing-slash redirects: Starlette builds their Location from the Host header, which
     # the client chooses (an open redirect, and a cache poisoner behind a proxy). No client of
     # these APIs needs one; a path with a stray slash is a 404 in the usual error shape.
@@ -55,7 +56,7 @@ def build_api(
     install_error_handlers(app)
     app.include_router(router)
     add_metrics_route(app)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, larger=body_limits)
     app.add_middleware(SecurityHeaders)  # a 413 from BodyLimit carries them too
     app.add_middleware(Observe)  # outermost: every answer is counted and logged
     return app

@@ -173,18 +173,22 @@ def _describe(error: Any) -> dict[str, Any]:
 class BodyLimit:
     """Refuses request bodies over 1 MiB with 413, whether or not Content-Length is sent."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}  # path → its own limit (a spreadsheet upload)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         length = dict(scope.get("headers", ())).get(b"content-length")
         if length is not None:
-            if length.isdigit() and int(length) > self.limit:
-                await self._refuse(send)
+            if length.isdigit() and int(length) > limit:
+                await self._refuse(send, limit)
                 return
             await self.app(scope, receive, send)  # the server holds the body to its length
             return
@@ -198,8 +202,8 @@ class BodyLimit:
             if message["type"] != "http.request":
                 break
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                await self._refuse(send)
+            if seen > limit:
+                await self._refuse(send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -210,13 +214,13 @@ class BodyLimit:
 
         await self.app(scope, replayed, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = orjson.dumps(
             {
                 "error": "too_large",
                 "field": None,
-                "message": f"request body over {self.limit} bytes",
-                "message_zh": f"请求体超过 {self.limit} 字节",
+                "message": f"request body over {limit} bytes",
+                "message_zh": f"请求体超过 {limit} 字节",
             }
         )
         await send(

@@ -12,6 +12,7 @@ from services.common.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    TooLarge,
     Unauthenticated,
     Unavailable,
 )
@@ -25,6 +26,7 @@ REFUSALS: dict[type[DomainError], tuple[int, str]] = {
     NotFound: (404, "not_found"),
     Conflict: (409, "conflict"),
     Invalid: (422, "invalid"),
+    TooLarge: (413, "too_large"),
     Unavailable: (503, "unavailable"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -20,6 +20,7 @@ from services.common.web.openapi import refusals
 from services.common.web.params import MAX_POSITION
 from services.registry.api import models as m
 from services.registry.api.batch import BatchCommand, BatchCreate, batch_args
+from services.registry.api.listing import router as listing_router
 from services.registry.application import Registry
 from services.registry.commands import COMMANDS, Command, CommandType
 from services.registry.visibility import READS_EVERYTHING
@@ -63,10 +64,11 @@ async def _store(
     key: str | None,
     *,
     batch: bool = False,
+    marks: dict[str, str] | None = None,
 ) -> JSONResponse:
     digest = request_digest(request.url.path, body.model_dump(mode="json")) if key else None
     future = registry(request).submit(
-        who, commands, batch=batch, idempotency_key=key, request_sha256=digest
+        who, commands, batch=batch, idempotency_key=key, request_sha256=digest, marks=marks
     )
     # A refusal raises its domain error, which the error table answers.
     return JSONResponse(await asyncio.wrap_future(future), status_code=201)
@@ -145,6 +147,14 @@ async def batch(
             examples=[True],
         ),
     ] = False,
+    intake: Annotated[
+        Literal["live", "backlog"],
+        Query(
+            description="录入方式 live, or backlog: a history loaded after the fact (补录), "
+            'marked intake: "backlog" in each envelope',
+            examples=["live"],
+        ),
+    ] = "live",
 ) -> JSONResponse:
     """Store up to 1,000 commands atomically, in order: all of them or none; with
     ``dry_run=true``, check them all and store nothing."""
@@ -161,7 +171,8 @@ async def batch(
                 ]
             )
         commands.append(command)
-    return await _store(request, who, commands, body, key, batch=True)
+    marks = {"intake": "backlog"} if intake == "backlog" else None
+    return await _store(request, who, commands, body, key, batch=True, marks=marks)
 
 
 def _parse(command: BatchCommand) -> Command | ValidationError:
@@ -316,3 +327,6 @@ def consistency_proof(
 ) -> dict[str, Any]:
     """The proof that the tree of ``from`` leaves is a prefix of the tree of ``to`` leaves."""
     return registry(request).checkpoints.consistency(first, second)
+
+
+router.include_router(listing_router)  # GET /v1/contracts

@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from services.common.web.session import Sessions
 from services.subsidy.web.routes import router
-from services.subsidy.web.session import Sessions
 
 STATIC = Path(__file__).with_name("static")
 

@@ -11,6 +11,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from services.common.money import format_fen
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.policy.present import CATEGORY_ZH
+from services.common.web import page
+from services.common.web.page import PAGE_HEADERS
 from services.subsidy.web import labels
 
 _env = Environment(
@@ -21,32 +23,22 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters.update(
-    yuan=labels.yuan,
+    yuan=page.yuan,
     wan=labels.wan,
     county=labels.county,
     sum_amounts=labels.sum_amounts,
     percent=labels.percent,
-    beijing=labels.beijing,
+    beijing=page.beijing,
     fen=format_fen,
 )
 _env.globals.update(
     CATEGORY_ZH=CATEGORY_ZH,
     KIND_ZH=labels.KIND_ZH,
-    EVENT_ZH=labels.EVENT_ZH,
+    EVENT_ZH=page.EVENT_ZH,
     # A figure column per category, for tables that spread categories across.
     CATEGORIES=ALL_CATEGORIES,
     CATEGORY_COLUMNS=[(CATEGORY_ZH[c], c, "num") for c in ALL_CATEGORIES],
 )
-
-# Nothing but the page's own files: no inline script, no other origin, no framing.
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 
 def render(

@@ -21,19 +21,13 @@ from services.common.money import AmountError, parse_yuan
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
+from services.common.web.session import COOKIE, LIFETIME_SECONDS, PRE_COOKIE, Session, Sessions
 from services.subsidy import balance_exports
 from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
 from services.subsidy.balances import Balances
 from services.subsidy.web import approval
 from services.subsidy.web.render import render
-from services.subsidy.web.session import (
-    COOKIE,
-    LIFETIME_SECONDS,
-    PRE_COOKIE,
-    Session,
-    Sessions,
-)
 
 router = APIRouter(include_in_schema=False)
 

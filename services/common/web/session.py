@@ -1,5 +1,6 @@
-"""The finance page's session: the officer's token sealed in a cookie, with a CSRF secret; and
-before it, the sign-in form's own CSRF token, bound to a pre-session cookie."""
+"""A page's session: the signed-in official's token sealed in a cookie, with a CSRF secret; and
+before it, the sign-in form's own CSRF token, bound to a pre-session cookie. The finance page
+and the station page both use it, each under its own cookie names."""
 
 from __future__ import annotations
 

@@ -1,0 +1,251 @@
+"""Every row against every rule: cells read into the API's request models (the field rules,
+kept in one place), then the commands run through the registry's own handlers against its
+real state in a transaction that is rolled back (the state rules: duplicates, evidence over
+the contract amount, parties, unknown contracts), each command alone behind a savepoint so
+that one refusal does not hide the next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from services.common.errors import DomainError
+from services.common.tokens import Principal
+from services.registry.api.batch import batch_args
+from services.registry.commands import HANDLERS, Command, needs
+from services.registry.domain import number_key
+from services.registry.imports.cells import CellProblem, cell_value, empty
+from services.registry.imports.columns import (
+    CONTRACTS,
+    NUMBER_FIELD,
+    OPS,
+    SHEETS,
+    Column,
+    Placed,
+    column_named,
+)
+from services.registry.imports.reading import RawSheet
+from services.registry.imports.report import ImportProblem
+from services.registry.imports.rules import field_rule, state_rule
+from services.registry.unit_of_work import AggregateCache, UnitOfWork
+
+if TYPE_CHECKING:
+    from services.registry.application import Registry
+
+
+@dataclass
+class Row:
+    """One data row: where it is, the command it stands for (None when a field is bad)."""
+
+    sheet: str
+    number: int
+    headers: dict[str, str]  # API field → the header as written in the file
+    registration_no: str | None = None
+    claimed: str | None = None  # the number the row claims registry-wide
+    command: Command | None = None
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    def problem(self, field_name: str, rule: str, message: str, message_zh: str) -> None:
+        column = self.headers.get(field_name, "")
+        self.problems.append(
+            ImportProblem(self.sheet, self.number, column, field_name, rule, message, message_zh)
+        )
+
+
+@dataclass
+class Checked:
+    """The rows of a file, each with its problems; header problems and warnings apart."""
+
+    rows: list[Row]
+    header_problems: list[ImportProblem]
+    warnings: list[ImportProblem]
+
+    @property
+    def errors(self) -> list[ImportProblem]:
+        return self.header_problems + [p for r in self.rows for p in r.problems]
+
+    @property
+    def commands(self) -> list[Command]:
+        return [r.command for r in self.rows if r.command is not None]
+
+
+def read_rows(sheets: list[RawSheet], who: Principal) -> Checked:
+    """Each row's cells through the API's request model; duplicates within the file."""
+    checked = Checked([], [], [])
+    for raw in sheets:
+        placed, problems, missing = _columns(raw)
+        checked.header_problems += problems
+        headers = {c.field: c.header for c in SHEETS[raw.name]}
+        headers |= {p.column.field: p.header for p in placed}
+        for number, cells in raw.rows:
+            row = Row(raw.name, number, headers)
+            _parse(row, placed, cells, missing, who)
+            checked.rows.append(row)
+    _duplicates_in_file(checked.rows)
+    return checked
+
+
+def _columns(raw: RawSheet) -> tuple[list[Placed], list[ImportProblem], set[str]]:
+    placed: list[Placed] = []
+    problems: list[ImportProblem] = []
+    seen: dict[str, str] = {}
+
+    def header_problem(header: str, field_name: str, rule: str, en: str, zh: str) -> None:
+        problems.append(ImportProblem(raw.name, raw.header_row, header, field_name, rule, en, zh))
+
+    for index, header in enumerate(raw.headers):
+        if not header:
+            continue
+        found = column_named(raw.name, header)
+        if found is None:
+            header_problem(
+                header, "", "unknown_column",
+                f"sheet {raw.name} has no column {header!r}; see the template's columns",
+                f"工作表“{raw.name}”没有“{header}”这一列，请对照模板的列名",
+            )  # fmt: skip
+            continue
+        column, scale = found
+        if column.field in seen:
+            header_problem(
+                header, column.field, "duplicate_column",
+                f"column {header!r} gives {column.field} again (first as {seen[column.field]!r})",
+                f"“{header}”与“{seen[column.field]}”重复",
+            )  # fmt: skip
+            continue
+        seen[column.field] = header
+        placed.append(Placed(column, index, header, scale))
+    missing = {c.field for c in SHEETS[raw.name] if c.field not in seen}
+    for column in SHEETS[raw.name]:
+        if column.field in missing and column.required and column.field != "station_id":
+            header_problem(
+                column.header, column.field, "missing_column",
+                f"sheet {raw.name} lacks the column {column.header} ({column.field})",
+                f"工作表“{raw.name}”缺少“{column.header}”列",
+            )  # fmt: skip
+    return placed, problems, missing
+
+
+def _parse(
+    row: Row, placed: list[Placed], cells: tuple[Any, ...], missing: set[str], who: Principal
+) -> None:
+    body: dict[str, Any] = {}
+    reported: set[str] = set()
+    for p in placed:
+        value = cells[p.index] if p.index < len(cells) else None
+        if empty(value):
+            continue
+        try:
+            _put(body, p.column, cell_value(p.column, value, p.scale))
+        except CellProblem as problem:
+            reported.add(p.column.field)
+            row.problem(p.column.field, problem.rule, problem.message, problem.message_zh)
+    if row.sheet == CONTRACTS and "station_id" not in body and who.station_id:
+        body["station_id"] = who.station_id  # a station's own rows need not say whose
+    for side in ("seller", "buyer"):
+        if row.sheet == CONTRACTS:
+            body.setdefault(side, {})
+    row.registration_no = _text(body.get("registration_no"))
+    row.claimed = _text(body.get(NUMBER_FIELD[row.sheet]))
+    op = OPS[row.sheet]
+    try:
+        args = batch_args(op, body)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error["loc"] if not isinstance(p, int))
+            if name in reported or (error["type"] == "missing" and name in missing):
+                continue
+            reported.add(name)
+            row.problem(name, *field_rule(dict(error)))
+        return
+    if not row.problems:
+        row.command = Command(op, args)
+
+
+def _put(body: dict[str, Any], column: Column, value: Any) -> None:
+    side, _, name = column.field.rpartition(".")
+    (body.setdefault(side, {}) if side else body)[name] = value
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _duplicates_in_file(rows: list[Row]) -> None:
+    """A number given twice in the file: the second (and later) rows name the first."""
+    first: dict[tuple[str, str], int] = {}
+    for row in rows:
+        if row.claimed is None:
+            continue
+        key = (row.sheet, number_key(row.claimed))
+        if key not in first:
+            first[key] = row.number
+            continue
+        name = NUMBER_FIELD[row.sheet]
+        row.command = None
+        row.problem(
+            name, "duplicate_in_file",
+            f"{row.claimed} is given twice in this file: first in row {first[key]}",
+            f"编号 {row.claimed} 在本文件中重复：已见于第 {first[key]} 行",
+        )  # fmt: skip
+
+
+def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
+    """Run each row's command through the registry's handlers against its real state, in a
+    transaction rolled back at the end; a refusal is the row's problem and undoes that command
+    alone, so every row is judged. Evidence whose contract row is bad is not judged (warned)."""
+    numbered = [(r, r.registration_no) for r in checked.rows if r.sheet == CONTRACTS]
+    good = {number_key(no) for r, no in numbered if no and r.command is not None}
+    bad_contracts = {number_key(no) for r, no in numbered if no and r.command is None} - good
+    session = Session(registry.engine)
+    try:
+        session.begin()
+        uow = UnitOfWork(session, registry.event_store, AggregateCache())
+        ids, claims = [], []
+        for command in checked.commands:
+            wanted_ids, wanted_claims = needs(command)
+            ids += wanted_ids
+            claims += wanted_claims
+        uow.prefetch(ids, claims)
+        for row in checked.rows:
+            if row.command is None:
+                continue
+            if (
+                row.sheet != CONTRACTS
+                and row.registration_no
+                and number_key(row.registration_no) in bad_contracts
+            ):
+                row.command = None
+                checked.warnings.append(
+                    ImportProblem(
+                        row.sheet,
+                        row.number,
+                        row.headers["registration_no"],
+                        "registration_no",
+                        "contract_row_invalid",
+                        f"not checked against contract {row.registration_no}: its row in "
+                        "this file has errors",
+                        f"合同 {row.registration_no} 在本文件中的行有错误，此行未能与之核对",
+                    )
+                )
+                continue
+            savepoint = uow.savepoint()
+            try:
+                aggregate = HANDLERS[row.command.op](uow, who, row.command.args)
+            except DomainError as error:
+                uow.roll_back(savepoint)
+                row.problem(error.field or "", *state_rule(error, None))
+                continue
+            uow.took_event(aggregate)
+            uow.release(savepoint)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def problem_order(problems: list[ImportProblem]) -> list[ImportProblem]:
+    """Sheet by sheet (合同, 发票, 转账凭证), row by row."""
+    order = {name: i for i, name in enumerate(SHEETS)}
+    return sorted(problems, key=lambda p: (order.get(p.sheet, len(order)), p.row))

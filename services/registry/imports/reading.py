@@ -1,0 +1,166 @@
+"""Reading an uploaded file: an XLSX workbook (openpyxl, read-only, streaming) or one CSV
+sheet, into rows of cells under their headers. The file as a whole is refused here: not a
+spreadsheet, over 20 MiB or 50,000 rows, a sheet nobody knows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.errors import Invalid, TooLarge
+from services.registry.imports.columns import SHEETS, normal, sheet_named
+from services.registry.imports.xlsx import Workbook
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 50_000
+_SHEETS_WORDS = "、".join(SHEETS)
+
+
+@dataclass
+class RawSheet:
+    """One sheet as read: its headers (row ``header_row``) and its non-empty data rows."""
+
+    name: str  # 合同, 发票 or 转账凭证
+    title: str  # as the file names it
+    header_row: int
+    headers: list[str]
+    rows: list[tuple[int, tuple[Any, ...]]] = field(default_factory=list)  # (row number, cells)
+
+
+def is_xlsx(data: bytes, filename: str) -> bool:
+    return data[:4] == b"PK\x03\x04" or filename.lower().endswith((".xlsx", ".xlsm"))
+
+
+def read_sheets(data: bytes, filename: str, sheet: str | None = None) -> list[RawSheet]:
+    """The sheets of an upload in the order 合同, 发票, 转账凭证."""
+    if len(data) > MAX_BYTES:
+        raise TooLarge(
+            "file",
+            f"the file is {len(data):,} bytes, over the limit of 20 MiB: split it",
+            f"文件大小 {len(data):,} 字节，超过 20 MiB 上限：请拆分后上传",
+        )
+    wanted = _wanted(sheet)
+    sheets = _xlsx(data, wanted) if is_xlsx(data, filename) else [_csv(data, wanted)]
+    rows = sum(len(s.rows) for s in sheets)
+    if rows > MAX_ROWS:
+        raise _too_many(rows)
+    return sorted(sheets, key=lambda s: list(SHEETS).index(s.name))
+
+
+def _wanted(sheet: str | None) -> str | None:
+    if sheet is None or not sheet.strip():
+        return None
+    name = sheet_named(sheet)
+    if name is None:
+        raise Invalid(
+            "sheet",
+            f"no sheet {sheet!r}: the sheets are {', '.join(SHEETS)} "
+            "(or contracts, invoices, transfer_proofs)",
+            f"没有名为“{sheet}”的工作表：可用 {_SHEETS_WORDS}",
+        )
+    return name
+
+
+def _too_many(rows: int) -> TooLarge:
+    return TooLarge(
+        "file",
+        f"the file holds more than {MAX_ROWS:,} data rows ({rows:,} read): split it",
+        f"文件数据行超过 {MAX_ROWS:,} 行（已读 {rows:,} 行）：请拆分后上传",
+    )
+
+
+def _not_spreadsheet(why: str) -> Invalid:
+    return Invalid(
+        "file",
+        f"not a spreadsheet: {why}; upload an XLSX workbook or a CSV file (UTF-8)",
+        "不是电子表格：请上传 XLSX 工作簿或 CSV 文件（UTF-8 编码）",
+    )
+
+
+def _xlsx(data: bytes, wanted: str | None) -> list[RawSheet]:
+    from lxml.etree import LxmlError  # type: ignore[import-untyped]
+
+    try:
+        workbook = Workbook(data)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, LxmlError) as exc:
+        raise _not_spreadsheet(f"the workbook cannot be opened ({type(exc).__name__})") from None
+    try:
+        found: list[RawSheet] = []
+        read = 0
+        titles = list(workbook.sheets)
+        for title in titles:
+            name = sheet_named(title)
+            if name is None and wanted is not None and len(titles) == 1:
+                name = wanted  # a workbook of one sheet, named by ?sheet=
+            if name is None or (wanted is not None and name != wanted):
+                continue
+            try:
+                raw = _read_rows(workbook.rows(title), name, title, read)
+            except (KeyError, ValueError, IndexError, LxmlError) as exc:
+                raise _not_spreadsheet(
+                    f"sheet {title} cannot be read ({type(exc).__name__})"
+                ) from None
+            if raw is not None:
+                read += len(raw.rows)
+                found.append(raw)
+    finally:
+        workbook.close()
+    if not found:
+        names = wanted or _SHEETS_WORDS
+        raise Invalid(
+            "file",
+            f"the workbook has no sheet named {names} with a header row "
+            f"(its sheets: {', '.join(titles)})",
+            f"工作簿中没有名为 {names} 且带表头的工作表（现有：{'、'.join(titles)}）",
+        )
+    return found
+
+
+def _read_rows(
+    cells: Iterator[tuple[int, tuple[Any, ...]]], name: str, title: str, read_before: int
+) -> RawSheet | None:
+    raw: RawSheet | None = None
+    for number, row in cells:
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
+            continue
+        if raw is None:  # the first non-empty row holds the headers
+            headers = ["" if v is None else str(v).strip() for v in row]
+            raw = RawSheet(name, title, number, headers)
+            continue
+        raw.rows.append((number, row))
+        if read_before + len(raw.rows) > MAX_ROWS:
+            raise _too_many(read_before + len(raw.rows))
+    return raw
+
+
+def _csv(data: bytes, wanted: str | None) -> RawSheet:
+    if b"\x00" in data[:4096]:
+        raise _not_spreadsheet("it holds binary data")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:  # what a Chinese Excel writes when asked for plain "CSV"
+            text = data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise _not_spreadsheet("the text is neither UTF-8 nor GB 18030") from None
+    rows = csv.reader(io.StringIO(text, newline=""))
+    raw = _read_rows(((n, tuple(r)) for n, r in enumerate(rows, start=1)), wanted or "", "", 0)
+    if raw is None:
+        raise _not_spreadsheet("the file is empty")
+    raw.name = wanted or _guess(raw.headers)
+    raw.title = raw.name
+    return raw
+
+
+def _guess(headers: list[str]) -> str:
+    """The sheet a CSV without ?sheet= holds, told by its number column."""
+    keys = {normal(h) for h in headers}
+    if keys & {normal("发票号码"), "invoice_no"}:
+        return "发票"
+    if keys & {normal("银行流水号"), "serial_no"}:
+        return "转账凭证"
+    return "合同"
