@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from tests.conftest import Tokens
-from tests.support.parties import LOCAL_ENTERPRISE, contract_body, invoice_body
+from tests.support.parties import LOCAL_ENTERPRISE, broker_body, contract_body, invoice_body
 from tests.support.workbooks import (
     CONTRACT_HEADERS,
     INVOICE_HEADERS,
@@ -175,14 +175,25 @@ def test_a_dry_run_names_every_planted_error_by_sheet_row_and_column_and_stores_
 
 
 def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash(
-    client: TestClient, existing: None
+    client: TestClient, tokens: Tokens, existing: None
 ) -> None:
+    bureau = tokens.header("bureau")
+    client.post("/v1/brokers", json=broker_body("B-1"), headers=bureau).raise_for_status()
     before = head(client)
     data = station_workbook(planted=False)
 
     report = upload(client, data, dry_run="false")
 
     assert report["errors"] == [] and report["stored"] is True
+    # R-1 names B-1, filed, and B-2, not filed yet: accepted, with a warning.
+    [warning] = report["warnings"]
+    assert (warning["sheet"], warning["row"], warning["column"], warning["rule"]) == (
+        "合同",
+        2,
+        "技术经纪人",
+        "broker_not_filed",
+    )
+    assert "B-2" in warning["message"] and warning["message_zh"]
     assert report["events"] == report["rows"] == 13 + 2 + 1
     assert (report["first_position"], report["last_position"]) == (before + 1, before + 16)
     stored = entries(client, before)

@@ -16,7 +16,7 @@ from services.common.errors import DomainError
 from services.common.tokens import Principal
 from services.registry.api.batch import batch_args
 from services.registry.commands import HANDLERS, Command, needs
-from services.registry.domain import number_key
+from services.registry.domain import broker_aggregate_id, number_key
 from services.registry.imports.cells import CellProblem, cell_value, empty
 from services.registry.imports.columns import (
     CONTRACTS,
@@ -243,6 +243,35 @@ def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
     finally:
         session.rollback()
         session.close()
+
+
+def broker_warnings(registry: Registry, checked: Checked) -> None:
+    """A warning for each contract row naming a broker not filed yet: accepted (it may be
+    filed later), but its share is forfeited for any year it is not filed by."""
+    named = {
+        broker: broker_aggregate_id(broker)
+        for row in checked.rows
+        if row.sheet == CONTRACTS and row.command is not None
+        for broker in row.command.args.get("brokers", [])
+    }
+    if not named:
+        return
+    with Session(registry.engine) as session:
+        filed = registry.event_store.load(session, named.values())
+    for row in checked.rows:
+        if row.sheet != CONTRACTS or row.command is None:
+            continue
+        for broker in row.command.args.get("brokers", []):
+            if filed.get(named[broker]) is None:
+                checked.warnings.append(
+                    ImportProblem(
+                        row.sheet, row.number, row.headers["brokers"], "brokers",
+                        "broker_not_filed",
+                        f"broker {broker} is not filed yet: its share is forfeited for any year "
+                        "it is not filed by",
+                        f"技术经纪人 {broker} 尚未备案：未备案年度的奖补份额将被放弃",
+                    )
+                )  # fmt: skip
 
 
 def problem_order(problems: list[ImportProblem]) -> list[ImportProblem]:
