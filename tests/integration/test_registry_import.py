@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 from datetime import date, timedelta
 from typing import Any
 
@@ -347,3 +348,20 @@ def test_a_file_that_is_no_spreadsheet_is_refused_naming_the_file(client: TestCl
     refused = client.post("/v1/imports", files={"file": ("a.xlsx", b"PK\x03\x04 broken")})
     assert refused.status_code == 422
     assert refused.json()["field"] == "file" and refused.json()["message_zh"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_dry_run_on_sqlite_reads_without_holding_writes_back(
+    client: TestClient, database_url: str
+) -> None:
+    data = workbook({"合同": (CONTRACT_HEADERS, [contract_row("R-1", 技术经纪人="B-9")])})
+    writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0.5)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another writer holds the write lock meanwhile
+
+        report = upload(client, data)
+
+        assert report["valid"] == 1 and report["warnings"][0]["rule"] == "broker_not_filed"
+    finally:
+        writer.rollback()
+        writer.close()
