@@ -329,6 +329,17 @@ def test_the_errors_workbook_marks_each_bad_cell_with_a_comment(
     assert sheet.cell(row=2, column=1).comment is None  # the good row is left alone
     assert sheet.cell(row=4, column=1).comment is not None  # the duplicate number
 
+    headers = [h for h in CONTRACT_HEADERS if h != "买方名称"]
+    rows = [[v for h, v in zip(CONTRACT_HEADERS, r, strict=True) if h != "买方名称"]
+            for r in contract_rows(planted=True)[:2]]  # fmt: skip
+    marked_csv = client.post(
+        "/v1/imports?errors=xlsx&sheet=合同", files={"file": ("a.csv", csv_bytes(headers, rows))}
+    )
+    csv_sheet = load_workbook(io.BytesIO(marked_csv.content))["合同"]
+    assert "missing_column" in csv_sheet.cell(row=1, column=1).comment.text
+    seller_code = csv_sheet.cell(row=3, column=headers.index("卖方统一社会信用代码") + 1)
+    assert "check_character" in seller_code.comment.text
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_only_stations_and_the_bureau_import(client: TestClient, tokens: Tokens) -> None:
