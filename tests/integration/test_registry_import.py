@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from openpyxl import load_workbook
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from tests.conftest import Tokens
-from tests.support.parties import LOCAL_ENTERPRISE, contract_body, invoice_body
+from tests.support.parties import LOCAL_ENTERPRISE, broker_body, contract_body, invoice_body
 from tests.support.workbooks import (
     CONTRACT_HEADERS,
     INVOICE_HEADERS,
@@ -175,14 +176,25 @@ def test_a_dry_run_names_every_planted_error_by_sheet_row_and_column_and_stores_
 
 
 def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash(
-    client: TestClient, existing: None
+    client: TestClient, tokens: Tokens, existing: None
 ) -> None:
+    bureau = tokens.header("bureau")
+    client.post("/v1/brokers", json=broker_body("B-1"), headers=bureau).raise_for_status()
     before = head(client)
     data = station_workbook(planted=False)
 
     report = upload(client, data, dry_run="false")
 
     assert report["errors"] == [] and report["stored"] is True
+    # R-1 names B-1, filed, and B-2, not filed yet: accepted, with a warning.
+    [warning] = report["warnings"]
+    assert (warning["sheet"], warning["row"], warning["column"], warning["rule"]) == (
+        "合同",
+        2,
+        "技术经纪人",
+        "broker_not_filed",
+    )
+    assert "B-2" in warning["message"] and warning["message_zh"]
     assert report["events"] == report["rows"] == 13 + 2 + 1
     assert (report["first_position"], report["last_position"]) == (before + 1, before + 16)
     stored = entries(client, before)
@@ -220,27 +232,29 @@ def test_a_backlog_is_marked_in_every_entry(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_downloaded_template_filled_in_is_checked_and_stored(client: TestClient) -> None:
+def test_the_downloaded_template_filled_in_is_checked_and_stored(
+    client: TestClient, existing: None
+) -> None:
     template = client.get("/v1/imports/template.xlsx")
     assert template.status_code == 200
     book = load_workbook(io.BytesIO(template.content))
     assert book.sheetnames == ["合同", "发票", "转账凭证", "说明"]
     assert [c.value for c in book["合同"][1]] == CONTRACT_HEADERS
 
-    bad = filled_template(
+    planted = filled_template(
         template.content,
         {
-            "合同": [contract_row("R-1"), contract_row("R-1")],
-            "发票": [invoice_row("R-1", "INV-1", "1200000.01")],
+            "合同": contract_rows(planted=True),
+            "发票": invoice_rows(planted=True),
+            "转账凭证": transfer_rows(planted=True),
         },
     )
-    assert found(upload(client, bad)) == {
-        ("合同", 3, "登记号", "duplicate_in_file"),
-        ("发票", 2, "金额（元）", "evidence_over_contract_amount"),
-    }
+    assert found(upload(client, planted)) == PLANTED
+    assert head(client) == 2
 
     good = filled_template(template.content, {"合同": [contract_row("R-1")]})
     assert upload(client, good, dry_run="false")["events"] == 1
+    assert head(client) == 3
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -315,6 +329,17 @@ def test_the_errors_workbook_marks_each_bad_cell_with_a_comment(
     assert sheet.cell(row=2, column=1).comment is None  # the good row is left alone
     assert sheet.cell(row=4, column=1).comment is not None  # the duplicate number
 
+    headers = [h for h in CONTRACT_HEADERS if h != "买方名称"]
+    rows = [[v for h, v in zip(CONTRACT_HEADERS, r, strict=True) if h != "买方名称"]
+            for r in contract_rows(planted=True)[:2]]  # fmt: skip
+    marked_csv = client.post(
+        "/v1/imports?errors=xlsx&sheet=合同", files={"file": ("a.csv", csv_bytes(headers, rows))}
+    )
+    csv_sheet = load_workbook(io.BytesIO(marked_csv.content))["合同"]
+    assert "missing_column" in csv_sheet.cell(row=1, column=1).comment.text
+    seller_code = csv_sheet.cell(row=3, column=headers.index("卖方统一社会信用代码") + 1)
+    assert "check_character" in seller_code.comment.text
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_only_stations_and_the_bureau_import(client: TestClient, tokens: Tokens) -> None:
@@ -334,3 +359,20 @@ def test_a_file_that_is_no_spreadsheet_is_refused_naming_the_file(client: TestCl
     refused = client.post("/v1/imports", files={"file": ("a.xlsx", b"PK\x03\x04 broken")})
     assert refused.status_code == 422
     assert refused.json()["field"] == "file" and refused.json()["message_zh"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_dry_run_on_sqlite_reads_without_holding_writes_back(
+    client: TestClient, database_url: str
+) -> None:
+    data = workbook({"合同": (CONTRACT_HEADERS, [contract_row("R-1", 技术经纪人="B-9")])})
+    writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0.5)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another writer holds the write lock meanwhile
+
+        report = upload(client, data)
+
+        assert report["valid"] == 1 and report["warnings"][0]["rule"] == "broker_not_filed"
+    finally:
+        writer.rollback()
+        writer.close()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
+from services.cli import main
 from services.common.tokens import add_principal
 from tests.support.registry_process import TCR, registry_process
 from tests.support.workbooks import CONTRACT_HEADERS, INVOICE_HEADERS, contract_row, workbook
@@ -19,12 +20,13 @@ from tests.support.workbooks import invoice_row as invoice
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A registry serving, and the token of its station S1."""
+def registry(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """A registry serving, the token of its station S1 and an auditor's."""
     tokens = tmp_path / "tokens.toml"
     station = add_principal(tokens, "station-s1", "station", "S1")
+    auditor = add_principal(tokens, "auditor", "auditor")
     with registry_process(tmp_path, tokens) as url:
-        yield url, station
+        yield url, station, auditor
 
 
 def tcr(*argv: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -37,9 +39,9 @@ def tcr(*argv: str, token: str | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_a_dry_run_lists_every_problem_and_a_commit_stores_the_file(
-    registry: tuple[str, str], tmp_path: Path
+    registry: tuple[str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url, token = registry
+    url, token, auditor = registry
     bad = tmp_path / "登记.xlsx"
     bad.write_bytes(
         workbook(
@@ -81,6 +83,11 @@ def test_a_dry_run_lists_every_problem_and_a_commit_stores_the_file(
     assert "stored fixed.xlsx: 1 rows as 1 events at log positions 1–1" in stored.stdout
     events = httpx.get(f"{url}/v1/events", headers={"Authorization": f"Bearer {token}"}).json()
     assert events["events"][0]["intake"] == "backlog"
+    # The audit verifies the marked entries' hashes from the feed as served.
+    as_auditor = {"Authorization": f"Bearer {auditor}"}
+    httpx.post(f"{url}/v1/checkpoints", headers=as_auditor).raise_for_status()
+    assert main(["audit", "verify", "--registry", url, f"--token={auditor}"]) == 0
+    assert capsys.readouterr().out.startswith("verified: 1 entries to position 1")
 
 
 def test_without_a_token_the_command_says_how_to_give_one(tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 from services.common.errors import DomainError, Forbidden, Invalid
 from services.common.tokens import Principal
-from services.registry.imports.checking import Checked, check_state, problem_order, read_rows
+from services.registry.imports.checking import (
+    Checked,
+    broker_warnings,
+    check_state,
+    problem_order,
+    read_rows,
+)
 from services.registry.imports.reading import read_sheets
 from services.registry.imports.report import ImportProblem, ImportReport
 from services.registry.imports.workbooks import errors_workbook, template_xlsx
@@ -50,6 +56,7 @@ def run_import(
         raise Invalid("intake", "must be live or backlog", "应为 live 或 backlog")
     digest = hashlib.sha256(data).hexdigest()
     checked = read_rows(read_sheets(data, filename, sheet), who)
+    broker_warnings(registry, checked)
     if dry_run or checked.errors:
         check_state(registry, who, checked)
         return _report(digest, checked)
@@ -69,6 +76,7 @@ def run_import(
         # A row breaks a state rule (or the registry changed since a dry run): judge every row.
         del commands
         checked = read_rows(read_sheets(data, filename, sheet), who)
+        broker_warnings(registry, checked)
         check_state(registry, who, checked)
         report = _report(digest, checked)
         if report.errors:

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from services.common.db import make_read_only_engine
 from services.common.errors import DomainError
 from services.common.tokens import Principal
 from services.registry.api.batch import batch_args
 from services.registry.commands import HANDLERS, Command, needs
-from services.registry.domain import number_key
+from services.registry.domain import broker_aggregate_id, number_key
 from services.registry.imports.cells import CellProblem, cell_value, empty
 from services.registry.imports.columns import (
     CONTRACTS,
@@ -199,7 +201,8 @@ def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
     numbered = [(r, r.registration_no) for r in checked.rows if r.sheet == CONTRACTS]
     good = {number_key(no) for r, no in numbered if no and r.command is not None}
     bad_contracts = {number_key(no) for r, no in numbered if no and r.command is None} - good
-    session = Session(registry.engine)
+    engine = _reader(registry.engine)
+    session = Session(engine)
     try:
         session.begin()
         uow = UnitOfWork(session, registry.event_store, AggregateCache())
@@ -243,6 +246,51 @@ def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
     finally:
         session.rollback()
         session.close()
+        if engine is not registry.engine:
+            engine.dispose()
+
+
+def _reader(engine: Engine) -> Engine:
+    """What a check reads the registry through: on SQLite a read-only engine, since the
+    registry's own begins every transaction with the write lock (BEGIN IMMEDIATE), which
+    would hold every write back for as long as a large file is checked."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return make_read_only_engine(engine.url.render_as_string(hide_password=False))
+
+
+def broker_warnings(registry: Registry, checked: Checked) -> None:
+    """A warning for each contract row naming a broker not filed yet: accepted (it may be
+    filed later), but its share is forfeited for any year it is not filed by."""
+    named = {
+        broker: broker_aggregate_id(broker)
+        for row in checked.rows
+        if row.sheet == CONTRACTS and row.command is not None
+        for broker in row.command.args.get("brokers", [])
+    }
+    if not named:
+        return
+    engine = _reader(registry.engine)
+    try:
+        with Session(engine) as session:
+            filed = registry.event_store.load(session, named.values())
+    finally:
+        if engine is not registry.engine:
+            engine.dispose()
+    for row in checked.rows:
+        if row.sheet != CONTRACTS or row.command is None:
+            continue
+        for broker in row.command.args.get("brokers", []):
+            if filed.get(named[broker]) is None:
+                checked.warnings.append(
+                    ImportProblem(
+                        row.sheet, row.number, row.headers["brokers"], "brokers",
+                        "broker_not_filed",
+                        f"broker {broker} is not filed yet: its share is forfeited for any year "
+                        "it is not filed by",
+                        f"技术经纪人 {broker} 尚未备案：未备案年度的奖补份额将被放弃",
+                    )
+                )  # fmt: skip
 
 
 def problem_order(problems: list[ImportProblem]) -> list[ImportProblem]:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from services.registry.imports.cells import code
 from services.registry.imports.columns import CHOICES, SHEETS
 from services.registry.imports.reading import is_xlsx, read_sheets
 
 if TYPE_CHECKING:
-    from openpyxl.worksheet.worksheet import Worksheet
-
     from services.registry.imports.report import ImportReport
 
 _NOTES = (
@@ -81,57 +78,49 @@ def template_xlsx() -> bytes:
 
 
 def errors_workbook(data: bytes, filename: str, report: ImportReport) -> bytes:
-    """The uploaded file as a workbook with every bad cell filled red and commented (a problem
-    of a whole row marks its first cell); a CSV comes back as one sheet."""
-    from openpyxl import Workbook, load_workbook
+    """The uploaded sheets' values, at their rows and columns, with every bad cell filled red
+    and commented (a problem of a whole row marks its first cell). Written row by row (a
+    write-only workbook), so a large upload costs no more memory than reading it; formats and
+    other sheets are not copied."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.comments import Comment
     from openpyxl.styles import PatternFill
 
-    if is_xlsx(data, filename):
-        workbook = load_workbook(io.BytesIO(data))
-        titles = {s.name: s.title for s in read_sheets(data, filename)}
-    else:
-        workbook = Workbook()
-        sheet = workbook.active
-        assert sheet is not None
-        (raw,) = read_sheets(data, filename)
-        sheet.title = raw.name
-        sheet.append(raw.headers)
-        for number, cells in raw.rows:
-            for index, value in enumerate(cells, start=1):
-                sheet.cell(row=number, column=index, value=_as_text(value))
-        titles = {raw.name: raw.name}
-    fill = PatternFill("solid", start_color=_RED, end_color=_RED)
-    notes: dict[tuple[str, int, int], list[str]] = {}
+    csv_sheet = None if is_xlsx(data, filename) else next((p.sheet for p in report.errors), None)
+    notes: dict[tuple[str, int, str], list[str]] = {}
     for problem in report.errors:
-        title = titles.get(problem.sheet)
-        if title is None:
-            continue
-        ws = workbook[title]
-        column = _column_index(ws, problem.column)
-        notes.setdefault((title, problem.row, column), []).append(
+        notes.setdefault((problem.sheet, problem.row, problem.column), []).append(
             f"{problem.message_zh}（{problem.rule}）\n{problem.message}"
         )
-    for (title, row, column), lines in notes.items():
-        cell = workbook[title].cell(row=row, column=column)
-        cell.fill = fill
-        cell.comment = Comment("\n".join(lines), "tcr", width=320, height=120)
-    return _saved(workbook)
-
-
-def _column_index(ws: Worksheet, header: str) -> int:
-    """The 1-based column of ``header`` in the sheet's header row; 1 for a whole row."""
-    if not header:
-        return 1
-    for row in ws.iter_rows(min_row=1, max_row=20):
-        for cell in row:
-            if isinstance(cell.value, str) and cell.value.strip() == header:
-                return int(cell.column)
-    return 1
-
-
-def _as_text(value: Any) -> Any:
-    return value if value is None or isinstance(value, str) else code(value)
+    fill = PatternFill("solid", start_color=_RED, end_color=_RED)
+    book = Workbook(write_only=True)
+    for raw in read_sheets(data, filename, csv_sheet):
+        sheet = book.create_sheet(raw.title or raw.name)
+        written = 0
+        for number, values in [(raw.header_row, tuple(raw.headers)), *raw.rows]:
+            while written < number - 1:  # every row where Excel showed it
+                sheet.append([])
+                written += 1
+            cells: list[Any] = list(values)
+            cells += [None] * (len(raw.headers) - len(cells))
+            for index, header in enumerate(raw.headers):
+                lines = notes.get((raw.name, number, header), []) if header else []
+                if index == 0:  # a whole row's problems, and columns the sheet lacks
+                    lines = lines + [
+                        line
+                        for (name, row, column), found in notes.items()
+                        if (name, row) == (raw.name, number) and column not in raw.headers
+                        for line in found
+                    ]
+                if lines:
+                    cell = WriteOnlyCell(sheet, value=cells[index])
+                    cell.fill = fill
+                    cell.comment = Comment("\n".join(lines), "tcr", width=320, height=120)
+                    cells[index] = cell
+            sheet.append(cells)
+            written = number
+    return _saved(book)
 
 
 def _saved(workbook: Any) -> bytes:
