@@ -330,8 +330,8 @@ class GroupCommitWriter:
             marks = {
                 key: sub.marks
                 for sub, outcome in outcomes
-                if sub.marks and isinstance(outcome, list)
-                for key in outcome
+                if sub.marks and isinstance(outcome, _Ran)
+                for key in outcome.events
             }
             envelopes, first = self._store(session, uow, marks)
             receipts: dict[int, Receipt] = {}

@@ -176,7 +176,7 @@ def test_a_dry_run_names_every_planted_error_by_sheet_row_and_column_and_stores_
 
 
 def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash(
-    client: TestClient, tokens: Tokens, existing: None
+    client: TestClient, reader: TestClient, tokens: Tokens, existing: None
 ) -> None:
     bureau = tokens.header("bureau")
     client.post("/v1/brokers", json=broker_body("B-1"), headers=bureau).raise_for_status()
@@ -197,7 +197,7 @@ def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash
     assert "B-2" in warning["message"] and warning["message_zh"]
     assert report["events"] == report["rows"] == 13 + 2 + 1
     assert (report["first_position"], report["last_position"]) == (before + 1, before + 16)
-    stored = entries(client, before)
+    stored = entries(reader, before)
     assert [(e["type"], e["subject"]) for e in stored] == (
         [("ContractRegistered", f"R-{n}") for n in range(1, 14)]
         + [("InvoiceRecorded", "R-1"), ("InvoiceRecorded", "R-2")]
@@ -207,7 +207,7 @@ def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash
     assert {e["import_sha256"] for e in stored} == {digest}
     assert all("intake" not in e for e in stored)
     validator = envelope_validator()
-    for envelope in entries(client, 0):
+    for envelope in entries(reader, 0):
         validator.validate(envelope)
     registered = stored[0]["payload"]
     assert registered["brokers"] == ["B-1", "B-2"]
@@ -221,12 +221,12 @@ def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash
     assert {e["rule"] for e in again["errors"]} == {"duplicate_in_registry"}
 
 
-def test_a_backlog_is_marked_in_every_entry(client: TestClient) -> None:
+def test_a_backlog_is_marked_in_every_entry(client: TestClient, reader: TestClient) -> None:
     data = workbook({"合同": (CONTRACT_HEADERS, [contract_row("R-1")])})
 
     upload(client, data, dry_run="false", intake="backlog")
 
-    [entry] = entries(client, 0)
+    [entry] = entries(reader, 0)
     assert entry["intake"] == "backlog"
     assert entry["import_sha256"] == hashlib.sha256(data).hexdigest()
 
@@ -258,7 +258,9 @@ def test_the_downloaded_template_filled_in_is_checked_and_stored(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_csv_holds_one_sheet_named_or_told_by_its_columns(client: TestClient) -> None:
+def test_a_csv_holds_one_sheet_named_or_told_by_its_columns(
+    client: TestClient, reader: TestClient
+) -> None:
     contracts = csv_bytes(CONTRACT_HEADERS, [contract_row("R-1", 登记日期="2024-03-01")])
     invoices = csv_bytes(INVOICE_HEADERS, [invoice_row("R-1", "INV-1", 开票日期="2024-04-01")])
     invoices_in_english = csv_bytes(
@@ -270,14 +272,16 @@ def test_a_csv_holds_one_sheet_named_or_told_by_its_columns(client: TestClient) 
     assert upload(client, contracts, "合同.csv", sheet="合同", dry_run="false")["events"] == 1
     assert upload(client, invoices, "发票.csv", dry_run="false")["events"] == 1
     assert upload(client, invoices_in_english, "i.csv", dry_run="false")["events"] == 1
-    assert [e["payload"].get("invoice_no") for e in entries(client, 1)] == ["INV-1", "INV-2"]
+    assert [e["payload"].get("invoice_no") for e in entries(reader, 1)] == ["INV-1", "INV-2"]
 
     unknown = client.post("/v1/imports?sheet=发货单", files={"file": ("x.csv", invoices)})
     assert (unknown.status_code, unknown.json()["field"]) == (422, "sheet")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_amounts_in_wan_yuan_are_converted_exactly_to_the_fen(client: TestClient) -> None:
+def test_amounts_in_wan_yuan_are_converted_exactly_to_the_fen(
+    client: TestClient, reader: TestClient
+) -> None:
     headers = [h.replace("（元）", "（万元）") for h in CONTRACT_HEADERS]
     rows = [
         contract_row("R-1", **{"合同成交额（元）": 120.0001, "技术交易额（元）": "100"}),
@@ -289,7 +293,7 @@ def test_amounts_in_wan_yuan_are_converted_exactly_to_the_fen(client: TestClient
     assert found(upload(client, data)) == {("合同", 4, "合同成交额（万元）", "amount_precision")}
 
     upload(client, workbook({"合同": (headers, rows[:2])}), dry_run="false")
-    stored = [e["payload"] for e in entries(client, 0)]
+    stored = [e["payload"] for e in entries(reader, 0)]
     assert [(p["contract_amount_fen"], p["technology_amount_fen"]) for p in stored] == [
         (120_000_100, 100_000_000),  # 1,200,001.00 and 1,000,000.00 yuan
         (123_456_780, 10_000),  # 1,234,567.80 and 100.00 yuan

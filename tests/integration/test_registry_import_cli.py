@@ -81,7 +81,7 @@ def test_a_dry_run_lists_every_problem_and_a_commit_stores_the_file(
 
     assert stored.returncode == 0, stored.stderr
     assert "stored fixed.xlsx: 1 rows as 1 events at log positions 1–1" in stored.stdout
-    events = httpx.get(f"{url}/v1/events", headers={"Authorization": f"Bearer {token}"}).json()
+    events = httpx.get(f"{url}/v1/events", headers={"Authorization": f"Bearer {auditor}"}).json()
     assert events["events"][0]["intake"] == "backlog"
     # The audit verifies the marked entries' hashes from the feed as served.
     as_auditor = {"Authorization": f"Bearer {auditor}"}
