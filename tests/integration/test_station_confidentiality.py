@@ -30,6 +30,9 @@ REFUSED = "refused to stations (403): every station's entries are in it"
 OWN_ENTRIES = "proofs of own entries only; another's entry refused (403)"
 NO_CONTRACT_DATA = "open to every token: signed tree heads and hashes, no contract data"
 PUBLIC = "needs no token: holds no contract data"
+SCOPED = "lists the station's own contracts only (station_scope); another station's id: empty"
+OWN_UPLOAD = "a file the signed-in official uploaded, kept for its owner alone"
+PAGE_FORM = "the page's upload form or blank template for the signed-in: no contract data"
 RULES = {
     "/v1/contracts/{registration_no}": OWN_ONLY,
     "/v1/events": REFUSED,
@@ -43,6 +46,15 @@ RULES = {
     "/docs": PUBLIC,
     "/openapi.json": PUBLIC,
     "/static/swagger": PUBLIC,
+    "/v1/contracts": SCOPED,
+    "/v1/imports/template.xlsx": NO_CONTRACT_DATA,
+    # The station page: the same rules, read through the same application.
+    "/": SCOPED,
+    "/contracts/{registration_no}": OWN_ONLY,
+    "/upload": PAGE_FORM,
+    "/upload/{upload_id}/errors.xlsx": OWN_UPLOAD,
+    "/template.xlsx": PAGE_FORM,
+    "/static": PUBLIC,
 }
 # Parameters that make each route answer with data.
 PARAMS: dict[str, dict[str, Any]] = {
@@ -52,16 +64,18 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _get_routes(routes: list[BaseRoute]) -> Iterator[str]:
-    """The paths of every route answering GET, routers included, static mounts too."""
+def _get_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[str]:
+    """The paths of every route answering GET, routers included (under their prefix), static
+    mounts too."""
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:
-            yield from _get_routes(included.routes)
+            context = getattr(route, "include_context", None)
+            yield from _get_routes(included.routes, prefix + getattr(context, "prefix", ""))
         elif isinstance(route, Mount):
-            yield route.path
+            yield prefix + route.path
         elif "GET" in (getattr(route, "methods", None) or ()):
-            yield getattr(route, "path")  # noqa: B009 - every Route has one
+            yield prefix + getattr(route, "path")  # noqa: B009 - every Route has one
 
 
 @pytest.fixture
@@ -132,6 +146,8 @@ def test_what_a_station_may_read_beyond_its_contracts_holds_no_contract_data(
     two_stations.post("/v1/checkpoints", headers=tokens.header("bureau"))
     if path == "/static/swagger":
         path += "/swagger-ui.css"
+    if path == "/static":
+        path += "/page.css"
     headers = {} if RULES.get(path) != PUBLIC else {"Authorization": ""}
 
     response = two_stations.get(path, params=PARAMS.get(path, {}), headers=headers)

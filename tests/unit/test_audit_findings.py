@@ -135,6 +135,7 @@ def _invoice_entry(position: int, no: str, issued_on: str, recorded_at: str, **m
     return {
         "position": position,
         "type": "InvoiceRecorded",
+        "schema_version": 1,
         "subject": no,
         "recorded_at": recorded_at,
         "payload": {"registration_no": no, "invoice_no": f"I{position}", "issued_on": issued_on},
@@ -157,7 +158,9 @@ def test_entries_loaded_as_a_backlog_are_counted_apart_from_late_recording() -> 
     )
 
     def found(c: Contract) -> list[Finding]:
-        return contract_findings(c, facts(c), watch, PINGDINGSHAN_2020, REPORT_END, {})
+        return contract_findings(
+            c, facts(c), watch, PolicySchedule.single(PINGDINGSHAN_2020), REPORT_END, {}
+        )
 
     assert [f.kind for f in found(late) if f.kind.startswith("recorded")] == ["recorded_late"]
     [backlog] = [f for f in found(loaded) if f.kind.startswith("recorded")]
