@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services.subsidy.web.session import COOKIE, PRE_COOKIE
 from starlette.testclient import TestClient
 
+from services.common.web.session import COOKIE, PRE_COOKIE
 from services.subsidy.app import create_app
 from services.subsidy.settings import SubsidySettings
 from tests.conftest import Tokens
