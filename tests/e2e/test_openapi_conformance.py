@@ -70,6 +70,7 @@ RULES_NO_SCHEMA_STATES = (
     "the draft policy file",  # a simulation's draft: TOML, and the policy file's rules
     "outside the draft's applies_to",
     "must not be before registered_from",  # the listing's dates
+    "holds a token",  # the bureau registers only under a station id of the tokens file
     # A spreadsheet's contents: no schema of an uploaded file states its rows' rules.
     "nothing was stored",  # invalid_import: rows with problems
     "not a spreadsheet",

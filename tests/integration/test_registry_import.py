@@ -346,6 +346,24 @@ def test_the_errors_workbook_marks_each_bad_cell_with_a_comment(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_errors_workbook_of_a_csv_with_control_characters_shows_them_replaced(
+    client: TestClient,
+) -> None:
+    # A worksheet cannot hold most control characters (the schemathesis run found a 500).
+    data = "登记号,合同名称\r\nR-\x01,名称\x0b\r\n".encode()
+
+    marked = client.post("/v1/imports?errors=xlsx&sheet=合同", files={"file": ("a.csv", data)})
+
+    assert marked.status_code == 200, marked.text
+    sheet = load_workbook(io.BytesIO(marked.content))["合同"]
+    assert (sheet.cell(row=2, column=1).value, sheet.cell(row=2, column=2).value) == (
+        "R-\ufffd",
+        "名称\ufffd",
+    )
+    assert sheet.cell(row=1, column=1).comment is not None  # the columns the sheet lacks
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_only_stations_and_the_bureau_import(client: TestClient, tokens: Tokens) -> None:
     data = workbook({"合同": (CONTRACT_HEADERS, [contract_row("R-1")])})
     refused = client.post(

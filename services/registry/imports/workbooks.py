@@ -102,7 +102,7 @@ def errors_workbook(data: bytes, filename: str, report: ImportReport) -> bytes:
             while written < number - 1:  # every row where Excel showed it
                 sheet.append([])
                 written += 1
-            cells: list[Any] = list(values)
+            cells: list[Any] = [_storable(v) for v in values]
             cells += [None] * (len(raw.headers) - len(cells))
             for index, header in enumerate(raw.headers):
                 lines = notes.get((raw.name, number, header), []) if header else []
@@ -116,11 +116,20 @@ def errors_workbook(data: bytes, filename: str, report: ImportReport) -> bytes:
                 if lines:
                     cell = WriteOnlyCell(sheet, value=cells[index])
                     cell.fill = fill
-                    cell.comment = Comment("\n".join(lines), "tcr", width=320, height=120)
+                    note = _storable("\n".join(lines))
+                    cell.comment = Comment(note, "tcr", width=320, height=120)
                     cells[index] = cell
             sheet.append(cells)
             written = number
     return _saved(book)
+
+
+def _storable(value: Any) -> Any:
+    """A value as a worksheet may hold it: the control characters XML forbids (a CSV may carry
+    them) each shown as U+FFFD, so the marked workbook is written whatever the upload held."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def _saved(workbook: Any) -> bytes:
