@@ -128,7 +128,10 @@ def test_the_audit_recomputes_the_grants_as_finance_serves_them(
     system.catch_up()
 
     def envelopes() -> list[dict[str, object]]:
-        events: list[dict[str, object]] = system.registry.get("/v1/events").json()["events"]
+        auditor = system.tokens.header("auditor")
+        events: list[dict[str, object]] = system.registry.get("/v1/events", headers=auditor).json()[
+            "events"
+        ]
         return events
 
     compared = subsidy_differences(
