@@ -696,7 +696,9 @@ class _ContractLife:
     def _increase(self, amount: int, technology: int, first_paid: date) -> None:
         """A supplementary agreement (补充协议) raises the amount; its money follows."""
         rng = self.rng
-        day = first_paid + _days(rng.randint(10, 120))
+        # Money may be paid before the contract is registered (post-hoc registration); the
+        # change is registered no earlier than the contract (the registry refuses it otherwise).
+        day = max(first_paid + _days(rng.randint(10, 120)), self.deal.registered_on)
         if day > TODAY:
             return
         raised = _round_amount(amount * rng.uniform(1.1, 1.5))

@@ -162,7 +162,7 @@ class RegistryModel:
 
     def amend_contract(self, b: dict[str, Any]) -> None:
         c = self._open(b)
-        assert _day(b["amended_on"]) >= c["signed"] and b["reason"]
+        assert _day(b["amended_on"]) >= max(c["signed"], c["registered"]) and b["reason"]
         changes = set(b) - {"registration_no", "amended_on", "reason"}
         assert changes and changes <= {
             "contract_amount", "technology_amount", "brokers", "related_party", "title",
