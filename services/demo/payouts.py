@@ -96,10 +96,16 @@ def with_payouts(
                     }
                 )
                 net[key] = owed.get(key, 0)
-        if lines:
-            body = {"payout_no": f"ZF-{day.year}-{year}-{round_}", "year": year,
-                    "paid_on": day.isoformat(), "basis_position": position,
-                    "lines": lines}  # fmt: skip
+        # A payout holds at most MAX_PAYOUT_LINES lines (the API's limit): a national-size
+        # round is paid in several, numbered -1, -2, … (a round that fits keeps its number).
+        basis = position
+        parts = [lines[i : i + MAX_PAYOUT_LINES] for i in range(0, len(lines), MAX_PAYOUT_LINES)]
+        for part_no, part in enumerate(parts, start=1):
+            number = f"ZF-{day.year}-{year}-{round_}"
+            if len(parts) > 1:
+                number += f"-{part_no}"
+            body = {"payout_no": number, "year": year, "paid_on": day.isoformat(),
+                    "basis_position": basis, "lines": part}  # fmt: skip
             position += 1
             yield {"op": "record_payout", "body": body}
         paid_for = sorted(
@@ -117,6 +123,9 @@ def with_payouts(
                     queue, (cancelled_on, added, {"op": "cancel_contract", "body": body})
                 )
     yield from until(date.max)
+
+
+MAX_PAYOUT_LINES = 5000  # PayoutCreate.lines' max_length
 
 
 def _envelope(position: int, command: dict[str, Any]) -> dict[str, Any]:

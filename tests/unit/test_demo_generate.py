@@ -566,3 +566,22 @@ def test_the_demo_recognises_institutions_and_grants_each_programme_paying_them(
         if line["category"] == "one_time"
     }
     assert paid and paid <= {(g["credit_code"], int(g["decided_on"][:4])) for g in grants}
+
+
+def test_a_round_larger_than_a_payout_may_hold_is_paid_in_several(
+    history: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.demo import payouts
+    from services.registry.api.models import PayoutCreate
+
+    largest = max(len(c["body"]["lines"]) for c in history if c["op"] == "record_payout")
+    assert PayoutCreate.model_fields["lines"].metadata[-1].max_length == payouts.MAX_PAYOUT_LINES
+    monkeypatch.setattr(payouts, "MAX_PAYOUT_LINES", largest // 2)
+
+    split = list(generate_history())
+
+    recorded = [c["body"] for c in split if c["op"] == "record_payout"]
+    assert max(len(b["lines"]) for b in recorded) <= largest // 2
+    assert len({b["payout_no"] for b in recorded}) == len(recorded)
+    assert len(recorded) > sum(1 for c in history if c["op"] == "record_payout")
+    assert _net_paid(split) == _net_paid(history)  # the same money, in more payouts
