@@ -10,9 +10,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 
 COOKIE = "tcr_session"
 # Set with the sign-in form: a random value whose HMAC the form carries, so a sign-in posted
@@ -82,3 +85,39 @@ class Sessions:
             return Session(str(data["t"]), str(data["c"]))
         except (InvalidToken, orjson.JSONDecodeError, KeyError, TypeError):
             return None
+
+
+# -- the cookies, as both pages set them (each under its own names) ---------------------------
+
+
+def _cookie_options(request: Request) -> dict[str, Any]:
+    return {
+        "max_age": LIFETIME_SECONDS,
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
+
+
+def with_pre_session(request: Request, response: Response, pre: str, name: str) -> Response:
+    """The sign-in form's answer, setting the pre-session cookie ``pre`` when the browser does
+    not hold it yet."""
+    if request.cookies.get(name) != pre:
+        response.set_cookie(name, pre, **_cookie_options(request))
+    return response
+
+
+def signed_in(request: Request, sealed: str, cookie: str, pre_cookie: str) -> Response:
+    """To the page's start, the session cookie set and the pre-session one spent."""
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(pre_cookie, path="/", httponly=True, samesite="strict")
+    response.set_cookie(cookie, sealed, **_cookie_options(request))
+    return response
+
+
+def signed_out(cookie: str) -> Response:
+    """To the page's start, the session cookie removed."""
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(cookie, path="/", httponly=True, samesite="strict")
+    return response

@@ -19,7 +19,13 @@ from starlette.datastructures import UploadFile
 from services.common.errors import DomainError, NotFound
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
-from services.common.web.session import LIFETIME_SECONDS, Session, Sessions
+from services.common.web.session import (
+    Session,
+    Sessions,
+    signed_in,
+    signed_out,
+    with_pre_session,
+)
 from services.registry.application import Registry
 from services.registry.imports import ImportReport, errors_workbook, run_import, template_xlsx
 from services.registry.imports.reading import MAX_BYTES
@@ -120,12 +126,7 @@ def _sign_in_page(
         request, "sign_in.html", None, status=status, problem=problem,
         sign_in_csrf=_sessions(request).sign_in_csrf(pre),
     )  # fmt: skip
-    if request.cookies.get(PRE_COOKIE) != pre:
-        response.set_cookie(
-            PRE_COOKIE, pre, max_age=LIFETIME_SECONDS, path="/", httponly=True,
-            samesite="strict", secure=request.url.scheme == "https",
-        )  # fmt: skip
-    return response
+    return with_pre_session(request, response, pre, PRE_COOKIE)
 
 
 @router.get("/")
@@ -216,18 +217,7 @@ async def sign_in(request: Request) -> Response:
         )
         return _sign_in_page(request, status=401 if principal is None else 403, problem=problem)
     cookie, _ = _sessions(request).seal(token)
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=LIFETIME_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    response.delete_cookie(PRE_COOKIE, path="/", httponly=True, samesite="strict")
-    return response
+    return signed_in(request, cookie, COOKIE, PRE_COOKIE)
 
 
 @router.post("/sign-out")
@@ -238,9 +228,7 @@ async def sign_out(request: Request) -> Response:
         return _to_sign_in()
     if not who[0].csrf_matches((await _form(request)).get("csrf")):
         return _forbidden_form(request, who)
-    response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return response
+    return signed_out(COOKIE)
 
 
 # -- one contract --------------------------------------------------------------------------------

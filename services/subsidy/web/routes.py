@@ -21,7 +21,15 @@ from services.common.money import AmountError, parse_yuan
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.tokens import Principal, TokenBook
 from services.common.web.refusals import refusal
-from services.common.web.session import COOKIE, LIFETIME_SECONDS, PRE_COOKIE, Session, Sessions
+from services.common.web.session import (
+    COOKIE,
+    PRE_COOKIE,
+    Session,
+    Sessions,
+    signed_in,
+    signed_out,
+    with_pre_session,
+)
 from services.subsidy import balance_exports
 from services.subsidy.api.routes import XLSX, attachment
 from services.subsidy.application import Subsidy
@@ -122,12 +130,7 @@ def _sign_in_form(
         request, "sign_in.html", None, status=status, problem=problem,
         sign_in_csrf=_sessions(request).sign_in_csrf(pre),
     )  # fmt: skip
-    if request.cookies.get(PRE_COOKIE) != pre:
-        response.set_cookie(
-            PRE_COOKIE, pre, max_age=LIFETIME_SECONDS, path="/", httponly=True,
-            samesite="strict", secure=request.url.scheme == "https",
-        )  # fmt: skip
-    return response
+    return with_pre_session(request, response, pre, PRE_COOKIE)
 
 
 @router.post("/sign-in")
@@ -154,18 +157,7 @@ async def sign_in(request: Request) -> Response:
             request, status=problem[2], problem={"message_zh": problem[0], "message": problem[1]}
         )
     cookie, _ = _sessions(request).seal(token)
-    response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(PRE_COOKIE, path="/", httponly=True, samesite="strict")
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=LIFETIME_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
+    return signed_in(request, cookie, COOKIE, PRE_COOKIE)
 
 
 @router.post("/sign-out")
@@ -176,9 +168,7 @@ async def sign_out(request: Request) -> Response:
         return _to_sign_in()
     if not who[0].csrf_matches((await _form(request)).get("csrf")):
         return _forbidden_form(request, who)
-    response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return response
+    return signed_out(COOKIE)
 
 
 # -- a year ---------------------------------------------------------------------------------------
