@@ -299,13 +299,22 @@ class StoredRows:
             found |= {(r.credit_code, int(r.year)) for r in rows}
         return found
 
-    def roles(self, party: str, role: str) -> set[str]:
-        rows = self._conn.execute(
-            select(t.roles.c.registration_no).where(
-                t.roles.c.party == party, t.roles.c.role == role
-            )
-        )
-        return {no for (no,) in rows}
+    def roles(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        r = t.roles.c
+        found: dict[tuple[str, str], set[str]] = {}
+        by_role: dict[str, set[str]] = {}
+        for party, role in wanted:
+            by_role.setdefault(role, set()).add(party)
+        for role, parties in by_role.items():
+            for chunk in _chunks(parties):
+                rows = self._conn.execute(
+                    select(r.party, r.registration_no).where(
+                        r.role == role, one_of(r.party, chunk, self._dialect)
+                    )
+                )
+                for party, no in rows:
+                    found.setdefault((party, role), set()).add(no)
+        return found
 
     def claims(self, numbers: set[str]) -> dict[ClaimKey, tuple[ClaimValue, int]]:
         c = t.claims.c

@@ -13,6 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from services.common.policy.engine import (
+    amounts as gross_and_entitlement,
+)
+from services.common.policy.engine import (
     entitlements,
     evidence_years,
     evidenced_in_year,
@@ -22,6 +25,7 @@ from services.common.policy.engine import (
 from services.common.policy.facts import FactsBuilder
 from services.common.policy.model import (
     Broker,
+    Category,
     Contract,
     Entitlement,
     Facts,
@@ -205,6 +209,27 @@ CAPPED = World(
     brokers=(broker("B1", date(2024, 1, 1)),),
     funded=frozenset(),
 )
+
+
+@PROPERTY
+@given(
+    st.integers(0, 10**13),
+    st.integers(1, 7),
+    st.sampled_from(["absorption", "output", "broker"]),
+    policies,
+)
+@example(5, 1, "absorption", PINGDINGSHAN_2020)  # 0.5 fen: a half, rounded up
+@example(149, 3, "broker", PINGDINGSHAN_2020)  # 149/300 fen: just under a half
+def test_gross_is_the_exact_product_rounded_half_up(
+    numerator: int, denominator: int, category: Category, policy: Policy
+) -> None:
+    """Computed in integers for speed: the same as rounding the exact Fraction product."""
+    turnover = Fraction(numerator, denominator)
+    rule = policy.categories[category]
+    for given_as in (turnover, numerator if denominator == 1 else turnover):
+        gross, entitled = gross_and_entitlement(given_as, category, policy)
+        assert gross == round_half_up(turnover * rule.rate)
+        assert entitled == min(gross, rule.cap_fen)
 
 
 @PROPERTY

@@ -131,7 +131,7 @@ class Claim:
     name: str
     category: Category
     registration_no: str
-    share: Fraction
+    share: Fraction | int  # whole fen as an int: only a split among brokers needs a Fraction
     reason: ExclusionReason | None
 
 
@@ -156,7 +156,7 @@ def contract_claims(
             reason = "seller_local"
         if reason is None and contract.related_party:
             reason = "related_party"
-        yield Claim(buyer.credit_code, buyer.name, "absorption", no, Fraction(evidenced), reason)
+        yield Claim(buyer.credit_code, buyer.name, "absorption", no, evidenced, reason)
 
     if seller.kind in OUTPUT_KINDS and policy.is_local(seller):
         reason = common
@@ -164,10 +164,11 @@ def contract_claims(
             reason = "not_local"
         if reason is None and (seller.credit_code, year) in funded:
             reason = "provincial_funding"
-        yield Claim(seller.credit_code, seller.name, "output", no, Fraction(evidenced), reason)
+        yield Claim(seller.credit_code, seller.name, "output", no, evidenced, reason)
 
     if contract.brokers:
-        share = Fraction(evidenced, len(contract.brokers))
+        count = len(contract.brokers)
+        share = evidenced // count if evidenced % count == 0 else Fraction(evidenced, count)
         year_end = date(year, 12, 31)
         for broker_id in contract.brokers:
             broker = brokers.get(broker_id)
@@ -183,7 +184,11 @@ def contract_claims(
 def amounts(turnover: Fraction | int, category: Category, policy: Policy) -> tuple[int, int]:
     """(gross, entitlement) in fen of a beneficiary's turnover: rounded once, then capped."""
     rule = policy.categories[category]
-    gross = round_half_up(turnover * rule.rate)
+    # round_half_up(turnover × rate) in integers: floor(a·n / (b·d) + ½) for turnover a/b and
+    # rate n/d. Fraction arithmetic here was a twentieth of a catch-up's time.
+    a, b = turnover.numerator, turnover.denominator
+    n, d = rule.rate.numerator, rule.rate.denominator
+    gross = (2 * a * n + b * d) // (2 * b * d)
     return gross, min(gross, rule.cap_fen)
 
 

@@ -138,7 +138,7 @@ ExclusionReason = Literal[
 @dataclass(frozen=True, slots=True)
 class ContractShare:
     registration_no: str
-    evidenced: Fraction  # fen; a broker's equal share may be a fraction of a fen
+    evidenced: Fraction | int  # fen; a broker's equal share may be a fraction of a fen
 
 
 @dataclass(frozen=True, slots=True)
