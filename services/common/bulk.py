@@ -6,9 +6,11 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -19,6 +21,7 @@ def insert_columns(
     *,
     returning: str | None = None,
     on_conflict_do_nothing: bool = False,
+    copy: bool = False,
 ) -> list[Any]:
     """Insert rows given column by column (equal lengths), in order, in the session's (or
     connection's) transaction; with ``returning``, that column's values in row order
@@ -26,10 +29,14 @@ def insert_columns(
     constraint is skipped and the others inserted (``returning`` then answers the inserted).
 
     On PostgreSQL the rows travel as one array per column through ``unnest``: a single short
-    statement whatever the count. A multi-row ``VALUES`` list is re-parsed by the driver for
-    every new count and ``executemany`` pays a statement's work per row; for the registry's
-    groups of a thousand events this took the writer from ~330 to ~160 µs of CPU per event.
-    Ids drawn from a sequence are assigned in row order (``ORDER BY`` the array ordinality).
+    statement whatever the count. With ``copy`` they go by ``COPY`` instead: the driver formats
+    each row in C, where arrays are dumped element by element in Python (5,000 entitlement
+    rows: 5.5 ms of CPU against 14 ms, and 82 against 98 ms in all). It is for a writer that
+    only appends (the subsidy store): its errors bypass SQLAlchemy's statement events.
+    A multi-row ``VALUES`` list is re-parsed by the driver for every new count and
+    ``executemany`` pays a statement's work per row; for the registry's groups of a thousand
+    events this took the writer from ~330 to ~160 µs of CPU per event. Ids drawn from a
+    sequence are assigned in row order (``ORDER BY`` the array ordinality; ``COPY`` keeps it).
     """
     conn = session.connection() if isinstance(session, Session) else session
     dialect = conn.dialect
@@ -45,6 +52,9 @@ def insert_columns(
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
         )
         return []
+    if copy and returning is None and not on_conflict_do_nothing:
+        _copy(conn, table, columns)
+        return []
     statement = _unnest_insert(table, tuple(columns), returning, on_conflict_do_nothing, dialect)
     # Sent straight to the driver so that the arrays go in binary (``%b``): psycopg writes
     # text arrays element by element in Python, eight times slower.
@@ -52,6 +62,23 @@ def insert_columns(
         statement, {f"c{i}": list(values) for i, values in enumerate(columns.values())}
     )
     return list(result.scalars()) if returning is not None else []
+
+
+def _copy(conn: Connection, table: Table, columns: dict[str, Sequence[Any]]) -> None:
+    listed = ", ".join(f'"{name}"' for name in columns)
+    statement = f'COPY "{table.name}" ({listed}) FROM STDIN'
+    driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in zip(*columns.values(), strict=True):
+                copy.write_row(row)
+    except psycopg.Error as exc:  # raised as SQLAlchemy raises its statements' errors
+        lost = driver.closed or isinstance(exc, psycopg.OperationalError)
+        if lost:  # the pool must not hand this connection out again
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
 
 
 @lru_cache(maxsize=64)

@@ -69,13 +69,18 @@ def stored(engine: Engine) -> list[tuple[object, ...]]:
         return [tuple(r) for r in found]
 
 
+# By COPY or by arrays: the same rows, the same errors.
+by_copy = pytest.mark.parametrize("copy", [False, True], ids=["arrays", "copy"])
+
+
+@by_copy
 @pytest.mark.parametrize("count", [1, 7, 1000])
 def test_rows_given_column_by_column_are_stored_whole_and_in_order(
-    engine: Engine, count: int
+    engine: Engine, count: int, copy: bool
 ) -> None:
     given = columns(count)
     with Session(engine) as session, session.begin():
-        insert_columns(session, rows, given)
+        insert_columns(session, rows, given, copy=copy)
 
     assert stored(engine) == list(zip(given["ref"], given["name"], given["body"], strict=True))
 
@@ -95,10 +100,11 @@ def test_on_postgresql_the_ids_come_back_in_row_order(engine: Engine) -> None:
     assert [by_id[i] for i in first] == given["ref"]
 
 
-def test_nothing_is_stored_when_the_transaction_rolls_back(engine: Engine) -> None:
+@by_copy
+def test_nothing_is_stored_when_the_transaction_rolls_back(engine: Engine, copy: bool) -> None:
     with Session(engine) as session:
         session.begin()
-        insert_columns(session, rows, columns(10))
+        insert_columns(session, rows, columns(10), copy=copy)
         session.rollback()
 
     assert stored(engine) == []
@@ -127,14 +133,15 @@ def test_with_on_conflict_do_nothing_rows_already_stored_are_kept_and_the_rest_i
     }
 
 
+@by_copy
 def test_without_on_conflict_do_nothing_a_row_already_stored_fails_the_insert(
-    engine: Engine,
+    engine: Engine, copy: bool
 ) -> None:
     with Session(engine) as session, session.begin():
         insert_columns(session, keyed_rows, keyed(0, 3, b"first"))
 
     with pytest.raises(IntegrityError), Session(engine) as session, session.begin():
-        insert_columns(session, keyed_rows, keyed(2, 3, b"second"))
+        insert_columns(session, keyed_rows, keyed(2, 3, b"second"), copy=copy)
     assert stored_keyed(engine) == {f"k{i}": b"first" for i in range(3)}
 
 
