@@ -13,7 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, Table, and_, literal, or_, select, tuple_, union
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    union,
+)
 from sqlalchemy.engine import Connection
 
 from services.common.bulk import one_of
@@ -208,21 +223,63 @@ def grants(conn: Connection, numbers: Iterable[str]) -> dict[str, GrantFacts]:
     return found
 
 
-def rows_at(conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey]) -> list[Row]:
-    """The entitlements of these keys as they held at ``cut`` (absent ones left out)."""
-    e = t.entitlements
-    wanted = set(keys)
+def by_keys(
+    conn: Connection,
+    table: Table,
+    year: int,
+    keys: Iterable[tuple[str, str]],
+    *where: ColumnElement[bool],
+) -> list[Any]:
+    """The rows of a versioned table of a year that belong to these (category, beneficiary)
+    keys and meet ``where``.
+
+    On PostgreSQL, one index probe per key (a lateral join over the keys). Written as
+    ``beneficiary = ANY(…)``, the planner, with no statistics, read every version begun after
+    a position instead: 29,000 claims at 1 M events to find a page's 1,200."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    if conn.dialect.name == "postgresql":
+        text_array = ARRAY(String)
+        k = select(
+            func.unnest(bindparam(None, [c for c, _ in wanted], type_=text_array)).label("c"),
+            func.unnest(bindparam(None, [b for _, b in wanted], type_=text_array)).label("b"),
+        ).subquery("k")
+        probe = (
+            select(table)
+            .where(
+                table.c.year == year,
+                table.c.category == k.c.c,
+                table.c.beneficiary == k.c.b,
+                *where,
+            )
+            .offset(0)  # a fence: pulled up into a join, it read the whole year's versions
+            .lateral("v")
+        )
+        return list(conn.execute(select(probe).select_from(k.join(probe, true()))).all())
     found = []
-    for chunk in _chunks(sorted({k[2] for k in wanted})):
+    chosen = set(wanted)
+    categories = sorted({c for c, _ in wanted})
+    for chunk in _chunks(sorted({b for _, b in wanted})):
         found += [
             r
             for r in conn.execute(
-                select(e).where(
-                    e.c.year == year, one_of(e.c.beneficiary, chunk, conn.dialect), cut.holds(e)
+                select(table).where(
+                    table.c.year == year,
+                    table.c.category.in_(categories),
+                    one_of(table.c.beneficiary, chunk, conn.dialect),
+                    *where,
                 )
-            )
-            if (r.year, r.category, r.beneficiary) in wanted
+            ).all()
+            if (r.category, r.beneficiary) in chosen
         ]
+    return found
+
+
+def rows_at(conn: Connection, year: int, cut: Cut, keys: Iterable[EntitlementKey]) -> list[Row]:
+    """The entitlements of these keys as they held at ``cut`` (absent ones left out)."""
+    e = t.entitlements
+    found = by_keys(conn, e, year, (k[1:] for k in keys), cut.holds(e))
     found.sort(key=lambda r: (r.category, r.beneficiary))
     return with_claims(conn, year, cut, found)
 
@@ -232,22 +289,10 @@ def values_at(
 ) -> dict[EntitlementKey, EntitlementValue]:
     """The amounts of these entitlements as they held at ``cut``, without their claims."""
     e = t.entitlements
-    wanted = set(keys)
-    found = {}
-    categories = sorted({k[1] for k in wanted})
-    for chunk in _chunks(sorted({k[2] for k in wanted})):
-        for r in conn.execute(
-            select(e).where(
-                e.c.year == year,
-                e.c.category.in_(categories),
-                one_of(e.c.beneficiary, chunk, conn.dialect),
-                cut.holds(e),
-            )
-        ):
-            key = (r.year, r.category, r.beneficiary)
-            if key in wanted:
-                found[key] = entitlement_value(r)
-    return found
+    return {
+        (r.year, r.category, r.beneficiary): entitlement_value(r)
+        for r in by_keys(conn, e, year, (k[1:] for k in keys), cut.holds(e))
+    }
 
 
 @dataclass(frozen=True)
@@ -271,23 +316,13 @@ def claim_changes(
     wanted = set(keys)
     before: dict[EntitlementKey, dict[str, ClaimValue]] = defaultdict(dict)
     after: dict[EntitlementKey, dict[str, ClaimValue]] = defaultdict(dict)
-    categories = sorted({k[1] for k in wanted})
-    for chunk in _chunks(sorted({k[2] for k in wanted})):
-        for r in conn.execute(
-            select(c).where(
-                c.c.year == year,
-                c.c.category.in_(categories),
-                one_of(c.c.beneficiary, chunk, conn.dialect),
-                or_(c.c.valid_from > then, c.c.valid_to > then),
-            )
-        ):
-            key = (r.year, r.category, r.beneficiary)
-            if key not in wanted:
-                continue
-            if r.valid_from <= then:  # held at then, ended since
-                before[key][r.registration_no] = claim_value(r)
-            elif r.valid_to is None:  # began since and holds now (not one that came and went)
-                after[key][r.registration_no] = claim_value(r)
+    since = or_(c.c.valid_from > then, c.c.valid_to > then)
+    for r in by_keys(conn, c, year, (k[1:] for k in wanted), since):
+        key = (r.year, r.category, r.beneficiary)
+        if r.valid_from <= then:  # held at then, ended since
+            before[key][r.registration_no] = claim_value(r)
+        elif r.valid_to is None:  # began since and holds now (not one that came and went)
+            after[key][r.registration_no] = claim_value(r)
     changes = {}
     for key in wanted:
         was, now = before.get(key, {}), after.get(key, {})
@@ -306,20 +341,9 @@ def with_claims(conn: Connection, year: int, cut: Cut, rows: Sequence[Any]) -> l
     c = t.claims
     claims: dict[tuple[str, str], list[tuple[str, ClaimValue]]] = defaultdict(list)
     keys = {(r.category, r.beneficiary) for r in rows}
-    categories = sorted({k[0] for k in keys})
-    for chunk in _chunks(sorted({k[1] for k in keys})):
-        for r in conn.execute(
-            select(c)
-            .where(
-                c.c.year == year,
-                c.c.category.in_(categories),
-                one_of(c.c.beneficiary, chunk, conn.dialect),
-                cut.holds(c),
-            )
-            .order_by(c.c.registration_no)
-        ):
-            if (r.category, r.beneficiary) in keys:
-                claims[(r.category, r.beneficiary)].append((r.registration_no, claim_value(r)))
+    found = by_keys(conn, c, year, keys, cut.holds(c))
+    for r in sorted(found, key=lambda r: r.registration_no):
+        claims[(r.category, r.beneficiary)].append((r.registration_no, claim_value(r)))
     return [
         Row(
             (year, r.category, r.beneficiary),
@@ -398,6 +422,21 @@ def events(
     """Applied entries after ``after`` about any of these subjects, in log order."""
     g = t.log.c
     found: list[dict[str, Any]] = []
+    if conn.dialect.name == "postgresql":
+        # One index probe per subject (a lateral join): as ``subject = ANY(…)`` the planner,
+        # with no statistics, read every entry after ``after`` (246,846 at 1 M events) to
+        # find a page's 1,448.
+        s = select(
+            func.unnest(bindparam(None, sorted(set(subjects)), type_=ARRAY(String))).label("s")
+        ).subquery("s")
+        probe = (
+            select(g.position, g.type, g.subject, g.recorded_at)
+            .where(g.subject == s.c.s, g.position > after, g.position <= upto)
+            .offset(0)
+            .lateral("l")
+        )
+        rows = conn.execute(select(probe).select_from(s.join(probe, true()))).all()
+        return sorted(({**r._mapping} for r in rows), key=lambda r: int(r["position"]))
     for chunk in _chunks(sorted(set(subjects))):
         found += [
             {
