@@ -395,7 +395,38 @@ def changed_since(
 
     Ordered and cut in the database (in its own collation, as the cursor compares), so a
     page returns its rows whatever the number of changes (fetching them all to sort here
-    cost 48 ms a page at 100 k events)."""
+    cost 48 ms a page at 100 k events). Where changes are many, the versions are read in key
+    order until a page of keys is found; where they are few, all of them are read and sorted."""
+    if conn.dialect.name == "postgresql" and _many_changes(conn, year, position, limit):
+        keys = _changed_in_key_order(conn, year, position, after, limit + 1)
+    else:
+        keys = _changed_by_position(conn, year, position, after, limit + 1)
+    return [(year, c, b) for c, b in keys[:limit]], len(keys) > limit
+
+
+# Key order pays when at least one key in DENSE has changed. Counting the versions begun since
+# (up to DENSE a key of a page) says so cheaply: at 1 M events and a position three quarters
+# into the log, 8,261 of 2024's 15,722 keys changed (66,291 versions), and the union of every
+# change took 42–60 ms where key order took 3 ms.
+DENSE = 10
+
+
+def _many_changes(conn: Connection, year: int, position: int, limit: int) -> bool:
+    e = t.entitlements.c
+    begun = (
+        select(literal(1))
+        .where(e.year == year, e.valid_from > position)
+        .limit(DENSE * (limit + 1))
+        .subquery()
+    )
+    return int(conn.execute(select(func.count()).select_from(begun)).scalar_one()) >= DENSE * (
+        limit + 1
+    )
+
+
+def _changed_by_position(
+    conn: Connection, year: int, position: int, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str]]:
     e, c = t.entitlements.c, t.claims.c
     sources = [
         select(e.category, e.beneficiary).where(e.year == year, e.valid_from > position),
@@ -410,10 +441,32 @@ def changed_since(
     rows = conn.execute(
         select(changed.c.category, changed.c.beneficiary)
         .order_by(changed.c.category, changed.c.beneficiary)
-        .limit(limit + 1)
+        .limit(limit)
     ).all()
-    keys = [(year, r.category, r.beneficiary) for r in rows]
-    return keys[:limit], len(keys) > limit
+    return [(r.category, r.beneficiary) for r in rows]
+
+
+def _changed_in_key_order(
+    conn: Connection, year: int, position: int, after: tuple[str, str] | None, limit: int
+) -> list[tuple[str, str]]:
+    """The first ``limit`` changed keys: entitlements' versions read along their primary key,
+    then the claims changed up to the last of those keys (only they can come before it)."""
+    e, c = t.entitlements.c, t.claims.c
+
+    def first(table_c: Any, changed: ColumnElement[bool], upto: tuple[str, str] | None) -> Any:
+        key = tuple_(table_c.category, table_c.beneficiary)
+        query = select(table_c.category, table_c.beneficiary).where(table_c.year == year, changed)
+        if after is not None:
+            query = query.where(key > tuple_(literal(after[0]), literal(after[1])))
+        if upto is not None:
+            query = query.where(key <= tuple_(literal(upto[0]), literal(upto[1])))
+        ordered = query.distinct().order_by(table_c.category, table_c.beneficiary).limit(limit)
+        return [(r.category, r.beneficiary) for r in conn.execute(ordered).all()]
+
+    keys = first(e, or_(e.valid_from > position, e.valid_to > position), None)
+    upto = keys[-1] if len(keys) == limit else None
+    keys += first(c, c.valid_from > position, upto)
+    return sorted(set(keys))[:limit]
 
 
 def events(
