@@ -21,6 +21,7 @@ The table goes to stdout, progress to stderr, every figure to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import tempfile
 import time
@@ -55,6 +56,20 @@ def generate(events: int, folder: Path) -> Path:
     command += ["--contracts-per-year", str(per_year), "--out", str(path)]
     subprocess.run(command, check=True, cwd=ps.REPO, stdout=subprocess.DEVNULL)
     return path
+
+
+def built(work: Path, events: int) -> dict[str, Any]:
+    """The stores in ``work``: kept ones as they are (with what building them said), else
+    built from a newly generated history."""
+    kept = work / "history.json"
+    if kept.exists() and (work / "subsidy.db").exists():
+        ps.log(f"measuring the stores kept in {work}")
+        history: dict[str, Any] = orjson.loads(kept.read_bytes())
+        return history
+    registry, store = f"sqlite:///{work / 'registry.db'}", f"sqlite:///{work / 'subsidy.db'}"
+    history = store_history(generate(events, work), registry, store)
+    kept.write_bytes(orjson.dumps(history))
+    return history
 
 
 def store_history(history: Path, registry_url: str, store_url: str) -> dict[str, Any]:
@@ -133,14 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--year", type=int, default=2024)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out")
+    parser.add_argument(
+        "--store",
+        help="a folder to keep the stores in: built there when it has none, else measured "
+        "as it is (the history is not generated again)",
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="finance-exports-") as folder:
-        work = Path(folder)
-        history = store_history(
-            generate(args.events, work),
-            f"sqlite:///{work / 'registry.db'}",
-            f"sqlite:///{work / 'subsidy.db'}",
-        )
+    with contextlib.ExitStack() as stack:
+        if args.store:
+            work = Path(args.store)
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="finance-exports-")))
+        history = built(work, args.events)
         store = EntryStore(f"sqlite:///{work / 'subsidy.db'}", load_schedule())
         try:
             subsidy = Subsidy(store, store.schedule)
