@@ -9,18 +9,23 @@ memory than one page.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any, Literal
 
 import xlsxwriter
 from xlsxwriter.format import Format
 
+from services.common import counties, spreadsheet
 from services.common.counties import county_name
+from services.common.policy import present
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.policy.present import CATEGORY_ZH, REASON_ZH, yuan_decimal
 from services.common.spreadsheet import safe_cell
@@ -33,6 +38,15 @@ Sheet = Literal["entitlements", "contracts"]
 Kind = Literal["code", "text", "amount", "count"]
 
 _CHUNK_BYTES = 256 * 1024
+# What lays a workbook out besides the rows: these modules and the writer. A workbook kept on
+# disk (``workbook_cache``) is kept under it, so code that lays it out otherwise writes anew.
+LAYOUT = hashlib.sha256(
+    b"".join(
+        Path(module.__file__ or "").read_bytes()
+        for module in (sys.modules[__name__], spreadsheet, present, counties)
+    )
+    + xlsxwriter.__version__.encode()
+).hexdigest()[:16]
 TEXT_FORMAT = "@"  # Excel keeps these as typed: an all-digit credit code is no 9.14104E+17
 AMOUNT_FORMAT = "#,##0.00"
 YES, NO = "是", "否"
@@ -173,23 +187,31 @@ def _total_row(export: Export, label: str, total: TotalValue, counted: int) -> l
 
 
 def xlsx_chunks(export: Export) -> Iterator[bytes]:
-    """The workbook's bytes: sheet 1 the entitlements with totals rows, sheet 2 every contract
-    behind them. Written to a temporary file first (a workbook is a zip, finished at its end),
-    then read back a chunk at a time."""
+    """The workbook's bytes: written to a temporary file first (a workbook is a zip, finished
+    at its end), then read back a chunk at a time."""
     with tempfile.TemporaryFile() as out:
-        book = new_workbook(out)
-        styles = Styles(book)
-        entitlements = SheetWriter(book, styles, SHEET_TITLES["entitlements"], ENTITLEMENT_COLUMNS)
-        contracts = SheetWriter(book, styles, SHEET_TITLES["contracts"], CONTRACT_COLUMNS)
-        counted: Counter[str] = Counter()
-        for row in export.rows:
-            entitlements.write(entitlement_row(export, row))
-            counted[row.key[1]] += row.counted
-            for values in contract_rows(export, row):
-                contracts.write(values)
-        for values in totals_rows(export, counted):
-            entitlements.write(values, bold=True)
-        yield from finished(book, out)
+        write_xlsx(export, out)
+        out.seek(0)
+        while chunk := out.read(_CHUNK_BYTES):
+            yield chunk
+
+
+def write_xlsx(export: Export, out: IO[bytes]) -> None:
+    """The workbook into ``out``: sheet 1 the entitlements with totals rows, sheet 2 every
+    contract behind them."""
+    book = new_workbook(out)
+    styles = Styles(book)
+    entitlements = SheetWriter(book, styles, SHEET_TITLES["entitlements"], ENTITLEMENT_COLUMNS)
+    contracts = SheetWriter(book, styles, SHEET_TITLES["contracts"], CONTRACT_COLUMNS)
+    counted: Counter[str] = Counter()
+    for row in export.rows:
+        entitlements.write(entitlement_row(export, row))
+        counted[row.key[1]] += row.counted
+        for values in contract_rows(export, row):
+            contracts.write(values)
+    for values in totals_rows(export, counted):
+        entitlements.write(values, bold=True)
+    book.close()
 
 
 def new_workbook(out: IO[bytes]) -> xlsxwriter.Workbook:
