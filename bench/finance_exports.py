@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"sqlite:///{work / 'subsidy.db'}"
         store = EntryStore(url, load_schedule())
         stack.callback(store.close)
+        history.setdefault("events", store.head().position)
         subsidy = Subsidy(store, store.schedule)
         year = args.year
         rows = sum(1 for _ in subsidy.export(year).rows)
