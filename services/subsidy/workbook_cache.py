@@ -1,11 +1,10 @@
 """Finished workbooks kept on disk, each under a digest of everything its bytes depend on.
 
-A year's workbook as known at a log position never changes: the versions of the rows it reads
-hold at that position for good (later entries only end them after it). Writing one is the cost
-of an export (70,000 cells at 100,000 events, ten times that at a million), reading one back is
-a copy, so a second download of the same answer (a past ``as_of``, or the head while nothing
-new was applied) is served from here. What the bytes depend on (the store, the position, the
-policy, the code that lays the sheets out) is the caller's key; the newest ``keep`` files stay.
+Writing a year's workbook is the cost of an export (70,000 cells at 100,000 events, ten times
+that at a million); reading one back is a copy. So the same answer asked again (the year at the
+head while nothing new was applied, or at the same past ``as_of``) is served from here. What the
+bytes depend on (which history, the position, the policy, the code that lays the sheets out) is
+the caller's key; the ``keep`` most recently used files stay.
 
 A folder that cannot be written is no error: the workbook is then written for the request only.
 """
