@@ -206,6 +206,7 @@ def build_children(config: StackSettings) -> list[Child]:
         "TCR_REGISTRY_DATABASE_URL": f"sqlite:///{config.var / 'registry.db'}",
         "TCR_SUBSIDY_DATABASE_URL": f"sqlite:///{config.var / 'subsidy.db'}",
         "TCR_SIGNING_KEY_FILE": str(config.var / "registry-signing-key.pem"),
+        "TCR_EXPORTS_CACHE_DIR": str(config.var / "exports"),
         "TCR_SUBSIDY_URL": f"http://{config.host}:{config.subsidy_port}",
         "TCR_LOG_FORMAT": "text",
     }

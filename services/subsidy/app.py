@@ -22,6 +22,7 @@ from services.subsidy.settings import SubsidySettings
 from services.subsidy.simulations import Simulations
 from services.subsidy.store import EntryStore
 from services.subsidy.web import mount_page
+from services.subsidy.workbook_cache import WorkbookCache
 
 log = logging.getLogger("tcr.subsidy")
 
@@ -35,7 +36,9 @@ def create_app(settings: SubsidySettings) -> FastAPI:
         store = EntryStore(settings.subsidy_database_url.get_secret_value(), schedule)
         token = settings.registry_token.get_secret_value()
         feed = RegistryFeed(settings.registry_url, token, timeout=2.0)
-        app.state.subsidy = Subsidy(store, schedule, CachedHead(feed))
+        folder = settings.exports_cache_dir
+        workbooks = WorkbookCache(folder) if folder is not None else None
+        app.state.subsidy = Subsidy(store, schedule, CachedHead(feed), workbooks)
         app.state.balances = Balances(store, schedule)
         app.state.simulations = Simulations(store.engine, schedule)
         log.info("finance API ready: applied position %d", store.head().position)

@@ -28,6 +28,8 @@ from services.subsidy.projection import (
 )
 from services.subsidy.reads import ClaimChange, Cut, Row
 from services.subsidy.store import EntryStore
+from services.subsidy.tables import PROJECTION_VERSION
+from services.subsidy.workbook_cache import WorkbookCache
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -44,11 +46,13 @@ class Subsidy:
         store: EntryStore,
         schedule: PolicySchedule,
         registry_head: Callable[[], int | None] = lambda: None,
+        workbooks: WorkbookCache | None = None,
     ) -> None:
         self._store = store
         self._engine = store.engine
         self._schedule = schedule
         self._registry_head = registry_head
+        self._workbooks = workbooks
 
     @property
     def schedule(self) -> PolicySchedule:
@@ -150,8 +154,26 @@ class Subsidy:
         min_fen: int | None = None,
     ) -> Iterator[bytes]:
         """The year's entitlements and the contracts behind them as an XLSX workbook, streamed
-        (the year, cut and position are checked before the first byte)."""
-        return exports.xlsx_chunks(self.export(year, as_of, position, min_fen))
+        (the year, cut and position are checked before the first byte); one written before for
+        the same store, position, policy and layout is read back instead."""
+        export = self.export(year, as_of, position, min_fen)
+        if self._workbooks is None:
+            return exports.xlsx_chunks(export)
+        with reads.snapshot(self._engine) as conn:
+            # Which history the position is of: the chain's hash at the head names it whole
+            # (another store, or this one rebuilt from another log, has another).
+            history = reads.head(conn).hash
+        key = {
+            "workbook": "entitlements",
+            "layout": exports.LAYOUT,
+            "projection": PROJECTION_VERSION,
+            "schedule": self._schedule.fingerprint(),
+            "history": history,
+            "position": export.position,
+            "year": year,
+            "min_fen": min_fen,
+        }
+        return self._workbooks.chunks(key, functools.partial(exports.write_xlsx, export))
 
     def csv(
         self,

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, Literal
-
-from openpyxl import Workbook
-from openpyxl.styles import Font
 
 from services.common.counties import county_name
 from services.common.policy.model import CATEGORIES
@@ -23,11 +21,12 @@ from services.subsidy.exports import (
     GRAND_TOTAL,
     TOTAL,
     Column,
-    RowWriter,
+    SheetWriter,
+    Styles,
     csv_cells,
     drain,
-    new_sheet,
-    saved,
+    finished,
+    new_workbook,
 )
 
 Sheet = Literal["balances", "payouts"]
@@ -132,19 +131,18 @@ def _total_row(export: BalancesExport, label: str, total: dict[str, int]) -> lis
 def xlsx_chunks(export: BalancesExport) -> Iterator[bytes]:
     """The workbook's bytes: sheet 1 the balances with totals rows, sheet 2 every payout line
     behind them."""
-    workbook = Workbook(write_only=True)
-    balances = new_sheet(workbook, SHEET_TITLES["balances"], BALANCE_COLUMNS)
-    payouts = new_sheet(workbook, SHEET_TITLES["payouts"], PAYOUT_COLUMNS)
-    write_balance = RowWriter(balances, BALANCE_COLUMNS)
-    write_payout = RowWriter(payouts, PAYOUT_COLUMNS)
-    for row in export.rows:
-        write_balance(balance_row(export, row))
-        for values in payout_rows(export, row):
-            write_payout(values)
-    write_total = RowWriter(balances, BALANCE_COLUMNS, Font(bold=True))
-    for values in totals_rows(export):
-        write_total(values)
-    yield from saved(workbook)
+    with tempfile.TemporaryFile() as out:
+        book = new_workbook(out)
+        styles = Styles(book)
+        balances = SheetWriter(book, styles, SHEET_TITLES["balances"], BALANCE_COLUMNS)
+        payouts = SheetWriter(book, styles, SHEET_TITLES["payouts"], PAYOUT_COLUMNS)
+        for row in export.rows:
+            balances.write(balance_row(export, row))
+            for values in payout_rows(export, row):
+                payouts.write(values)
+        for values in totals_rows(export):
+            balances.write(values, bold=True)
+        yield from finished(book, out)
 
 
 def csv_chunks(export: BalancesExport, sheet: Sheet) -> Iterator[bytes]:

@@ -43,7 +43,7 @@ from services.subsidy.projection import (
     TotalValue,
     contract_of,
 )
-from services.subsidy.store import Head, claim_value, entitlement_value, total_value
+from services.subsidy.store import Head, claim_value, entitlement_value, fen, total_value
 
 _CHUNK = 5000
 
@@ -229,9 +229,10 @@ def by_keys(
     year: int,
     keys: Iterable[tuple[str, str]],
     *where: ColumnElement[bool],
+    columns: Sequence[Any] | None = None,
 ) -> list[Any]:
     """The rows of a versioned table of a year that belong to these (category, beneficiary)
-    keys and meet ``where``.
+    keys and meet ``where`` (only ``columns`` of them, if given).
 
     On PostgreSQL, one index probe per key (a lateral join over the keys). Written as
     ``beneficiary = ANY(…)``, the planner, with no statistics, read every version begun after
@@ -246,7 +247,7 @@ def by_keys(
             func.unnest(bindparam(None, [b for _, b in wanted], type_=text_array)).label("b"),
         ).subquery("k")
         probe = (
-            select(table)
+            select(*(columns or [table]))
             .where(
                 table.c.year == year,
                 table.c.category == k.c.c,
@@ -264,7 +265,7 @@ def by_keys(
         found += [
             r
             for r in conn.execute(
-                select(table).where(
+                select(*(columns or [table])).where(
                     table.c.year == year,
                     table.c.category.in_(categories),
                     one_of(table.c.beneficiary, chunk, conn.dialect),
@@ -338,12 +339,15 @@ def claim_changes(
 
 def with_claims(conn: Connection, year: int, cut: Cut, rows: Sequence[Any]) -> list[Row]:
     """Entitlement rows with the claims that explain them, in one query per chunk."""
-    c = t.claims
+    c = t.claims.c
     claims: dict[tuple[str, str], list[tuple[str, ClaimValue]]] = defaultdict(list)
     keys = {(r.category, r.beneficiary) for r in rows}
-    found = by_keys(conn, c, year, keys, cut.holds(c))
-    for r in sorted(found, key=lambda r: r.registration_no):
-        claims[(r.category, r.beneficiary)].append((r.registration_no, claim_value(r)))
+    # Only the columns a claim needs, read as plain tuples: a whole year's export reads every
+    # claim, and each row's attributes by name cost more than the query.
+    columns = (c.category, c.beneficiary, c.registration_no, c.name, c.region_code, c.share)
+    found = by_keys(conn, t.claims, year, keys, cut.holds(t.claims), columns=(*columns, c.reason))
+    for category, who, number, name, region, share, reason in sorted(found, key=lambda r: r[2]):
+        claims[(category, who)].append((number, ClaimValue(name, region, fen(share), reason)))
     return [
         Row(
             (year, r.category, r.beneficiary),
@@ -450,7 +454,8 @@ def _changed_in_key_order(
     conn: Connection, year: int, position: int, after: tuple[str, str] | None, limit: int
 ) -> list[tuple[str, str]]:
     """The first ``limit`` changed keys: entitlements' versions read along their primary key,
-    then the claims changed up to the last of those keys (only they can come before it)."""
+    then the claims changed up to the last of those keys (only they can come before it),
+    merged and ordered by the database (in its collation, as the cursor compares)."""
     e, c = t.entitlements.c, t.claims.c
 
     def first(table_c: Any, changed: ColumnElement[bool], upto: tuple[str, str] | None) -> Any:
@@ -460,13 +465,23 @@ def _changed_in_key_order(
             query = query.where(key > tuple_(literal(after[0]), literal(after[1])))
         if upto is not None:
             query = query.where(key <= tuple_(literal(upto[0]), literal(upto[1])))
-        ordered = query.distinct().order_by(table_c.category, table_c.beneficiary).limit(limit)
-        return [(r.category, r.beneficiary) for r in conn.execute(ordered).all()]
+        return query.distinct().order_by(table_c.category, table_c.beneficiary).limit(limit)
 
-    keys = first(e, or_(e.valid_from > position, e.valid_to > position), None)
+    found = conn.execute(first(e, or_(e.valid_from > position, e.valid_to > position), None))
+    keys = [(r.category, r.beneficiary) for r in found.all()]
     upto = keys[-1] if len(keys) == limit else None
-    keys += first(c, c.valid_from > position, upto)
-    return sorted(set(keys))[:limit]
+    text_array = ARRAY(String)
+    read = select(
+        func.unnest(bindparam(None, [k[0] for k in keys], type_=text_array)).label("category"),
+        func.unnest(bindparam(None, [k[1] for k in keys], type_=text_array)).label("beneficiary"),
+    )
+    both = union(read, first(c, c.valid_from > position, upto).subquery().select()).subquery()
+    merged = conn.execute(
+        select(both.c.category, both.c.beneficiary)
+        .order_by(both.c.category, both.c.beneficiary)
+        .limit(limit)
+    )
+    return [(r.category, r.beneficiary) for r in merged.all()]
 
 
 def events(

@@ -22,6 +22,10 @@ class SubsidySettings(PolicySettings):
 
     subsidy_database_url: DatabaseUrl = SecretStr("sqlite:///var/subsidy.db")
     tokens_file: Path = Path("var/tokens.toml")
+    # Finished XLSX exports, kept so the same answer is not written twice (workbook_cache);
+    # unset, or a folder that cannot be written, they are not kept. `tcr stack` keeps them
+    # under its --var.
+    exports_cache_dir: Path | None = None
     kafka_bootstrap: KafkaBootstrap = "127.0.0.1:9092"
     kafka_topic: str = "tcr.events"
     kafka_group: str = "tcr-subsidy"

@@ -24,6 +24,7 @@ import io
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +35,9 @@ from openpyxl.cell import Cell
 from openpyxl.worksheet.worksheet import Worksheet
 
 from services.common.policy.model import Invoice, Party
+from services.subsidy.application import Subsidy
 from services.subsidy.store import EntryStore
+from services.subsidy.workbook_cache import WorkbookCache
 from tests.conftest import Tokens
 from tests.support.finance import finance_client
 from tests.support.parties import credit_code
@@ -293,6 +296,34 @@ def test_the_files_are_named_for_the_year_in_ascii_and_in_chinese(client: TestCl
     assert f"filename*=UTF-8''{quote('技术转移补助-2024年度.xlsx')}" in disposition
     sheet = client.get("/v1/entitlements.csv", params={"year": YEAR, "sheet": "contracts"})
     assert 'filename="entitlements-2024-contracts.csv"' in sheet.headers["content-disposition"]
+
+
+def sheet_values(chunks: Iterator[bytes]) -> list[list[list[Any]]]:
+    book = load_workbook(io.BytesIO(b"".join(chunks)))
+    return [[[c.value for c in row] for row in sheet.iter_rows()] for sheet in book.worksheets]
+
+
+def test_a_kept_workbook_is_read_back_until_the_head_moves_then_written_at_the_new_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    store = EntryStore(database_url)
+    kept = tmp_path / "exports"
+    try:
+        store.add(FIRST)
+        subsidy = Subsidy(store, store.schedule, workbooks=WorkbookCache(kept))
+        before = sheet_values(subsidy.xlsx(YEAR))
+        assert sheet_values(subsidy.xlsx(YEAR)) == before
+        assert len(list(kept.glob("*.xlsx"))) == 1  # written once, read back
+        store.add(LATER)
+        after = sheet_values(subsidy.xlsx(YEAR))
+        then = sheet_values(subsidy.xlsx(YEAR, position=FIRST[-1]["position"]))
+    finally:
+        store.close()
+    assert then == before
+    (row,) = [r for r in after[0] if r[1] == FORMULA_FIRM.credit_code]
+    assert (row[6], row[12]) == (600_000, HEAD)  # the late invoice, at the new head
+    (row,) = [r for r in before[0] if r[1] == FORMULA_FIRM.credit_code]
+    assert (row[6], row[12]) == (500_000.01, FIRST[-1]["position"])
 
 
 # -- the CSV --------------------------------------------------------------------------------
