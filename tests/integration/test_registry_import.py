@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
@@ -300,14 +300,51 @@ def test_amounts_in_wan_yuan_are_converted_exactly_to_the_fen(
     ]
 
 
+def numbers_only(sheets: dict[str, int]) -> bytes:
+    """A workbook whose sheets hold only a 登记号 column, with this many rows each: read and
+    counted, every row then lacking the columns the sheet's header lacks (one problem each)."""
+    book = Workbook(write_only=True)
+    for title, count in sheets.items():
+        sheet = book.create_sheet(title)
+        sheet.append(["登记号"])
+        for n in range(count):
+            sheet.append([f"R-{n}"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_files_over_20_mib_or_50000_rows_are_too_large(client: TestClient) -> None:
+def test_a_sheet_of_more_than_50000_rows_is_too_large_naming_the_sheet(
+    client: TestClient,
+) -> None:
     row = ",".join(str(v) for v in invoice_row("R-1", "I", 1, 开票日期="2024-04-01"))
     rows = csv_bytes(INVOICE_HEADERS, []) + ((row + "\r\n") * 50_001).encode()
     over_rows = client.post("/v1/imports", files={"file": ("i.csv", rows)})
     assert over_rows.status_code == 413
-    assert over_rows.json()["error"] == "too_large" and "50,000" in over_rows.json()["message"]
+    body = over_rows.json()
+    assert body["error"] == "too_large"
+    assert "“发票”" in body["message_zh"] and "50,000" in body["message_zh"]
+    assert "sheet 发票 (invoices)" in body["message"] and "50,000" in body["message"]
 
+    data = numbers_only({"合同": 50_000, "转账凭证": 50_001})
+    over_one_sheet = client.post("/v1/imports", files={"file": ("a.xlsx", data)})
+    assert over_one_sheet.status_code == 413
+    assert "“转账凭证”" in over_one_sheet.json()["message_zh"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_file_of_60000_rows_across_three_sheets_is_taken_whole(client: TestClient) -> None:
+    data = numbers_only({"合同": 20_000, "发票": 20_000, "转账凭证": 20_000})
+
+    report = upload(client, data, name="a.xlsx")
+
+    assert report["rows"] == 60_000
+    assert {e["rule"] for e in report["errors"]} == {"missing_column"}  # read, every row
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_files_over_20_mib_are_too_large(client: TestClient) -> None:
     just_over = b"x" * (20 * 1024 * 1024 + 1)
     over_size = client.post("/v1/imports", files={"file": ("big.csv", just_over)})
     assert over_size.status_code == 413
