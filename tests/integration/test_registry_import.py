@@ -221,6 +221,27 @@ def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash
     assert {e["rule"] for e in again["errors"]} == {"duplicate_in_registry"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sheets_in_any_order_are_judged_and_stored_contracts_first(
+    client: TestClient, reader: TestClient
+) -> None:
+    data = workbook(
+        {
+            "转账凭证": (TRANSFER_HEADERS, transfer_rows(planted=False)),
+            "发票": (INVOICE_HEADERS, invoice_rows(planted=False)),
+            "合同": (CONTRACT_HEADERS, contract_rows(planted=False)),
+        }
+    )
+
+    assert upload(client, data)["errors"] == []
+    upload(client, data, dry_run="false")
+
+    types = [e["type"] for e in entries(reader, 0)]
+    assert types == ["ContractRegistered"] * 13 + ["InvoiceRecorded"] * 2 + [
+        "TransferProofRecorded"
+    ]
+
+
 def test_a_backlog_is_marked_in_every_entry(client: TestClient, reader: TestClient) -> None:
     data = workbook({"合同": (CONTRACT_HEADERS, [contract_row("R-1")])})
 

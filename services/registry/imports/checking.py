@@ -6,6 +6,7 @@ that one refusal does not hide the next."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,6 @@ from services.registry.imports.columns import (
     NUMBER_FIELD,
     OPS,
     SHEETS,
-    Column,
     Placed,
     column_named,
 )
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from services.registry.application import Registry
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One data row: where it is, the command it stands for (None when a field is bad)."""
 
@@ -74,18 +74,24 @@ class Checked:
         return [r.command for r in self.rows if r.command is not None]
 
 
-def read_rows(sheets: list[RawSheet], who: Principal) -> Checked:
-    """Each row's cells through the API's request model; duplicates within the file."""
+def read_rows(sheets: Iterable[RawSheet], who: Principal) -> Checked:
+    """Each row's cells through the API's request model, as the rows are read (their cells are
+    not kept); duplicates within the file. Rows in the order 合同, 发票, 转账凭证."""
     checked = Checked([], [], [])
+    by_sheet: dict[str, list[Row]] = {name: [] for name in SHEETS}
     for raw in sheets:
         placed, problems, missing = _columns(raw)
         checked.header_problems += problems
         headers = {c.field: c.header for c in SHEETS[raw.name]}
         headers |= {p.column.field: p.header for p in placed}
+        # Each column with where its value goes: body[side][name], or body[name].
+        reads = [(p, p.column.field.rpartition(".")) for p in placed]
+        rows = by_sheet[raw.name]
         for number, cells in raw.rows:
             row = Row(raw.name, number, headers)
-            _parse(row, placed, cells, missing, who)
-            checked.rows.append(row)
+            _parse(row, reads, cells, missing, who)
+            rows.append(row)
+    checked.rows = [row for rows in by_sheet.values() for row in rows]
     _duplicates_in_file(checked.rows)
     return checked
 
@@ -131,19 +137,26 @@ def _columns(raw: RawSheet) -> tuple[list[Placed], list[ImportProblem], set[str]
 
 
 def _parse(
-    row: Row, placed: list[Placed], cells: tuple[Any, ...], missing: set[str], who: Principal
+    row: Row,
+    reads: list[tuple[Placed, tuple[str, str, str]]],
+    cells: tuple[Any, ...],
+    missing: set[str],
+    who: Principal,
 ) -> None:
     body: dict[str, Any] = {}
     reported: set[str] = set()
-    for p in placed:
-        value = cells[p.index] if p.index < len(cells) else None
-        if empty(value):
+    width = len(cells)
+    for p, (side, _, name) in reads:
+        value = cells[p.index] if p.index < width else None
+        if value is None or empty(value):
             continue
         try:
-            _put(body, p.column, cell_value(p.column, value, p.scale))
+            read = cell_value(p.column, value, p.scale)
         except CellProblem as problem:
             reported.add(p.column.field)
             row.problem(p.column.field, problem.rule, problem.message, problem.message_zh)
+            continue
+        (body.setdefault(side, {}) if side else body)[name] = read
     if row.sheet == CONTRACTS and "station_id" not in body and who.station_id:
         body["station_id"] = who.station_id  # a station's own rows need not say whose
     for side in ("seller", "buyer"):
@@ -164,11 +177,6 @@ def _parse(
         return
     if not row.problems:
         row.command = Command(op, args)
-
-
-def _put(body: dict[str, Any], column: Column, value: Any) -> None:
-    side, _, name = column.field.rpartition(".")
-    (body.setdefault(side, {}) if side else body)[name] = value
 
 
 def _text(value: Any) -> str | None:
