@@ -17,7 +17,13 @@ from openpyxl import Workbook, load_workbook
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from tests.conftest import Tokens
-from tests.support.parties import LOCAL_ENTERPRISE, broker_body, contract_body, invoice_body
+from tests.support.parties import (
+    LOCAL_ENTERPRISE,
+    UNIVERSITY,
+    broker_body,
+    contract_body,
+    invoice_body,
+)
 from tests.support.workbooks import (
     CONTRACT_HEADERS,
     INVOICE_HEADERS,
@@ -173,6 +179,71 @@ def test_a_dry_run_names_every_planted_error_by_sheet_row_and_column_and_stores_
     assert (body["error"], body["field"]) == ("invalid_import", "file")
     assert found(body) == PLANTED and body["message_zh"]
     assert head(client) == before
+
+
+def test_a_row_breaking_several_state_rules_is_named_for_each_of_them(
+    client: TestClient, existing: None
+) -> None:
+    seller, buyer = UNIVERSITY["credit_code"], LOCAL_ENTERPRISE["credit_code"]
+    data = workbook(
+        {
+            "合同": (
+                CONTRACT_HEADERS,
+                [
+                    contract_row("R-1"),
+                    # signed after its registration, technology over the contract amount, and
+                    # bought by its own seller
+                    contract_row(
+                        "R-2",
+                        签订日期="2024-03-02",
+                        买方统一社会信用代码=seller,
+                        **{"技术交易额（元）": "1200000.01"},
+                    ),
+                ],
+            ),
+            "发票": (
+                INVOICE_HEADERS,
+                [
+                    # a number the registry holds, issued before signing, by the buyer
+                    invoice_row(
+                        "R-1",
+                        "INV-OLD",
+                        1,
+                        开票日期=date(2024, 1, 31),
+                        开票方统一社会信用代码=buyer,
+                    ),
+                    # no such contract: nothing else can be judged
+                    invoice_row("NO-SUCH", "INV-9", 1, 开票方统一社会信用代码=buyer),
+                    invoice_row("R-1", "INV-1", 1),
+                    # the number of the row above, and issued by the buyer
+                    invoice_row("R-1", "INV-1", 1, 开票方统一社会信用代码=buyer),
+                ],
+            ),
+            "转账凭证": (
+                TRANSFER_HEADERS,
+                # paid by the seller, and more than the contract amount
+                [transfer_row("R-1", "BANK-9", 1_200_000.01, 付款方统一社会信用代码=seller)],
+            ),
+        }
+    )
+
+    report = upload(client, data)
+
+    assert found(report) == {
+        ("合同", 3, "技术交易额（元）", "technology_within_contract"),
+        ("合同", 3, "签订日期", "signed_before_registered"),
+        ("合同", 3, "买方统一社会信用代码", "parties_differ"),
+        ("发票", 2, "发票号码", "duplicate_in_registry"),
+        ("发票", 2, "开票日期", "not_before_signing"),
+        ("发票", 2, "开票方统一社会信用代码", "party_match"),
+        ("发票", 3, "登记号", "contract_unknown"),
+        ("发票", 5, "发票号码", "duplicate_in_file"),
+        ("发票", 5, "开票方统一社会信用代码", "party_match"),
+        ("转账凭证", 2, "付款方统一社会信用代码", "party_match"),
+        ("转账凭证", 2, "金额（元）", "evidence_over_contract_amount"),
+    }
+    assert len(report["errors"]) == 11  # each once
+    assert report["valid"] == 2  # R-1 and its invoice INV-1
 
 
 def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash(
