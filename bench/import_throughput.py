@@ -14,7 +14,8 @@ file, then calls the same function in a thread).
     .venv/bin/python bench/import_throughput.py --rows 2000     # quick check
     .venv/bin/python bench/import_throughput.py --backend sqlite --rows 2000
 
-Goal: 20,000 contracts (60,000 rows) validated and committed in ≤ 30 s on PostgreSQL, peak
+Goal: 20,000 contracts (60,000 rows: each sheet within the 50,000-row limit of a sheet)
+validated and committed in ≤ 30 s on PostgreSQL (the dry run and the commit together), peak
 memory ≤ 500 MB. A table goes to stdout, progress to stderr, every figure to ``--out`` (JSON,
 default ``bench/results/import_throughput-<time>.json``).
 """
@@ -168,9 +169,17 @@ def measure(backend: str, database_url: str, path: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=20_000, help="contracts (default 20,000)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=20_000,
+        help="contracts, each with an invoice and a transfer proof (default 20,000: 60,000 rows)",
+    )
     parser.add_argument("--backend", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL, help="PostgreSQL admin URL")
+    parser.add_argument(
+        "--database", help="PostgreSQL database to create and drop (default tcr_import_<pid>_…)"
+    )
     parser.add_argument("--out", help="JSON file to write (default bench/results/…)")
     parser.add_argument(
         "--child", nargs=2, metavar=("DATABASE_URL", "FILE"), help=argparse.SUPPRESS
@@ -188,7 +197,8 @@ def main() -> int:
         log(f"wrote {written:,} rows ({path.stat().st_size / 1e6:.1f} MB) in "
             f"{time.perf_counter() - started:.1f} s")  # fmt: skip
         if args.backend in ("postgresql", "both"):
-            with postgres_database(args.admin_url, db_name("import", "registry")) as url:
+            name = args.database or db_name("import", "registry")
+            with postgres_database(args.admin_url, name) as url:
                 results.append(measure("postgresql", sqlalchemy_url(url), path))
         if args.backend in ("sqlite", "both"):
             sqlite_url = f"sqlite:///{Path(folder) / 'registry.db'}"
@@ -197,7 +207,8 @@ def main() -> int:
     rows = []
     for r in results:
         total = r["dry_run_s"] + r["commit_s"]
-        r["goal_met"] = r["commit_s"] <= GOAL_SECONDS and r["peak_mb"] <= GOAL_PEAK_MB
+        # "Validated and committed": a clerk's dry run and commit together.
+        r["goal_met"] = total <= GOAL_SECONDS and r["peak_mb"] <= GOAL_PEAK_MB
         rows.append(
             [r["backend"], fmt(r["rows"]), fmt(r["dry_run_s"], ".1f"), fmt(r["dry_run_rows_s"]),
              fmt(r["commit_s"], ".1f"), fmt(r["commit_rows_s"]), fmt(total, ".1f"),
@@ -206,8 +217,9 @@ def main() -> int:
     headers = ["backend", "rows", "dry run s", "rows/s", "commit s", "rows/s", "both s"]
     print(render_table([*headers, "peak MB", "goal"], rows))
     print(
-        f"goal: {args.rows:,} contracts + {2 * args.rows:,} evidence rows committed (checked "
-        f"and stored) in ≤ {GOAL_SECONDS:.0f} s on PostgreSQL, peak ≤ {GOAL_PEAK_MB:.0f} MB"
+        f"goal: {args.rows:,} contracts + {2 * args.rows:,} evidence rows validated (dry run) "
+        f"and committed in ≤ {GOAL_SECONDS:.0f} s together on PostgreSQL, peak ≤ "
+        f"{GOAL_PEAK_MB:.0f} MB"
     )
     report = {
         "bench": "import_throughput",

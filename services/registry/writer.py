@@ -67,6 +67,8 @@ from services.registry.unit_of_work import AggregateCache, StaleAggregate, UnitO
 log = logging.getLogger("tcr.registry.writer")
 
 RACE_RETRIES = 8
+# Events stored, chained and answered for at a time within a group's transaction (see _store).
+STORE_CHUNK = 2000
 # How long the writer keeps asking whether a transaction whose COMMIT failed was committed.
 OUTCOME_LOOKUP_SECONDS = 2.0
 
@@ -333,7 +335,15 @@ class GroupCommitWriter:
                 if sub.marks and isinstance(outcome, _Ran)
                 for key in outcome.events
             }
-            envelopes, first = self._store(session, uow, marks)
+            # A batch's receipt says only where its events are: the rest of their envelopes
+            # need not be kept (60,000 imported events kept ~40 MB of it).
+            whole = {
+                key
+                for sub, outcome in outcomes
+                if not sub.batch and isinstance(outcome, _Ran)
+                for key in outcome.events
+            }
+            envelopes, first = self._store(session, uow, marks, whole)
             receipts: dict[int, Receipt] = {}
             for sub, outcome in outcomes:
                 if isinstance(outcome, dict):
@@ -467,19 +477,23 @@ class GroupCommitWriter:
         session: Session,
         uow: UnitOfWork,
         marks: dict[tuple[Any, int], dict[str, str]] | None = None,
+        whole: set[tuple[Any, int]] | frozenset[tuple[Any, int]] = frozenset(),
     ) -> tuple[dict[tuple[Any, int], dict[str, Any]], tuple[int, Any] | None]:
-        """Save the unit of work's events and chain them; envelopes by (aggregate id, version),
-        and the first event's position and stored form (None when there are no events).
-        ``marks`` are written beside the events they are keyed by."""
+        """Save the unit of work's events and chain them; by (aggregate id, version) what each
+        one's receipt needs of its envelope (its position; the receipt's fields for the events
+        keyed in ``whole``), and the first event's position and stored form (None when there
+        are no events). ``marks`` are written beside the events they are keyed by.
+
+        The events go to the store :data:`STORE_CHUNK` at a time, in the one transaction: a
+        group larger than that (a spreadsheet import, one submission of 60,000 events) then
+        holds the stored forms, drafts and envelopes of one chunk at a time, not of them all
+        (~250 MB at 60,000). The chunks after the first are drafted under the lock."""
         if not uow.events:
             return {}, None
         uow.flush_claims()
-        mapper = self._event_store.mapper
+        events = uow.events
         # As events, not aggregates, so the log keeps the order the commands ran in.
-        stored = [mapper.to_stored_event(e) for e in uow.events]
-        if marks:
-            stored = [marked(e, marks.get((e.originator_id, e.originator_version))) for e in stored]
-        drafts = [draft_envelope(e, mapper.transcoder) for e in stored]
+        drafted = self._drafted(events[:STORE_CHUNK], marks)
         # Held until the commit: other writers wait, so only stamping, placing and hashing
         # happen from here on, and the log's last entry now is the predecessor of our first.
         self._event_store.lock(session)
@@ -490,10 +504,10 @@ class GroupCommitWriter:
             .limit(1)
             .subquery()
         )
-        events = self._event_store.events
+        mapper = self._event_store.mapper
         last = session.execute(
-            select(link.c.hash, link.c.leaf_index, events.c.state).outerjoin(
-                events, events.c.id == link.c.position
+            select(link.c.hash, link.c.leaf_index, self._event_store.events.c.state).outerjoin(
+                self._event_store.events, self._event_store.events.c.id == link.c.position
             )
         ).first()
         prev, next_leaf = (last.hash, last.leaf_index + 1) if last else (GENESIS_HASH, 0)
@@ -503,33 +517,54 @@ class GroupCommitWriter:
         recorded_at = clock()
         if last is not None and last.state is not None:
             recorded_at = max(recorded_at, recorded_instant(bytes(last.state), mapper.transcoder))
-        stored = [replace(e, state=restamped(e.state, recorded_at)) for e in stored]
         uow.recorded(recorded_at)
         recorded_text = format_instant(recorded_at)
-        for draft in drafts:
-            draft["recorded_at"] = recorded_text
-        positions = self._event_store.insert(session, stored)
-        envelopes = list(
-            chain_envelopes((placed(p, d) for p, d in zip(positions, drafts, strict=True)), prev)
-        )
-        insert_columns(
-            session,
-            chain,
-            {
-                "position": positions,
-                "prev_hash": [e["prev_hash"] for e in envelopes],
-                "hash": [e["hash"] for e in envelopes],
-                "leaf_index": range(next_leaf, next_leaf + len(envelopes)),
-                "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
-            },
-        )
+        by_key: dict[tuple[Any, int], dict[str, Any]] = {}
+        first: tuple[int, Any] | None = None
+        for start in range(0, len(events), STORE_CHUNK):
+            if start:
+                drafted = self._drafted(events[start : start + STORE_CHUNK], marks)
+            stored = [replace(e, state=restamped(e.state, recorded_at)) for e, _ in drafted]
+            for _, draft in drafted:
+                draft["recorded_at"] = recorded_text
+            positions = self._event_store.insert(session, stored)
+            placed_drafts = (placed(p, d) for p, (_, d) in zip(positions, drafted, strict=True))
+            envelopes = list(chain_envelopes(placed_drafts, prev))
+            prev = envelopes[-1]["hash"]
+            insert_columns(
+                session,
+                chain,
+                {
+                    "position": positions,
+                    "prev_hash": [e["prev_hash"] for e in envelopes],
+                    "hash": [e["hash"] for e in envelopes],
+                    "leaf_index": range(next_leaf, next_leaf + len(envelopes)),
+                    "leaf_hash": [leaf_hash(canonical_bytes(e)).hex() for e in envelopes],
+                },
+            )
+            next_leaf += len(envelopes)
+            if first is None:
+                first = (positions[0], stored[0])
+            for e, envelope in zip(stored, envelopes, strict=True):
+                key = (e.originator_id, e.originator_version)
+                fields = _RECEIPT_FIELDS if key in whole else ("position",)
+                by_key[key] = {k: envelope[k] for k in fields}
+            del drafted, stored, envelopes
         # Under the lock, so writers never wait on each other's rows here.
-        write_rows(session.connection(), uow.changed(Contract))
-        by_key = {
-            (e.originator_id, e.originator_version): envelope
-            for e, envelope in zip(stored, envelopes, strict=True)
-        }
-        return by_key, (positions[0], stored[0])
+        changed = uow.changed(Contract)
+        for start in range(0, len(changed), STORE_CHUNK):
+            write_rows(session.connection(), changed[start : start + STORE_CHUNK])
+        return by_key, first
+
+    def _drafted(
+        self, events: list[Any], marks: dict[tuple[Any, int], dict[str, str]] | None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Each event's stored form (marked) and its envelope's draft."""
+        mapper = self._event_store.mapper
+        stored = [mapper.to_stored_event(e) for e in events]
+        if marks:
+            stored = [marked(e, marks.get((e.originator_id, e.originator_version))) for e in stored]
+        return [(e, draft_envelope(e, mapper.transcoder)) for e in stored]
 
 
 def _key(sub: Submission) -> tuple[str, str]:

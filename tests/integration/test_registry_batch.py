@@ -9,6 +9,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from services.registry import writer
+from services.registry.application import Registry
 from tests.conftest import Tokens
 from tests.support.parties import (
     OUTSIDE_ENTERPRISE,
@@ -162,6 +164,37 @@ def test_a_batch_of_1000_commands_is_stored(
 
     assert answer == {"positions": [1, 1000], "count": 1000}
     assert [e["subject"] for e in _events(reader)] == [f"B-{i:04d}" for i in range(1000)]
+
+
+def test_a_batch_larger_than_a_store_chunk_is_stored_chained_and_listed_whole(
+    client: TestClient, reader: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "STORE_CHUNK", 3)  # the writer stores 3 events at a time
+    commands = [
+        register(R1),
+        invoice(R1, "INV-1"),
+        register(R2, seller=OUTSIDE_UNIVERSITY),
+        transfer(R1, "BANK-1"),
+        invoice(R2, "INV-2", issuer_credit_code=OUTSIDE_UNIVERSITY["credit_code"]),
+        invoice(R1, "INV-3", "100.00"),
+        amend(R2, title="改"),
+    ]
+
+    answer = _created(client.post("/v1/batch", json={"commands": commands}))
+
+    assert answer == {"positions": [1, 7], "count": 7}
+    entries = _events(reader)
+    assert [e["position"] for e in entries] == list(range(1, 8))
+    assert [e["prev_hash"] for e in entries[1:]] == [e["hash"] for e in entries[:-1]]
+    registry = Registry(database_url)
+    try:
+        verdict = list(registry.verify())[-1]
+    finally:
+        registry.close()
+    assert (verdict["ok"], verdict["checked"]) == (True, 7)
+    listed = {c["registration_no"]: c for c in client.get("/v1/contracts").json()["contracts"]}
+    assert (listed[R1]["invoices"], listed[R1]["transfer_proofs"]) == (2, 1)
+    assert (listed[R2]["invoices"], listed[R2]["title"]) == (1, "改")
 
 
 # -- or none of them -----------------------------------------------------------------------------

@@ -12,12 +12,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from services.common.schemas import envelope_validator
 from services.registry.application import Registry
 from tests.conftest import Tokens
-from tests.support.parties import LOCAL_ENTERPRISE, broker_body, contract_body, invoice_body
+from tests.support.parties import (
+    LOCAL_ENTERPRISE,
+    UNIVERSITY,
+    broker_body,
+    contract_body,
+    invoice_body,
+)
 from tests.support.workbooks import (
     CONTRACT_HEADERS,
     INVOICE_HEADERS,
@@ -175,6 +181,71 @@ def test_a_dry_run_names_every_planted_error_by_sheet_row_and_column_and_stores_
     assert head(client) == before
 
 
+def test_a_row_breaking_several_state_rules_is_named_for_each_of_them(
+    client: TestClient, existing: None
+) -> None:
+    seller, buyer = UNIVERSITY["credit_code"], LOCAL_ENTERPRISE["credit_code"]
+    data = workbook(
+        {
+            "合同": (
+                CONTRACT_HEADERS,
+                [
+                    contract_row("R-1"),
+                    # signed after its registration, technology over the contract amount, and
+                    # bought by its own seller
+                    contract_row(
+                        "R-2",
+                        签订日期="2024-03-02",
+                        买方统一社会信用代码=seller,
+                        **{"技术交易额（元）": "1200000.01"},
+                    ),
+                ],
+            ),
+            "发票": (
+                INVOICE_HEADERS,
+                [
+                    # a number the registry holds, issued before signing, by the buyer
+                    invoice_row(
+                        "R-1",
+                        "INV-OLD",
+                        1,
+                        开票日期=date(2024, 1, 31),
+                        开票方统一社会信用代码=buyer,
+                    ),
+                    # no such contract: nothing else can be judged
+                    invoice_row("NO-SUCH", "INV-9", 1, 开票方统一社会信用代码=buyer),
+                    invoice_row("R-1", "INV-1", 1),
+                    # the number of the row above, and issued by the buyer
+                    invoice_row("R-1", "INV-1", 1, 开票方统一社会信用代码=buyer),
+                ],
+            ),
+            "转账凭证": (
+                TRANSFER_HEADERS,
+                # paid by the seller, and more than the contract amount
+                [transfer_row("R-1", "BANK-9", 1_200_000.01, 付款方统一社会信用代码=seller)],
+            ),
+        }
+    )
+
+    report = upload(client, data)
+
+    assert found(report) == {
+        ("合同", 3, "技术交易额（元）", "technology_within_contract"),
+        ("合同", 3, "签订日期", "signed_before_registered"),
+        ("合同", 3, "买方统一社会信用代码", "parties_differ"),
+        ("发票", 2, "发票号码", "duplicate_in_registry"),
+        ("发票", 2, "开票日期", "not_before_signing"),
+        ("发票", 2, "开票方统一社会信用代码", "party_match"),
+        ("发票", 3, "登记号", "contract_unknown"),
+        ("发票", 5, "发票号码", "duplicate_in_file"),
+        ("发票", 5, "开票方统一社会信用代码", "party_match"),
+        ("转账凭证", 2, "付款方统一社会信用代码", "party_match"),
+        ("转账凭证", 2, "金额（元）", "evidence_over_contract_amount"),
+    }
+    assert len(report["errors"]) == 11  # each once
+    assert report["valid"] == 2  # R-1 and its invoice INV-1
+
+
 def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash(
     client: TestClient, reader: TestClient, tokens: Tokens, existing: None
 ) -> None:
@@ -219,6 +290,27 @@ def test_the_corrected_file_stores_every_row_in_order_marked_with_the_files_hash
 
     again = upload(client, data)  # everything is in the registry now
     assert {e["rule"] for e in again["errors"]} == {"duplicate_in_registry"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sheets_in_any_order_are_judged_and_stored_contracts_first(
+    client: TestClient, reader: TestClient
+) -> None:
+    data = workbook(
+        {
+            "转账凭证": (TRANSFER_HEADERS, transfer_rows(planted=False)),
+            "发票": (INVOICE_HEADERS, invoice_rows(planted=False)),
+            "合同": (CONTRACT_HEADERS, contract_rows(planted=False)),
+        }
+    )
+
+    assert upload(client, data)["errors"] == []
+    upload(client, data, dry_run="false")
+
+    types = [e["type"] for e in entries(reader, 0)]
+    assert types == ["ContractRegistered"] * 13 + ["InvoiceRecorded"] * 2 + [
+        "TransferProofRecorded"
+    ]
 
 
 def test_a_backlog_is_marked_in_every_entry(client: TestClient, reader: TestClient) -> None:
@@ -300,14 +392,51 @@ def test_amounts_in_wan_yuan_are_converted_exactly_to_the_fen(
     ]
 
 
+def numbers_only(sheets: dict[str, int]) -> bytes:
+    """A workbook whose sheets hold only a 登记号 column, with this many rows each: read and
+    counted, every row then lacking the columns the sheet's header lacks (one problem each)."""
+    book = Workbook(write_only=True)
+    for title, count in sheets.items():
+        sheet = book.create_sheet(title)
+        sheet.append(["登记号"])
+        for n in range(count):
+            sheet.append([f"R-{n}"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_files_over_20_mib_or_50000_rows_are_too_large(client: TestClient) -> None:
+def test_a_sheet_of_more_than_50000_rows_is_too_large_naming_the_sheet(
+    client: TestClient,
+) -> None:
     row = ",".join(str(v) for v in invoice_row("R-1", "I", 1, 开票日期="2024-04-01"))
     rows = csv_bytes(INVOICE_HEADERS, []) + ((row + "\r\n") * 50_001).encode()
     over_rows = client.post("/v1/imports", files={"file": ("i.csv", rows)})
     assert over_rows.status_code == 413
-    assert over_rows.json()["error"] == "too_large" and "50,000" in over_rows.json()["message"]
+    body = over_rows.json()
+    assert body["error"] == "too_large"
+    assert "“发票”" in body["message_zh"] and "50,000" in body["message_zh"]
+    assert "sheet 发票 (invoices)" in body["message"] and "50,000" in body["message"]
 
+    data = numbers_only({"合同": 50_000, "转账凭证": 50_001})
+    over_one_sheet = client.post("/v1/imports", files={"file": ("a.xlsx", data)})
+    assert over_one_sheet.status_code == 413
+    assert "“转账凭证”" in over_one_sheet.json()["message_zh"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_file_of_60000_rows_across_three_sheets_is_taken_whole(client: TestClient) -> None:
+    data = numbers_only({"合同": 20_000, "发票": 20_000, "转账凭证": 20_000})
+
+    report = upload(client, data, name="a.xlsx")
+
+    assert report["rows"] == 60_000
+    assert {e["rule"] for e in report["errors"]} == {"missing_column"}  # read, every row
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_files_over_20_mib_are_too_large(client: TestClient) -> None:
     just_over = b"x" * (20 * 1024 * 1024 + 1)
     over_size = client.post("/v1/imports", files={"file": ("big.csv", just_over)})
     assert over_size.status_code == 413

@@ -4,6 +4,7 @@ styles, booleans, empty cells where a row skips columns."""
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import date, datetime
 
 from openpyxl import Workbook as OpenpyxlWorkbook
@@ -53,3 +54,32 @@ def _trimmed(values: tuple[object, ...]) -> tuple[object, ...]:
     while values and values[-1] is None:
         values = values[:-1]
     return values
+
+
+def test_an_inline_string_of_runs_reads_as_its_text_without_its_phonetic_guide() -> None:
+    sheet_xml = (
+        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        "<sheetData>"
+        '<row r="1"><c r="A1" t="inlineStr"><is><r><t>平顶</t></r><r><t xml:space="preserve">'
+        '山 </t></r><rPh sb="0" eb="2"><t>ピンディン</t></rPh></is></c>'
+        '<c r="C1" t="inlineStr"><is><t>R-1</t></is></c><c r="D1" t="inlineStr"/></row>'
+        '<row r="3"><c r="B3"><v>2.5</v></c><c r="C3" t="str"><f>A1</f><v>平顶山 </v></c></row>'
+        "</sheetData></worksheet>"
+    )
+    data = _with_sheet(saved(write_only=True), "xl/worksheets/sheet1.xml", sheet_xml)
+    book = Workbook(data)
+    try:
+        rows = list(book.rows("合同"))
+    finally:
+        book.close()
+
+    assert rows == [(1, ("平顶山 ", None, "R-1", None)), (3, (None, 2.5, "平顶山 "))]
+
+
+def _with_sheet(data: bytes, name: str, xml: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            body = xml.encode() if item.filename == name else source.read(item.filename)
+            target.writestr(item, body)
+    return out.getvalue()

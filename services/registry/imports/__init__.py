@@ -17,7 +17,7 @@ from services.registry.imports.checking import (
     problem_order,
     read_rows,
 )
-from services.registry.imports.reading import read_sheets
+from services.registry.imports.reading import each_sheet
 from services.registry.imports.report import ImportProblem, ImportReport
 from services.registry.imports.workbooks import errors_workbook, template_xlsx
 
@@ -55,7 +55,7 @@ def run_import(
     if intake not in INTAKES:
         raise Invalid("intake", "must be live or backlog", "应为 live 或 backlog")
     digest = hashlib.sha256(data).hexdigest()
-    checked = read_rows(read_sheets(data, filename, sheet), who)
+    checked = read_rows(each_sheet(data, filename, sheet), who)
     broker_warnings(registry, checked)
     if dry_run or checked.errors:
         check_state(registry, who, checked)
@@ -75,7 +75,7 @@ def run_import(
     except DomainError:
         # A row breaks a state rule (or the registry changed since a dry run): judge every row.
         del commands
-        checked = read_rows(read_sheets(data, filename, sheet), who)
+        checked = read_rows(each_sheet(data, filename, sheet), who)
         broker_warnings(registry, checked)
         check_state(registry, who, checked)
         report = _report(digest, checked)

@@ -2,12 +2,15 @@
 kept in one place), then the commands run through the registry's own handlers against its
 real state in a transaction that is rolled back (the state rules: duplicates, evidence over
 the contract amount, parties, unknown contracts), each command alone behind a savepoint so
-that one refusal does not hide the next."""
+that one refusal does not hide the next, and run again as if it kept each rule it broke, so that
+one refusal does not hide the next rule of the same row either."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -18,14 +21,18 @@ from services.common.errors import DomainError
 from services.common.tokens import Principal
 from services.registry.api.batch import batch_args
 from services.registry.commands import HANDLERS, Command, needs
-from services.registry.domain import broker_aggregate_id, number_key
+from services.registry.domain import (
+    Contract,
+    broker_aggregate_id,
+    contract_aggregate_id,
+    number_key,
+)
 from services.registry.imports.cells import CellProblem, cell_value, empty
 from services.registry.imports.columns import (
     CONTRACTS,
     NUMBER_FIELD,
     OPS,
     SHEETS,
-    Column,
     Placed,
     column_named,
 )
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
     from services.registry.application import Registry
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One data row: where it is, the command it stands for (None when a field is bad)."""
 
@@ -74,18 +81,24 @@ class Checked:
         return [r.command for r in self.rows if r.command is not None]
 
 
-def read_rows(sheets: list[RawSheet], who: Principal) -> Checked:
-    """Each row's cells through the API's request model; duplicates within the file."""
+def read_rows(sheets: Iterable[RawSheet], who: Principal) -> Checked:
+    """Each row's cells through the API's request model, as the rows are read (their cells are
+    not kept); duplicates within the file. Rows in the order 合同, 发票, 转账凭证."""
     checked = Checked([], [], [])
+    by_sheet: dict[str, list[Row]] = {name: [] for name in SHEETS}
     for raw in sheets:
         placed, problems, missing = _columns(raw)
         checked.header_problems += problems
         headers = {c.field: c.header for c in SHEETS[raw.name]}
         headers |= {p.column.field: p.header for p in placed}
+        # Each column with where its value goes: body[side][name], or body[name].
+        reads = [(p, p.column.field.rpartition(".")) for p in placed]
+        rows = by_sheet[raw.name]
         for number, cells in raw.rows:
             row = Row(raw.name, number, headers)
-            _parse(row, placed, cells, missing, who)
-            checked.rows.append(row)
+            _parse(row, reads, cells, missing, who)
+            rows.append(row)
+    checked.rows = [row for rows in by_sheet.values() for row in rows]
     _duplicates_in_file(checked.rows)
     return checked
 
@@ -131,19 +144,26 @@ def _columns(raw: RawSheet) -> tuple[list[Placed], list[ImportProblem], set[str]
 
 
 def _parse(
-    row: Row, placed: list[Placed], cells: tuple[Any, ...], missing: set[str], who: Principal
+    row: Row,
+    reads: list[tuple[Placed, tuple[str, str, str]]],
+    cells: tuple[Any, ...],
+    missing: set[str],
+    who: Principal,
 ) -> None:
     body: dict[str, Any] = {}
     reported: set[str] = set()
-    for p in placed:
-        value = cells[p.index] if p.index < len(cells) else None
-        if empty(value):
+    width = len(cells)
+    for p, (side, _, name) in reads:
+        value = cells[p.index] if p.index < width else None
+        if value is None or empty(value):
             continue
         try:
-            _put(body, p.column, cell_value(p.column, value, p.scale))
+            read = cell_value(p.column, value, p.scale)
         except CellProblem as problem:
             reported.add(p.column.field)
             row.problem(p.column.field, problem.rule, problem.message, problem.message_zh)
+            continue
+        (body.setdefault(side, {}) if side else body)[name] = read
     if row.sheet == CONTRACTS and "station_id" not in body and who.station_id:
         body["station_id"] = who.station_id  # a station's own rows need not say whose
     for side in ("seller", "buyer"):
@@ -166,11 +186,6 @@ def _parse(
         row.command = Command(op, args)
 
 
-def _put(body: dict[str, Any], column: Column, value: Any) -> None:
-    side, _, name = column.field.rpartition(".")
-    (body.setdefault(side, {}) if side else body)[name] = value
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -186,7 +201,6 @@ def _duplicates_in_file(rows: list[Row]) -> None:
             first[key] = row.number
             continue
         name = NUMBER_FIELD[row.sheet]
-        row.command = None
         row.problem(
             name, "duplicate_in_file",
             f"{row.claimed} is given twice in this file: first in row {first[key]}",
@@ -197,7 +211,9 @@ def _duplicates_in_file(rows: list[Row]) -> None:
 def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
     """Run each row's command through the registry's handlers against its real state, in a
     transaction rolled back at the end; a refusal is the row's problem and undoes that command
-    alone, so every row is judged. Evidence whose contract row is bad is not judged (warned)."""
+    alone, so every row is judged, on every rule it breaks (:func:`_judge`). Evidence whose
+    contract row is bad is not judged (warned); nor is a row whose cells break field rules (it
+    has no command to run)."""
     numbered = [(r, r.registration_no) for r in checked.rows if r.sheet == CONTRACTS]
     good = {number_key(no) for r, no in numbered if no and r.command is not None}
     bad_contracts = {number_key(no) for r, no in numbered if no and r.command is None} - good
@@ -234,20 +250,106 @@ def check_state(registry: Registry, who: Principal, checked: Checked) -> None:
                     )
                 )
                 continue
-            savepoint = uow.savepoint()
-            try:
-                aggregate = HANDLERS[row.command.op](uow, who, row.command.args)
-            except DomainError as error:
-                uow.roll_back(savepoint)
-                row.problem(error.field or "", *state_rule(error, None))
-                continue
-            uow.took_event(aggregate)
-            uow.release(savepoint)
+            _judge(uow, who, row, row.command)
     finally:
         session.rollback()
         session.close()
         if engine is not registry.engine:
             engine.dispose()
+
+
+def _judge(uow: UnitOfWork, who: Principal, row: Row, command: Command) -> None:
+    """Run a row's command through its handler; a refusal is the row's problem. The handler
+    stops at the first rule broken, so where that rule is independent of the others the
+    command runs again as if the row kept it (:func:`_as_if_kept`), until it passes or breaks
+    a rule after which nothing more can be judged: every rule the row breaks is named. Only a
+    row without a problem leaves its event staged, for the rows after it to be judged with."""
+    args: dict[str, Any] | None = command.args
+    if any(p.rule == "duplicate_in_file" for p in row.problems):  # judged as if its own
+        args = _as_if_kept("duplicate_in_file", NUMBER_FIELD[row.sheet], command.args, uow, who)
+    broken: set[tuple[str, str | None]] = set()
+    while args is not None:
+        savepoint = uow.savepoint()
+        try:
+            aggregate = HANDLERS[command.op](uow, who, args)
+        except DomainError as error:
+            uow.roll_back(savepoint)
+            rule, message, message_zh = state_rule(error, None)
+            if (rule, error.field) in broken:  # kept already, broken again: judged enough
+                return
+            broken.add((rule, error.field))
+            row.problem(error.field or "", rule, message, message_zh)
+            args = _as_if_kept(rule, error.field, args, uow, who)
+            continue
+        uow.took_event(aggregate)
+        if row.problems:  # it passed only as if it kept the rules it broke
+            uow.roll_back(savepoint)
+        else:
+            uow.release(savepoint)
+        return
+
+
+# The counterpart a piece of evidence names, by its field: the contract's seller or buyer.
+_PARTY_OF = {
+    "issuer_credit_code": "seller",
+    "recipient_credit_code": "buyer",
+    "payer_credit_code": "buyer",
+    "payee_credit_code": "seller",
+}
+
+
+def _as_if_kept(
+    rule: str, field_name: str | None, args: dict[str, Any], uow: UnitOfWork, who: Principal
+) -> dict[str, Any] | None:
+    """A command's arguments changed so that they keep ``rule``, which they broke at
+    ``field_name``, and nothing else: run again, they show the next rule the row breaks. None
+    where the rest cannot be judged: evidence naming a contract that does not exist, that the
+    station may not see or that is cancelled has nothing to be checked against (one error is
+    right); so has a rule not named here."""
+    kept = dict(args)
+    if rule in ("duplicate_in_registry", "duplicate_in_file") and field_name in (
+        "registration_no",
+        "invoice_no",
+        "serial_no",
+    ):
+        kept[field_name] = f"~{uuid4().hex}"  # a number nobody holds
+        if field_name != "registration_no":
+            # A number the registry or the file holds already is most often the same invoice
+            # or payment given again: counting its amount a second time would name a rule
+            # the row does not break.
+            kept["amount_fen"] = 0
+        return kept
+    if rule == "own_station" and field_name == "station_id" and who.station_id:
+        kept["station_id"] = who.station_id
+        return kept
+    if rule == "signed_before_registered":
+        kept["signed_on"] = args["registered_on"]
+        return kept
+    if rule == "parties_differ":
+        kept["buyer"] = {**args["buyer"], "credit_code": f"~{args['buyer']['credit_code']}"}
+        return kept
+    if rule == "technology_within_contract":
+        kept["technology_amount_fen"] = args["contract_amount_fen"]
+        return kept
+    if rule == "brokers_unique":
+        kept["brokers"] = list(dict.fromkeys(args["brokers"]))
+        return kept
+    if rule == "evidence_over_contract_amount":
+        kept["amount_fen"] = 0
+        return kept
+    if rule in ("party_match", "not_before_signing"):  # evidence, against its contract
+        contract = uow.get(contract_aggregate_id(args["registration_no"]))
+        if not isinstance(contract, Contract):
+            return None
+        if field_name in _PARTY_OF:
+            kept[field_name] = getattr(contract, _PARTY_OF[field_name])["credit_code"]
+            return kept
+        if field_name in ("issued_on", "paid_on"):
+            kept[field_name] = contract.signed_on
+            return kept
+    # contract_unknown, contract_cancelled, own_station of a role, an unknown station id, and
+    # any rule not named above: reported alone.
+    return None
 
 
 def _reader(engine: Engine) -> Engine:

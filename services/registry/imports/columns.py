@@ -92,6 +92,8 @@ SHEET_ALIASES = {
     "transfer_proofs": TRANSFERS,
     "transfers": TRANSFERS,
 }
+# How an English message names each sheet, beside its Chinese name.
+SHEET_ENGLISH = {CONTRACTS: "contracts", INVOICES: "invoices", TRANSFERS: "transfer proofs"}
 # The number each sheet's rows claim registry-wide, unique across the file and the registry.
 NUMBER_FIELD = {CONTRACTS: "registration_no", INVOICES: "invoice_no", TRANSFERS: "serial_no"}
 

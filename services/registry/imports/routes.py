@@ -95,7 +95,11 @@ def _registry(request: Request) -> Registry:
         },
         201: {"description": "已导入 Every row stored", "model": ImportReportPublic},
         403: {"model": ErrorBody, "description": "无权限 Only stations and the bureau import"},
-        413: {"model": ErrorBody, "description": "文件过大 The file is over 20 MiB or 50,000 rows"},
+        413: {
+            "model": ErrorBody,
+            "description": "文件过大 The file is over 20 MiB, or a sheet (合同, 发票 or 转账凭证) "
+            "holds more than 50,000 data rows",
+        },
         422: {
             "model": ErrorBody,
             "description": "无效 A commit refused because rows have problems (error "
