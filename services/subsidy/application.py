@@ -6,6 +6,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from services.common.counties import county_name
@@ -260,7 +261,7 @@ class Subsidy:
                 "contracts": [_claim_change_json(c) for c in parts.get(key, ())],
                 "events": sorted(
                     (e for subject in subjects[key] for e in by_subject[subject]),
-                    key=lambda e: int(e["position"]),
+                    key=itemgetter("position"),
                 ),
             }
             for key in changed

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -504,7 +505,7 @@ def events(
             .lateral("l")
         )
         rows = conn.execute(select(probe).select_from(s.join(probe, true()))).all()
-        return sorted(({**r._mapping} for r in rows), key=lambda r: int(r["position"]))
+        return [r._asdict() for r in sorted(rows, key=itemgetter(0))]
     for chunk in _chunks(sorted(set(subjects))):
         found += [
             {
