@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import xlsxwriter
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from xlsxwriter.format import Format
 
 from services.common import counties, spreadsheet
@@ -29,6 +31,7 @@ from services.common.policy import present
 from services.common.policy.model import ALL_CATEGORIES
 from services.common.policy.present import CATEGORY_ZH, REASON_ZH, yuan_decimal
 from services.common.spreadsheet import safe_cell
+from services.subsidy import tables as t
 from services.subsidy.projection import NO_TOTAL, TotalValue
 from services.subsidy.reads import Row
 
@@ -79,7 +82,7 @@ ENTITLEMENT_COLUMNS = (
     Column("封顶", "capped", "text", 6),
     Column("计入合同数", "contracts counted", "count", 10),
     Column("政策版本", "policy version", "text", 20),
-    Column("计算位置", "position", "count", 10),
+    Column("计算位置（本年度最后变动）", "position of the year's last change", "count", 14),
 )
 
 CONTRACT_COLUMNS = (
@@ -99,13 +102,53 @@ SHEET_TITLES: dict[Sheet, str] = {
 
 @dataclass
 class Export:
-    """What an export holds: a year's rows at one log position, and their totals."""
+    """What an export holds: a year's rows and totals as they stand since ``position``, the
+    year's last change at or before the cut asked for (what the sheets state as their
+    position: every later entry, of other years, left them as they are)."""
 
     year: int
     policy_version: str
     position: int
     totals: dict[str, TotalValue]
     rows: Iterable[Row]
+    # The log entry at ``position`` (recorded_at, subject, type): which history it is of.
+    entry: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class LastChange:
+    """Where a year's rows last changed at or before a cut, and the log entry there."""
+
+    position: int
+    entry: tuple[str, str, str] | None  # None: the year never changed (it has no rows)
+
+
+def last_change(conn: Connection, year: int, upto: int) -> LastChange:
+    """The highest position at or before ``upto`` where a version of one of the year's
+    entitlements began or ended or one of its claims began: the year's sheets at any cut from
+    there to ``upto`` are the same. (A claim that ends without another beginning changes its
+    entitlement's count of contracts, so ends a version of it; totals change only with an
+    entitlement.) Three backward scans of an index leading with the year, a row each."""
+    e, c = t.entitlements.c, t.claims.c
+    found = conn.execute(
+        select(
+            select(func.max(e.valid_from))
+            .where(e.year == year, e.valid_from <= upto)
+            .scalar_subquery(),
+            select(func.max(e.valid_to))
+            .where(e.year == year, e.valid_to <= upto)
+            .scalar_subquery(),
+            select(func.max(c.valid_from))
+            .where(c.year == year, c.valid_from <= upto)
+            .scalar_subquery(),
+        )
+    ).one()
+    position = max((int(p) for p in found if p is not None), default=0)
+    log = t.log.c
+    entry = conn.execute(
+        select(log.recorded_at, log.subject, log.type).where(log.position == position)
+    ).first()
+    return LastChange(position, (entry[0], entry[1], entry[2]) if entry else None)
 
 
 def entitlement_row(export: Export, row: Row) -> list[Any]:
