@@ -28,6 +28,9 @@ NAMES = [
     "-12.50",  # a name that is a number stays the text it is
     "00120",
     "汝州数字材料有限公司",
+    "A & B <研究院>",  # XML's own characters
+    " 前后有空格 ",  # kept, spaces and all
+    "_x0041_",  # what Excel would read as an escape stays these seven characters
 ]
 CODE = "914104820000000001"  # all digits: Excel shows 9.14105E+17 unless the cell is text
 
