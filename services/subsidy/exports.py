@@ -369,6 +369,7 @@ class SheetWriter:
 
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CELL_CHARACTERS = 32_767  # the most text an Excel cell holds
 # What a text needs escaped as Excel escapes it (XlsxWriter's rules): XML's &, < and >; control
 # characters as _xHHHH_, and text already of that form with its underscore escaped; the two
 # non-characters. Most text needs none of it.
@@ -414,7 +415,8 @@ class RowsXml:
             if value is None:
                 continue
             if words:
-                text = xml_text(safe_cell(str(value)))
+                # Cut to what a cell holds, as XlsxWriter cuts it (Excel repairs a longer one).
+                text = xml_text(safe_cell(str(value))[:CELL_CHARACTERS])
                 space = ' xml:space="preserve"' if text != text.strip() else ""
                 parts.append(
                     f'<c r="{letter}{r}"{s} t="inlineStr"><is><t{space}>{text}</t></is></c>'
