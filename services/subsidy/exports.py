@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import re
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -249,8 +250,8 @@ def write_xlsx(export: Export, out: IO[bytes]) -> None:
     contract behind them."""
     with (
         tempfile.TemporaryFile() as book_file,
-        tempfile.TemporaryFile("w+", encoding="utf-8") as entitlement_xml,
-        tempfile.TemporaryFile("w+", encoding="utf-8") as contract_xml,
+        tempfile.TemporaryFile() as entitlement_xml,
+        tempfile.TemporaryFile() as contract_xml,
     ):
         book = new_workbook(book_file)
         styles = Styles(book)
@@ -394,7 +395,7 @@ class RowsXml:
 
     ``spliced`` says where they go in the sheet XlsxWriter wrote around them."""
 
-    def __init__(self, out: IO[str], styles: Styles, columns: Sequence[Column]) -> None:
+    def __init__(self, out: IO[bytes], styles: Styles, columns: Sequence[Column]) -> None:
         self._out = out
         self._columns = len(columns)
         self.count = 0
@@ -424,7 +425,7 @@ class RowsXml:
             else:  # an amount's Decimal, or a count
                 parts.append(f'<c r="{letter}{r}"{s}><v>{float(value):.16G}</v></c>')
         parts.append("</row>")
-        self._out.write("".join(parts))
+        self._out.write("".join(parts).encode())
 
     def spliced(self, *, first_total: bool) -> Splice:
         """Where these rows go in the sheet's XML: before the first totals row (XlsxWriter
@@ -438,7 +439,7 @@ class RowsXml:
 _DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
 
 
-Splice = tuple[IO[str], str, str | None]  # the rows' XML, what they go before, a dimension
+Splice = tuple[IO[bytes], str, str | None]  # the rows' XML, what they go before, a dimension
 
 
 def splice(book: IO[bytes], out: IO[bytes], rows: dict[str, Splice]) -> None:
@@ -463,8 +464,7 @@ def splice(book: IO[bytes], out: IO[bytes], rows: dict[str, Splice]) -> None:
             with zipped.open(info.filename, "w") as written:
                 written.write(sheet[:at].encode("utf-8"))
                 xml_rows.seek(0)
-                while chunk := xml_rows.read(_CHUNK_BYTES):
-                    written.write(chunk.encode("utf-8"))
+                shutil.copyfileobj(xml_rows, written, _CHUNK_BYTES)
                 written.write(sheet[at:].encode("utf-8"))
 
 
