@@ -9,8 +9,10 @@
    the peak of Python allocations (the temporary files the workbook's rows go to are on disk).
    In the same run, as the baseline: the year's rows read and nothing written (``read``, the
    floor of every export), and the workbook written by openpyxl's write-only mode as the
-   export wrote it before XlsxWriter (``xlsx_openpyxl``); and the workbook asked again at the
-   same position, read back from the folder the finance API keeps them in (``xlsx_kept``).
+   export wrote it before XlsxWriter (``xlsx_openpyxl``, left out with ``--without-openpyxl``);
+   and the workbook asked for now after one was written at the position of the year's last
+   change (entries of other years may follow it), read back from the folder the finance API
+   keeps them in (``xlsx_kept``). Best and median (p50) of the runs.
 
 Goal: the XLSX of a year in ≤ 2 s. CPU time is measured in-process; the machine is shared, so
 wall time is reported beside it, and the load average at the start and the end.
@@ -19,6 +21,9 @@ wall time is reported beside it, and the load average at the start and the end.
     .venv/bin/python bench/finance_exports.py --events 20000 --runs 1
     .venv/bin/python bench/finance_exports.py --store var/bench-100k   # build once, keep
     .venv/bin/python bench/finance_exports.py --database-url postgresql+psycopg://…/subsidy
+
+A PostgreSQL store given by ``--database-url`` is only read: its sessions are read-only, so a
+bench that tried to write to it would fail rather than change it.
 
 The table goes to stdout, progress to stderr, every figure to
 ``bench/results/finance_exports-<timestamp>.json`` (or ``--out``).
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -51,6 +57,7 @@ from services.demo.load import FINANCE_OPS
 from services.registry.api.batch import batch_args
 from services.registry.application import Registry
 from services.registry.commands import Command, Principal
+from services.subsidy import reads
 from services.subsidy.application import Subsidy
 from services.subsidy.exports import (
     CONTRACT_COLUMNS,
@@ -60,6 +67,7 @@ from services.subsidy.exports import (
     Export,
     contract_rows,
     entitlement_row,
+    last_change,
     totals_rows,
 )
 from services.subsidy.store import EntryStore
@@ -224,14 +232,39 @@ class OpenpyxlRows:
 
 
 def kept_xlsx(
-    stack: contextlib.ExitStack, store: EntryStore, year: int
+    stack: contextlib.ExitStack, store: EntryStore, year: int, changed: int
 ) -> Callable[[], Iterator[bytes]]:
-    """The year's workbook asked again at the same position: written once (not timed), then
-    read back from the folder the finance API keeps its workbooks in."""
+    """The year's workbook asked for now, after it was written (not timed) at the position of
+    the year's last change: read back from the folder the finance API keeps its workbooks in,
+    whatever entries of other years came after that position."""
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="finance-kept-")))
     subsidy = Subsidy(store, store.schedule, workbooks=WorkbookCache(folder))
-    read_through(subsidy.xlsx(year))
+    read_through(subsidy.xlsx(year, position=changed))
     return lambda: subsidy.xlsx(year)
+
+
+def read_only_url(url: str) -> str:
+    """A PostgreSQL URL whose sessions cannot write (another one unchanged)."""
+    if not url.startswith("postgresql"):
+        return url
+    return url + ("&" if "?" in url else "?") + "options=-c%20default_transaction_read_only%3Don"
+
+
+def year_changed(store: EntryStore, year: int) -> dict[str, Any]:
+    """The head, the year's last change at or before it, and how long finding it took."""
+    with reads.snapshot(store.engine) as conn:
+        head = reads.head(conn).position
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            changed = last_change(conn, year, head)
+            times.append(time.perf_counter() - t)
+    return {
+        "head": head,
+        "last_change": changed.position,
+        "last_change_query_ms_best": round(min(times) * 1000, 2),
+        "last_change_query_ms": [round(x * 1000, 2) for x in times],
+    }
 
 
 def read_through(chunks: Iterator[bytes]) -> int:
@@ -252,7 +285,9 @@ def measure(name: str, export: Callable[[], Iterator[bytes]], runs: int) -> dict
     figure = {
         "bytes": size,
         "wall_s_best": round(min(walls), 3),
+        "wall_s_p50": round(statistics.median(walls), 3),
         "cpu_s_best": round(min(cpus), 3),
+        "cpu_s_p50": round(statistics.median(cpus), 3),
         "wall_s": [round(w, 3) for w in walls],
         "peak_python_mib": round(peak / 2**20, 1),
     }
@@ -267,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out")
     parser.add_argument(
+        "--without-openpyxl", action="store_true", help="leave out the openpyxl baseline"
+    )
+    parser.add_argument(
         "--database-url",
         help="measure this subsidy store as it is (e.g. the 1M-event one of bench/read_scale.py)",
     )
@@ -280,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         if args.database_url:
             history: dict[str, Any] = {"database_url": args.database_url}
-            url = args.database_url
+            url = read_only_url(args.database_url)
         else:
             if args.store:
                 work = Path(args.store)
@@ -297,13 +335,19 @@ def main(argv: list[str] | None = None) -> int:
         year = args.year
         rows = sum(1 for _ in subsidy.export(year).rows)
         claims = sum(len(r.claims) for r in subsidy.export(year).rows)
+        changed = year_changed(store, year)
+        ps.log(f"year {year}: {changed}")
         figures = {
             "read": measure("read", lambda: read_only(subsidy.export(year)), args.runs),
-            "xlsx_openpyxl": measure(
+        }
+        if not args.without_openpyxl:
+            figures["xlsx_openpyxl"] = measure(
                 "xlsx openpyxl", lambda: openpyxl_chunks(subsidy.export(year)), args.runs
-            ),
+            )
+        kept = kept_xlsx(stack, store, year, changed["last_change"])
+        figures |= {
             "xlsx": measure("xlsx", lambda: subsidy.xlsx(year), args.runs),
-            "xlsx_kept": measure("xlsx kept", kept_xlsx(stack, store, year), args.runs),
+            "xlsx_kept": measure("xlsx kept", kept, args.runs),
             "csv": measure("csv", lambda: subsidy.csv(year), args.runs),
             "csv_contracts": measure(
                 "csv contracts", lambda: subsidy.csv(year, sheet="contracts"), args.runs
@@ -312,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "history": history,
         "year": args.year,
+        "year_changed": changed,
         "entitlement_rows": rows,
         "contract_rows": claims,
         "goal_xlsx_s": GOAL_SECONDS,
@@ -333,16 +378,17 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"history: {report['history']['events']:,} events; year {report['year']}: "
         f"{report['entitlement_rows']:,} entitlements, {report['contract_rows']:,} contract rows",
-        f"{'export':<16}{'bytes':>12}{'wall s':>10}{'cpu s':>10}{'peak MiB':>10}",
+        f"{'export':<16}{'bytes':>12}{'wall best':>10}{'wall p50':>10}{'cpu best':>10}"
+        f"{'peak MiB':>10}",
     ]
     for name, f in report["figures"].items():
         lines.append(
-            f"{name:<16}{f['bytes']:>12,}{f['wall_s_best']:>10}{f['cpu_s_best']:>10}"
-            f"{f['peak_python_mib']:>10}"
+            f"{name:<16}{f['bytes']:>12,}{f['wall_s_best']:>10}{f['wall_s_p50']:>10}"
+            f"{f['cpu_s_best']:>10}{f['peak_python_mib']:>10}"
         )
     xlsx = report["figures"]["xlsx"]["wall_s_best"]
     events = report["history"].get("events")
-    if events is not None and events < GOAL_EVENTS:
+    if events is not None and events < 0.9 * GOAL_EVENTS:  # a 1M-event store holds 996,846
         # The cost grows with the year's rows: a tenth of the history must take a tenth.
         share = GOAL_SECONDS * events / GOAL_EVENTS
         verdict = f"on course ({xlsx} ≤ {share:.2f} s)" if xlsx <= share else "NOT on course"

@@ -133,18 +133,21 @@ class Subsidy:
         min_fen: int | None = None,
     ) -> Export:
         """A year's entitlements (of at least ``min_fen``) with the year's totals, as known now,
-        at ``as_of`` or at ``position``; the rows are read page by page when iterated, every
-        page at the first one's position, so an export speaks of one log however it grows."""
+        at ``as_of`` or at ``position``, stated as of the year's last change up to there; the
+        rows are read page by page when iterated, every page at the cut, so an export speaks of
+        one log however it grows."""
         self._check_year(year)
         with reads.snapshot(self._engine) as conn:
             cut = self._cut(conn, as_of, position)
+            changed = exports.last_change(conn, year, cut.position)
             totals = reads.totals(conn, year, cut, None)
         return Export(
             year,
             self._schedule.version_of(year),
-            cut.position,
+            changed.position,
             totals,
             self._rows(year, cut.position, min_fen),
+            changed.entry,
         )
 
     def xlsx(
@@ -156,20 +159,20 @@ class Subsidy:
     ) -> Iterator[bytes]:
         """The year's entitlements and the contracts behind them as an XLSX workbook, streamed
         (the year, cut and position are checked before the first byte); one written before for
-        the same store, position, policy and layout is read back instead."""
+        the year as it stood at its last change, under the same policy and layout, is read
+        back instead, however many entries of other years were applied since."""
         export = self.export(year, as_of, position, min_fen)
         if self._workbooks is None:
             return exports.xlsx_chunks(export)
-        with reads.snapshot(self._engine) as conn:
-            # Which history the position is of: the chain's hash at the head names it whole
-            # (another store, or this one rebuilt from another log, has another).
-            history = reads.head(conn).hash
         key = {
             "workbook": "entitlements",
             "layout": exports.LAYOUT,
             "projection": PROJECTION_VERSION,
             "schedule": self._schedule.fingerprint(),
-            "history": history,
+            # Which history the position is of: the store keeps no hash per position, but a
+            # store rebuilt from another registry's log has another entry there (another
+            # instant, contract or type), so it does not read this one's workbook back.
+            "entry": export.entry,
             "position": export.position,
             "year": year,
             "min_fen": min_fen,

@@ -1,10 +1,11 @@
 """Finished workbooks kept on disk, each under a digest of everything its bytes depend on.
 
 Writing a year's workbook is the cost of an export (70,000 cells at 100,000 events, ten times
-that at a million); reading one back is a copy. So the same answer asked again (the year at the
-head while nothing new was applied, or at the same past ``as_of``) is served from here. What the
-bytes depend on (which history, the position, the policy, the code that lays the sheets out) is
-the caller's key; the ``keep`` most recently used files stay.
+that at a million); reading one back is a copy. So the same answer asked again (the year now,
+while no entry changed that year, or at a past ``as_of`` after which it did not change) is
+served from here. What the bytes depend on (the year's last change and the log entry there, the
+policy, the code that lays the sheets out) is the caller's key; the ``keep`` most recently used
+files stay.
 
 A folder that cannot be written is no error: the workbook is then written for the request only.
 """

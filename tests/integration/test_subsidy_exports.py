@@ -303,27 +303,59 @@ def sheet_values(chunks: Iterator[bytes]) -> list[list[list[Any]]]:
     return [[[c.value for c in row] for row in sheet.iter_rows()] for sheet in book.worksheets]
 
 
-def test_a_kept_workbook_is_read_back_until_the_head_moves_then_written_at_the_new_one(
+# Contract E: 2023's only (registered, invoiced and paid in 2023), so it changes no 2024 row.
+CONTRACT_E = contract(
+    "2023410400000005",
+    seller=OUTSIDE_FIRM,
+    buyer=DIGITS_FIRM,
+    registered_on=date(2023, 7, 1),
+    amount_fen=90_000 * YUAN,
+    settled=[(date(2023, 8, 1), 90_000 * YUAN)],
+)
+
+
+def test_a_kept_workbook_is_read_back_after_other_years_entries_and_written_after_its_own(
     database_url: str, tmp_path: Path
 ) -> None:
+    other_year = numbered(
+        contract_events(CONTRACT_E), after=FIRST[-1], recorded_at="2025-04-01T02:00:00.000000Z"
+    )
+    late = numbered(
+        [invoice_recorded(CONTRACT_A, LATE_INVOICE)],
+        after=other_year[-1],
+        recorded_at="2025-06-01T02:00:00.000000Z",
+    )
     store = EntryStore(database_url)
     kept = tmp_path / "exports"
     try:
         store.add(FIRST)
         subsidy = Subsidy(store, store.schedule, workbooks=WorkbookCache(kept))
         before = sheet_values(subsidy.xlsx(YEAR))
+        written = set(kept.glob("*.xlsx"))
+        store.add(other_year)
         assert sheet_values(subsidy.xlsx(YEAR)) == before
-        assert len(list(kept.glob("*.xlsx"))) == 1  # written once, read back
-        store.add(LATER)
+        assert set(kept.glob("*.xlsx")) == written  # read back: 2024 is as it was
+        lines = list(csv.reader(io.StringIO(b"".join(subsidy.csv(YEAR)).decode("utf-8-sig"))))
+        _, contracts_2023 = sheet_values(subsidy.xlsx(2023))
+        assert CONTRACT_E.registration_no in {r[4] for r in contracts_2023}
+        assert len(list(kept.glob("*.xlsx"))) == 2  # 2023's, which changed, written
+        store.add(late)
         after = sheet_values(subsidy.xlsx(YEAR))
-        then = sheet_values(subsidy.xlsx(YEAR, position=FIRST[-1]["position"]))
+        assert len(list(kept.glob("*.xlsx"))) == 3  # 2024 changed: written anew
+        then = sheet_values(subsidy.xlsx(YEAR, position=other_year[-1]["position"]))
+        assert len(list(kept.glob("*.xlsx"))) == 3
     finally:
         store.close()
     assert then == before
-    (row,) = [r for r in after[0] if r[1] == FORMULA_FIRM.credit_code]
-    assert (row[6], row[12]) == (600_000, HEAD)  # the late invoice, at the new head
+    # Each states the position of 2024's last change, not the head it was asked at.
     (row,) = [r for r in before[0] if r[1] == FORMULA_FIRM.credit_code]
     assert (row[6], row[12]) == (500_000.01, FIRST[-1]["position"])
+    assert before[0][1][12] == "position of the year's last change"
+    assert lines[1][12] == "position of the year's last change"
+    (line,) = [r for r in lines if r[1] == FORMULA_FIRM.credit_code]
+    assert (line[6], line[12]) == ("500000.01", str(FIRST[-1]["position"]))
+    (row,) = [r for r in after[0] if r[1] == FORMULA_FIRM.credit_code]
+    assert (row[6], row[12]) == (600_000, late[-1]["position"])  # the late invoice
 
 
 # -- the CSV --------------------------------------------------------------------------------

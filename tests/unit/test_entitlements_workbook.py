@@ -28,6 +28,9 @@ NAMES = [
     "-12.50",  # a name that is a number stays the text it is
     "00120",
     "汝州数字材料有限公司",
+    "A & B <研究院>",  # XML's own characters
+    " 前后有空格 ",  # kept, spaces and all
+    "_x0041_",  # what Excel would read as an escape stays these seven characters
 ]
 CODE = "914104820000000001"  # all digits: Excel shows 9.14105E+17 unless the cell is text
 
@@ -83,3 +86,9 @@ def test_the_totals_rows_are_bold_and_keep_the_columns_formats() -> None:
     assert grand[8].font.bold and grand[8].number_format == "#,##0.00"
     assert [c.value for c in entitlements[1]][:2] == ["年度", "受益人统一社会信用代码"]
     assert all(c.font.bold for c in entitlements[2])
+
+
+def test_a_name_longer_than_a_cell_holds_is_cut_to_what_excel_keeps() -> None:
+    entitlements, contracts = sheets(["研" * 40_000])
+    for sheet in (entitlements, contracts):
+        assert sheet.cell(row=3, column=3).value == "研" * 32_767
