@@ -335,25 +335,7 @@ class Subsidy:
             after = (rows[-1].key[1], rows[-1].key[2])
 
     def _cut(self, conn: Any, as_of: datetime | None, position: int | None) -> Cut:
-        now = reads.head(conn).position
-        if position is not None:
-            if as_of is not None:
-                raise Invalid(
-                    "position",
-                    "give either as_of or position, not both",
-                    "as_of 与 position 只能给出其一",
-                )
-            if position > now:
-                raise Invalid(
-                    "position",
-                    f"must be at most the applied position {now}; the store is behind",
-                    f"不得超过已应用的日志位置 {now}（本服务尚未追上登记日志）",
-                )
-            return Cut(position, now=position == now)
-        if as_of is None:
-            return Cut(now, now=True)
-        then = reads.position_at(conn, format_instant(as_of), now)
-        return Cut(then, now=then == now)
+        return cut_at(conn, as_of, position)
 
     def _json(self, row: Row, claims: bool) -> dict[str, Any]:
         """An entitlement as ``entitlement_json`` writes it, with its county and how many
@@ -462,6 +444,30 @@ class Subsidy:
             "position": position,
             "entitlements": rows,
         }
+
+
+def cut_at(conn: Any, as_of: datetime | None, position: int | None) -> Cut:
+    """Where a read as known at ``as_of`` or at ``position`` stands (now when neither is given);
+    ``Invalid`` for both at once, or a position beyond the applied head."""
+    now = reads.head(conn).position
+    if position is not None:
+        if as_of is not None:
+            raise Invalid(
+                "position",
+                "give either as_of or position, not both",
+                "as_of 与 position 只能给出其一",
+            )
+        if position > now:
+            raise Invalid(
+                "position",
+                f"must be at most the applied position {now}; the store is behind",
+                f"不得超过已应用的日志位置 {now}（本服务尚未追上登记日志）",
+            )
+        return Cut(position, now=position == now)
+    if as_of is None:
+        return Cut(now, now=True)
+    then = reads.position_at(conn, format_instant(as_of), now)
+    return Cut(then, now=then == now)
 
 
 def check_year(schedule: PolicySchedule, year: int) -> None:

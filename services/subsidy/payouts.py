@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import literal, or_, select, tuple_
+from sqlalchemy import and_, exists, func, literal, or_, select, true, tuple_
 from sqlalchemy.engine import Connection
 
 from services.common.bulk import insert_columns, one_of, update_columns
+from services.common.policy.model import ALL_CATEGORIES
 from services.subsidy import tables as t
 from services.subsidy.projection import PayoutApplied
 
@@ -223,9 +224,10 @@ def paid_totals(conn: Connection, year: int, county: str | None) -> dict[str, tu
 
 
 def lines_of(
-    conn: Connection, year: int, beneficiaries: Iterable[str]
+    conn: Connection, year: int, beneficiaries: Iterable[str], upto: int | None = None
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Every payout line of these beneficiaries in ``year``, with its payout, in log order."""
+    """Every payout line of these beneficiaries in ``year`` (recorded at or before position
+    ``upto``, if given), with its payout, in log order."""
     lines, payouts = t.payout_lines.c, t.payouts.c
     found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for chunk in _chunks(sorted(set(beneficiaries))):
@@ -245,6 +247,10 @@ def lines_of(
             .order_by(lines.position)
         )
         for r in rows:
+            # Cut here, not in the query: with ``position <= upto`` there, the planner (with
+            # no statistics) read the year's lines up to it instead of these beneficiaries'.
+            if upto is not None and r.position > upto:
+                continue
             found[(r.category, r.beneficiary)].append(
                 {
                     "payout_no": r.payout_no,
@@ -256,6 +262,152 @@ def lines_of(
                 }
             )
     return found
+
+
+# -- as known at a past position ----------------------------------------------------------------
+# The sums in ``subsidy_paid`` are running sums, kept for now only: as of a past position they
+# are summed from the lines recorded up to it, through indexes that lead with what each query
+# fixes, so a read costs the lines it sums or a page's keys, never every line of the year.
+
+
+def paid_keys_at(
+    conn: Connection,
+    year: int,
+    where: Where,
+    after: tuple[str, str] | None,
+    upto: tuple[str, str] | None,
+    limit: int,
+    position: int,
+) -> list[tuple[str, str]]:
+    """Up to ``limit`` (category, beneficiary) after ``after`` and up to ``upto`` (if given),
+    in that order, paid or recovered from in ``year`` by a payout recorded at or before
+    ``position``."""
+    lines = t.payout_lines.c
+    bounds = []
+    if after is not None:
+        start = tuple_(literal(after[0]), literal(after[1]))
+        bounds.append(tuple_(lines.category, lines.beneficiary) > start)
+    if upto is not None:
+        end = tuple_(literal(upto[0]), literal(upto[1]))
+        bounds.append(tuple_(lines.category, lines.beneficiary) <= end)
+    if where.category is not None:
+        bounds.append(lines.category == where.category)
+    if where.beneficiary is not None:  # its few lines, through its own index
+        rows = conn.execute(
+            select(lines.category, lines.beneficiary)
+            .where(
+                lines.beneficiary == where.beneficiary,
+                lines.year == year,
+                lines.position <= position,
+                *bounds,
+            )
+            .distinct()
+        ).all()
+        keys = sorted((r.category, r.beneficiary) for r in rows)
+        if where.county is not None:
+            paid = paid_rows(conn, {(year, *k) for k in keys})
+            keys = [k for k in keys if paid[(year, *k)].region_code == where.county]
+        return keys[:limit]
+    if where.county is not None:
+        return _county_keys_at(conn, year, where, after, upto, limit, position)
+    # Per payout up to the position (a year has a few), the first keys of its lines along
+    # their primary key (position, category, beneficiary): at most ``limit`` lines each.
+    found: set[tuple[str, str]] = set()
+    for at in payout_positions(conn, year, position):
+        first = conn.execute(
+            select(lines.category, lines.beneficiary)
+            .where(lines.position == at, *bounds)
+            .order_by(lines.category, lines.beneficiary)
+            .limit(limit)
+        )
+        found.update((r.category, r.beneficiary) for r in first)
+    return sorted(found)[:limit]
+
+
+def _county_keys_at(
+    conn: Connection,
+    year: int,
+    where: Where,
+    after: tuple[str, str] | None,
+    upto: tuple[str, str] | None,
+    limit: int,
+    position: int,
+) -> list[tuple[str, str]]:
+    """The keys of a county (as first paid, as the county's totals count them) paid up to
+    ``position``: the county's keys ever paid along their index, each probed for a line."""
+    p, lines = t.paid.c, t.payout_lines.c
+    key = tuple_(p.category, p.beneficiary)
+    query = select(p.category, p.beneficiary).where(
+        p.year == year,
+        p.region_code == where.county,
+        exists().where(
+            lines.beneficiary == p.beneficiary,
+            lines.year == p.year,
+            lines.position <= position,
+            lines.category == p.category,
+        ),
+    )
+    if where.category is not None:
+        query = query.where(p.category == where.category)
+    if after is not None:
+        query = query.where(key > tuple_(literal(after[0]), literal(after[1])))
+    if upto is not None:
+        query = query.where(key <= tuple_(literal(upto[0]), literal(upto[1])))
+    rows = conn.execute(query.order_by(p.category, p.beneficiary).limit(limit))
+    return [(r.category, r.beneficiary) for r in rows]
+
+
+def payout_positions(conn: Connection, year: int, upto: int) -> list[int]:
+    """The positions of the payouts of ``year`` recorded at or before ``upto``, in order."""
+    p = t.payouts.c
+    rows = conn.execute(
+        select(p.position).where(p.year == year, p.position <= upto).order_by(p.position)
+    )
+    return [int(r.position) for r in rows]
+
+
+def paid_totals_at(
+    conn: Connection, year: int, county: str | None, position: int
+) -> dict[str, tuple[int, int]]:
+    """Per category: paid and recovered over the year (or one county, as first paid) by the
+    payouts recorded at or before ``position``, summed from their lines: over the year, the
+    lines of each such payout along the primary key; in a county, the county's keys ever
+    paid, each probed through its own index."""
+    lines, p = t.payout_lines.c, t.paid.c
+    sums: dict[tuple[str, str], int] = defaultdict(int)
+    if county is None:
+        for at in payout_positions(conn, year, position):
+            for r in conn.execute(
+                select(lines.category, lines.kind, func.sum(lines.amount_fen).label("fen"))
+                .where(lines.position == at)
+                .group_by(lines.category, lines.kind)
+            ):
+                sums[(r.category, r.kind)] += int(r.fen)
+    else:
+        of_key = (
+            lines.beneficiary == p.beneficiary,
+            lines.year == year,
+            lines.position <= position,
+            lines.category == p.category,
+        )
+        if conn.dialect.name == "postgresql":  # a probe per key, whatever the planner thinks
+            probe = select(lines.kind, lines.amount_fen).where(*of_key).offset(0).lateral("l")
+            kind, fen, joined = probe.c.kind, probe.c.amount_fen, t.paid.join(probe, true())
+        else:
+            kind, fen = lines.kind, lines.amount_fen
+            joined = t.paid.join(t.payout_lines, and_(*of_key))
+        for r in conn.execute(
+            select(p.category, kind.label("kind"), func.sum(fen).label("fen"))
+            .select_from(joined)
+            .where(p.year == year, p.region_code == county)
+            .group_by(p.category, kind)
+        ):
+            sums[(r.category, r.kind)] += int(r.fen)
+    return {
+        c: (sums[(c, "payment")], sums[(c, "recovery")])
+        for c in ALL_CATEGORIES
+        if (c, "payment") in sums or (c, "recovery") in sums
+    }
 
 
 def contracts_since(

@@ -375,3 +375,168 @@ def test_the_balances_csv_has_the_same_rows_with_a_bom(system: System) -> None:
     assert [r[4] for r in csv.reader(io.StringIO(payouts.text.lstrip("\ufeff")))][2:] == [
         "ZF-2025-001"
     ]
+
+
+# -- as known at an earlier instant or position ------------------------------------------------
+
+
+def _paid_then_cancelled(system: System) -> dict[str, dict[str, Any]]:
+    """The university's output contract evidenced (60,000.00 entitled), paid by the draft,
+    then cancelled: the receipts of each step."""
+    system.post("/v1/contracts", contract_body(OUTPUT_NO))
+    system.post(f"/v1/contracts/{OUTPUT_NO}/invoices", invoice_body())
+    evidenced = system.post(f"/v1/contracts/{OUTPUT_NO}/transfer-proofs", transfer_body())
+    paid = system.approve(system.draft(), "ZF-2025-001")
+    cancelled = system.post(f"/v1/contracts/{OUTPUT_NO}/cancellation", cancellation_body())
+    return {"evidenced": evidenced, "paid": paid, "cancelled": cancelled}
+
+
+def _amounts(balance: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (balance["entitled"], balance["paid"], balance["recovered"], balance["outstanding"])
+
+
+def test_balances_as_of_before_a_payout_show_nothing_paid_and_after_it_nothing_outstanding(
+    system: System,
+) -> None:
+    steps = _paid_then_cancelled(system)
+    key = ("output", UNIVERSITY["credit_code"])
+
+    before = system.balances(as_of=steps["evidenced"]["recorded_at"])
+    assert before["position"] == steps["evidenced"]["position"]
+    assert _amounts(_by_key(before)[key]) == ("60000.00", "0.00", "0.00", "60000.00")
+    assert _by_key(before)[key]["payouts"] == []
+    assert before["totals"]["output"] == {
+        "entitled": "60000.00", "paid": "0.00", "recovered": "0.00", "outstanding": "60000.00",
+    }  # fmt: skip
+
+    between = system.balances(as_of=steps["paid"]["recorded_at"])
+    assert between["position"] == steps["paid"]["position"]
+    settled = _by_key(between)[key]
+    assert _amounts(settled) == ("60000.00", "60000.00", "0.00", "0.00")
+    assert [(p["payout_no"], p["position"]) for p in settled["payouts"]] == [
+        ("ZF-2025-001", steps["paid"]["position"])
+    ]
+    assert settled["revisions_since_payout"] == []  # the cancellation came after
+    assert between["totals"]["output"]["outstanding"] == "0.00"
+    assert system.balances(position=steps["paid"]["position"]) == between
+
+    now = system.balances()
+    assert _amounts(_by_key(now)[key]) == ("0.00", "60000.00", "0.00", "-60000.00")
+    assert now["totals"]["output"]["outstanding"] == "-60000.00"
+
+
+def test_a_balance_known_only_by_its_payout_is_listed_filtered_and_paged_as_of_then(
+    system: System,
+) -> None:
+    steps = _paid_then_cancelled(system)
+    _register_absorption_contract(system, invoiced="300000.00")
+    at = {"position": system.catch_up()}
+    system.approve(system.draft(), "ZF-2025-002")  # recovers and pays, after the position
+    university = ("output", UNIVERSITY["credit_code"])
+    firm = ("absorption", LOCAL_ENTERPRISE["credit_code"])
+
+    then = system.balances(**at)
+    assert list(_by_key(then)) == [firm, university]
+    assert _amounts(_by_key(then)[firm]) == ("30000.00", "0.00", "0.00", "30000.00")
+    owed = _by_key(then)[university]  # entitled to nothing then: known by its payout alone
+    assert _amounts(owed) == ("0.00", "60000.00", "0.00", "-60000.00")
+    assert (owed["name"], owed["county"]) == (UNIVERSITY["name"], "410402")
+    assert [p["payout_no"] for p in owed["payouts"]] == ["ZF-2025-001"]
+    assert [(e["position"], e["type"]) for e in owed["revisions_since_payout"]] == [
+        (steps["cancelled"]["position"], "ContractCancelled")
+    ]
+    assert then["totals"]["output"] == {
+        "entitled": "0.00", "paid": "60000.00", "recovered": "0.00", "outstanding": "-60000.00",
+    }  # fmt: skip
+    assert then["totals"]["absorption"]["outstanding"] == "30000.00"
+
+    in_county = system.balances(county="410402", **at)
+    assert in_county["balances"] == [owed]
+    assert in_county["totals"]["output"] == then["totals"]["output"]
+    assert in_county["totals"]["absorption"]["entitled"] == "0.00"
+    one = system.balances(beneficiary=UNIVERSITY["credit_code"], **at)
+    assert one["balances"] == [owed] and one["totals"]["output"] == then["totals"]["output"]
+    first = system.balances(limit=1, **at)
+    second = system.balances(limit=1, cursor=first["next_cursor"], **at)
+    assert first["balances"] + second["balances"] == then["balances"]
+    assert second["next_cursor"] is None
+
+    now = _by_key(system.balances())
+    assert _amounts(now[university]) == ("0.00", "60000.00", "60000.00", "0.00")
+    assert _amounts(now[firm]) == ("30000.00", "30000.00", "0.00", "0.00")
+
+
+def _workbook(system: System, **params: Any) -> tuple[Any, Any]:
+    system.catch_up()
+    response = system.finance.get("/v1/balances.xlsx", params={"year": YEAR, **params})
+    assert response.status_code == 200, response.text
+    balances, payouts = load_workbook(io.BytesIO(response.content)).worksheets
+    return balances, payouts
+
+
+def _named_rows(sheet: Any) -> dict[str, list[Any]]:
+    return {str(r[1]): list(r) for r in sheet.iter_rows(min_row=3, values_only=True)}
+
+
+def test_the_balances_workbook_as_of_then_states_its_position_and_the_amounts_then(
+    system: System,
+) -> None:
+    steps = _paid_then_cancelled(system)
+    code = UNIVERSITY["credit_code"]
+
+    sheet, lines = _workbook(system, as_of=steps["evidenced"]["recorded_at"])
+    rows = _named_rows(sheet)
+    assert rows[code][6:10] == [60000, 0, 0, 60000]
+    assert (rows[code][10], rows[code][12]) == ("待补拨", steps["evidenced"]["position"])
+    assert rows["总计"][6:10] == [60000, 0, 0, 60000]
+    assert rows["总计"][12] == steps["evidenced"]["position"]
+    assert list(lines.iter_rows(min_row=3, values_only=True)) == []
+
+    sheet, lines = _workbook(system, as_of=steps["paid"]["recorded_at"])
+    rows = _named_rows(sheet)
+    assert rows[code][6:10] == [60000, 60000, 0, 0]
+    assert (rows[code][10], rows[code][12]) == ("已结清", steps["paid"]["position"])
+    assert [r[4] for r in lines.iter_rows(min_row=3, values_only=True)] == ["ZF-2025-001"]
+
+    sheet, _ = _workbook(system)
+    assert _named_rows(sheet)[code][9] == -60000
+
+
+def test_the_balances_csv_as_of_then_has_the_amounts_then(system: System) -> None:
+    steps = _paid_then_cancelled(system)
+    system.catch_up()
+    params = {"year": YEAR, "as_of": steps["paid"]["recorded_at"]}
+    response = system.finance.get("/v1/balances.csv", params=params)
+    assert response.status_code == 200, response.text
+    rows = {r[1]: r for r in csv.reader(io.StringIO(response.content.decode("utf-8-sig")))}
+    assert rows[UNIVERSITY["credit_code"]][6:10] == ["60000.00", "60000.00", "0.00", "0.00"]
+    assert rows[UNIVERSITY["credit_code"]][12] == str(steps["paid"]["position"])
+    before = {**params, "as_of": steps["evidenced"]["recorded_at"], "sheet": "payouts"}
+    payouts = system.finance.get("/v1/balances.csv", params=before)
+    assert payouts.status_code == 200, payouts.text
+    assert len(list(csv.reader(io.StringIO(payouts.text.lstrip("\ufeff"))))) == 2  # headers
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/balances", {"as_of": "2025-02-30"}, "as_of"),
+        ("/v1/balances.xlsx", {"as_of": "yesterday"}, "as_of"),
+        ("/v1/balances.csv", {"as_of": "2025-03-31T00:00:00"}, "as_of"),
+        ("/v1/balances.xlsx", {"as_of": "2025-03-31", "position": 1}, "position"),
+        ("/v1/balances", {"position": 1000}, "position"),
+        ("/v1/balances.csv", {"position": 1000}, "position"),
+    ],
+    ids=["no-such-day", "word", "no-zone", "both", "beyond", "csv-beyond"],
+)
+def test_an_unusable_as_of_or_position_is_refused_naming_it_in_chinese_and_english(
+    system: System, path: str, params: dict[str, Any], field: str
+) -> None:
+    _register_output_contract(system)
+    system.catch_up()
+    response = system.finance.get(path, params={"year": YEAR, **params})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["field"] == field
+    assert body["message"] and body["message_zh"] and not body["message_zh"].isascii()

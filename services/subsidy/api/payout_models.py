@@ -30,23 +30,26 @@ class PayoutTouchPublic(BaseModel):
 
 
 class BalancePublic(BaseModel):
-    """余额 One beneficiary's balance in one category: entitled now against paid and
-    recovered."""
+    """余额 One beneficiary's balance in one category: entitled against paid and recovered,
+    now or as known at the page's position."""
 
     beneficiary: str = about("受益方 Credit code, or broker id", _CODE)
     name: str = about("名称 Beneficiary's name", _NAME)
     category: Category = about(_CATEGORY, "absorption")
     county: str = about("县市区 Region code of the beneficiary", "410403")
-    entitled: str = about("应补贴（元） Entitled to now", "60000.00")
-    paid: str = about("已拨付（元） Paid so far", "50000.00")
-    recovered: str = about("已追回（元） Recovered so far", "0.00")
+    entitled: str = about("应补贴（元） Entitled to at the position", "60000.00")
+    paid: str = about("已拨付（元） Paid up to the position", "50000.00")
+    recovered: str = about("已追回（元） Recovered up to the position", "0.00")
     outstanding: str = about(
         "待结算（元） entitled − paid + recovered: positive 补拨 to pay, negative 追回 to recover",
         "10000.00",
     )
-    payouts: list[PayoutTouchPublic] = Field(description="兑付记录 The payouts that touched it")
+    payouts: list[PayoutTouchPublic] = Field(
+        description="兑付记录 The payouts that touched it, up to the position"
+    )
     revisions_since_payout: list[EventRefPublic] = Field(
-        description="兑付后变更 Events about its contracts (or itself) after its last payout"
+        description="兑付后变更 Events about its contracts (or itself) after its last payout, "
+        "up to the position"
     )
 
 
@@ -72,7 +75,9 @@ class BalancesPage(BaseModel):
     """余额一页 A page of a turnover year's balances, with the totals by category."""
 
     year: int = about("年度 Turnover year", 2024)
-    position: int = about("日志位置 The log position they hold at", 23456)
+    position: int = about(
+        "日志位置 The log position they hold at: the head, or the as_of / position asked", 23456
+    )
     policy_version: str = about("政策版本 Policy version", "pingdingshan-2020")
     balances: list[BalancePublic] = Field(description="余额 The balances")
     totals: BalanceTotalsPublic = Field(

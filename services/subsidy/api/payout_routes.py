@@ -11,7 +11,7 @@ from services.common.policy.model import Category
 from services.common.web.openapi import refusals
 from services.subsidy import balance_exports
 from services.subsidy.api import payout_models as m
-from services.subsidy.api.routes import XLSX, Reader, Year, attachment
+from services.subsidy.api.routes import XLSX, AsOf, Position, Reader, Year, attachment
 from services.subsidy.application import DEFAULT_LIMIT, MAX_LIMIT
 from services.subsidy.balances import Balances
 
@@ -30,6 +30,8 @@ def list_balances(
     request: Request,
     who: Reader,
     year: Year,
+    as_of: AsOf,
+    position: Position = None,
     category: Category | None = None,
     beneficiary: Annotated[
         str | None,
@@ -51,10 +53,18 @@ def list_balances(
         int, Query(ge=1, le=MAX_LIMIT, description="Balances per page (at most 10,000)")
     ] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
-    """A page of a turnover year's balances (余额): entitled now, paid, recovered, outstanding
-    (positive 补拨, negative 追回), the payouts and the events since the last one."""
+    """A page of a turnover year's balances (余额): entitled, paid, recovered, outstanding
+    (positive 补拨, negative 追回), the payouts and the events since the last one; now, or
+    with ``as_of`` or ``position`` as known then (only the payouts recorded up to it)."""
     return balances(request).balances(
-        year, category=category, beneficiary=beneficiary, county=county, cursor=cursor, limit=limit
+        year,
+        as_of=as_of,
+        position=position,
+        category=category,
+        beneficiary=beneficiary,
+        county=county,
+        cursor=cursor,
+        limit=limit,
     )
 
 
@@ -63,11 +73,14 @@ def list_balances(
     responses={**_READ, 200: {"content": {XLSX: {}}, "description": "The workbook"}},
     response_class=StreamingResponse,
 )
-def balances_xlsx(request: Request, who: Reader, year: Year) -> StreamingResponse:
+def balances_xlsx(
+    request: Request, who: Reader, year: Year, as_of: AsOf, position: Position = None
+) -> StreamingResponse:
     """The year's balances (余额) for Excel: sheet 1 one row per beneficiary and category
     (entitled, paid, recovered, outstanding) with totals rows, sheet 2 every payout line
-    behind them; Chinese headers over English. As known now: balances keep no versions."""
-    chunks = balance_exports.xlsx_chunks(balances(request).export(year))
+    behind them; Chinese headers over English; ``as_of`` or ``position`` answers as known
+    then, each row stating the position."""
+    chunks = balance_exports.xlsx_chunks(balances(request).export(year, as_of, position))
     return StreamingResponse(
         chunks, media_type=XLSX, headers=attachment(f"balances-{year}.xlsx", year)
     )
@@ -82,6 +95,8 @@ def balances_csv(
     request: Request,
     who: Reader,
     year: Year,
+    as_of: AsOf,
+    position: Position = None,
     sheet: Annotated[
         Literal["balances", "payouts"],
         Query(
@@ -91,8 +106,8 @@ def balances_csv(
     ] = "balances",
 ) -> StreamingResponse:
     """One sheet of the balances workbook as CSV (UTF-8 with BOM, Chinese headers over
-    English, amounts in yuan), as known now."""
-    chunks = balance_exports.csv_chunks(balances(request).export(year), sheet)
+    English, amounts in yuan); ``as_of`` or ``position`` answers as known then."""
+    chunks = balance_exports.csv_chunks(balances(request).export(year, as_of, position), sheet)
     suffix = "" if sheet == "balances" else "-payouts"
     return StreamingResponse(
         chunks,
