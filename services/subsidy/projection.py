@@ -216,6 +216,8 @@ class Projection:
     _funded: set[tuple[str, int]] = field(default_factory=set)
     _funding_known: set[str] = field(default_factory=set)
     _claims_of: dict[str, dict[EntitlementKey, ClaimValue]] = field(default_factory=dict)
+    # The other way round: which of those contracts have a claim on an entitlement.
+    _claimants: dict[EntitlementKey, set[str]] = field(default_factory=dict)
     _stored_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -401,6 +403,7 @@ class Projection:
         self.claims.loaded(wanted, stored)
         for key, (value, _) in stored.items():
             self._claims_of[key[3]][key[:3]] = value
+            self._claimants.setdefault(key[:3], set()).add(key[3])
         self._read_brokers_of(found.values())
 
     def _read_brokers_of(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -476,6 +479,10 @@ class Projection:
         for key in old.keys() | new.keys():
             before, after = old.get(key), new.get(key)
             if before != after:
+                if after is None:
+                    self._claimants[key].discard(no)
+                elif before is None:
+                    self._claimants.setdefault(key, set()).add(no)
                 self.claims.set((*key, no), after, position)
                 self._entitlement_changed(key, no, before, after, position)
         self._claims_of[no] = new
@@ -519,7 +526,9 @@ class Projection:
     def _first_claim(self, key: EntitlementKey) -> tuple[str, str, str]:
         """The claim in registration order that now names the beneficiary (rarely needed:
         only when the claim that named it is gone)."""
-        here = [(no, claims[key]) for no, claims in self._claims_of.items() if key in claims]
+        # By the claimants of the key: scanning every contract of the run was 3 % of a catch-up
+        # in runs of 50,000 entries.
+        here = [(no, self._claims_of[no][key]) for no in self._claimants.get(key, ())]
         loaded = self._claims_of.keys()  # their claims are known here, whatever is stored
         stored = [
             (no, claim)
