@@ -30,6 +30,7 @@ from services.common.envelope import GENESIS_HASH
 from services.common.payloads import now_read, skipped_as
 from services.common.policy.loader import load_schedule
 from services.common.policy.schedule import PolicySchedule
+from services.common.runtime import collector_paused
 from services.subsidy import metrics, payouts
 from services.subsidy import tables as t
 from services.subsidy.projection import (
@@ -163,7 +164,7 @@ class EntryStore:
     def add(self, envelopes: Sequence[dict[str, Any]]) -> Head:
         """Apply the entries that extend the chain, keep those beyond a hole, and move the head."""
         skipped: Counter[str] = Counter()
-        with self.engine.begin() as conn:
+        with collector_paused(), self.engine.begin() as conn:
             conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
             lock = select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at).where(
                 t.head.c.id == 1
