@@ -77,7 +77,7 @@ def create_projector(settings: SubsidySettings) -> tuple[Projector, EntryStore, 
     """The consumer side: Kafka and the registry feed into the subsidy store."""
     store = EntryStore(settings.subsidy_database_url.get_secret_value(), settings.schedule())
     # A registry that hangs holds the loop (Kafka included) for at most this long; a page of
-    # 5,000 entries takes well under a second.
+    # 5,000 entries (the feed's) takes well under a second.
     token = settings.registry_token.get_secret_value()
     feed = RegistryFeed(settings.registry_url, token, timeout=10.0)
     factory: Callable[[], KafkaConsumer] = partial(

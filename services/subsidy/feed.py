@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import orjson
 
+FEED_PAGE = 5000  # envelopes a page asks for
+
 
 class RegistryFeed:
     """Reads ``GET /v1/events`` and ``GET /v1/health`` of the registry."""
@@ -19,7 +21,7 @@ class RegistryFeed:
             timeout=timeout,
         )
 
-    def page(self, after: int, limit: int = 5000) -> dict[str, Any]:
+    def page(self, after: int, limit: int = FEED_PAGE) -> dict[str, Any]:
         """Up to ``limit`` envelopes after position ``after``."""
         response = self._client.get("/v1/events", params={"after": after, "limit": limit})
         response.raise_for_status()

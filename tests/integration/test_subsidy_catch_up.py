@@ -1,0 +1,74 @@
+"""Catching up from the registry feed: pages are gathered into runs, each applied in one
+transaction, and a page the feed cannot give ends the run before it without losing it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+
+from services.common.runtime import Unavailable
+from services.registry.log import chain_envelopes
+from services.subsidy.projector import REGISTRY_FEED, Projector
+from services.subsidy.store import EntryStore
+from tests.integration.test_subsidy_unknown_events import LogFeed
+from tests.support.policy_facts import contract, contract_events, numbered
+
+
+def _log(contracts: int) -> list[dict[str, Any]]:
+    events = []
+    for i in range(contracts):
+        settled = [(date(2024, 5, 1 + i), 100_000_00 + i)]
+        events += contract_events(contract(f"20244104{i:08d}", settled=settled))
+    return list(chain_envelopes(numbered(events)))
+
+
+def _no_kafka() -> Any:
+    raise AssertionError("catching up from the feed needs no Kafka")
+
+
+class FailingFeed(LogFeed):
+    """The feed of a log whose pages after ``fails_after`` cannot be read."""
+
+    def __init__(self, envelopes: list[dict[str, Any]], fails_after: int) -> None:
+        super().__init__(envelopes, size=3)
+        self._fails_after = fails_after
+
+    def page(self, after: int, limit: int = 5000) -> dict[str, Any]:
+        if after >= self._fails_after:
+            raise httpx.ConnectError("registry down")
+        return super().page(after, limit)
+
+
+def test_the_feed_is_applied_in_runs_of_at_least_catch_up_run_entries(database_url: str) -> None:
+    log = _log(4)
+    assert len(log) > 10
+    store = EntryStore(database_url)
+    moved: list[int] = []
+    try:
+        projector = Projector(store, LogFeed(log, size=3), _no_kafka, catch_up_run=7)  # type: ignore[arg-type]
+        assert projector.catch_up(moved.append) == len(log)
+        assert store.head().position == len(log)
+    finally:
+        store.close()
+    # Pages of 3 until a run holds 7 or more: 9 entries a run, the last one what is left.
+    assert moved == [9] * (len(log) // 9) + ([len(log) % 9] if len(log) % 9 else [])
+
+
+def test_a_page_the_feed_cannot_give_ends_the_run_read_before_it_which_is_applied(
+    database_url: str,
+) -> None:
+    log = _log(3)
+    store = EntryStore(database_url)
+    try:
+        feed = FailingFeed(log, fails_after=6)
+        projector = Projector(store, feed, _no_kafka, catch_up_run=100)  # type: ignore[arg-type]
+        with pytest.raises(Unavailable) as raised:
+            projector.catch_up()
+        assert raised.value.side == REGISTRY_FEED
+        assert store.head().position == 6  # the two pages read, in one run
+        assert projector.head.position == 6
+    finally:
+        store.close()
