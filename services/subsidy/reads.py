@@ -511,8 +511,13 @@ def events(
             .offset(0)
             .lateral("l")
         )
-        rows = conn.execute(select(probe).select_from(s.join(probe, true()))).all()
-        return [r._asdict() for r in sorted(rows, key=itemgetter(0))]
+        result = conn.execute(select(probe).select_from(s.join(probe, true())))
+        rows = result.cursor.fetchall()  # plain tuples: a Row each, then a dict, was a third
+        result.close()
+        return [
+            {"position": at, "type": kind, "subject": subject, "recorded_at": recorded}
+            for at, kind, subject, recorded in sorted(rows, key=itemgetter(0))
+        ]
     for chunk in _chunks(sorted(set(subjects))):
         found += [
             {

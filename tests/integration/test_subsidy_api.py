@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from services.common.envelope import GENESIS_HASH, entry_hash
 from services.common.policy.present import REASON_ZH
 from services.registry.application import Registry
+from services.subsidy.api.models import RevisionsPublic
 from services.subsidy.store import EntryStore
 from services.subsidy.tables import log as applied_log
 from tests.conftest import Tokens, make_tokens
@@ -308,6 +309,8 @@ def test_revisions_without_claims_give_the_same_figures_and_only_the_contracts_t
     lean = client.get("/v1/revisions", params={"year": YEAR, "since": since})
     assert lean.status_code == 200, lean.text
     full_revisions, lean_revisions = full.json()["revisions"], lean.json()["revisions"]
+    for answer in (full.json(), lean.json()):  # as documented, field for field
+        assert RevisionsPublic.model_validate(answer).model_dump(mode="json") == answer
 
     def figures(side: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if side is None else {k: v for k, v in side.items() if k not in LISTS}

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.common.errors import Invalid
@@ -270,12 +271,16 @@ def revisions(
             examples=["claims"],
         ),
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Entitlements changed after ``since`` (e.g. the payout), a page at a time: before,
     after, the contracts whose part changed, and the events about them since."""
-    return subsidy(request).revisions(
+    page = subsidy(request).revisions(
         year, since, cursor=cursor, limit=limit, claims=include == "claims"
     )
+    # Written by orjson, not validated again by the model, which still documents it (a test
+    # holds the answers to it): a page of 1,000 revisions at 1M events, 2 MB with 9,369
+    # events, took 141-173 ms through the model and takes 7-12 ms here.
+    return Response(orjson.dumps(page), media_type="application/json")
 
 
 @router.get("/health", response_model=m.HealthPublic)
