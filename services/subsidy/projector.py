@@ -91,7 +91,7 @@ class Projector:
         fetched = 0
         # Pages are read on a thread, up to a run ahead, while a run is applied: the registry
         # and the subsidy database work at the same time (reading was a third of a catch-up).
-        pages: queue.Queue[list[dict[str, Any]] | Exception] = queue.Queue(
+        pages: queue.Queue[tuple[list[dict[str, Any]], int] | Exception] = queue.Queue(
             maxsize=-(-self._catch_up_run // FEED_PAGE)
         )
         stop = threading.Event()
@@ -129,15 +129,16 @@ class Projector:
     def _read_ahead(
         self,
         after: int,
-        pages: queue.Queue[list[dict[str, Any]] | Exception],
+        pages: queue.Queue[tuple[list[dict[str, Any]], int] | Exception],
         stop: threading.Event,
     ) -> None:
-        """Put the feed's pages after ``after`` in ``pages`` until one is empty or fails (that
-        one too), or until stopped."""
+        """Put the feed's pages after ``after`` in ``pages``, each with the registry's head
+        as the page gave it, until one is empty or fails (that one too), or until stopped."""
         while not stop.is_set():
-            item: list[dict[str, Any]] | Exception
+            item: tuple[list[dict[str, Any]], int] | Exception
             try:
-                item = self._page(after)["events"]
+                page = self._page(after)
+                item = page["events"], int(page.get("head", 0))
             except Exception as exc:  # raised where the pages are taken
                 item = exc
             while not stop.is_set():
@@ -146,15 +147,17 @@ class Projector:
                     break
                 except queue.Full:
                     continue
-            if isinstance(item, Exception) or not item:
+            if isinstance(item, Exception) or not item[0]:
                 return
-            after = item[-1]["position"]
+            after = item[0][-1]["position"]
 
     def _runs(
-        self, pages: queue.Queue[list[dict[str, Any]] | Exception]
+        self, pages: queue.Queue[tuple[list[dict[str, Any]], int] | Exception]
     ) -> Iterator[list[dict[str, Any]]]:
-        """The pages as runs of at least ``catch_up_run`` entries, the last one shorter. A page
-        that could not be read ends the run before it, and is raised after it is applied."""
+        """The pages as runs of at least ``catch_up_run`` entries; a page that reaches the
+        registry's head ends a run sooner (an entry logged while the feed is followed waits for
+        no more). A page that could not be read ends the run before it, and is raised after
+        it is applied."""
         events: list[dict[str, Any]] = []
         while True:
             item = pages.get()
@@ -162,10 +165,11 @@ class Projector:
                 if events:
                     yield events
                 raise item
-            if not item:
+            page, head = item
+            if not page:
                 break
-            events += item
-            if len(events) >= self._catch_up_run:
+            events += page
+            if len(events) >= self._catch_up_run or page[-1]["position"] >= head:
                 yield events
                 events = []
         if events:

@@ -42,6 +42,30 @@ class FailingFeed(LogFeed):
         return super().page(after, limit)
 
 
+class LiveFeed(LogFeed):
+    """The feed of a registry still logging: each page ends at the head it reports."""
+
+    def page(self, after: int, limit: int = 5000) -> dict[str, Any]:
+        page = super().page(after, limit)
+        page["head"] = page["events"][-1]["position"] if page["events"] else after
+        return page
+
+
+def test_a_page_that_reaches_the_registry_head_is_applied_without_waiting_for_a_run(
+    database_url: str,
+) -> None:
+    log = _log(3)
+    store = EntryStore(database_url)
+    moved: list[int] = []
+    try:
+        projector = Projector(store, LiveFeed(log, size=4), _no_kafka, catch_up_run=100)  # type: ignore[arg-type]
+        assert projector.catch_up(moved.append) == len(log)
+    finally:
+        store.close()
+    # Followed at its head, each page is applied as it comes, however short the run.
+    assert moved == [4] * (len(log) // 4) + ([len(log) % 4] if len(log) % 4 else [])
+
+
 def test_the_feed_is_applied_in_runs_of_at_least_catch_up_run_entries(database_url: str) -> None:
     log = _log(4)
     assert len(log) > 10
