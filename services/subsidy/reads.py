@@ -497,7 +497,8 @@ def events(
 ) -> list[dict[str, Any]]:
     """Applied entries after ``after`` about any of these subjects, in log order."""
     g = t.log.c
-    found: list[dict[str, Any]] = []
+    columns = (g.position, g.type, g.subject, g.recorded_at)
+    rows: list[Any] = []
     if conn.dialect.name == "postgresql":
         # One index probe per subject (a lateral join): as ``subject = ANY(…)`` the planner,
         # with no statistics, read every entry after ``after`` (246,846 at 1 M events) to
@@ -506,33 +507,25 @@ def events(
             func.unnest(bindparam(None, sorted(set(subjects)), type_=ARRAY(String))).label("s")
         ).subquery("s")
         probe = (
-            select(g.position, g.type, g.subject, g.recorded_at)
+            select(*columns)
             .where(g.subject == s.c.s, g.position > after, g.position <= upto)
             .offset(0)
             .lateral("l")
         )
         result = conn.execute(select(probe).select_from(s.join(probe, true())))
-        rows = result.cursor.fetchall()  # plain tuples: a Row each, then a dict, was a third
+        rows = list(result.cursor.fetchall())  # plain tuples: a Row each, then a dict, was a third
         result.close()
-        return [
-            {"position": at, "type": kind, "subject": subject, "recorded_at": recorded}
-            for at, kind, subject, recorded in sorted(rows, key=itemgetter(0))
-        ]
-    for chunk in _chunks(sorted(set(subjects))):
-        found += [
-            {
-                "position": r.position,
-                "type": r.type,
-                "subject": r.subject,
-                "recorded_at": r.recorded_at,
-            }
-            for r in conn.execute(
-                select(g.position, g.type, g.subject, g.recorded_at).where(
+    else:
+        for chunk in _chunks(sorted(set(subjects))):
+            rows += conn.execute(
+                select(*columns).where(
                     one_of(g.subject, chunk, conn.dialect), g.position > after, g.position <= upto
                 )
-            )
-        ]
-    return sorted(found, key=lambda r: int(r["position"]))
+            ).tuples()
+    return [
+        {"position": at, "type": kind, "subject": subject, "recorded_at": recorded}
+        for at, kind, subject, recorded in sorted(rows, key=itemgetter(0))
+    ]
 
 
 def _chunks(values: list[Any]) -> Iterator[list[Any]]:
