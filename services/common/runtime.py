@@ -29,6 +29,15 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def resettle_heap() -> None:
+    """After long work that kept the cycle collector off (:func:`collector_paused`) and what it
+    made out of its passes (``gc.freeze``): collect the cycles it left, once, and settle the
+    rest as at start."""
+    gc.unfreeze()
+    gc.collect()
+    settle_heap()
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No cycle collection inside the block (one that was already paused stays paused).

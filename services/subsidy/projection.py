@@ -212,13 +212,15 @@ class Projection:
     skipped: Counter[str] = field(default_factory=Counter)  # types this reader does not know
     payouts: list[PayoutApplied] = field(default_factory=list)
     new_grants: list[GrantFacts] = field(default_factory=list)
-    _brokers: dict[str, BrokerFacts | None] = field(default_factory=dict)
-    _funded: set[tuple[str, int]] = field(default_factory=set)
-    _funding_known: set[str] = field(default_factory=set)
-    _claims_of: dict[str, dict[EntitlementKey, ClaimValue]] = field(default_factory=dict)
+    # What the run knows, read or changed (``carried`` reads them once it is done). A broker
+    # or contract known to be absent is None.
+    brokers_read: dict[str, BrokerFacts | None] = field(default_factory=dict)
+    funding_read: set[str] = field(default_factory=set)  # credit codes…
+    funded_read: set[tuple[str, int]] = field(default_factory=set)  # …and their years funded
+    roles_read: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # as stored
+    claims_of: dict[str, dict[EntitlementKey, ClaimValue]] = field(default_factory=dict)
     # The other way round: which of those contracts have a claim on an entitlement.
-    _claimants: dict[EntitlementKey, set[str]] = field(default_factory=dict)
-    _stored_roles: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    claimants: dict[EntitlementKey, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Read by contract, by beneficiary and by county.
@@ -264,7 +266,7 @@ class Projection:
             filed = BrokerFacts(
                 p["name"], _day(p["filed_on"]), _region(p.get("organisation_credit_code"))
             )
-            self.new_brokers[broker_id] = self._brokers[broker_id] = filed
+            self.new_brokers[broker_id] = self.brokers_read[broker_id] = filed
             for no in sorted(self._roles(broker_id, "broker")):
                 self._recompute(no, position)
             return
@@ -280,7 +282,7 @@ class Projection:
             code, year = p["credit_code"], int(p["year"])
             if self.is_funded(code, year):  # another programme's funding of the same year
                 return
-            self._funded.add((code, year))
+            self.funded_read.add((code, year))
             self.new_funding.add((code, year))
             for no in sorted(self._roles(code, "seller")):
                 self._recompute(no, position)
@@ -289,7 +291,7 @@ class Projection:
         if kind == "ContractRegistered":
             self._load_contracts([no])
             self.contracts[no] = _registered(p)
-            self._claims_of.setdefault(no, {})
+            self.claims_of.setdefault(no, {})
             self._add_role(p["seller"]["credit_code"], "seller", no)
             for broker_id in p["brokers"]:
                 self._add_role(broker_id, "broker", no)
@@ -346,37 +348,37 @@ class Projection:
     # -- facts ---------------------------------------------------------------------------------
 
     def broker(self, broker_id: str) -> BrokerFacts | None:
-        if broker_id not in self._brokers:
-            self._brokers.update(self._read_brokers([broker_id]))
-        return self._brokers[broker_id]
+        if broker_id not in self.brokers_read:
+            self.brokers_read.update(self._read_brokers([broker_id]))
+        return self.brokers_read[broker_id]
 
     def is_funded(self, credit_code: str, year: int) -> bool:
-        if credit_code not in self._funding_known:
+        if credit_code not in self.funding_read:
             self._read_funding([credit_code])
-        return (credit_code, year) in self._funded
+        return (credit_code, year) in self.funded_read
 
     def _read_brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts | None]:
-        wanted = [i for i in ids if i not in self._brokers]
+        wanted = [i for i in ids if i not in self.brokers_read]
         found = self.stored.brokers(wanted) if wanted else {}
         return {i: found.get(i) for i in wanted}
 
     def _read_funding(self, codes: Iterable[str]) -> None:
-        wanted = {c for c in codes if c not in self._funding_known}
+        wanted = {c for c in codes if c not in self.funding_read}
         if wanted:
-            self._funded |= self.stored.funded(wanted)
-            self._funding_known |= wanted
+            self.funded_read |= self.stored.funded(wanted)
+            self.funding_read |= wanted
 
     def _roles(self, party: str, role: str) -> set[str]:
         self._read_roles([(party, role)])
-        numbers = self._stored_roles[(party, role)] | self.new_roles.get((party, role), set())
+        numbers = self.roles_read[(party, role)] | self.new_roles.get((party, role), set())
         self._load_contracts(numbers)
         return numbers
 
     def _read_roles(self, pairs: Iterable[tuple[str, str]]) -> None:
-        wanted = {pair for pair in pairs if pair not in self._stored_roles}
+        wanted = {pair for pair in pairs if pair not in self.roles_read}
         if wanted:
             found = self.stored.roles(wanted)
-            self._stored_roles.update({pair: found.get(pair, set()) for pair in wanted})
+            self.roles_read.update({pair: found.get(pair, set()) for pair in wanted})
 
     def _add_role(self, party: str, role: str, no: str) -> None:
         self.new_roles.setdefault((party, role), set()).add(no)
@@ -398,17 +400,17 @@ class Projection:
         found = self.stored.contracts(wanted)
         for no in wanted:
             self.contracts[no] = found.get(no)
-            self._claims_of[no] = {}
+            self.claims_of[no] = {}
         stored = self.stored.claims(set(wanted))
         self.claims.loaded(wanted, stored)
         for key, (value, _) in stored.items():
-            self._claims_of[key[3]][key[:3]] = value
-            self._claimants.setdefault(key[:3], set()).add(key[3])
+            self.claims_of[key[3]][key[:3]] = value
+            self.claimants.setdefault(key[:3], set()).add(key[3])
         self._read_brokers_of(found.values())
 
     def _read_brokers_of(self, records: Iterable[Mapping[str, Any]]) -> None:
         ids = {b for r in records for b in r["brokers"]}
-        self._brokers.update(self._read_brokers(ids))
+        self.brokers_read.update(self._read_brokers(ids))
         self._read_funding(r["seller"]["credit_code"] for r in records)
 
     def _prefetch(self, envelopes: list[dict[str, Any]]) -> None:
@@ -431,7 +433,7 @@ class Projection:
                 if kind == "ContractRegistered":
                     registered.append(p)
         self._read_roles(pairs)
-        numbers.update(*self._stored_roles.values())
+        numbers.update(*self.roles_read.values())
         self._load_contracts(numbers)
         records: list[Mapping[str, Any]] = [r for r in self.contracts.values() if r is not None]
         records += registered
@@ -444,7 +446,7 @@ class Projection:
         beneficiaries |= {p["credit_code"] for p in granted if p is not None}
         self.entitlements.prefetch(beneficiaries)
         counties = {r[side]["region_code"] for r in records for side in ("buyer", "seller")}
-        counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self._brokers.values() if b}
+        counties |= {ALL_COUNTIES, ""} | {b.region_code for b in self.brokers_read.values() if b}
         self.totals.prefetch(counties)
 
     # -- claims, entitlements, totals ------------------------------------------------------------
@@ -452,7 +454,7 @@ class Projection:
     def _recompute(self, no: str, position: int) -> None:
         record = self.contracts[no]
         assert record is not None
-        if not self._claims_of[no] and all(p[2] for p in record["proofs"].values()):
+        if not self.claims_of[no] and all(p[2] for p in record["proofs"].values()):
             # No money paid (a claim needs a transfer proof), and no claim before: nothing
             # changes. Most events come before a contract's first proof (registration,
             # invoices), and building its Contract was 8 % of a catch-up's time.
@@ -475,17 +477,17 @@ class Projection:
                 new[(year, claim.category, claim.beneficiary)] = ClaimValue(
                     claim.name, region, exact(claim.share), claim.reason
                 )
-        old = self._claims_of[no]
+        old = self.claims_of[no]
         for key in old.keys() | new.keys():
             before, after = old.get(key), new.get(key)
             if before != after:
                 if after is None:
-                    self._claimants[key].discard(no)
+                    self.claimants[key].discard(no)
                 elif before is None:
-                    self._claimants.setdefault(key, set()).add(no)
+                    self.claimants.setdefault(key, set()).add(no)
                 self.claims.set((*key, no), after, position)
                 self._entitlement_changed(key, no, before, after, position)
-        self._claims_of[no] = new
+        self.claims_of[no] = new
 
     def _entitlement_changed(
         self,
@@ -528,8 +530,8 @@ class Projection:
         only when the claim that named it is gone)."""
         # By the claimants of the key: scanning every contract of the run was 3 % of a catch-up
         # in runs of 50,000 entries.
-        here = [(no, self._claims_of[no][key]) for no in self._claimants.get(key, ())]
-        loaded = self._claims_of.keys()  # their claims are known here, whatever is stored
+        here = [(no, self.claims_of[no][key]) for no in self.claimants.get(key, ())]
+        loaded = self.claims_of.keys()  # their claims are known here, whatever is stored
         stored = [
             (no, claim)
             for no, claim in self.stored.first_claims(key, len(loaded) + 1)

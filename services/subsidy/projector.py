@@ -25,6 +25,7 @@ from services.common.kafka import CLOSE_TIMEOUT, COMMIT_TIMEOUT_MS
 from services.common.runtime import LoopHalted, Retries, Unavailable
 from services.subsidy import metrics
 from services.subsidy.feed import FEED_PAGE, RegistryFeed
+from services.subsidy.pipeline import NotWritten, RunPipeline
 from services.subsidy.store import EntryStore, Head
 
 log = logging.getLogger("tcr.subsidy.projector")
@@ -99,21 +100,26 @@ class Projector:
             target=self._read_ahead, args=(self.head.position, pages, stop), name="feed"
         )
         reader.start()
+        pipe = RunPipeline(self._store, self.head)
         try:
-            for events in self._runs(pages):
-                before = self.head.position
-                self._apply(events, {e["position"]: "from the registry feed" for e in events})
-                fetched += len(events)
-                if progress is not None:
-                    progress(self.head.position - before)
-                if self.head.position < events[-1]["position"]:
-                    # The feed is contiguous; a head that did not reach its end: a broken chain.
-                    log.error(
-                        "registry feed does not chain onto position %d; stopping catch-up",
-                        self.head.position,
-                    )
-                    break
+            with pipe:
+                for events in self._runs(pages):
+                    before = self.head.position
+                    self._settle(pipe, pipe.add, events)
+                    fetched += len(events)
+                    if progress is not None:
+                        progress(self.head.position - before)
+                    if self.head.position < events[-1]["position"]:
+                        # The feed is contiguous; a head that did not reach its end: a broken
+                        # chain.
+                        log.error(
+                            "registry feed does not chain onto position %d; stopping catch-up",
+                            self.head.position,
+                        )
+                        break
+                self._settle(pipe, pipe.drain)
         finally:
+            self.head = pipe.written  # what the store holds, however the runs ended
             stop.set()
             reader.join()
         if fetched:
@@ -125,6 +131,25 @@ class Projector:
                 self.head.position,
             )
         return fetched
+
+    def _settle(self, pipe: RunPipeline, call: Callable[..., Any], *args: Any) -> None:
+        """Call the pipeline; what it could not write is applied the plain way, which retries
+        a database that is down and halts at an entry that cannot be applied."""
+        try:
+            head = call(*args)
+        except NotWritten as failed:
+            self.head = pipe.written
+            where = "from the registry feed"
+            try:
+                head = self._apply(
+                    failed.envelopes, {e["position"]: where for e in failed.envelopes}
+                )
+            finally:
+                pipe.resume(self.head)  # as far as they were applied
+        if head is not None:
+            self.head = head
+            self._highest_seen = max(self._highest_seen, head.position)
+        metrics.applied(pipe.written.position, self._highest_seen)
 
     def _read_ahead(
         self,

@@ -20,18 +20,18 @@ from fractions import Fraction
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Executable, Row, Table, delete, func, select, update
+from sqlalchemy import Engine, Executable, Row, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from services.common.bulk import insert_columns, one_of, update_columns
+from services.common.bulk import one_of
 from services.common.db import make_engine, schema_lock
 from services.common.envelope import GENESIS_HASH
-from services.common.payloads import now_read, skipped_as
+from services.common.payloads import now_read
 from services.common.policy.loader import load_schedule
 from services.common.policy.schedule import PolicySchedule
 from services.common.runtime import collector_paused
-from services.subsidy import metrics, payouts
+from services.subsidy import metrics
 from services.subsidy import tables as t
 from services.subsidy.projection import (
     KNOWN_EVENTS,
@@ -45,7 +45,7 @@ from services.subsidy.projection import (
     TotalKey,
     TotalValue,
 )
-from services.subsidy.versions import Versions
+from services.subsidy.run_rows import RunRows
 
 log = logging.getLogger("tcr.subsidy.store")
 
@@ -83,7 +83,6 @@ class EntryStore:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         self._insert_head = insert(t.head).on_conflict_do_nothing(index_elements=["id"])
         self._insert_pending = insert(t.pending).on_conflict_do_nothing(index_elements=["position"])
-        self._insert_skipped = insert(t.skipped).on_conflict_do_nothing(index_elements=["type"])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -165,13 +164,7 @@ class EntryStore:
         """Apply the entries that extend the chain, keep those beyond a hole, and move the head."""
         skipped: Counter[str] = Counter()
         with collector_paused(), self.engine.begin() as conn:
-            conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
-            lock = select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at).where(
-                t.head.c.id == 1
-            )
-            if self.engine.dialect.name == "postgresql":
-                lock = lock.with_for_update()
-            current = conn.execute(lock).one()
+            current = self._locked_head(conn)
             waiting = {
                 int(row.position): orjson.loads(row.envelope)
                 for row in conn.execute(
@@ -192,7 +185,9 @@ class EntryStore:
                 run.append(envelope)
                 position, hash_, recorded_at = at, envelope["hash"], envelope["recorded_at"]
             if run:
-                skipped = self._apply(conn, run)
+                projection = Projection(StoredRows(conn), self.schedule).apply_all(run)
+                RunRows.of(projection, run).write(conn)
+                skipped = projection.skipped
                 conn.execute(
                     update(t.head)
                     .where(t.head.c.id == 1)
@@ -214,44 +209,53 @@ class EntryStore:
                         for e in later
                     ],
                 )
-        if skipped:  # counted once committed
-            metrics.skipped(skipped)
-            log.warning(
-                "skipped entries of event types this subsidy service does not know (%s): "
-                "upgrade it to apply them",
-                ", ".join(f"{kind} ×{count}" for kind, count in sorted(skipped.items())),
-            )
+        _count_skipped(skipped)  # once committed
         return Head(position, hash_, recorded_at)
 
-    def _apply(self, conn: Connection, run: list[dict[str, Any]]) -> Counter[str]:
-        """Apply a run of entries; the entries of each type the projection skipped."""
-        projection = Projection(StoredRows(conn), self.schedule).apply_all(run)
-        if projection.skipped:
-            last = {skipped_as(e): int(e["position"]) for e in run}
-            for kind, count in projection.skipped.items():
-                conn.execute(self._insert_skipped.values(type=kind, entries=0, last_position=0))
-                conn.execute(
-                    update(t.skipped)
-                    .where(t.skipped.c.type == kind)
-                    .values(entries=t.skipped.c.entries + count, last_position=last[kind])
+    def write_run(self, start: Head, end: Head, rows: RunRows) -> Head:
+        """Write the rows of a run computed apart, from the store at ``start``, and move the head
+        to ``end`` (entries waiting up to there are dropped: the run holds them). Raises
+        :class:`HeadMoved`, writing nothing, when the head is not at ``start``."""
+        with self.engine.begin() as conn:
+            current = self._locked_head(conn)
+            if (current.position, current.hash) != (start.position, start.hash):
+                raise HeadMoved(
+                    f"the run was computed from position {start.position}, and the store's "
+                    f"head is at {current.position}"
                 )
-        insert_columns(
-            conn,
-            t.log,
-            {
-                "position": [e["position"] for e in run],
-                "subject": [e["subject"] for e in run],
-                "type": [e["type"] for e in run],
-                "recorded_at": [e["recorded_at"] for e in run],
-            },
-            copy=True,
+            rows.write(conn)
+            conn.execute(
+                update(t.head)
+                .where(t.head.c.id == 1)
+                .values(position=end.position, hash=end.hash, recorded_at=end.recorded_at)
+            )
+            conn.execute(delete(t.pending).where(t.pending.c.position <= end.position))
+        _count_skipped(rows.skipped)
+        return end
+
+    def _locked_head(self, conn: Connection) -> Row[Any]:
+        """The head, locked until the transaction ends (made at position 0 the first time)."""
+        conn.execute(self._insert_head.values(id=1, position=0, hash=GENESIS_HASH))
+        lock = select(t.head.c.position, t.head.c.hash, t.head.c.recorded_at).where(
+            t.head.c.id == 1
         )
-        _write_facts(conn, projection)
-        payouts.write(conn, projection.payouts)
-        _write_versions(conn, t.claims, projection.claims, _claim_columns)
-        _write_versions(conn, t.entitlements, projection.entitlements, _entitlement_columns)
-        _write_versions(conn, t.totals, projection.totals, _total_columns)
-        return projection.skipped
+        if self.engine.dialect.name == "postgresql":
+            lock = lock.with_for_update()
+        return conn.execute(lock).one()
+
+
+class HeadMoved(RuntimeError):
+    """The store's head moved while a run was computed apart from it (another writer)."""
+
+
+def _count_skipped(skipped: Counter[str]) -> None:
+    if skipped:
+        metrics.skipped(skipped)
+        log.warning(
+            "skipped entries of event types this subsidy service does not know (%s): "
+            "upgrade it to apply them",
+            ", ".join(f"{kind} ×{count}" for kind, count in sorted(skipped.items())),
+        )
 
 
 def _clear(conn: Connection) -> None:
@@ -413,149 +417,6 @@ def entitlement_value(r: Any) -> EntitlementValue:
 
 def total_value(r: Any) -> TotalValue:
     return TotalValue(r.beneficiaries, fen(r.turnover), int(r.gross_fen), int(r.entitlement_fen))
-
-
-# -- what the projection writes ------------------------------------------------------------------
-
-
-def _write_facts(conn: Connection, projection: Projection) -> None:
-    changed = sorted(projection.changed_contracts)
-    if changed:
-        for i in range(0, len(changed), _CHUNK):
-            conn.execute(
-                delete(t.contracts).where(
-                    one_of(t.contracts.c.registration_no, changed[i : i + _CHUNK], conn.dialect)
-                )
-            )
-        insert_columns(
-            conn,
-            t.contracts,
-            {
-                "registration_no": changed,
-                "facts": [orjson.dumps(projection.contracts[no]) for no in changed],
-            },
-            copy=True,
-        )
-    if projection.new_brokers:
-        ids = sorted(projection.new_brokers)
-        conn.execute(delete(t.brokers).where(one_of(t.brokers.c.broker_id, ids, conn.dialect)))
-        filed = [projection.new_brokers[i] for i in ids]
-        insert_columns(
-            conn,
-            t.brokers,
-            {
-                "broker_id": ids,
-                "name": [b.name for b in filed],
-                "filed_on": [b.filed_on.isoformat() for b in filed],
-                "region_code": [b.region_code for b in filed],
-            },
-        )
-    if projection.new_funding:
-        funded = sorted(projection.new_funding)
-        insert_columns(
-            conn,
-            t.funding,
-            {"credit_code": [c for c, _ in funded], "year": [y for _, y in funded]},
-        )
-    if projection.new_grants:
-        grants = projection.new_grants
-        insert_columns(
-            conn,
-            t.grants,
-            {
-                "grant_no": [g.grant_no for g in grants],
-                "credit_code": [g.credit_code for g in grants],
-                "year": [g.year for g in grants],
-                "programme": [g.programme for g in grants],
-                "amount_fen": [g.amount_fen for g in grants],
-                "decided_on": [g.decided_on for g in grants],
-                "document_no": [g.document_no for g in grants],
-            },
-        )
-    if projection.new_roles:
-        rows = sorted(
-            (party, role, no)
-            for (party, role), numbers in projection.new_roles.items()
-            for no in numbers
-        )
-        insert_columns(  # an amendment may name a broker again: its role is stored already
-            conn,
-            t.roles,
-            {
-                "party": [r[0] for r in rows],
-                "role": [r[1] for r in rows],
-                "registration_no": [r[2] for r in rows],
-            },
-            on_conflict_do_nothing=True,
-        )
-
-
-def _claim_columns(key: ClaimKey, value: ClaimValue) -> dict[str, Any]:
-    return {
-        "year": key[0],
-        "category": key[1],
-        "beneficiary": key[2],
-        "registration_no": key[3],
-        "name": value.name,
-        "region_code": value.region_code,
-        "share": str(value.share),
-        "reason": value.reason,
-    }
-
-
-def _entitlement_columns(key: EntitlementKey, value: EntitlementValue) -> dict[str, Any]:
-    return {
-        "year": key[0],
-        "category": key[1],
-        "beneficiary": key[2],
-        "name": value.name,
-        "region_code": value.region_code,
-        "first_registration_no": value.first_registration_no,
-        "claims": value.claims,
-        "turnover": str(value.turnover),
-        "gross_fen": value.gross_fen,
-        "entitlement_fen": value.entitlement_fen,
-        "capped": value.gross_fen > value.entitlement_fen,
-    }
-
-
-def _total_columns(key: TotalKey, value: TotalValue) -> dict[str, Any]:
-    return {
-        "year": key[0],
-        "category": key[1],
-        "county": key[2],
-        "beneficiaries": value.beneficiaries,
-        "turnover": str(value.turnover),
-        "gross_fen": value.gross_fen,
-        "entitlement_fen": value.entitlement_fen,
-    }
-
-
-_KEYS = {
-    "subsidy_claims": ("year", "category", "beneficiary", "registration_no"),
-    "subsidy_entitlements": ("year", "category", "beneficiary"),
-    "subsidy_totals": ("year", "category", "county"),
-}
-
-
-def _write_versions(
-    conn: Connection, table: Table, versions: Versions[Any, Any, Any], columns: Any
-) -> None:
-    names = _KEYS[table.name]
-    if versions.ended:
-        where: dict[str, Sequence[Any]] = {
-            n: [key[i] for key, _, _ in versions.ended] for i, n in enumerate(names)
-        }
-        where["valid_from"] = [valid_from for _, valid_from, _ in versions.ended]
-        ended: dict[str, Sequence[Any]] = {"valid_to": [to for _, _, to in versions.ended]}
-        update_columns(conn, table, where, ended)
-    written = versions.written()
-    if written:
-        rows = [
-            {**columns(v.key, v.value), "valid_from": v.valid_from, "valid_to": v.valid_to}
-            for v in written
-        ]
-        insert_columns(conn, table, {name: [r[name] for r in rows] for name in rows[0]}, copy=True)
 
 
 def _chunks(values: Iterable[Any]) -> Iterable[list[Any]]:

@@ -7,9 +7,10 @@ only given its end. Several changes to one key at one position keep only the las
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -47,6 +48,7 @@ class Versions(Generic[K, V, G]):
     _groups: set[G] = field(default_factory=set)
     new: list[Version[K, V]] = field(default_factory=list)  # see `written`
     ended: list[tuple[K, int, int]] = field(default_factory=list)  # stored: key, from, to
+    _by_group: dict[G, list[K]] | None = None  # once the run is done: see `held`
 
     def prefetch(self, groups: Iterable[G]) -> None:
         """Read the stored current values of the groups not read yet, in one go."""
@@ -91,6 +93,25 @@ class Versions(Generic[K, V, G]):
             version = Version(key, position, value)
             self.new.append(version)
         self._known[key] = _Current(value, position, version)
+
+    def has_read(self, group: G) -> bool:
+        return group in self._groups
+
+    def held(self, groups: Iterable[G]) -> tuple[dict[K, tuple[V, int]], builtins.set[G]]:
+        """Once the run is done: of ``groups``, those it read, and their keys' values with the
+        position each holds from (what the store holds once the run is written)."""
+        if self._by_group is None:
+            self._by_group = {}
+            for key, current in self._known.items():
+                if current.value is not None:
+                    self._by_group.setdefault(self.group_of(key), []).append(key)
+        read = {g for g in groups if g in self._groups}
+        found: dict[K, tuple[V, int]] = {}
+        for group in read:
+            for key in self._by_group.get(group, ()):
+                current = self._known[key]
+                found[key] = (cast(V, current.value), current.valid_from)
+        return found, read
 
     def written(self) -> list[Version[K, V]]:
         """The versions this run begins, in the order they began."""
