@@ -102,6 +102,10 @@ class RunPipeline:
         end = Head(run[-1]["position"], run[-1]["hash"], run[-1]["recorded_at"])
         future = self._writer.submit(self._store.write_run, self._ahead, end, rows)
         self._writing = future, run
+        if self._previous is not None:
+            # Freed on the writer thread, which mostly waits for PostgreSQL: freeing a run's
+            # objects took the computing thread 4.6 s of a catch-up of 1M entries.
+            self._writer.submit(_drop, self._previous)
         self._previous, self._ahead = projection, end
         return end
 
@@ -145,3 +149,7 @@ class RunPipeline:
                 return None
             hash_ = envelope["hash"]
         return run
+
+
+def _drop(projection: Projection) -> None:
+    """Nothing: the last reference to ``projection`` goes with the task, on the writer thread."""

@@ -17,7 +17,7 @@ V = TypeVar("V")
 G = TypeVar("G")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Version(Generic[K, V]):
     key: K
     valid_from: int
@@ -26,7 +26,7 @@ class Version(Generic[K, V]):
     dropped: bool = False  # replaced at the very position it began: never held
 
 
-@dataclass
+@dataclass(slots=True)
 class _Current(Generic[K, V]):
     value: V | None
     valid_from: int
