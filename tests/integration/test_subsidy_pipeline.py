@@ -220,7 +220,8 @@ def test_only_long_runs_are_kept_out_of_the_cycle_collector_until_the_pipeline_i
             before = gc.get_freeze_count()
             pipe.add(log[:3])
             pipe.drain()
-            assert gc.get_freeze_count() == before  # three entries: left to the collector
+            # Three entries: left to the collector (what was frozen may only be freed).
+            assert gc.get_freeze_count() <= before
             pipe.add(log[3:])
             pipe.drain()
             assert gc.get_freeze_count() > before  # six: frozen
