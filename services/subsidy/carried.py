@@ -7,8 +7,8 @@ everything else the store already holds the truth, since the run did not touch i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from services.subsidy.projection import (
     BrokerFacts,
@@ -41,30 +41,10 @@ class Carried:
         del self._previous
 
     def contracts(self, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
-        known = self._previous.contracts
-        found = {}
-        wanted = []
-        for no in numbers:
-            if no not in known:
-                wanted.append(no)
-            elif (record := known[no]) is not None:
-                found[no] = record
-        if wanted:
-            found.update(self._stored.contracts(wanted))
-        return found
+        return _known_or_stored(self._previous.contracts, numbers, self._stored.contracts)
 
     def brokers(self, ids: Iterable[str]) -> dict[str, BrokerFacts]:
-        known = self._previous.brokers_read
-        found = {}
-        wanted = []
-        for broker_id in ids:
-            if broker_id not in known:
-                wanted.append(broker_id)
-            elif (facts := known[broker_id]) is not None:
-                found[broker_id] = facts
-        if wanted:
-            found.update(self._stored.brokers(wanted))
-        return found
+        return _known_or_stored(self._previous.brokers_read, ids, self._stored.brokers)
 
     def funded(self, credit_codes: Iterable[str]) -> set[tuple[str, int]]:
         if self._years_funded is None:
@@ -129,3 +109,24 @@ class Carried:
         if len(read) < len(counties):
             found.update(self._stored.totals(counties - read))
         return found
+
+
+_T = TypeVar("_T")
+
+
+def _known_or_stored(
+    known: Mapping[str, _T | None],
+    wanted: Iterable[str],
+    stored: Callable[[list[str]], dict[str, _T]],
+) -> dict[str, _T]:
+    """What ``known`` holds of ``wanted`` (None: known to be absent), and the rest as stored."""
+    found = {}
+    unknown = []
+    for key in wanted:
+        if key not in known:
+            unknown.append(key)
+        elif (value := known[key]) is not None:
+            found[key] = value
+    if unknown:
+        found.update(stored(unknown))
+    return found

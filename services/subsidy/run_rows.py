@@ -22,13 +22,10 @@ from services.common.payloads import skipped_as
 from services.subsidy import payouts
 from services.subsidy import tables as t
 from services.subsidy.projection import (
-    ClaimKey,
     ClaimValue,
-    EntitlementKey,
     EntitlementValue,
     PayoutApplied,
     Projection,
-    TotalKey,
     TotalValue,
 )
 from services.subsidy.versions import Versions
@@ -172,14 +169,9 @@ class RunRows:
 # zip in C): a dict per row, then turned into columns, was 5 % of a catch-up's computing.
 
 
-def _claim_columns(keys: Sequence[ClaimKey], values: Sequence[ClaimValue]) -> Columns:
-    year, category, beneficiary, number = zip(*keys, strict=True)
+def _claim_columns(values: Sequence[ClaimValue]) -> Columns:
     name, region_code, share, reason = zip(*values, strict=True)
     return {
-        "year": year,
-        "category": category,
-        "beneficiary": beneficiary,
-        "registration_no": number,
         "name": name,
         "region_code": region_code,
         "share": [str(s) for s in share],
@@ -187,15 +179,9 @@ def _claim_columns(keys: Sequence[ClaimKey], values: Sequence[ClaimValue]) -> Co
     }
 
 
-def _entitlement_columns(
-    keys: Sequence[EntitlementKey], values: Sequence[EntitlementValue]
-) -> Columns:
-    year, category, beneficiary = zip(*keys, strict=True)
+def _entitlement_columns(values: Sequence[EntitlementValue]) -> Columns:
     name, region_code, first, claims, turnover, gross, entitled = zip(*values, strict=True)
     return {
-        "year": year,
-        "category": category,
-        "beneficiary": beneficiary,
         "name": name,
         "region_code": region_code,
         "first_registration_no": first,
@@ -207,13 +193,9 @@ def _entitlement_columns(
     }
 
 
-def _total_columns(keys: Sequence[TotalKey], values: Sequence[TotalValue]) -> Columns:
-    year, category, county = zip(*keys, strict=True)
+def _total_columns(values: Sequence[TotalValue]) -> Columns:
     beneficiaries, turnover, gross, entitled = zip(*values, strict=True)
     return {
-        "year": year,
-        "category": category,
-        "county": county,
         "beneficiaries": beneficiaries,
         "turnover": [str(t) for t in turnover],
         "gross_fen": gross,
@@ -233,13 +215,20 @@ def _version_rows(table: Table, versions: Versions[Any, Any, Any], columns: Any)
     where: Columns = {}
     ended: Columns = {}
     if versions.ended:
-        where = {n: [key[i] for key, _, _ in versions.ended] for i, n in enumerate(names)}
-        where["valid_from"] = [valid_from for _, valid_from, _ in versions.ended]
-        ended = {"valid_to": [to for _, _, to in versions.ended]}
+        ended_keys, valid_from, valid_to = zip(*versions.ended, strict=True)
+        where = {**_key_columns(names, ended_keys), "valid_from": valid_from}
+        ended = {"valid_to": valid_to}
     begun: Columns = {}
     written = versions.written()
     if written:
-        begun = columns([v.key for v in written], [v.value for v in written])
-        begun["valid_from"] = [v.valid_from for v in written]
-        begun["valid_to"] = [v.valid_to for v in written]
+        begun = {
+            **_key_columns(names, [v.key for v in written]),
+            **columns([v.value for v in written]),
+            "valid_from": [v.valid_from for v in written],
+            "valid_to": [v.valid_to for v in written],
+        }
     return VersionRows(table, where, ended, begun)
+
+
+def _key_columns(names: Sequence[str], keys: Sequence[tuple[Any, ...]]) -> Columns:
+    return dict(zip(names, zip(*keys, strict=True), strict=True))

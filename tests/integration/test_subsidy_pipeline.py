@@ -28,6 +28,7 @@ from services.subsidy.pipeline import NotWritten, RunPipeline
 from services.subsidy.projection import Projection
 from services.subsidy.run_rows import RunRows
 from services.subsidy.store import EntryStore, Head
+from tests.integration.test_subsidy_catch_up import _log
 from tests.integration.test_subsidy_projection import PROJECTION, arrival
 from tests.support.policy_facts import (
     PINGDINGSHAN_2020,
@@ -160,14 +161,6 @@ def test_a_claim_the_run_before_removed_does_not_name_an_entitlement(
     log = list(chain_envelopes(numbered(events)))
     expected = in_one_transaction(f"sqlite:///{tmp_path / 'whole.db'}", log)
     assert through_the_pipeline(database_url, log, [9, 10]) == expected
-
-
-def _log(contracts: int) -> list[dict[str, Any]]:
-    events = []
-    for i in range(contracts):
-        settled = [(date(2024, 5, 1 + i), 100_000_00 + i)]
-        events += contract_events(contract(f"20244104{i:08d}", settled=settled))
-    return list(chain_envelopes(numbered(events)))
 
 
 def test_a_run_that_cannot_be_computed_is_handed_back_and_the_run_before_is_written(
