@@ -179,11 +179,18 @@ class Projector:
     def _runs(
         self, pages: queue.Queue[tuple[list[dict[str, Any]], int] | Exception]
     ) -> Iterator[list[dict[str, Any]]]:
-        """The pages as runs of at least ``catch_up_run`` entries; a page that reaches the
-        registry's head ends a run sooner (an entry logged while the feed is followed waits for
-        no more). A page that could not be read ends the run before it, and is raised after
-        it is applied."""
+        """The pages as runs: the first run is one page, each next one up to twice as long,
+        up to ``catch_up_run`` entries; a run also ends once it is as long as what is left
+        after it up to the registry's head, so runs halve toward the head, and a page that
+        reaches the head ends one at once (an entry logged while the feed is followed waits
+        for no more). A page that could not be read ends the run before it, and is raised
+        after it is applied.
+
+        Runs grow from one page so that the first is computed while the feed is still read,
+        and shrink toward the head so that the last one, whose writing nothing overlaps, is
+        short."""
         events: list[dict[str, Any]] = []
+        limit = 0  # the first page is a run
         while True:
             item = pages.get()
             if isinstance(item, Exception):
@@ -194,8 +201,9 @@ class Projector:
             if not page:
                 break
             events += page
-            if len(events) >= self._catch_up_run or page[-1]["position"] >= head:
+            if len(events) >= min(limit, head - page[-1]["position"]):
                 yield events
+                limit = min(max(2 * len(events), limit), self._catch_up_run)
                 events = []
         if events:
             yield events

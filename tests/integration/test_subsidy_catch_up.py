@@ -66,9 +66,11 @@ def test_a_page_that_reaches_the_registry_head_is_applied_without_waiting_for_a_
     assert moved == [4] * (len(log) // 4) + ([len(log) % 4] if len(log) % 4 else [])
 
 
-def test_the_feed_is_applied_in_runs_of_at_least_catch_up_run_entries(database_url: str) -> None:
-    log = _log(4)
-    assert len(log) > 10
+def test_runs_grow_from_one_page_to_catch_up_run_entries_and_halve_toward_the_head(
+    database_url: str,
+) -> None:
+    log = _log(10)
+    assert len(log) == 30
     store = EntryStore(database_url)
     moved: list[int] = []
     try:
@@ -77,8 +79,10 @@ def test_the_feed_is_applied_in_runs_of_at_least_catch_up_run_entries(database_u
         assert store.head().position == len(log)
     finally:
         store.close()
-    # Pages of 3 until a run holds 7 or more: 9 entries a run, the last one what is left.
-    assert moved == [9] * (len(log) // 9) + ([len(log) % 9] if len(log) % 9 else [])
+    # Pages of 3. One page first; then twice that (6); then whole pages until 7 or more (9).
+    # Then a run ends once it is as long as what is left after it: 6 with 6 left, 3 with 3
+    # left, and the last page.
+    assert moved == [3, 6, 9, 6, 3, 3]
 
 
 def test_a_page_the_feed_cannot_give_ends_the_run_read_before_it_which_is_applied(
