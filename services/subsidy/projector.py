@@ -412,8 +412,20 @@ def _decode(
     return envelopes, origins
 
 
+# The same, as two tuples: an envelope's types compared at once, in C.
+_ENVELOPE_KEYS = tuple(_ENVELOPE_TYPES)
+_ENVELOPE_KINDS = tuple(_ENVELOPE_TYPES.values())
+
+
 def _not_an_envelope(value: Any) -> str:
     """Why ``value`` cannot be read as an envelope, or '' when it can."""
+    # Every entry of a catch-up passes here: checked name by name, 2 s of 1M entries.
+    if (
+        type(value) is dict
+        and tuple(map(type, map(value.get, _ENVELOPE_KEYS))) == _ENVELOPE_KINDS
+        and value["position"] >= 1
+    ):
+        return ""
     if not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object"
     missing = [k for k in _ENVELOPE_TYPES if k not in value]
