@@ -469,6 +469,21 @@ def _proc_stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds of a process so far, None when it is gone."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat is not None else None
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    """Peak resident set size of a process (VmHWM, KiB), None when it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
 def _all_pids() -> Iterator[int]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -624,6 +639,7 @@ class Process:
         *,
         env: dict[str, str] | None = None,
         stop_signal: int = signal.SIGTERM,
+        cwd: Path = REPO,
     ) -> None:
         self.name = name
         self.log_path = log_path
@@ -631,7 +647,7 @@ class Process:
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             command,
-            cwd=REPO,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,

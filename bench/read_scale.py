@@ -116,29 +116,13 @@ def ms_stats(seconds: list[float]) -> dict[str, Any]:
     }
 
 
-def vm_hwm_kib(pid: int) -> int | None:
-    """Peak resident set size of a process (VmHWM, KiB), None when it is gone."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ps.CLK_TCK
-    return None
-
-
 def wait_idle(pid: int, timeout: float = 120.0, window: float = 2.0, share: float = 0.05) -> float:
     """Until a process used under ``share`` of a core over ``window`` seconds; seconds waited."""
     started = time.monotonic()
-    last = process_cpu_seconds(pid)
+    last = ps.process_cpu_seconds(pid)
     while time.monotonic() - started < timeout:
         time.sleep(window)
-        now = process_cpu_seconds(pid)
+        now = ps.process_cpu_seconds(pid)
         if now is None or last is None or now - last < share * window:
             break
         last = now
@@ -406,10 +390,10 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> dict[str
             result["queries_cpu"] = cpu
             result["queries_other_users_cores"] = others_cores(cpu)
             ps.log("  " + ps.cpu_line(cpu))
-            hwm = vm_hwm_kib(consumer.pid)
+            hwm = ps.vm_hwm_kib(consumer.pid)
             result["consumer_peak_rss_mib_at_end"] = round(hwm / 1024, 1) if hwm else None
             # With one worker the finance API is this very process (no supervisor).
-            hwm = vm_hwm_kib(subsidy.pid)
+            hwm = ps.vm_hwm_kib(subsidy.pid)
             result["finance_api_peak_rss_mib"] = round(hwm / 1024, 1) if hwm else None
             for process in started:
                 process.check()
@@ -503,7 +487,7 @@ def run_catch_up(
         raise RuntimeError(f"consumer at {position} of {head} after {args.stage_timeout:.0f} s")
     seconds = time.perf_counter() - t
     cpu = meter.stop()
-    hwm = vm_hwm_kib(consumer.pid)
+    hwm = ps.vm_hwm_kib(consumer.pid)
     waited = wait_idle(consumer.pid)
     ps.log(
         f"  caught up in {seconds:.1f} s ({head / seconds:,.0f}/s), consumer peak RSS "
