@@ -623,7 +623,7 @@ def contract_of(no: str, r: Mapping[str, Any]) -> Contract:
         technology_amount_fen=r["technology_amount_fen"],
         related_party=r["related_party"],
         cancelled=r["cancelled"],
-        # Tuples of lists: a generator made for one or two items took twice as long.
+        # Tuples made from lists: through a generator, one or two items took twice as long.
         invoices=tuple([_invoice(n, *fields) for n, fields in r["invoices"].items()]),
         transfer_proofs=tuple([_proof(s, *fields) for s, fields in r["proofs"].items()]),
     )
