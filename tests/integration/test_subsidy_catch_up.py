@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.common.runtime import Unavailable
+from services.common.runtime import LoopHalted, Unavailable
 from services.registry.log import chain_envelopes
 from services.subsidy.projector import REGISTRY_FEED, Projector
 from services.subsidy.store import EntryStore
@@ -40,6 +40,15 @@ class FailingFeed(LogFeed):
         if after >= self._fails_after:
             raise httpx.ConnectError("registry down")
         return super().page(after, limit)
+
+
+class ServedAsIs(LogFeed):
+    """The feed of a log whose entries are served in order whatever their positions say."""
+
+    def page(self, after: int, limit: int = 5000) -> dict[str, Any]:
+        page = super().page(after, limit)
+        page["events"] = self._envelopes[after : after + min(limit, self._size)]
+        return page
 
 
 class LiveFeed(LogFeed):
@@ -98,5 +107,31 @@ def test_a_page_the_feed_cannot_give_ends_the_run_read_before_it_which_is_applie
         assert raised.value.side == REGISTRY_FEED
         assert store.head().position == 6  # the two pages read, in one run
         assert projector.head.position == 6
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"position": True}, "position of the wrong type"),
+        ({"position": 0}, "position 0"),
+        ({"payload": []}, "payload of the wrong type"),
+        ({"schema_version": "1"}, "schema_version of the wrong type"),
+        ({"hash": None}, "hash of the wrong type"),
+    ],
+    ids=["bool-position", "position-0", "payload-list", "version-text", "hash-null"],
+)
+def test_a_feed_entry_of_the_wrong_shape_stops_the_catch_up_naming_the_field(
+    database_url: str, change: dict[str, Any], why: str
+) -> None:
+    log = _log(2)
+    log[4] = {**log[4], **change}
+    store = EntryStore(database_url)
+    try:
+        projector = Projector(store, ServedAsIs(log, size=3), _no_kafka)  # type: ignore[arg-type]
+        with pytest.raises(LoopHalted, match=why):
+            projector.catch_up()
+        assert store.head().position == 3  # the page before it, and nothing of its own
     finally:
         store.close()
