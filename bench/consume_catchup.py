@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -47,12 +48,16 @@ def checkout_python(checkout: Path) -> str:
 
 
 def consumer_run(
-    checkout: Path, registry: ps.HttpService, token: str, head: int, args: argparse.Namespace
+    checkout: Path,
+    registry: ps.HttpService,
+    token: str,
+    head: int,
+    log_path: Path,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """One catch-up from empty by ``checkout``'s consumer; its figures."""
     python = checkout_python(checkout)
     name = ps.db_name("consume", "subsidy")
-    workdir = Path(tempfile.mkdtemp(prefix="tcr-consume-"))
     with ps.postgres_database(args.admin_url, name) as libpq:
         url = ps.sqlalchemy_url(libpq)
         schema = f"from services.subsidy.store import EntryStore; EntryStore({url!r}).close()"
@@ -67,9 +72,7 @@ def consumer_run(
         }
         command = [python, "-m", "services.cli", "subsidy", "consume"]
         started = time.perf_counter()
-        consumer = ps.Process(
-            "subsidy consume", command, workdir / "consume.log", env=env, cwd=checkout
-        )
+        consumer = ps.Process("subsidy consume", command, log_path, env=env, cwd=checkout)
         position, last_report = 0, started
         try:
             with psycopg.connect(libpq, autocommit=True) as conn:
@@ -146,21 +149,32 @@ def main() -> None:
                 order.reverse()
             for side, checkout in order:
                 ps.log(f"pair {pair}: {side} ({checkout})")
-                run = consumer_run(checkout, registry, token, head, args)
+                log_path = workdir / f"consume-{pair}-{side}.log"
+                run = consumer_run(checkout, registry, token, head, log_path, args)
                 run.update(pair=pair, side=side)
                 report["runs"].append(run)
                 ps.log(f"  {run['events_per_s']:,.0f} events/s, {run['seconds']} s")
     finally:
         registry.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.baseline is not None:
+        ratios = pair_ratios(report["runs"])
+        report["ratios"] = [round(x, 3) for x in ratios]
+        report["median_ratio"] = round(statistics.median(ratios), 3)
     print(render(report, list(sides)))
     path = ps.write_results(f"consume-{time.strftime('%Y%m%d-%H%M%S')}", report, args.out)
     print(f"\nresults: {path}")
 
 
-def render(report: dict[str, Any], sides: list[str]) -> str:
-    runs = report["runs"]
+def pair_ratios(runs: list[dict[str, Any]]) -> list[float]:
+    """This checkout's rate over the baseline's, pair by pair."""
     rate = {(r["pair"], r["side"]): r["events_per_s"] for r in runs}
     pairs = sorted({r["pair"] for r in runs})
+    return [rate[(p, "this")] / rate[(p, "baseline")] for p in pairs]
+
+
+def render(report: dict[str, Any], sides: list[str]) -> str:
+    runs = report["runs"]
     rows = []
     for side in sides:
         mine = [r for r in runs if r["side"] == side]
@@ -173,15 +187,12 @@ def render(report: dict[str, Any], sides: list[str]) -> str:
                 f"{max(r['consumer_peak_rss_mib'] or 0 for r in mine):,.0f}",
             ]
         )
-    if len(sides) == 2:
-        ratios = [rate[(p, "this")] / rate[(p, "baseline")] for p in pairs]
-        report["ratios"] = [round(x, 3) for x in ratios]
-        report["median_ratio"] = round(statistics.median(ratios), 3)
+    if "ratios" in report:
         rows.append(
             [
                 "this ÷ baseline",
-                " / ".join(f"{x:.2f}" for x in ratios),
-                f"{statistics.median(ratios):.2f}",
+                " / ".join(f"{x:.2f}" for x in report["ratios"]),
+                f"{report['median_ratio']:.2f}",
                 "",
             ]
         )
