@@ -13,6 +13,12 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+# Fewer rows than this go by one ``INSERT … unnest`` even where ``copy`` is asked: ``COPY``
+# waits twice for the server (its start, then its end), the insert once, and for a few rows the
+# formatting saved is nothing beside a wait (a Kafka batch of the subsidy consumer writes four
+# tables of a handful of rows each).
+COPY_FROM_ROWS = 100
+
 
 def insert_columns(
     session: Session | Connection,
@@ -29,10 +35,11 @@ def insert_columns(
     constraint is skipped and the others inserted (``returning`` then answers the inserted).
 
     On PostgreSQL the rows travel as one array per column through ``unnest``: a single short
-    statement whatever the count. With ``copy`` they go by ``COPY`` instead: the driver formats
-    each row in C, where arrays are dumped element by element in Python (5,000 entitlement
-    rows: 5.5 ms of CPU against 14 ms, and 82 against 98 ms in all). It is for a writer that
-    only appends (the subsidy store): its errors bypass SQLAlchemy's statement events.
+    statement whatever the count. With ``copy`` they go by ``COPY`` instead, from
+    ``COPY_FROM_ROWS`` rows: the driver formats each row in C, where arrays are dumped element
+    by element in Python (5,000 entitlement rows: 5.5 ms of CPU against 14 ms, and 82 against
+    98 ms in all). It is for a writer that only appends (the subsidy store): its errors bypass
+    SQLAlchemy's statement events.
     A multi-row ``VALUES`` list is re-parsed by the driver for every new count and
     ``executemany`` pays a statement's work per row; for the registry's groups of a thousand
     events this took the writer from ~330 to ~160 µs of CPU per event. Ids drawn from a
@@ -52,7 +59,8 @@ def insert_columns(
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)],
         )
         return []
-    if copy and returning is None and not on_conflict_do_nothing:
+    rows = len(next(iter(columns.values()), ()))
+    if copy and rows >= COPY_FROM_ROWS and returning is None and not on_conflict_do_nothing:
         _copy(conn, table, columns)
         return []
     statement = _unnest_insert(table, tuple(columns), returning, on_conflict_do_nothing, dialect)

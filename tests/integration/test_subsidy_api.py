@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from services.common.envelope import GENESIS_HASH, entry_hash
 from services.common.policy.present import REASON_ZH
 from services.registry.application import Registry
 from services.subsidy.api.models import RevisionsPublic
 from services.subsidy.store import EntryStore
+from services.subsidy.tables import head as head_table
 from services.subsidy.tables import log as applied_log
 from tests.conftest import Tokens, make_tokens
 from tests.support.databases import fresh_postgres_database
@@ -429,6 +430,19 @@ def test_the_applied_head_waits_at_a_hole_until_it_is_filled(
     assert store.add(log[10:14]).position == 14
     assert store.add(log[14:15]).position == 25
     assert store.head().hash == log[24]["hash"]
+
+
+def test_a_store_made_before_its_head_row_came_with_it_applies_from_position_1(
+    store: EntryStore, history: History
+) -> None:
+    # Stores were once made without the head's row (it was added by the first batch).
+    with store.engine.begin() as conn:
+        conn.execute(delete(head_table))
+    log = history.envelopes
+    assert store.head().position == 0
+    assert store.add(log[5:10]).position == 0  # waits beyond the hole at 1-5
+    assert store.add(log[:5]).position == 10
+    assert applied(store) == list(range(1, 11))
 
 
 def test_entries_delivered_out_of_order_are_applied_in_log_order(
