@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
 import psycopg
-from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert, update
+from psycopg.types.array import ListBinaryDumper
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    String,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    insert,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
@@ -158,6 +170,33 @@ def _unnest_update(
     )
 
 
+class _BinaryList(list[Any]):
+    """A list psycopg sends as a binary array."""
+
+
+# Registered for the connections made from now on (the engines are made after this import).
+psycopg.adapters.register_dumper(_BinaryList, ListBinaryDumper)
+
+
+class TextArray(TypeDecorator[list[str]]):
+    """A parameter of many strings, sent to PostgreSQL as a binary array.
+
+    psycopg writes a text array element by element in Python, a regular expression each to
+    see what needs quoting; in binary each is only encoded (3,000 credit codes through
+    ``unnest``: 5.7 against 3.4 ms a query; a page of 1,000 revisions sends 11,000)."""
+
+    impl = ARRAY(String)
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return _BinaryList if dialect.name == "postgresql" else None
+
+
+def text_array(values: Iterable[str]) -> BindParameter[list[str]]:
+    """Strings as one parameter (see :class:`TextArray`)."""
+    return bindparam(None, list(values), type_=TextArray())
+
+
 def one_of(
     column: ColumnElement[Any], values: Collection[Any], dialect: Dialect
 ) -> ColumnElement[bool]:
@@ -165,5 +204,7 @@ def one_of(
     whatever the count, so the statement stays short and the driver's statement cache keeps it
     (an ``IN`` list of hundreds is a new statement for every count, parsed each time)."""
     if dialect.name == "postgresql":
+        if isinstance(column.type, String):
+            return column == any_(text_array(values))
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(values)

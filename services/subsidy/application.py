@@ -233,8 +233,7 @@ class Subsidy:
             now = reads.head(conn).position
             then = reads.position_at(conn, format_instant(since), now)
             keys, more = reads.changed_since(conn, year, then, after=after_key, limit=limit)
-            was = reads.values_at(conn, year, Cut(then, False), keys)
-            is_ = reads.values_at(conn, year, Cut(now, True), keys)
+            was, is_ = reads.values_then_and_now(conn, year, then, keys)
             parts = reads.claim_changes(conn, year, then, keys)
             # A version can end and a new one begin with the same amounts and the same claims
             # (changed and changed back): no revision.

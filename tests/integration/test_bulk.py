@@ -178,3 +178,18 @@ def test_one_of_finds_exactly_the_rows_with_those_values(engine: Engine, wanted:
             select(rows.c.ref).where(one_of(rows.c.ref, refs, engine.dialect))
         ).scalars()
         assert sorted(map(str, found)) == sorted(map(str, refs[:-1]))
+
+
+@pytest.mark.parametrize("wanted", [0, 1, len(NAMES)])
+def test_one_of_strings_finds_them_whatever_their_characters(engine: Engine, wanted: int) -> None:
+    # On PostgreSQL strings go as a binary array: nothing to quote, nothing to escape.
+    given = {"key": NAMES, "body": [b"x"] * len(NAMES)}
+    with Session(engine) as session, session.begin():
+        insert_columns(session, keyed_rows, given)
+    asked = [*NAMES[:wanted], "not there", 'not "there"']
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(keyed_rows.c.key).where(one_of(keyed_rows.c.key, asked, engine.dialect))
+        ).scalars()
+        assert sorted(found) == sorted(NAMES[:wanted])

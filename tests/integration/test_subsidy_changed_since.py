@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from services.common.policy.schedule import PolicySchedule
@@ -69,3 +70,48 @@ def test_key_order_and_position_order_page_through_the_same_changed_keys(
                 in_key_order = pages(reads._changed_in_key_order, conn, year, position, limit)
                 assert by_position == every
                 assert in_key_order == every
+
+
+def test_the_key_order_read_walks_the_primary_key_and_leaves_the_planner_as_it_was() -> None:
+    # With no statistics PostgreSQL guesses a year's versions few, and would read the changed
+    # ones through two other indexes and sort them all, however many there are.
+    with fresh_postgres_database() as url:
+        store = EntryStore(url, PolicySchedule.single(PINGDINGSHAN_2020))
+        try:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(VERSIONS_OF_2020)
+            plans, after = _key_order_plans(store)
+        finally:
+            store.close()
+
+    assert len(plans) == 1
+    assert "subsidy_entitlements_pkey" in plans[0] and "Sort" not in plans[0], plans[0]
+    assert after == "on"
+
+
+# 50,000 entitlements of 2020, one version each, begun at positions 1 to 50,000.
+VERSIONS_OF_2020 = """
+INSERT INTO subsidy_entitlements (year, category, beneficiary, valid_from, valid_to, name,
+    region_code, first_registration_no, claims, turnover, gross_fen, entitlement_fen, capped)
+SELECT 2020, 'absorption', 'B' || lpad(n::text, 6, '0'), n, NULL, 'name', '410402',
+    'R' || n, 1, '100', 10, 10, false
+FROM generate_series(1, 50000) AS n
+"""
+
+
+def _key_order_plans(store: EntryStore) -> tuple[list[str], str]:
+    plans: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("SELECT DISTINCT subsidy_entitlements"):
+            cursor.execute("EXPLAIN " + statement, params)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+
+    with reads.snapshot(store.engine) as conn:
+        event.listen(conn, "before_cursor_execute", explain)
+        try:
+            reads._changed_in_key_order(conn, 2020, 40_000, None, 1000)
+        finally:
+            event.remove(conn, "before_cursor_execute", explain)
+        after = str(conn.exec_driver_sql("SELECT current_setting('enable_sort')").scalar())
+    return plans, after
