@@ -17,6 +17,7 @@ from services.common.policy.engine import evidence
 from services.common.policy.model import ALL_CATEGORIES, Category, Contract
 from services.common.policy.present import PROGRAMME_ZH, REASON_ZH, exclusion_json, rate_text, yuan
 from services.common.policy.schedule import PolicySchedule
+from services.common.runtime import collector_paused
 from services.subsidy import cursors, exports, reads
 from services.subsidy.exports import Export
 from services.subsidy.projection import (
@@ -229,6 +230,20 @@ class Subsidy:
         behind before and after only when ``claims`` is asked for (it was 90 % of the bytes)."""
         self._check_year(year)
         after_key = cursors.decode(cursor) if cursor else None
+        # A page of 1,000 builds some 300,000 objects that die with it, in which the cycle
+        # collector's passes found nothing: at 1M events (in-process, beside 300,000 objects
+        # that live on, as in a server) p50 145 -> 120 ms, max 204 -> 170 over 50 instants.
+        with collector_paused():
+            return self._revisions(year, since, after_key, limit, claims)
+
+    def _revisions(
+        self,
+        year: int,
+        since: datetime,
+        after_key: tuple[str, str] | None,
+        limit: int,
+        claims: bool,
+    ) -> dict[str, Any]:
         with reads.snapshot(self._engine) as conn:
             now = reads.head(conn).position
             then = reads.position_at(conn, format_instant(since), now)
