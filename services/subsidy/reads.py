@@ -513,10 +513,10 @@ def _changed_in_key_order(
 
 
 # Planner settings for a statement that must walk a primary key in order and stop at its
-# LIMIT. With no statistics (autovacuum off) PostgreSQL guesses a
-# year's versions at 430 rows, not 73,716 (2024 at 1 M events), so it reads every version that
-# changed through two other indexes and sorts them: 28-51 ms where the walk takes 7-10. (The
-# claims' statement after it plans well without them, and worse with: 8 against 67 ms.)
+# LIMIT. With no statistics (autovacuum off) PostgreSQL guesses a year's versions at 430 rows,
+# not 73,716 (2024 at 1 M events), so it read every version that changed through two other
+# indexes and sorted them: 22-51 ms where the walk takes 5-10. (The claims' statement after it
+# plans well without them, and worse with: 8 against 67 ms.)
 _ALONG = ("enable_sort", "enable_bitmapscan")
 
 
