@@ -86,14 +86,16 @@ class EntryStore:
         # head until the transaction ends: a Kafka batch of a few entries is a round trip
         # shorter (its transaction is a dozen of them, each a wait on a busy machine).
         h, p = t.head.c, t.pending.c
-        self._lock_head = (
+        self._lock_head = select(h.position, h.hash, h.recorded_at).where(h.id == 1)
+        self._lock_head_and_waiting = (
             select(h.position, h.hash, h.recorded_at, p.position.label("waiting"), p.envelope)
             .select_from(t.head.outerjoin(t.pending, p.position > h.position))
             .where(h.id == 1)
             .order_by(p.position)
         )
         if self.engine.dialect.name == "postgresql":
-            self._lock_head = self._lock_head.with_for_update(of=t.head)
+            self._lock_head = self._lock_head.with_for_update()
+            self._lock_head_and_waiting = self._lock_head_and_waiting.with_for_update(of=t.head)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -175,7 +177,7 @@ class EntryStore:
         """Apply the entries that extend the chain, keep those beyond a hole, and move the head."""
         skipped: Counter[str] = Counter()
         with collector_paused(), self.engine.begin() as conn:
-            current, waiting = self._locked_head(conn)
+            current, waiting = self._locked_head(conn, with_waiting=True)
             candidates = waiting | {
                 e["position"]: e for e in envelopes if e["position"] > current.position
             }
@@ -236,15 +238,21 @@ class EntryStore:
         _count_skipped(rows.skipped)
         return end
 
-    def _locked_head(self, conn: Connection) -> tuple[Head, dict[int, dict[str, Any]]]:
-        """The head, locked until the transaction ends, and the entries waiting beyond it."""
-        rows = conn.execute(self._lock_head).all()
+    def _locked_head(
+        self, conn: Connection, *, with_waiting: bool = False
+    ) -> tuple[Head, dict[int, dict[str, Any]]]:
+        """The head, locked until the transaction ends, and (``with_waiting``) the entries
+        waiting beyond it (a run written apart holds them: they are not read for it)."""
+        lock = self._lock_head_and_waiting if with_waiting else self._lock_head
+        rows = conn.execute(lock).all()
         if not rows:  # a store made before the head's row was made with it
             _start_head(conn)
-            rows = conn.execute(self._lock_head).all()
+            rows = conn.execute(lock).all()
         first = rows[0]
         waiting = {
-            int(row.waiting): orjson.loads(row.envelope) for row in rows if row.waiting is not None
+            int(row.waiting): orjson.loads(row.envelope)
+            for row in rows
+            if with_waiting and row.waiting is not None
         }
         return Head(first.position, first.hash, first.recorded_at), waiting
 
